@@ -1,0 +1,185 @@
+// The validated configuration: what the YAML file says, with defaults applied, deep-frozen.
+// The parser (config/load-config.ts) produces it; the runtime compiles it into route tables and
+// TLS contexts. File paths are absolute (resolved against the config file's directory).
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+
+/** Envoy's forward_client_cert_details modes. */
+export type XfccMode = 'sanitize' | 'forward_only' | 'append_forward' | 'sanitize_set' | 'always_forward_only';
+
+/** Which parts of the client certificate go into our XFCC element (Envoy's set_current_client_cert_details). */
+export interface XfccDetails {
+  readonly subject: boolean;
+  readonly uri: boolean;
+  readonly dns: boolean;
+  readonly cert: boolean;
+  readonly chain: boolean;
+}
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ServerCertificate {
+  /** SNI names this certificate serves (exact or `*.suffix`); empty means the listener's default. */
+  readonly sni: readonly string[];
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface ClientAuth {
+  readonly trustBundle: string;
+  readonly crl?: string;
+}
+
+export interface ListenerTls {
+  readonly certificates: readonly ServerCertificate[];
+  readonly clientAuth: ClientAuth;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** ALPN offered by terminate routes. */
+  readonly alpn: readonly string[];
+}
+
+/** One entry of an allow-list: an exact SPIFFE ID, a trust domain, or an ID path prefix. */
+export type IdentityPattern =
+  | { readonly kind: 'exact'; readonly id: string }
+  | { readonly kind: 'trust_domain'; readonly trustDomain: string }
+  | { readonly kind: 'prefix'; readonly prefix: string };
+
+export interface Authorization {
+  /** Empty: nobody is allowed (default deny). */
+  readonly allow: readonly IdentityPattern[];
+  /** PERMISSIVE listeners only: let plaintext callers (no identity) through this route. */
+  readonly allowPlaintext: boolean;
+}
+
+export interface RouteMatch {
+  /** Host header / SNI to match, exact or `*.suffix`; absent: any. */
+  readonly host?: string;
+  readonly pathPrefix: string;
+  /** Passthrough routes may also require an ALPN protocol offered by the client. */
+  readonly alpn?: string;
+}
+
+export interface TerminateRoute {
+  readonly kind: 'terminate';
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly upstream: string;
+  readonly authorization: Authorization;
+  readonly xfcc: XfccMode;
+  readonly xfccDetails: XfccDetails;
+}
+
+export interface PassthroughRoute {
+  readonly kind: 'passthrough';
+  readonly name: string;
+  /** Match on SNI only (exact or `*.suffix`); `default: true` catches the rest. */
+  readonly sni: readonly string[];
+  readonly default: boolean;
+  readonly alpn?: string;
+  readonly backend: string;
+}
+
+export type Route = TerminateRoute | PassthroughRoute;
+
+export interface Listener {
+  readonly name: string;
+  readonly address: Address;
+  readonly mode: MtlsMode;
+  /** Absent on passthrough-only listeners. */
+  readonly tls?: ListenerTls;
+  readonly routes: readonly Route[];
+  readonly maxConnections: number;
+  readonly timeouts: ListenerTimeouts;
+}
+
+export interface ListenerTimeouts {
+  /** Time allowed to receive a complete ClientHello (or the first plaintext bytes). */
+  readonly helloMs: number;
+  readonly handshakeMs: number;
+  /** Idle connection (keep-alive or relay) timeout. */
+  readonly idleMs: number;
+  readonly requestHeadersMs: number;
+}
+
+export interface UpstreamTls {
+  /** The gateway's client certificate chain and key toward this upstream. */
+  readonly cert: string;
+  readonly key: string;
+  readonly trustBundle: string;
+  readonly crl?: string;
+  /** SNI sent to the upstream; default: the endpoint host when it is a name. */
+  readonly serverName?: string;
+  /** The upstream must present this SPIFFE ID (URI SAN)... */
+  readonly expectId?: string;
+  /** ...or this DNS name. One of the two is required. */
+  readonly expectDns?: string;
+}
+
+export interface UpstreamTimeouts {
+  readonly connectMs: number;
+  readonly headersMs: number;
+  readonly idleMs: number;
+  /** Time between body chunks. */
+  readonly bodyMs: number;
+}
+
+export interface Upstream {
+  readonly name: string;
+  readonly endpoints: readonly Address[];
+  /** Absent: plaintext HTTP to the upstream (allowed, but logged as a warning). */
+  readonly tls?: UpstreamTls;
+  /** Maximum connections per endpoint. */
+  readonly connections: number;
+  readonly timeouts: UpstreamTimeouts;
+}
+
+export type BalancePolicy = 'round_robin' | 'least_connections';
+
+export interface Backend {
+  readonly name: string;
+  readonly endpoints: readonly Address[];
+  readonly balance: BalancePolicy;
+  readonly proxyProtocol?: 'v1' | 'v2';
+  readonly connectTimeoutMs: number;
+}
+
+export type StaleCrlPolicy = 'enforce' | 'reject_all';
+
+/** Certificate lifecycle: reload, revocation and expiry warnings (issue: certificate lifecycle). */
+export interface Lifecycle {
+  /** Watch certificate, key, bundle and CRL files and hot-reload them. */
+  readonly watch: boolean;
+  /** Close established client connections whose certificate a new CRL revokes. */
+  readonly closeRevokedConnections: boolean;
+  /** What to do with a CRL past its nextUpdate: keep enforcing it (warned, counted) or refuse every client. */
+  readonly staleCrl: StaleCrlPolicy;
+  /** Warn when a certificate has less than this fraction of its lifetime left. */
+  readonly expiryWarningFraction: number;
+}
+
+export interface SessionTickets {
+  readonly enabled: boolean;
+  /** Optional 48-byte-per-key file shared by replicas; absent: keys generated by the primary. */
+  readonly keyFile?: string;
+  readonly rotateMs: number;
+}
+
+export interface Admin {
+  readonly address: Address;
+}
+
+export interface GatewayConfig {
+  /** Where the config came from: a file path or `<embedded default>`. */
+  readonly source: string;
+  readonly admin: Admin;
+  readonly listeners: readonly Listener[];
+  readonly upstreams: readonly Upstream[];
+  readonly backends: readonly Backend[];
+  readonly lifecycle: Lifecycle;
+  readonly sessionTickets: SessionTickets;
+  /** Worker processes; 0 means one per core. */
+  readonly workers: number;
+}

@@ -1,0 +1,70 @@
+// Stable reason codes: metric label values, log fields and the `reason` of JSON error bodies.
+// Operators alert and grep on these, so they never change meaning; add new ones at the end.
+
+/** Why a client or upstream certificate was refused. Shared by the gateway and `certs inspect`. */
+export const CERT_REASONS = [
+  'no_cert',
+  'unknown_ca',
+  'expired',
+  'not_yet_valid',
+  'revoked',
+  'bad_usage',
+  'identity_mismatch',
+  'bad_svid',
+  'crl_stale',
+  'handshake_failed',
+] as const;
+export type CertReason = (typeof CERT_REASONS)[number];
+
+/** Why a request was refused after the handshake. */
+export const REQUEST_REASONS = [
+  'not_allowed',
+  'no_identity',
+  'sni_host_mismatch',
+  'no_route',
+  'upstream_identity_mismatch',
+  'upstream_unavailable',
+  'upstream_connect_timeout',
+  'upstream_headers_timeout',
+  'upstream_body_timeout',
+  'upstream_reset',
+  'upstream_tls_failed',
+] as const;
+export type RequestReason = (typeof REQUEST_REASONS)[number];
+
+/**
+ * Maps OpenSSL's verification result (Node's `authorizationError` / `err.code`) to our reason.
+ * Unknown codes map to `handshake_failed` so that a new OpenSSL code is never mislabelled.
+ */
+export function certReasonFromOpenssl(code: string | null | undefined): CertReason {
+  switch (code) {
+    case undefined:
+    case null:
+    case 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE':
+      return 'no_cert';
+    case 'CERT_HAS_EXPIRED':
+      return 'expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'not_yet_valid';
+    case 'CERT_REVOKED':
+      return 'revoked';
+    case 'INVALID_PURPOSE':
+    case 'INVALID_CA':
+    case 'KEYUSAGE_NO_CERTSIGN':
+      return 'bad_usage';
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+    case 'CERT_CHAIN_TOO_LONG':
+      return 'unknown_ca';
+    case 'CRL_HAS_EXPIRED':
+      return 'crl_stale';
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return 'identity_mismatch';
+    default:
+      return 'handshake_failed';
+  }
+}
