@@ -29,6 +29,7 @@ export const REQUEST_REASONS = [
   'upstream_body_timeout',
   'upstream_reset',
   'upstream_tls_failed',
+  'bad_path',
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

@@ -1,0 +1,120 @@
+// Assembles a running gateway from a validated config: upstream clusters, terminate listeners
+// (bare, or behind the front door when a listener mixes in passthrough or is PERMISSIVE), and the
+// admin server. Start-up is all or nothing: on any failure everything started is closed again.
+import { createHash, randomBytes } from 'node:crypto';
+import type { GatewayConfig, Listener, TerminateRoute } from '../config/types.js';
+import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
+import { IdentityCache } from '../identity/peer-identity.js';
+import { log } from '../log.js';
+import { upstreamConnects, upstreamPool } from '../metrics/proxy-metrics.js';
+import { CompiledRoute } from '../terminate/compiled-route.js';
+import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
+import { TerminateListener } from '../terminate/terminate-listener.js';
+import { TerminateRouter } from '../terminate/terminate-router.js';
+import { UpstreamCluster } from '../upstream/upstream-cluster.js';
+import { buildUpstreamTlsState } from '../upstream/upstream-tls-state.js';
+import { readListenerTlsFiles, readUpstreamTlsFiles } from './read-tls-files.js';
+
+export interface GatewayOptions {
+  /** Session ticket keys shared by all workers (from the primary); default: fresh random keys. */
+  ticketKeys?: Buffer;
+  /** Start the admin server (workers other than the first may skip it). Default true. */
+  admin?: boolean;
+}
+
+export interface RunningListener {
+  readonly config: Listener;
+  readonly terminate: TerminateListener | undefined;
+  address(): { host: string; port: number };
+}
+
+export interface RunningGateway {
+  readonly config: GatewayConfig;
+  readonly listeners: ReadonlyMap<string, RunningListener>;
+  readonly clusters: ReadonlyMap<string, UpstreamCluster>;
+  readonly identities: IdentityCache;
+  readonly admin: AdminServer | undefined;
+  close(): Promise<void>;
+}
+
+export function tlsTuning(config: GatewayConfig, listener: Listener, ticketKeys: Buffer | undefined): TlsTuning {
+  return {
+    ticketKeys: config.sessionTickets.enabled ? ticketKeys : undefined,
+    // Same in every worker and replica of this listener, so sessions resume on any of them.
+    sessionIdContext: createHash('sha256').update(`gatehouse:${listener.name}`).digest('hex').slice(0, 32),
+    sessionTimeoutSec: 300,
+  };
+}
+
+export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const ticketKeys = options.ticketKeys ?? randomBytes(48);
+  const identities = new IdentityCache();
+  const clusters = new Map<string, UpstreamCluster>();
+  const listeners = new Map<string, RunningListener>();
+  let admin: AdminServer | undefined;
+
+  const close = async () => {
+    admin?.setReady(false);
+    await Promise.all([...listeners.values()].map((l) => l.terminate?.close()));
+    await Promise.all([...clusters.values()].map((c) => c.close()));
+    await admin?.close();
+  };
+
+  try {
+    config.upstreams.forEach((upstream, i) => {
+      const tls = upstream.tls;
+      const tlsState = tls
+        ? named(`upstreams[${i}].tls`, () => buildUpstreamTlsState(tls, readUpstreamTlsFiles(`upstreams[${i}].tls`, tls), upstream.endpoints[0]!.host))
+        : undefined;
+      if (!upstream.tls) log.warn('upstream_plaintext', { upstream: upstream.name, note: 'traffic to this upstream is not encrypted' });
+      clusters.set(
+        upstream.name,
+        new UpstreamCluster(upstream, tlsState, {
+          onConnected: (name, resumed) => upstreamConnects.labels(name, String(resumed)).inc(),
+        }),
+      );
+    });
+
+    for (const [i, listener] of config.listeners.entries()) {
+      const terminateRoutes = listener.routes.filter((r): r is TerminateRoute => r.kind === 'terminate');
+      if (listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE') {
+        throw new Error(`listeners[${i}]: passthrough routes and PERMISSIVE mode need the front door, which is not wired yet`);
+      }
+      if (!listener.tls) throw new Error(`listeners[${i}].tls: a terminate listener needs tls`);
+      const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
+      const tls = named(`listeners[${i}].tls`, () => buildServerTlsState(listener.tls!, files, tlsTuning(config, listener, ticketKeys)));
+      const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!));
+      const terminate = new TerminateListener({ listener, tls, router: new TerminateRouter(routes), identities });
+      await terminate.listen();
+      listeners.set(listener.name, { config: listener, terminate, address: () => terminate.address()! });
+    }
+
+    if (options.admin !== false) {
+      admin = await startAdminServer(config.admin.address, () => {
+        for (const cluster of clusters.values()) {
+          const s = cluster.stats();
+          upstreamPool.labels(cluster.name, 'connected').set(s.connected);
+          upstreamPool.labels(cluster.name, 'free').set(s.free);
+          upstreamPool.labels(cluster.name, 'pending').set(s.pending);
+          upstreamPool.labels(cluster.name, 'running').set(s.running);
+        }
+      });
+      admin.setReady(true);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+
+  return { config, listeners, clusters, identities, admin, close };
+}
+
+/** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */
+function named<T>(field: string, build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith(field)) throw err;
+    throw new Error(`${field}: ${(err as Error).message}`);
+  }
+}

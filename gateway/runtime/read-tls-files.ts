@@ -1,0 +1,47 @@
+// Reads the PEM files a config names, with errors that name the config field and the file.
+import fs from 'node:fs';
+import type { ListenerTls, UpstreamTls } from '../config/types.js';
+import type { ServerTlsFiles } from '../terminate/server-tls-state.js';
+import type { UpstreamTlsFiles } from '../upstream/upstream-tls-state.js';
+
+export class ConfigFileError extends Error {
+  constructor(
+    readonly field: string,
+    readonly file: string,
+    problem: string,
+  ) {
+    super(`${field}: ${file}: ${problem}`);
+  }
+}
+
+function readPem(field: string, file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigFileError(field, file, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message);
+  }
+  if (!text.includes('-----BEGIN ')) throw new ConfigFileError(field, file, 'not a PEM file');
+  return text;
+}
+
+export function readListenerTlsFiles(prefix: string, tls: ListenerTls): ServerTlsFiles {
+  return {
+    certificates: tls.certificates.map((c, i) => ({
+      sni: c.sni,
+      certPem: readPem(`${prefix}.certificates[${i}].cert`, c.cert),
+      keyPem: readPem(`${prefix}.certificates[${i}].key`, c.key),
+    })),
+    trustBundlePem: readPem(`${prefix}.client_auth.trust_bundle`, tls.clientAuth.trustBundle),
+    crlPem: tls.clientAuth.crl === undefined ? undefined : readPem(`${prefix}.client_auth.crl`, tls.clientAuth.crl),
+  };
+}
+
+export function readUpstreamTlsFiles(prefix: string, tls: UpstreamTls): UpstreamTlsFiles {
+  return {
+    certPem: readPem(`${prefix}.cert`, tls.cert),
+    keyPem: readPem(`${prefix}.key`, tls.key),
+    trustBundlePem: readPem(`${prefix}.trust_bundle`, tls.trustBundle),
+    crlPem: tls.crl === undefined ? undefined : readPem(`${prefix}.crl`, tls.crl),
+  };
+}

@@ -1,0 +1,93 @@
+// One request's trip to the upstream and back, as an undici dispatch handler: response head
+// written once from undici's raw headers (no parsing into objects), body streamed with
+// backpressure both ways, and a failure before the response head becomes a JSON 502/504.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
+
+/** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+
+export interface ExchangeEvents {
+  /** Response head received: the status that will be counted, and the upstream latency. */
+  onResponse(status: number, upstreamSeconds: number): void;
+  /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
+  onFailure(failure: UpstreamFailure, err: Error): boolean;
+}
+
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #headersSent = false;
+  #done = false;
+  readonly #started = performance.now();
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly events: ExchangeEvents,
+    private readonly answerFailure: (failure: UpstreamFailure, err: Error) => void,
+  ) {}
+
+  /** Called once, after dispatch: a client that goes away aborts the upstream request. */
+  watchClient(): void {
+    this.res.once('close', () => {
+      if (!this.#done) {
+        this.#done = true;
+        this.#abort?.(new Error('client closed the connection'));
+      }
+    });
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#done) abort(new Error('client closed the connection'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx: Node's server sends its own 100-continue
+    const headers: string[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
+    }
+    this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000);
+    this.#headersSent = true;
+    this.#resume = resume;
+    this.res.writeHead(statusCode, statusText, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const flowing = this.res.write(chunk);
+    if (!flowing) this.res.once('drain', this.#onDrain);
+    return flowing;
+  }
+
+  readonly #onDrain = (): void => {
+    this.#resume?.();
+  };
+
+  onComplete(_trailers: string[] | null): void {
+    this.#done = true;
+    this.res.end();
+  }
+
+  onError(err: Error): void {
+    if (this.#done && !this.#headersSent) return; // the client left first; nothing to answer
+    this.#done = true;
+    if (this.#headersSent) {
+      // Mid-body failure: the only honest signal left is to cut the client connection.
+      this.res.destroy(err);
+      return;
+    }
+    const failure = classifyUpstreamError(err);
+    if (this.events.onFailure(failure, err)) return;
+    this.answerFailure(failure, err);
+  }
+
+  get request(): IncomingMessage {
+    return this.req;
+  }
+}

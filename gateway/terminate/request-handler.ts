@@ -1,0 +1,114 @@
+// The request path of a terminate listener, as a short sequence of named steps over the
+// connection's context: check Host against SNI, pick the route, authorize the caller, build the
+// upstream head, dispatch (failing over to the next endpoint when a connection cannot be made).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { log } from '../log.js';
+import { httpRefusals, httpRequests } from '../metrics/proxy-metrics.js';
+import type { UpstreamFailure } from '../upstream/upstream-errors.js';
+import type { CompiledRoute } from './compiled-route.js';
+import { connectionContext, type ConnectionContext } from './connection-context.js';
+import { sendError } from './error-response.js';
+import { normalizeHost } from './host-pattern.js';
+import { ProxyExchange } from './proxy-exchange.js';
+import type { TerminateRouter } from './terminate-router.js';
+import { upstreamRequestHead } from './upstream-request-headers.js';
+
+/** A dot-segment ("/../", "/./") or an encoded '.', '/' or '\' could make the upstream see a different path than we routed. */
+const AMBIGUOUS_PATH = /\/\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i;
+
+export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
+  const refuse = (res: ServerResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
+    httpRefusals.labels(listener, '-', reason).inc();
+    httpRequests.labels(listener, '-', String(status)).inc();
+    sendError(res, status, reason, message, extra);
+  };
+
+  return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    const conn = connectionContext(req.socket);
+    const url = req.url ?? '';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path[0] !== '/' || AMBIGUOUS_PATH.test(path)) {
+      return refuse(res, 400, 'bad_path', 'request path must be origin-form without dot-segments or encoded separators');
+    }
+
+    // 1. Host must agree with SNI: a client certificate policy is chosen by SNI, so no fronting past it.
+    const host = normalizeHost(req.headers.host ?? '');
+    if (conn.sni !== undefined && host !== conn.sni) {
+      return refuse(res, 421, 'sni_host_mismatch', `Host '${host}' does not match the TLS server name '${conn.sni}'`);
+    }
+
+    // 2. Route.
+    const route = router().match(host, path);
+    if (!route) return refuse(res, 404, 'no_route', `no route for ${host}${path}`);
+
+    // 3. Authorize (default deny).
+    const decision = route.policy.check(conn.identity);
+    if (!decision.allowed) {
+      route.countRefusal(decision.reason);
+      route.countStatus(403);
+      log.info('request_denied', { listener, route: route.config.name, reason: decision.reason, identity: conn.identity?.spiffeId ?? null, path });
+      return sendError(res, 403, decision.reason, 'caller is not allowed on this route', {
+        route: route.config.name,
+        identity: conn.identity?.spiffeId ?? null,
+      });
+    }
+
+    // 4. Upstream head, then dispatch.
+    const head = upstreamRequestHead(req, conn, route.config);
+    dispatch(req, res, route, conn, url, head.headers, head.hasBody, 1);
+  };
+}
+
+function dispatch(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: CompiledRoute,
+  conn: ConnectionContext,
+  url: string,
+  headers: string[],
+  hasBody: boolean,
+  attempt: number,
+): void {
+  const cluster = route.cluster;
+  const exchange = new ProxyExchange(
+    req,
+    res,
+    {
+      onResponse: (status, seconds) => {
+        route.countStatus(status);
+        route.latency.observe(seconds);
+      },
+      onFailure: (failure: UpstreamFailure, err: Error) => {
+        // Fail over only when nothing reached the upstream and the body was not consumed.
+        const retry = failure.beforeRequestSent && !hasBody && attempt < cluster.poolCount && !res.destroyed;
+        log.warn('upstream_failed', {
+          route: route.config.name,
+          upstream: cluster.name,
+          reason: failure.reason,
+          error: err.message,
+          attempt,
+          retry,
+          identity: conn.identity?.spiffeId ?? null,
+        });
+        if (retry) dispatch(req, res, route, conn, url, headers, hasBody, attempt + 1);
+        return retry;
+      },
+    },
+    (failure) => {
+      route.countRefusal(failure.reason);
+      route.countStatus(failure.status);
+      sendError(res, failure.status, failure.reason, `upstream '${cluster.name}' failed: ${failure.reason}`, { route: route.config.name });
+    },
+  );
+  cluster.pick().dispatch(
+    {
+      path: url,
+      method: req.method as 'GET',
+      headers,
+      body: hasBody ? req : null,
+    },
+    exchange,
+  );
+  exchange.watchClient();
+}

@@ -1,0 +1,108 @@
+// The TLS side of a terminate listener as one immutable value: a secure context per certificate
+// (each carrying the client trust bundle, CRL, ticket keys and session id context, because OpenSSL
+// verifies against the context SNI selected), the SNI lookup (exact, then wildcard, then default),
+// and each certificate's own URI SAN (XFCC `By`). A reload builds a new one and swaps it in.
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import type { ListenerTls } from '../config/types.js';
+import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
+
+export interface ServerCertificateFiles {
+  sni: readonly string[];
+  certPem: string;
+  keyPem: string;
+}
+
+export interface ServerTlsFiles {
+  certificates: readonly ServerCertificateFiles[];
+  trustBundlePem: string;
+  crlPem?: string;
+}
+
+export interface ServedCertificate {
+  readonly context: tls.SecureContext;
+  /** The certificate's URI SAN, if any: XFCC `By`. */
+  readonly uri: string | undefined;
+  readonly leaf: X509Certificate;
+}
+
+export interface ServerTlsState {
+  readonly served: readonly ServedCertificate[];
+  readonly defaultCert: ServedCertificate;
+  /** Options for tls.Server#setSecureContext: the default certificate when there is no SNI. */
+  readonly defaultOptions: tls.SecureContextOptions;
+  select(servername: string): ServedCertificate;
+  readonly trustBundlePem: string;
+  readonly crlPem: string | undefined;
+}
+
+export interface TlsTuning {
+  /** 48 bytes (or a multiple) shared by all workers; undefined disables tickets. */
+  ticketKeys?: Buffer;
+  /** Same value in every worker and replica, so sessions resume anywhere. */
+  sessionIdContext: string;
+  sessionTimeoutSec: number;
+}
+
+export function buildServerTlsState(config: ListenerTls, files: ServerTlsFiles, tuning: TlsTuning): ServerTlsState {
+  const exact = new Map<string, ServedCertificate>();
+  const wildcard = new Map<string, ServedCertificate>();
+  const served: ServedCertificate[] = [];
+  let defaultCert: ServedCertificate | undefined;
+  let defaultOptions: tls.SecureContextOptions | undefined;
+  for (const file of files.certificates) {
+    const options = optionsOf(file, files, config, tuning);
+    const leaf = new X509Certificate(file.certPem);
+    const cert: ServedCertificate = {
+      context: tls.createSecureContext(options),
+      uri: parseSubjectAltNames(leaf.subjectAltName).uris[0],
+      leaf,
+    };
+    served.push(cert);
+    if (file.sni.length === 0) {
+      defaultCert = cert;
+      defaultOptions = options;
+    }
+    for (const name of file.sni) {
+      const lower = name.toLowerCase();
+      if (lower.startsWith('*.')) wildcard.set(lower.slice(1), cert);
+      else exact.set(lower, cert);
+    }
+  }
+  // Without an explicit default, the first certificate serves clients that send no (or unknown) SNI.
+  defaultCert ??= served[0];
+  if (!defaultCert) throw new Error('listener has no server certificate');
+  defaultOptions ??= optionsOf(files.certificates[0]!, files, config, tuning);
+  const fallback = defaultCert;
+  return {
+    served,
+    defaultCert,
+    defaultOptions,
+    trustBundlePem: files.trustBundlePem,
+    crlPem: files.crlPem,
+    select(servername: string): ServedCertificate {
+      const name = servername.toLowerCase();
+      const hit = exact.get(name);
+      if (hit) return hit;
+      const dot = name.indexOf('.');
+      if (dot > 0) {
+        const wild = wildcard.get(name.slice(dot));
+        if (wild) return wild;
+      }
+      return fallback;
+    },
+  };
+}
+
+function optionsOf(file: ServerCertificateFiles, files: ServerTlsFiles, config: ListenerTls, tuning: TlsTuning): tls.SecureContextOptions {
+  return {
+    cert: file.certPem,
+    key: file.keyPem,
+    ca: files.trustBundlePem,
+    crl: files.crlPem,
+    minVersion: config.minVersion,
+    sessionIdContext: tuning.sessionIdContext,
+    sessionTimeout: tuning.sessionTimeoutSec,
+    ...(tuning.ticketKeys ? { ticketKeys: tuning.ticketKeys } : {}),
+  };
+}

@@ -1,0 +1,138 @@
+// A terminate listener: node:tls with client certificates required and verified by OpenSSL
+// (STRICT), per-SNI certificates, and the request handler. It can listen on its own address or
+// take sockets handed over by the front door (passthrough/mixed/PERMISSIVE listeners). Its TLS
+// state and routes are swapped by reference on reload; established connections keep theirs.
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Listener } from '../config/types.js';
+import { IdentityCache } from '../identity/peer-identity.js';
+import { log } from '../log.js';
+import { handshakeCounter } from '../metrics/tls-metrics.js';
+import type { CompiledRoute } from './compiled-route.js';
+import { setConnectionContext } from './connection-context.js';
+import { handshakeFailureReason } from './handshake-failure.js';
+import { createRequestHandler } from './request-handler.js';
+import type { ServerTlsState } from './server-tls-state.js';
+import type { TerminateRouter } from './terminate-router.js';
+
+export interface TerminateListenerOptions {
+  listener: Listener;
+  tls: ServerTlsState;
+  router: TerminateRouter<CompiledRoute>;
+  identities: IdentityCache;
+}
+
+export class TerminateListener {
+  readonly server: https.Server;
+  /** Serves plaintext HTTP handed over by the front door on PERMISSIVE listeners. */
+  readonly plaintext: http.Server;
+  #tls: ServerTlsState;
+  #router: TerminateRouter<CompiledRoute>;
+  /** Live client connections, so a revocation can close the ones using a revoked certificate. */
+  readonly connections = new Set<TLSSocket>();
+
+  constructor(private readonly options: TerminateListenerOptions) {
+    const { listener } = options;
+    this.#tls = options.tls;
+    this.#router = options.router;
+    const handler = createRequestHandler(listener.name, () => this.#router);
+    const handshakes = handshakeCounter(listener.name);
+    const timeouts = listener.timeouts;
+    this.server = https.createServer(
+      {
+        ...this.#tls.defaultOptions,
+        requestCert: true,
+        rejectUnauthorized: true,
+        SNICallback: (servername, callback) => callback(null, this.#tls.select(servername).context),
+        handshakeTimeout: timeouts.handshakeMs,
+        ALPNProtocols: listener.tls?.alpn as string[] | undefined,
+        keepAliveTimeout: timeouts.idleMs,
+        headersTimeout: timeouts.requestHeadersMs,
+        requestTimeout: 0, // bodies may stream for long; the idle timeout bounds silence
+        noDelay: true,
+      },
+      handler,
+    );
+    this.server.maxConnections = listener.maxConnections;
+    this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+      const cert = socket.getPeerX509Certificate();
+      if (!cert) {
+        handshakes.rejected('no_cert');
+        socket.destroy();
+        return;
+      }
+      const identity = options.identities.get(cert);
+      if (identity.svidProblem !== undefined) {
+        handshakes.rejected('bad_svid');
+        log.warn('handshake_rejected', { listener: listener.name, reason: 'bad_svid', detail: identity.svidProblem, subject: identity.subject, remote: socket.remoteAddress });
+        socket.destroy();
+        return;
+      }
+      handshakes.accepted();
+      const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
+      const served = sni === undefined ? this.#tls.defaultCert : this.#tls.select(sni);
+      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    });
+    this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      const reason = handshakeFailureReason(err, socket);
+      handshakes.rejected(reason);
+      log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
+    });
+    this.plaintext = http.createServer({ keepAliveTimeout: timeouts.idleMs, headersTimeout: timeouts.requestHeadersMs, requestTimeout: 0, noDelay: true }, handler);
+  }
+
+  get tlsState(): ServerTlsState {
+    return this.#tls;
+  }
+
+  /** A complete new TLS state (rotation): new handshakes use it, established connections keep theirs. */
+  replaceTls(state: ServerTlsState): void {
+    this.server.setSecureContext({ ...state.defaultOptions });
+    this.#tls = state;
+  }
+
+  replaceRouter(router: TerminateRouter<CompiledRoute>): void {
+    this.#router = router;
+  }
+
+  /** Bare listener: bind the TLS server itself to the listener's address. */
+  listen(): Promise<void> {
+    const { host, port } = this.options.listener.address;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port, backlog: 4096 }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Front door handoff of a socket whose peeked bytes were unshifted back. */
+  acceptTls(socket: Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  acceptPlaintext(socket: Socket): void {
+    this.plaintext.emit('connection', socket);
+  }
+
+  address(): { host: string; port: number } | undefined {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /** Stops accepting and closes every connection (in-flight requests are cut). */
+  async close(): Promise<void> {
+    const closed = [this.server, this.plaintext].map(
+      (server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+    );
+    this.server.closeAllConnections();
+    this.plaintext.closeAllConnections();
+    for (const socket of this.connections) socket.destroy();
+    await Promise.all(closed);
+  }
+}

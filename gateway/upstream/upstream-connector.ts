@@ -1,0 +1,79 @@
+// The undici connector for one upstream endpoint: opens TCP (+ mTLS with our client certificate),
+// verifies the upstream's chain and identity before undici writes a single request byte, and
+// resumes TLS sessions from a cache keyed by endpoint, server name and our identity.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { buildConnector } from 'undici';
+import type { Address } from '../config/types.js';
+import { TlsSessionCache } from './tls-session-cache.js';
+import type { UpstreamTlsState } from './upstream-tls-state.js';
+
+export class UpstreamConnectTimeoutError extends Error {
+  readonly code = 'GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT';
+}
+
+export interface ConnectorOptions {
+  endpoint: Address;
+  /** Read at every connect, so a reload takes effect for new connections only. */
+  tlsState: () => UpstreamTlsState | undefined;
+  sessions: TlsSessionCache;
+  connectTimeoutMs: number;
+  /** Counts new connections and resumed sessions (for metrics and tests). */
+  onConnected?: (resumed: boolean) => void;
+}
+
+export function createUpstreamConnector(opts: ConnectorOptions): buildConnector.connector {
+  const { endpoint, sessions, connectTimeoutMs } = opts;
+  return (_undiciOptions, callback): void => {
+    const state = opts.tlsState();
+    let socket: net.Socket;
+    let sessionKey: string | undefined;
+    if (state) {
+      sessionKey = TlsSessionCache.key(endpoint.host, endpoint.port, `${state.servername ?? ''}|${state.expected}`, state.clientCertFingerprint);
+      const tlsSocket = tls.connect({
+        host: endpoint.host,
+        port: endpoint.port,
+        servername: state.servername,
+        secureContext: state.secureContext,
+        rejectUnauthorized: true,
+        checkServerIdentity: state.checkIdentity,
+        session: sessions.get(sessionKey),
+        ALPNProtocols: ['http/1.1'],
+      });
+      const key = sessionKey;
+      tlsSocket.on('session', (session: Buffer) => sessions.set(key, session));
+      socket = tlsSocket;
+    } else {
+      socket = net.connect({ host: endpoint.host, port: endpoint.port });
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (!settled) socket.destroy(new UpstreamConnectTimeoutError(`connect to ${endpoint.host}:${endpoint.port} timed out after ${connectTimeoutMs}ms`));
+    }, connectTimeoutMs);
+    timer.unref();
+
+    const onReady = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener('error', onError);
+      const resumed = socket instanceof tls.TLSSocket && socket.isSessionReused();
+      opts.onConnected?.(resumed);
+      callback(null, socket);
+    };
+    const onError = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      // A session the upstream no longer accepts must not be offered again.
+      if (sessionKey) sessions.delete(sessionKey);
+      callback(err, null);
+    };
+    socket.once(state ? 'secureConnect' : 'connect', onReady);
+    socket.once('error', onError);
+
+  };
+}

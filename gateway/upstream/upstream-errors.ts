@@ -1,0 +1,49 @@
+// What an upstream failure means for the client: a status and a stable reason. The error is the
+// upstream's fault (502/504), never a client error, and says whether retrying elsewhere is safe
+// (only when nothing was sent: the connection never came up).
+import type { RequestReason } from '../reasons.js';
+
+export interface UpstreamFailure {
+  readonly status: 502 | 504;
+  readonly reason: RequestReason;
+  /** True when no request byte can have reached the upstream. */
+  readonly beforeRequestSent: boolean;
+}
+
+const TLS_VERIFY_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'INVALID_PURPOSE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'GATEHOUSE_UPSTREAM_IDENTITY_MISMATCH':
+      return { status: 502, reason: 'upstream_identity_mismatch', beforeRequestSent: true };
+    case 'GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return { status: 504, reason: 'upstream_connect_timeout', beforeRequestSent: true };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return { status: 504, reason: 'upstream_headers_timeout', beforeRequestSent: false };
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { status: 504, reason: 'upstream_body_timeout', beforeRequestSent: false };
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+      return { status: 502, reason: 'upstream_unavailable', beforeRequestSent: true };
+  }
+  if (typeof code === 'string' && (TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_'))) {
+    return { status: 502, reason: 'upstream_tls_failed', beforeRequestSent: true };
+  }
+  return { status: 502, reason: 'upstream_reset', beforeRequestSent: false };
+}

@@ -1,0 +1,64 @@
+// Everything a new upstream connection needs to speak mTLS, built once (and again on reload):
+// the secure context with our client certificate and the upstream trust bundle, the expected
+// upstream identity, and the fingerprint that keys the session cache.
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import type { UpstreamTls } from '../config/types.js';
+import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
+
+export interface UpstreamTlsFiles {
+  certPem: string;
+  keyPem: string;
+  trustBundlePem: string;
+  crlPem?: string;
+}
+
+export class UpstreamIdentityMismatchError extends Error {
+  readonly code = 'GATEHOUSE_UPSTREAM_IDENTITY_MISMATCH';
+  constructor(expected: string, presented: string) {
+    super(`upstream presented ${presented || 'no identity'}, expected ${expected}`);
+  }
+}
+
+export interface UpstreamTlsState {
+  readonly secureContext: tls.SecureContext;
+  readonly servername: string | undefined;
+  readonly clientCertFingerprint: string;
+  /** Returns an error when the upstream's (chain-verified) certificate is not the one we expect. */
+  readonly checkIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+  readonly expected: string;
+}
+
+export function buildUpstreamTlsState(config: UpstreamTls, files: UpstreamTlsFiles, endpointHost: string): UpstreamTlsState {
+  const secureContext = tls.createSecureContext({
+    cert: files.certPem,
+    key: files.keyPem,
+    ca: files.trustBundlePem,
+    crl: files.crlPem,
+    minVersion: 'TLSv1.2',
+  });
+  const leaf = new X509Certificate(files.certPem);
+  const isIp = /^[\d.]+$|:/.test(endpointHost);
+  const servername = config.serverName ?? config.expectDns ?? (isIp ? undefined : endpointHost);
+  const expectId = config.expectId;
+  const expectDns = config.expectDns;
+  const checkIdentity = (_host: string, cert: tls.PeerCertificate): Error | undefined => {
+    if (expectId !== undefined) {
+      const { uris } = parseSubjectAltNames(cert.subjectaltname);
+      if (uris.length === 1 && uris[0] === expectId) return undefined;
+      return new UpstreamIdentityMismatchError(expectId, uris.join(', '));
+    }
+    if (expectDns !== undefined) {
+      const err = tls.checkServerIdentity(expectDns, cert);
+      return err ? new UpstreamIdentityMismatchError(expectDns, cert.subjectaltname ?? '') : undefined;
+    }
+    return undefined;
+  };
+  return {
+    secureContext,
+    servername,
+    clientCertFingerprint: leaf.fingerprint256,
+    checkIdentity,
+    expected: expectId ?? expectDns ?? '',
+  };
+}
