@@ -216,6 +216,8 @@ export async function issueLeaf(ca: CertificateAuthority, opts: LeafOptions): Pr
 export interface RevokedEntry {
   serialNumber: string;
   revocationDate: Date;
+  /** CRL entry reasonCode; omitted when not given (RFC 5280: better than `unspecified`). */
+  reason?: x509.X509CrlReason;
 }
 
 export interface CrlOptions {
@@ -237,7 +239,7 @@ export async function createCrl(ca: CertificateAuthority, revoked: RevokedEntry[
     signingAlgorithm: EC_SIGN,
     signingKey: ca.key,
     extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.cert), crlNumberExtension(opts.crlNumber ?? Math.floor(Date.now() / 1000))],
-    entries: revoked.map((r) => ({ serialNumber: r.serialNumber, revocationDate: r.revocationDate })),
+    entries: revoked.map((r) => ({ serialNumber: r.serialNumber, revocationDate: r.revocationDate, reason: r.reason })),
   });
   // OpenSSL only reads the RFC 7468 label, "X509 CRL".
   return x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n';
