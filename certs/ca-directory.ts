@@ -89,8 +89,9 @@ export async function withCaLock<T>(dir: string, fn: () => Promise<T>): Promise<
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
       const pid = Number(fs.readFileSync(lock, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) {
-        throw new CommandFailure(`the CA in ${dir} is in use by another process (pid ${pid}, ${lock})`);
+      // An empty lock is one being written right now, not a stale one.
+      if (!Number.isInteger(pid) || pid <= 0 || processAlive(pid)) {
+        throw new CommandFailure(`the CA in ${dir} is in use by another process (pid ${pid || '?'}; remove ${lock} if it is not)`);
       }
       fs.rmSync(lock, { force: true });
     }

@@ -156,7 +156,8 @@ function parseCert(pem: string, role: CertificateSummary['role'], where: string)
   const ku = asn.getExtension(x509.KeyUsagesExtension);
   const eku = asn.getExtension(x509.ExtendedKeyUsageExtension);
   const sans = parseSubjectAltNames(node.subjectAltName);
-  const effectiveRole = role === 'intermediate' && selfSigned ? 'root' : role;
+  // The file position says what a certificate should be; self-signing says what it is.
+  const effectiveRole = role === 'intermediate' && selfSigned ? 'root' : role === 'trust anchor' && !selfSigned ? 'intermediate' : role;
   const summary: CertificateSummary = {
     role: effectiveRole,
     subject: asn.subject,
@@ -209,24 +210,33 @@ function parseCrls(pem: string): x509.X509Crl[] {
 }
 
 interface PathResult {
-  /** From the leaf up, through certificates of the chain file whose signatures verify. */
+  /** From the leaf up, each certificate signed by the next; ends at a root when one was reached. */
   readonly path: Cert[];
+  /** The self-signed root of the bundle the path ends at, when it does (then the last of `path`). */
   readonly anchor: Cert | undefined;
 }
 
-/** Follows verified signatures from the leaf through the chain file until a bundle CA signed one. */
-function buildPath(chain: readonly Cert[], anchors: readonly Cert[]): PathResult {
+/**
+ * Builds the path as OpenSSL does: each issuer is taken from the bundle first, then from the
+ * chain file, by name, key identifier and a verified signature, until a self-signed certificate.
+ * The chain is trusted only if that root is in the bundle: Node does not accept a path that stops
+ * at a bundled intermediate (no partial chains).
+ */
+function buildPath(chain: readonly Cert[], bundle: readonly Cert[]): PathResult {
   const path = [chain[0]!];
-  const used = new Set([0]);
-  // Each step consumes one certificate of the file, so this ends within chain.length steps.
+  const used = new Set(path);
+  const candidates = [...bundle, ...chain];
+  // Each step uses up one candidate, so this ends within candidates.length steps.
   for (;;) {
     const current = path[path.length - 1]!;
-    const anchor = anchors.find((a) => signed(current.node, a.node));
-    if (anchor) return { path, anchor };
-    const next = chain.findIndex((c, i) => !used.has(i) && signed(current.node, c.node));
-    if (next === -1) return { path, anchor: undefined };
+    if (current.summary.selfSigned) {
+      const anchor = bundle.find((b) => b.summary.sha256 === current.summary.sha256);
+      return { path, anchor };
+    }
+    const next = candidates.find((c) => !used.has(c) && signed(current.node, c.node));
+    if (!next) return { path, anchor: undefined };
     used.add(next);
-    path.push(chain[next]!);
+    path.push(next);
   }
 }
 
@@ -384,12 +394,11 @@ export async function inspectCertificate(input: InspectInput): Promise<Certifica
     trust = { status: 'untrusted' };
     findings.push({ reason: 'unknown_ca', explanation: explainUntrusted(path[path.length - 1]!, chain, anchors) });
   }
-  const unused = chain.filter((c) => !path.includes(c));
+  const unused = chain.filter((c) => !path.some((p) => p.summary.sha256 === c.summary.sha256));
   if (anchor && unused.length > 0) notes.push(`not part of the verified path: ${unused.map((c) => c.label).join(', ')}`);
-  const linked = anchor ? [...path, anchor] : path;
 
   // 2. Key usages: every CA on the path must be one; the leaf must fit the side it is used on.
-  for (const ca of linked.slice(1)) {
+  for (const ca of path.slice(1)) {
     const problem = checkCaUsage(ca);
     if (problem) findings.push({ reason: 'bad_usage', explanation: problem });
   }
@@ -397,15 +406,18 @@ export async function inspectCertificate(input: InspectInput): Promise<Certifica
   if (leafUsage) findings.push({ reason: 'bad_usage', explanation: leafUsage });
 
   // 3. Revocation of every certificate below the anchor, by its issuer's CRL.
-  if (crls) {
-    const below = anchor ? path : path.filter((c) => !c.summary.selfSigned);
-    await checkRevocation(below, (i) => path[i + 1] ?? anchor, crls, now, findings, notes);
+  if (crls && anchors && !anchor) {
+    notes.push('revocation was not checked: the chain does not reach a trusted root, so no CRL can be verified');
+  } else if (crls) {
+    // A self-signed root is not looked up: a CRL it signs about itself would prove nothing.
+    const below = path.filter((c) => !c.summary.selfSigned);
+    await checkRevocation(below, (i) => path[i + 1], crls, now, findings, notes);
   } else {
     notes.push('no CRL given: revocation was not checked (--crl FILE)');
   }
 
   // 4. Validity periods: of the verified path, or of everything given when there is none.
-  for (const cert of anchor ? linked : chain) {
+  for (const cert of anchor ? path : chain) {
     const finding = checkValidity(cert, now);
     if (finding) findings.push(finding);
   }

@@ -163,6 +163,20 @@ describe('certs issue', () => {
   });
 });
 
+describe('the CA lock', () => {
+  it('refuses to change a CA another live process holds, and takes over a lock its dead owner left', async () => {
+    await ok('init', '--dir', ca, '--trust-domain', TD);
+    fs.writeFileSync(caFile('ca.lock'), String(process.pid));
+    const busy = await certs('issue', '--ca', ca, '--spiffe-id', id('a'), '--out', at('a'));
+    expect(busy.code).toBe(1);
+    expect(busy.err).toMatch(/^gatehouse certs issue: the CA in .* is in use by another process \(pid \d+;[^\n]*\n$/);
+    const dead = spawnSync('true').pid!;
+    fs.writeFileSync(caFile('ca.lock'), String(dead));
+    await ok('issue', '--ca', ca, '--spiffe-id', id('a'), '--out', at('a'));
+    expect(fs.existsSync(caFile('ca.lock'))).toBe(false);
+  });
+});
+
 describe('certs revoke', () => {
   it('puts the serial in a re-signed CRL: openssl -crl_check then says "certificate revoked"', async () => {
     await ok('init', '--dir', ca, '--trust-domain', TD);

@@ -140,6 +140,22 @@ const SCENARIOS: Scenario[] = [
     tls: true,
   },
   {
+    name: 'a leaf-only chain whose intermediate is in the bundle with the root',
+    make: async () => {
+      const cert = await leaf('bundled-intermediate', {}, intermediate);
+      return { cert: { ...cert, chainPem: cert.certPem }, bundle: intermediate.certPem + root.rootPem };
+    },
+    reason: 'ok',
+    tls: true,
+  },
+  {
+    name: 'a bundle that holds the intermediate but not its root (no partial chains)',
+    make: async () => ({ cert: await leaf('partial', {}, intermediate), bundle: intermediate.certPem }),
+    reason: 'unknown_ca',
+    mentions: ['intermediate "CN=Test Intermediate CA, O=test.gatehouse" was issued by "CN=Test Root CA, O=test.gatehouse"'],
+    tls: true,
+  },
+  {
     name: 'a revoked certificate',
     make: async () => {
       const cert = await leaf('revoked');
