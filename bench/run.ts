@@ -1,0 +1,134 @@
+// `npm run bench`: gatehouse side by side with HAProxy and NGINX on mTLS termination, handshakes,
+// resumption, passthrough, workers and memory. Installs missing peers, mints certificates, starts
+// the origin, runs the selected scenarios (each peer alone, in turn), writes
+// bench/results/<date>.md, latest.md and latest.svg, and stops every process it started.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { mintBenchPki, type BenchPki } from './certificates.js';
+import { CORES, DIST_BENCH, HOST, portsFrom, RESULTS_DIR, WORK_DIR, type Ports } from './layout.js';
+import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.js';
+import { gatehouseConfig } from './peers/gatehouse.js';
+import { haproxyConfig } from './peers/haproxy.js';
+import { nginxConfig } from './peers/nginx.js';
+import { DEFAULT_SETTINGS } from './peers/peer.js';
+import { canConnect, installCleanup, spawnTracked, stop, waitForPorts, type Tracked } from './processes.js';
+import { markdownReport, type ReportInput } from './report-markdown.js';
+import { svgChart } from './report-svg.js';
+import { runScenario, type ScenarioResult } from './runner.js';
+import { allScenarios } from './scenarios.js';
+import { buildH1load, ensureTools, machineInfo } from './tools.js';
+
+const log = (line: string): void => {
+  process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+};
+
+const ORIGIN_SCRIPT = path.join(DIST_BENCH, 'origin.js');
+
+function originArgs(pki: BenchPki, ports: Ports): string[] {
+  return [ORIGIN_SCRIPT, '--port', String(ports.origin), '--cert', pki.origin.cert, '--key', pki.origin.key, '--ca', pki.caFile];
+}
+
+/** The origin process, started on the load core and restarted if it dies. */
+function originKeeper(pki: BenchPki, ports: Ports): { ensure: () => Promise<void>; stop: () => Promise<void> } {
+  let proc: Tracked | undefined;
+  return {
+    async ensure() {
+      if (proc?.isRunning()) return;
+      if (proc) log(`origin exited (${await proc.exited}): restarting it. ${proc.output().trim().slice(-200)}`);
+      proc = spawnTracked(process.execPath, originArgs(pki, ports), { cpus: CORES.origin });
+      const failure = await waitForPorts(proc, HOST, [ports.origin]);
+      if (failure) throw new Error(`the origin did not start: ${failure}: ${proc.output().trim().slice(-300)}`);
+    },
+    async stop() {
+      if (proc) await stop(proc);
+    },
+  };
+}
+
+function configsForReport(pki: BenchPki, ports: Ports): ReportInput['configs'] {
+  const ctx = (name: string) => ({ pki, ports, dir: path.join(WORK_DIR, name) });
+  return [
+    { label: 'gatehouse (bench/.work/gatehouse/gatehouse.yaml)', language: 'yaml', text: gatehouseConfig(ctx('gatehouse'), DEFAULT_SETTINGS) },
+    { label: 'HAProxy (bench/.work/haproxy/haproxy.cfg)', language: 'haproxy', text: haproxyConfig(ctx('haproxy'), DEFAULT_SETTINGS) },
+    { label: 'NGINX (bench/.work/nginx/nginx.conf)', language: 'nginx', text: nginxConfig(ctx('nginx'), DEFAULT_SETTINGS) },
+  ];
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().slice(0, 16).replace(/[:T]/g, '-');
+}
+
+async function writeReports(input: Omit<ReportInput, 'chartFile'>): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const base = `${stamp(input.started)}${input.options.quick ? '-quick' : ''}`;
+  const svg = svgChart({ ...input, chartFile: '' });
+  await writeFile(path.join(RESULTS_DIR, `${base}.svg`), svg);
+  await writeFile(path.join(RESULTS_DIR, 'latest.svg'), svg);
+  await writeFile(path.join(RESULTS_DIR, `${base}.md`), markdownReport({ ...input, chartFile: `${base}.svg` }));
+  await writeFile(path.join(RESULTS_DIR, 'latest.md'), markdownReport({ ...input, chartFile: 'latest.svg' }));
+  return path.join(RESULTS_DIR, `${base}.md`);
+}
+
+async function main(options: BenchOptions): Promise<number> {
+  installCleanup();
+  const started = new Date();
+  const ports = portsFrom(options.portBase);
+  const scenarios = allScenarios().filter((s) => options.only.size === 0 || options.only.has(s.id));
+  log(`bench: ${options.quick ? 'quick' : 'full'} run of scenario(s) ${scenarios.map((s) => s.id).join(',')}, ${options.runs} run(s) x ${options.seconds} s`);
+
+  const stillMissing = ensureTools(log);
+  if (stillMissing.length) log(`still missing: ${stillMissing.join(', ')}`);
+  await buildH1load();
+  for (const port of Object.values(ports)) {
+    if (await canConnect(HOST, port)) throw new Error(`${HOST}:${port} is already in use: stop what listens there or pass --port-base`);
+  }
+  const pki = await mintBenchPki(WORK_DIR);
+  const origin = originKeeper(pki, ports);
+  const results: ScenarioResult[] = [];
+  try {
+    await origin.ensure();
+    for (const scenario of scenarios) {
+      log(`scenario ${scenario.id}: ${scenario.title}`);
+      results.push(await runScenario(scenario, { pki, ports, options, log, ensureOrigin: origin.ensure }));
+    }
+  } finally {
+    await origin.stop();
+  }
+  const setupCommands = [
+    `# origin (uWebSockets.js SSLApp, mTLS), on the load core`,
+    `taskset -c ${CORES.origin} node ${originArgs(pki, ports).join(' ')}`,
+    `# each peer, alone in turn, on the proxy core (scenario 7: -c ${CORES.proxyTwoWorkers})`,
+    `taskset -c ${CORES.proxy} node dist/gateway/cli.js start --config bench/.work/gatehouse/gatehouse.yaml`,
+    `taskset -c ${CORES.proxy} haproxy -db -f bench/.work/haproxy/haproxy.cfg`,
+    `taskset -c ${CORES.proxy} nginx -p bench/.work/nginx -e bench/.work/nginx/error.log -c bench/.work/nginx/nginx.conf`,
+  ];
+  const file = await writeReports({
+    started,
+    seconds: (Date.now() - started.getTime()) / 1000,
+    options,
+    machine: machineInfo(),
+    results,
+    configs: configsForReport(pki, ports),
+    setupCommands,
+  });
+  log(`report: ${path.relative(process.cwd(), file)} (also bench/results/latest.md, latest.svg)`);
+  return 0;
+}
+
+let options: BenchOptions;
+try {
+  options = parseOptions(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof UsageError)) throw err;
+  process.stderr.write(`${err.message ? `bench: ${err.message}\n` : ''}${USAGE}`);
+  process.exit(err.message ? 2 : 0);
+}
+main(options).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

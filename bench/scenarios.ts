@@ -1,0 +1,134 @@
+// The benchmark's scenarios: what each compares, under which peer settings, with which probes.
+// Scenarios 1-4 and 6-8 put gatehouse, HAProxy and NGINX side by side; 5 is gatehouse alone.
+import { CORES } from './layout.js';
+import type { PeerName, PeerSettings } from './peers/peer.js';
+import type { Probe } from './probe.js';
+import { abKeepAliveProbe, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, sTimeHandshakeProbe } from './probes.js';
+
+export interface Column {
+  readonly key: string;
+  readonly label: string;
+  readonly peer: PeerName;
+  readonly settings?: Partial<PeerSettings>;
+}
+
+/** One peer configuration the scenario runs every column under; its label suffixes the rows. */
+export interface Variant {
+  readonly label?: string;
+  readonly settings?: Partial<PeerSettings>;
+  /** taskset CPU list for the peer; default the proxy core alone. */
+  readonly cpus?: string;
+  readonly probes: readonly Probe[];
+}
+
+export interface Ratio {
+  readonly numerator: string;
+  readonly denominator: string;
+  readonly label: string;
+}
+
+export interface Scenario {
+  readonly id: number;
+  readonly title: string;
+  readonly about: string;
+  readonly columns: readonly Column[];
+  readonly variants: readonly Variant[];
+  readonly ratios: readonly Ratio[];
+}
+
+const PEERS: readonly Column[] = [
+  { key: 'gatehouse', label: 'gatehouse', peer: 'gatehouse' },
+  { key: 'haproxy', label: 'HAProxy', peer: 'haproxy' },
+  { key: 'nginx', label: 'NGINX', peer: 'nginx' },
+];
+
+const VS_PEERS: readonly Ratio[] = [
+  { numerator: 'gatehouse', denominator: 'haproxy', label: 'gatehouse÷HAProxy' },
+  { numerator: 'gatehouse', denominator: 'nginx', label: 'gatehouse÷NGINX' },
+];
+
+export function allScenarios(): Scenario[] {
+  return [
+    {
+      id: 1,
+      title: 'Keep-alive, proxied mTLS → mTLS, 1 KB',
+      about:
+        'Clients keep their mTLS connections open and send requests back to back; the proxy verifies the client certificate once per connection and forwards each request over pooled keep-alive mTLS connections to the origin.',
+      columns: PEERS,
+      variants: [{ probes: [httpProbe('keepalive'), abKeepAliveProbe()] }],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 2,
+      title: 'A new client connection per request',
+      about:
+        'Every request opens a new connection with a full TLS 1.3 mTLS handshake (ECDSA P-256), and the proxy forwards it over its pooled upstream connections. Then handshakes alone (connect, handshake, close), by h1load and, as a cross-check, by openssl s_time.',
+      columns: PEERS,
+      variants: [{ probes: [httpProbe('close'), handshakeProbe(), sTimeHandshakeProbe()] }],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 3,
+      title: 'Resumed client connections',
+      about:
+        "A new connection per request that resumes the session ticket its slot's previous connection received (TLS 1.3 PSK with (EC)DHE); the share of connections actually resumed is shown.",
+      columns: PEERS,
+      variants: [{ probes: [httpProbe('resume')] }],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 4,
+      title: 'Passthrough: SNI relay without terminating',
+      about:
+        'The client talks TLS to the origin itself through the relay listener (SNI origin.bench.test): bulk throughput of 10 MB bodies, and new connections per second (the origin does the handshakes, on the load core).',
+      columns: PEERS,
+      variants: [{ probes: [relayBulkProbe(), relayConnectionsProbe()] }],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 5,
+      title: 'gatehouse front door vs bare TLS listener',
+      about:
+        'The same terminate listener, with and without a passthrough route on it: the route makes gatehouse peek at every ClientHello before handing the socket to its TLS server. Expected ~1.0×.',
+      columns: [
+        { key: 'bare', label: 'gatehouse, bare TLS listener', peer: 'gatehouse', settings: { frontDoor: false } },
+        { key: 'front', label: 'gatehouse, front door', peer: 'gatehouse', settings: { frontDoor: true } },
+      ],
+      variants: [{ probes: [httpProbe('keepalive'), httpProbe('close')] }],
+      ratios: [{ numerator: 'front', denominator: 'bare', label: 'front door÷bare' }],
+    },
+    {
+      id: 6,
+      title: 'Session tickets on vs off',
+      about:
+        'OpenSSL 3.0 re-encodes the client certificate into every session ticket (two per TLS 1.3 handshake), so tickets make full handshakes dearer and resumed ones cheap. NGINX has a shared session cache (stateful resumption can remain with tickets off), HAProxy its default cache.',
+      columns: PEERS,
+      variants: [
+        { label: 'tickets on', settings: { tickets: true }, probes: [handshakeProbe(), httpProbe('resume')] },
+        { label: 'tickets off', settings: { tickets: false }, probes: [handshakeProbe(), httpProbe('resume')] },
+      ],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 7,
+      title: 'One worker vs two',
+      about:
+        'Worker processes (gatehouse, NGINX) or threads (HAProxy). Two workers run on both cores, which they share with the load generator and the origin: compare per-CPU-second figures.',
+      columns: PEERS,
+      variants: [
+        { label: '1 worker', settings: { workers: 1 }, probes: [httpProbe('keepalive'), httpProbe('close')] },
+        { label: '2 workers', settings: { workers: 2 }, cpus: CORES.proxyTwoWorkers, probes: [httpProbe('keepalive'), httpProbe('close')] },
+      ],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 8,
+      title: 'Memory per idle mTLS connection',
+      about:
+        'Resident memory (VmRSS of every process of the peer) before and after a client opens N mTLS connections, completes their handshakes and leaves them idle.',
+      columns: PEERS,
+      variants: [{ probes: [idleMemoryProbe()] }],
+      ratios: VS_PEERS,
+    },
+  ];
+}
