@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { GatewayConfig, Listener, TerminateRoute } from '../config/types.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { IdentityCache } from '../identity/peer-identity.js';
+import { attachLifecycle, type GatewayLifecycle, type LifecycleOptions } from '../lifecycle/attach-lifecycle.js';
 import { log } from '../log.js';
 import { upstreamConnects, upstreamPool } from '../metrics/proxy-metrics.js';
 import { CompiledRoute } from '../terminate/compiled-route.js';
@@ -20,6 +21,8 @@ export interface GatewayOptions {
   ticketKeys?: Buffer;
   /** Start the admin server (workers other than the first may skip it). Default true. */
   admin?: boolean;
+  /** Timings of certificate reload, stale-CRL and expiry checks (tests shorten them). */
+  lifecycle?: LifecycleOptions;
 }
 
 export interface RunningListener {
@@ -34,6 +37,8 @@ export interface RunningGateway {
   readonly clusters: ReadonlyMap<string, UpstreamCluster>;
   readonly identities: IdentityCache;
   readonly admin: AdminServer | undefined;
+  /** Certificate reload, revocation and expiry (gateway/lifecycle/). */
+  readonly lifecycle: GatewayLifecycle;
   close(): Promise<void>;
 }
 
@@ -52,9 +57,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const clusters = new Map<string, UpstreamCluster>();
   const listeners = new Map<string, RunningListener>();
   let admin: AdminServer | undefined;
+  let lifecycle: GatewayLifecycle | undefined;
 
   const close = async () => {
     admin?.setReady(false);
+    lifecycle?.close();
     await Promise.all([...listeners.values()].map((l) => l.terminate?.close()));
     await Promise.all([...clusters.values()].map((c) => c.close()));
     await admin?.close();
@@ -89,6 +96,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       listeners.set(listener.name, { config: listener, terminate, address: () => terminate.address()! });
     }
 
+    lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
+
     if (options.admin !== false) {
       admin = await startAdminServer(config.admin.address, () => {
         for (const cluster of clusters.values()) {
@@ -106,7 +115,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     throw err;
   }
 
-  return { config, listeners, clusters, identities, admin, close };
+  return { config, listeners, clusters, identities, admin, lifecycle: lifecycle!, close };
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */

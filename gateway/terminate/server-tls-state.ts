@@ -5,7 +5,9 @@
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { ListenerTls } from '../config/types.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
+import type { CertReason } from '../reasons.js';
 
 export interface ServerCertificateFiles {
   sni: readonly string[];
@@ -34,6 +36,8 @@ export interface ServerTlsState {
   select(servername: string): ServedCertificate;
   readonly trustBundlePem: string;
   readonly crlPem: string | undefined;
+  /** A check OpenSSL cannot make with this state (a stale CRL the gateway enforces itself, lifecycle/); a reason refuses the handshake. */
+  readonly admit?: (identity: PeerIdentity) => CertReason | undefined;
 }
 
 export interface TlsTuning {

@@ -70,6 +70,13 @@ export class TerminateListener {
         socket.destroy();
         return;
       }
+      const refused = this.#tls.admit?.(identity);
+      if (refused !== undefined) {
+        handshakes.rejected(refused);
+        log.warn('handshake_rejected', { listener: listener.name, reason: refused, subject: identity.subject, serial: identity.serialNumber, remote: socket.remoteAddress });
+        socket.destroy();
+        return;
+      }
       handshakes.accepted();
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
       const served = sni === undefined ? this.#tls.defaultCert : this.#tls.select(sni);

@@ -1,0 +1,114 @@
+// The two kinds of reload target: a terminate listener (server certificates, client trust bundle and
+// CRL; new handshakes use the new state, established connections keep theirs, and those a new CRL
+// revokes are closed) and an upstream (the gateway's client certificate, the upstream trust bundle and
+// CRL; new connections use the new identity, pooled ones are retired gracefully).
+import type { Listener, Upstream } from '../config/types.js';
+import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
+import { buildServerTlsState, type ServerTlsFiles, type ServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
+import type { TerminateListener } from '../terminate/terminate-listener.js';
+import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
+import { buildUpstreamTlsState, type UpstreamTlsFiles, type UpstreamTlsState } from '../upstream/upstream-tls-state.js';
+import { closeRevokedConnections, RevocationList } from './revocation.js';
+import { checkCrls, checkPresentedChain, checkTrustBundle, type LoadedCertificate, type LoadedCrl, type Source } from './tls-material.js';
+import type { TlsTarget, ValidatedMaterial } from './tls-reloader.js';
+
+/** An upstream certificate refused by a CRL the gateway enforces itself (stale CRL, policy `enforce`). */
+export class UpstreamRevokedError extends Error {
+  // OpenSSL's own code for a revoked certificate, so the request path maps it like OpenSSL's refusal.
+  readonly code = 'CERT_REVOKED';
+}
+
+async function validateTrust(
+  certificates: LoadedCertificate[],
+  bundle: Source & { pem: string },
+  crl: (Source & { pem: string }) | undefined,
+  now: number,
+): Promise<ValidatedMaterial> {
+  const trust = checkTrustBundle(bundle, bundle.pem, now);
+  const warnings = [...trust.warnings];
+  let crls: LoadedCrl[] = [];
+  if (crl) {
+    const checked = await checkCrls(crl, crl.pem, trust.cas, now);
+    crls = checked.crls;
+    warnings.push(...checked.warnings);
+  }
+  return { certificates: [...certificates, ...trust.cas.map((cert) => ({ role: 'trust_bundle' as const, cert }))], revocation: new RevocationList(crls), warnings };
+}
+
+export function listenerTarget(
+  index: number,
+  listener: Listener & { tls: NonNullable<Listener['tls']> },
+  terminate: TerminateListener,
+  opts: { tuning: () => TlsTuning; closeRevokedConnections: boolean },
+): TlsTarget<ServerTlsFiles, ServerTlsState> {
+  const { tls } = listener;
+  const field = `listeners[${index}].tls`;
+  return {
+    name: `listener/${listener.name}`,
+    field,
+    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), tls.clientAuth.trustBundle, ...(tls.clientAuth.crl ? [tls.clientAuth.crl] : [])],
+    read: () => readListenerTlsFiles(field, tls),
+    contents: (files) => [...files.certificates.flatMap((c) => [c.certPem, c.keyPem]), files.trustBundlePem, files.crlPem],
+    validate(files, now) {
+      const certificates: LoadedCertificate[] = [];
+      files.certificates.forEach((c, i) => {
+        const configured = tls.certificates[i]!;
+        const chain = checkPresentedChain(
+          { field: `${field}.certificates[${i}].cert`, file: configured.cert, pem: c.certPem },
+          { field: `${field}.certificates[${i}].key`, file: configured.key, pem: c.keyPem },
+          now,
+        );
+        for (const cert of chain) certificates.push({ role: 'server', cert });
+      });
+      const { trustBundle, crl } = tls.clientAuth;
+      return validateTrust(
+        certificates,
+        { field: `${field}.client_auth.trust_bundle`, file: trustBundle, pem: files.trustBundlePem },
+        crl !== undefined && files.crlPem !== undefined ? { field: `${field}.client_auth.crl`, file: crl, pem: files.crlPem } : undefined,
+        now,
+      );
+    },
+    build(files, gatewayCrl) {
+      const state = buildServerTlsState(tls, gatewayCrl ? { ...files, crlPem: undefined } : files, opts.tuning());
+      if (!gatewayCrl) return state;
+      return { ...state, admit: (identity) => (gatewayCrl.revokesChain(identity.cert) ? 'revoked' : undefined) };
+    },
+    swap: (state) => terminate.replaceTls(state),
+    revoked(list) {
+      if (opts.closeRevokedConnections) closeRevokedConnections(listener.name, terminate.connections, list);
+    },
+  };
+}
+
+export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNullable<Upstream['tls']> }, cluster: UpstreamCluster): TlsTarget<UpstreamTlsFiles, UpstreamTlsState> {
+  const { tls } = upstream;
+  const field = `upstreams[${index}].tls`;
+  return {
+    name: `upstream/${upstream.name}`,
+    field,
+    paths: [tls.cert, tls.key, tls.trustBundle, ...(tls.crl ? [tls.crl] : [])],
+    read: () => readUpstreamTlsFiles(field, tls),
+    contents: (files) => [files.certPem, files.keyPem, files.trustBundlePem, files.crlPem],
+    validate(files, now) {
+      const chain = checkPresentedChain({ field: `${field}.cert`, file: tls.cert, pem: files.certPem }, { field: `${field}.key`, file: tls.key, pem: files.keyPem }, now);
+      return validateTrust(
+        chain.map((cert) => ({ role: 'client' as const, cert })),
+        { field: `${field}.trust_bundle`, file: tls.trustBundle, pem: files.trustBundlePem },
+        tls.crl !== undefined && files.crlPem !== undefined ? { field: `${field}.crl`, file: tls.crl, pem: files.crlPem } : undefined,
+        now,
+      );
+    },
+    build(files, gatewayCrl) {
+      const state = buildUpstreamTlsState(tls, gatewayCrl ? { ...files, crlPem: undefined } : files, upstream.endpoints[0]!.host);
+      if (!gatewayCrl) return state;
+      const checkIdentity = state.checkIdentity;
+      return {
+        ...state,
+        checkIdentity: (host, cert) =>
+          gatewayCrl.revokesPeerChain(cert) ? new UpstreamRevokedError(`upstream certificate serial ${cert.serialNumber} is revoked (CRL enforced by the gateway)`) : checkIdentity(host, cert),
+      };
+    },
+    // Retires the old pools gracefully: in-flight requests finish, new ones connect with the new state.
+    swap: (state) => cluster.replaceTlsState(state),
+  };
+}
