@@ -32,8 +32,11 @@ export interface TlsTarget<Files, State> {
   /** The texts read, in a fixed order: a reload whose texts did not change is skipped. */
   contents(files: Files): readonly (string | undefined)[];
   validate(files: Files, now: number): Promise<ValidatedMaterial>;
-  /** A complete state; with `gatewayCrl` the CRL is left out of OpenSSL and enforced by the gateway. */
-  build(files: Files, gatewayCrl: RevocationList | undefined): State;
+  /**
+   * A complete state. The gateway always checks `revocation` too (a resumed TLS session skips
+   * OpenSSL's checks); with `enforcement` 'gateway' the CRL is left out of OpenSSL altogether.
+   */
+  build(files: Files, revocation: RevocationList, enforcement: CrlEnforcement): State;
   swap(state: State): void;
   /** After a swap: act on what the new CRL revokes (close established connections). */
   revoked?(list: RevocationList): void;
@@ -90,8 +93,7 @@ export class TlsReloader<Files, State> {
 
   /**
    * Reads and applies the files. Loads run one at a time; a call made while one runs queues a single
-   * follow-up, which reads the newest files. `initial`: the running state was built from these same
-   * files at start-up, so it is only replaced when the CRL needs the gateway's enforcement.
+   * follow-up, which reads the newest files. `initial`: the first load after start-up (logged as such).
    */
   reload(opts: { initial?: boolean } = {}): Promise<ReloadOutcome> {
     if (this.#queued) return this.#queued;
@@ -119,15 +121,13 @@ export class TlsReloader<Files, State> {
       return this.#failed(err);
     }
     const enforcement = this.#enforcementFor(material.revocation, now);
-    let state: State | undefined;
-    if (!initial || enforcement === 'gateway') {
-      try {
-        state = target.build(files, enforcement === 'gateway' ? material.revocation : undefined);
-      } catch (err) {
-        return this.#failed(err);
-      }
-      target.swap(state);
+    let state: State;
+    try {
+      state = target.build(files, material.revocation, enforcement);
+    } catch (err) {
+      return this.#failed(err);
     }
+    target.swap(state);
     this.#current = { files, digest, material, enforcement };
     tlsReloads.labels(target.name, 'success').inc();
     log.info(initial ? 'tls_loaded' : 'tls_reloaded', {
@@ -170,7 +170,7 @@ export class TlsReloader<Files, State> {
     const enforcement = this.#enforcementFor(current.material.revocation, now);
     if (enforcement !== current.enforcement) {
       try {
-        this.target.swap(this.target.build(current.files, enforcement === 'gateway' ? current.material.revocation : undefined));
+        this.target.swap(this.target.build(current.files, current.material.revocation, enforcement));
         this.#current = { ...current, enforcement };
         log.warn('crl_enforcement_changed', {
           target: this.name,

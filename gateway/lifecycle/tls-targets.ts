@@ -2,6 +2,12 @@
 // CRL; new handshakes use the new state, established connections keep theirs, and those a new CRL
 // revokes are closed) and an upstream (the gateway's client certificate, the upstream trust bundle and
 // CRL; new connections use the new identity, pooled ones are retired gracefully).
+//
+// A resumed TLS session skips certificate verification, so a client whose certificate was revoked, or
+// whose CA was dropped from the bundle, could come back on an old session ticket. Hence: sessions are
+// partitioned by trust bundle (server: the session id context; upstream: the session cache key), and
+// the CRL and expiry are re-checked by the gateway at every handshake, resumed or not (a map lookup).
+import { createHash } from 'node:crypto';
 import type { Listener, Upstream } from '../config/types.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
 import { buildServerTlsState, type ServerTlsFiles, type ServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
@@ -10,12 +16,22 @@ import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
 import { buildUpstreamTlsState, type UpstreamTlsFiles, type UpstreamTlsState } from '../upstream/upstream-tls-state.js';
 import { closeRevokedConnections, RevocationList } from './revocation.js';
 import { checkCrls, checkPresentedChain, checkTrustBundle, type LoadedCertificate, type LoadedCrl, type Source } from './tls-material.js';
-import type { TlsTarget, ValidatedMaterial } from './tls-reloader.js';
+import type { CrlEnforcement, TlsTarget, ValidatedMaterial } from './tls-reloader.js';
 
 /** An upstream certificate refused by a CRL the gateway enforces itself (stale CRL, policy `enforce`). */
 export class UpstreamRevokedError extends Error {
   // OpenSSL's own code for a revoked certificate, so the request path maps it like OpenSSL's refusal.
   readonly code = 'CERT_REVOKED';
+}
+
+/** The files as OpenSSL gets them: without the CRL when the gateway enforces it (stale, policy `enforce`). */
+function forOpenssl<F extends { crlPem?: string }>(files: F, enforcement: CrlEnforcement): F {
+  return enforcement === 'gateway' ? { ...files, crlPem: undefined } : files;
+}
+
+/** A session partition key: sessions made under another trust bundle never resume. Same files, same key, on every worker and replica. */
+function partition(base: string, trustBundlePem: string): string {
+  return createHash('sha256').update(base).update('\0').update(trustBundlePem).digest('hex');
 }
 
 async function validateTrust(
@@ -68,10 +84,16 @@ export function listenerTarget(
         now,
       );
     },
-    build(files, gatewayCrl) {
-      const state = buildServerTlsState(tls, gatewayCrl ? { ...files, crlPem: undefined } : files, opts.tuning());
-      if (!gatewayCrl) return state;
-      return { ...state, admit: (identity) => (gatewayCrl.revokesChain(identity.cert) ? 'revoked' : undefined) };
+    build(files, revocation, enforcement) {
+      const tuning = opts.tuning();
+      const state = buildServerTlsState(tls, forOpenssl(files, enforcement), { ...tuning, sessionIdContext: partition(tuning.sessionIdContext, files.trustBundlePem).slice(0, 32) });
+      return {
+        ...state,
+        admit: (identity) => {
+          if (identity.notAfter.getTime() <= Date.now()) return 'expired';
+          return revocation.revokesChain(identity.cert) ? 'revoked' : undefined;
+        },
+      };
     },
     swap: (state) => terminate.replaceTls(state),
     revoked(list) {
@@ -98,14 +120,14 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
         now,
       );
     },
-    build(files, gatewayCrl) {
-      const state = buildUpstreamTlsState(tls, gatewayCrl ? { ...files, crlPem: undefined } : files, upstream.endpoints[0]!.host);
-      if (!gatewayCrl) return state;
+    build(files, revocation, enforcement) {
+      const state = buildUpstreamTlsState(tls, forOpenssl(files, enforcement), upstream.endpoints[0]!.host);
       const checkIdentity = state.checkIdentity;
       return {
         ...state,
+        clientCertFingerprint: partition(state.clientCertFingerprint, files.trustBundlePem),
         checkIdentity: (host, cert) =>
-          gatewayCrl.revokesPeerChain(cert) ? new UpstreamRevokedError(`upstream certificate serial ${cert.serialNumber} is revoked (CRL enforced by the gateway)`) : checkIdentity(host, cert),
+          revocation.revokesPeerChain(cert) ? new UpstreamRevokedError(`upstream certificate serial ${cert.serialNumber} is revoked`) : checkIdentity(host, cert),
       };
     },
     // Retires the old pools gracefully: in-flight requests finish, new ones connect with the new state.
