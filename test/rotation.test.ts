@@ -199,6 +199,17 @@ describe('broken material keeps the last good state', () => {
   });
 });
 
+describe('material checked at start', () => {
+  it('refuses to start on a truncated trust bundle (OpenSSL would silently drop its last CA), naming field and file', async () => {
+    const second = await createRootCa({ commonName: 'Second Root CA', trustDomain: 'test.gatehouse' });
+    const bundle = path.join(pki.dir, 'truncated-bundle.crt');
+    fs.writeFileSync(bundle, pki.ca.rootPem + second.rootPem.slice(0, 200));
+    const server = await pki.issue('start-check-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
+    const config = gatewayConfig([terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: bundle, routes: [terminateRoute('all', 'payments', allow('spiffe://test.gatehouse/*'))] })], [payments()]);
+    await expect(startGateway(config, { admin: false })).rejects.toThrow(`listeners[0].tls.client_auth.trust_bundle: ${bundle}: truncated PEM: block 2 (CERTIFICATE) has no END line`);
+  });
+});
+
 describe('file watching', () => {
   it("picks up a Kubernetes Secret update (the `..data` symlink swap) through the directory watch alone", async () => {
     // The layout kubelet writes: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>/

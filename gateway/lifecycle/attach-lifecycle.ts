@@ -1,7 +1,8 @@
 // The certificate lifecycle of a running gateway: one reloader per listener and per upstream with
 // TLS, file watchers that trigger them (lifecycle.watch), a periodic tick for stale CRLs and expiry
 // warnings, and the scrape-time expiry/CRL gauges. Attached after the listeners start; its first
-// load checks the material the gateway started with, and takes over a CRL that is already stale.
+// load checks the material the gateway started with strictly (a truncated bundle, an expired
+// certificate or a CRL the bundle did not sign fails the start), and takes over a stale CRL.
 import type { GatewayConfig, Listener } from '../config/types.js';
 import type { TerminateListener } from '../terminate/terminate-listener.js';
 import type { TlsTuning } from '../terminate/server-tls-state.js';
@@ -70,7 +71,9 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
     if (cluster && tls) add(new TlsReloader(upstreamTarget(i, { ...upstream, tls }, cluster), policy));
   });
 
-  await Promise.all([...reloaders.values()].map((r) => r.reload({ initial: true })));
+  const initial = await Promise.all([...reloaders.values()].map((r) => r.reload({ initial: true })));
+  const failed = initial.find((o) => o.kind === 'failed');
+  if (failed?.kind === 'failed') throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
 
   const removeSource = addMaterialSource({
     *certificates() {

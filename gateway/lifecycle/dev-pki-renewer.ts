@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import type tls from 'node:tls';
 import { DEV_LEAVES, ensureDevPki, type DevPki } from '../dev/dev-pki.js';
 import { log } from '../log.js';
 
@@ -75,4 +76,15 @@ export function startDevPkiRenewer(dir: string, options: DevPkiRenewerOptions = 
       clearTimeout(timer);
     },
   };
+}
+
+/** The in-process demo upstream of the embedded default presents `upstream.crt`; give it the renewed files (a new CA re-issues every leaf). */
+export function reloadDemoUpstreamTls(server: tls.Server, pki: DevPki): void {
+  if (!pki.renewed.includes('upstream')) return;
+  server.setSecureContext({
+    cert: fs.readFileSync(pki.file('upstream.crt'), 'utf8'),
+    key: fs.readFileSync(pki.file('upstream.key'), 'utf8'),
+    ca: fs.readFileSync(pki.file('ca.crt'), 'utf8'),
+    minVersion: 'TLSv1.2',
+  });
 }

@@ -9,9 +9,13 @@ import { connectionContext } from '../terminate/connection-context.js';
 import { revokedConnectionsClosed } from './lifecycle-metrics.js';
 import type { LoadedCrl } from './tls-material.js';
 
-/** Serial numbers compare as lowercase hex without leading zeros (Node prints uppercase, CRL parsers lowercase). */
+/**
+ * Serial numbers compare as lowercase hex, whole bytes, without the sign byte a DER INTEGER may carry:
+ * `0a3f01` as `openssl x509 -serial` and Node print it (uppercase), where a CRL parser may give `000a3f01`.
+ */
 export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/^0+(?=.)/, '');
+  const hex = serial.toLowerCase();
+  return (hex.length % 2 ? '0' + hex : hex).replace(/^(?:00)+(?=..)/, '');
 }
 
 /** A peer chain is short; the bound only guards against a cyclic issuer reference. */

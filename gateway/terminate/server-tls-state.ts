@@ -4,6 +4,7 @@
 // and each certificate's own URI SAN (XFCC `By`). A reload builds a new one and swaps it in.
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
+import { pemBlocks } from '../../certs/pem-blocks.js';
 import type { ListenerTls } from '../config/types.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
@@ -103,7 +104,8 @@ function optionsOf(file: ServerCertificateFiles, files: ServerTlsFiles, config: 
     cert: file.certPem,
     key: file.keyPem,
     ca: files.trustBundlePem,
-    crl: files.crlPem,
+    // Every CRL of the file: given one string, Node loads only its first block.
+    crl: files.crlPem === undefined ? undefined : pemBlocks(files.crlPem, 'X509 CRL'),
     minVersion: config.minVersion,
     sessionIdContext: tuning.sessionIdContext,
     sessionTimeout: tuning.sessionTimeoutSec,

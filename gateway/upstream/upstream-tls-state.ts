@@ -3,6 +3,7 @@
 // upstream identity, and the fingerprint that keys the session cache.
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
+import { pemBlocks } from '../../certs/pem-blocks.js';
 import type { UpstreamTls } from '../config/types.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 
@@ -34,7 +35,8 @@ export function buildUpstreamTlsState(config: UpstreamTls, files: UpstreamTlsFil
     cert: files.certPem,
     key: files.keyPem,
     ca: files.trustBundlePem,
-    crl: files.crlPem,
+    // Every CRL of the file: given one string, Node loads only its first block.
+    crl: files.crlPem === undefined ? undefined : pemBlocks(files.crlPem, 'X509 CRL'),
     minVersion: 'TLSv1.2',
   });
   const leaf = new X509Certificate(files.certPem);
