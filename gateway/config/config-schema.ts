@@ -1,0 +1,364 @@
+// The configuration schema: reads the YAML document into a GatewayConfig, section by section,
+// with the defaults documented in routes/reference.yaml. This is the shape (keys, types,
+// formats, required keys, which keys go together); relations between sections are checked on
+// the built config by config-rules.ts. Wrong required values become neutral placeholders (''),
+// so that the rules can still run and report what else is wrong; the config is only handed out
+// when nothing was reported.
+import { isScalar, type Node } from 'yaml';
+import { parseAddress, parseAlpn, parseDuration, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
+import type {
+  Address,
+  Admin,
+  Authorization,
+  Backend,
+  ClientAuth,
+  GatewayConfig,
+  IdentityPattern,
+  Lifecycle,
+  Listener,
+  ListenerTimeouts,
+  ListenerTls,
+  PassthroughRoute,
+  Route,
+  RouteMatch,
+  ServerCertificate,
+  SessionTickets,
+  TerminateRoute,
+  Upstream,
+  UpstreamTimeouts,
+  UpstreamTls,
+  XfccDetails,
+} from './types.js';
+import { bool, describe, filePath, formatted, fraction, integer, listOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
+
+// ---- defaults (routes/reference.yaml) ----
+
+const ADMIN_DEFAULT: Admin = { address: { host: '127.0.0.1', port: 9901 } };
+const LIFECYCLE_DEFAULT: Lifecycle = { watch: true, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 };
+const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000 };
+const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 };
+const UPSTREAM_TIMEOUTS_DEFAULT: UpstreamTimeouts = { connectMs: 5_000, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 };
+const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true, cert: false, chain: false };
+const MAX_CONNECTIONS_DEFAULT = 10_000;
+const UPSTREAM_CONNECTIONS_DEFAULT = 64;
+const CONNECT_TIMEOUT_DEFAULT = 5_000;
+
+// ---- placeholders for wrong required values (never in a config that is handed out) ----
+
+const NO_ADDRESS: Address = { host: '', port: 0 };
+const NO_CLIENT_AUTH: ClientAuth = { trustBundle: '' };
+const DENY_ALL: Authorization = { allow: [], allowPlaintext: false };
+const ANY_PATH: RouteMatch = { pathPrefix: '/' };
+
+// ---- value readers ----
+
+/** Node's timers take at most 2^31-1 ms (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const duration: Reader<number> = (node, at, cx) => {
+  const ms = formatted('a duration with a unit, like 5s', parseDuration)(node, at, cx);
+  if (ms === undefined) return undefined;
+  if (ms > 0 && ms <= MAX_TIMER_MS) return ms;
+  cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
+  return undefined;
+};
+
+/** A map of durations: YAML key → field, each with its default. */
+function timeouts<K extends string, F extends string>(fields: Readonly<Record<K, F>>, defaults: Readonly<Record<F, number>>): Reader<Record<F, number>> {
+  const keys = Object.keys(fields) as K[];
+  return (node, at, cx) => {
+    const m = cx.map(node, at, keys);
+    if (!m) return undefined;
+    const values = {} as Record<F, number>;
+    for (const key of keys) values[fields[key]] = m.withDefault(key, duration, defaults[fields[key]]);
+    return values;
+  };
+}
+
+const name = formatted('a name', parseName);
+const address = formatted('an address (host:port)', parseAddress);
+const hostPattern = formatted('a host name or *.suffix', (s) => parseHostPattern(s, { wildcard: true }));
+const dnsName = formatted('a DNS name', (s) => parseHostPattern(s, { wildcard: false }));
+const alpnId = formatted('an ALPN protocol id', parseAlpn);
+const pathPrefix = formatted('a path prefix, like /api', parsePathPrefix);
+const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/api', (s) => parseSpiffeId(s, { requirePath: true }));
+const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
+const hostList = listOf(hostPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
+const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
+
+/** Terminate listeners serve HTTP/1.1 (node:https); offering anything else would break clients that pick it. */
+const terminateAlpn = formatted('an ALPN protocol id', (s) =>
+  s === 'http/1.1' ? { ok: true, value: s } : { ok: false, problem: `'${s}' cannot be offered: terminate routes serve HTTP/1.1 only (http/1.1)` },
+);
+
+// ---- sections ----
+
+const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends'] as const;
+
+/** Reads the whole document; undefined when it is not even a mapping. */
+export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfig | undefined {
+  const contents = cx.doc.contents as Node | null;
+  if (contents === null || (isScalar(contents) && contents.value === null)) {
+    cx.problems.atValue('', 'the configuration is empty: it needs at least a listeners list (see routes/reference.yaml)');
+    return undefined;
+  }
+  cx.problems.place('', contents.range?.[0] ?? 0);
+  const root = cx.map(contents, '', ROOT_KEYS, { routes: 'listeners[].routes', tls: 'listeners[].tls' });
+  if (!root) return undefined;
+  return cx.track(
+    {
+      source,
+      workers: root.withDefault('workers', integer(0, 1024), 0),
+      admin: root.withDefault('admin', readAdmin, ADMIN_DEFAULT),
+      lifecycle: root.withDefault('lifecycle', readLifecycle, LIFECYCLE_DEFAULT),
+      sessionTickets: root.withDefault('session_tickets', readSessionTickets, SESSION_TICKETS_DEFAULT),
+      listeners: root.required('listeners', listOf(readListener, { min: 1 }), 'a gateway needs at least one listener') ?? [],
+      upstreams: root.withDefault('upstreams', listOf(readUpstream), []),
+      backends: root.withDefault('backends', listOf(readBackend), []),
+    },
+    '',
+  );
+}
+
+const readAdmin: Reader<Admin> = (node, at, cx) => {
+  const m = cx.map(node, at, ['address']);
+  return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address) };
+};
+
+const readLifecycle: Reader<Lifecycle> = (node, at, cx) => {
+  const m = cx.map(node, at, ['watch', 'close_revoked_connections', 'stale_crl', 'expiry_warning_fraction']);
+  return (
+    m && {
+      watch: m.withDefault('watch', bool, LIFECYCLE_DEFAULT.watch),
+      closeRevokedConnections: m.withDefault('close_revoked_connections', bool, LIFECYCLE_DEFAULT.closeRevokedConnections),
+      staleCrl: m.withDefault('stale_crl', oneOf(['enforce', 'reject_all'] as const), LIFECYCLE_DEFAULT.staleCrl),
+      expiryWarningFraction: m.withDefault('expiry_warning_fraction', fraction(0, 1), LIFECYCLE_DEFAULT.expiryWarningFraction),
+    }
+  );
+};
+
+const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
+  const m = cx.map(node, at, ['enabled', 'key_file', 'rotate']);
+  return (
+    m && {
+      enabled: m.withDefault('enabled', bool, SESSION_TICKETS_DEFAULT.enabled),
+      keyFile: m.optional('key_file', filePath),
+      rotateMs: m.withDefault('rotate', duration, SESSION_TICKETS_DEFAULT.rotateMs),
+    }
+  );
+};
+
+const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes'] as const;
+
+const readListener: Reader<Listener> = (node, at, cx) => {
+  const m = cx.map(node, at, LISTENER_KEYS, { certificates: 'tls.certificates', client_auth: 'tls.client_auth', min_version: 'tls.min_version', alpn: 'tls.alpn' });
+  if (!m) return undefined;
+  return cx.track(
+    {
+      name: m.required('name', name) ?? '',
+      address: m.required('address', address) ?? NO_ADDRESS,
+      mode: m.withDefault('mode', oneOf(['STRICT', 'PERMISSIVE'] as const), 'STRICT'),
+      tls: m.optional('tls', readListenerTls),
+      routes: m.required('routes', listOf(readRoute, { min: 1 })) ?? [],
+      maxConnections: m.withDefault('max_connections', integer(1, 1_000_000), MAX_CONNECTIONS_DEFAULT),
+      timeouts: m.withDefault('timeouts', readListenerTimeouts, LISTENER_TIMEOUTS_DEFAULT),
+    },
+    at,
+  );
+};
+
+const readListenerTimeouts: Reader<ListenerTimeouts> = timeouts(
+  { hello: 'helloMs', handshake: 'handshakeMs', idle: 'idleMs', request_headers: 'requestHeadersMs' },
+  LISTENER_TIMEOUTS_DEFAULT,
+);
+
+const readListenerTls: Reader<ListenerTls> = (node, at, cx) => {
+  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn'], { trust_bundle: 'client_auth.trust_bundle', crl: 'client_auth.crl' });
+  if (!m) return undefined;
+  return {
+    certificates: m.required('certificates', listOf(readServerCertificate, { min: 1 }), 'a TLS listener needs a certificate') ?? [],
+    clientAuth: m.required('client_auth', readClientAuth, 'mTLS is always on for TLS listeners: name the trust bundle of the client CAs') ?? NO_CLIENT_AUTH,
+    minVersion: m.withDefault('min_version', oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2'),
+    alpn: m.withDefault('alpn', listOf(terminateAlpn, { min: 1, unique: true }), ['http/1.1']),
+  };
+};
+
+const readServerCertificate: Reader<ServerCertificate> = (node, at, cx) => {
+  const m = cx.map(node, at, ['sni', 'cert', 'key']);
+  if (!m) return undefined;
+  return cx.track({ sni: m.withDefault('sni', hostList, []), cert: m.required('cert', filePath) ?? '', key: m.required('key', filePath) ?? '' }, at);
+};
+
+const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
+  const m = cx.map(node, at, ['trust_bundle', 'crl']);
+  return m && { trustBundle: m.required('trust_bundle', filePath) ?? '', crl: m.optional('crl', filePath) };
+};
+
+// ---- routes ----
+
+const ROUTE_KEYS = ['name', 'match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'passthrough', 'backend'] as const;
+type RouteKey = (typeof ROUTE_KEYS)[number];
+const TERMINATE_KEYS = ['match', 'upstream', 'authorize', 'xfcc', 'xfcc_details'] as const;
+const PASSTHROUGH_KEYS = ['passthrough', 'backend'] as const;
+
+const readRoute: Reader<Route> = (node, at, cx) => {
+  const m = cx.map(node, at, ROUTE_KEYS, {
+    host: 'match.host',
+    path_prefix: 'match.path_prefix',
+    allow: 'authorize.allow',
+    allow_plaintext: 'authorize.allow_plaintext',
+    sni: 'passthrough.sni',
+    default: 'passthrough.default',
+    alpn: 'passthrough.alpn',
+  });
+  if (!m) return undefined;
+  const routeName = m.required('name', name) ?? '';
+  const terminateKeys = TERMINATE_KEYS.filter((k) => m.has(k));
+  const passthroughKeys = PASSTHROUGH_KEYS.filter((k) => m.has(k));
+  if (terminateKeys.length > 0 && passthroughKeys.length > 0) {
+    cx.problems.atValue(
+      at,
+      `mixes terminate keys (${terminateKeys.join(', ')}) with passthrough keys (${passthroughKeys.join(', ')}): ` +
+        'a route either terminates TLS (match, upstream, authorize) or relays it untouched (passthrough, backend)',
+    );
+    return undefined;
+  }
+  if (passthroughKeys.length > 0) return cx.track(readPassthroughRoute(m, routeName), at);
+  if (terminateKeys.length > 0) return cx.track(readTerminateRoute(m, routeName), at);
+  cx.problems.atValue(at, 'a route needs match, upstream and authorize (to terminate TLS) or passthrough and backend (to relay it untouched)');
+  return undefined;
+};
+
+function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): TerminateRoute {
+  return {
+    kind: 'terminate',
+    name: routeName,
+    match: m.required('match', readMatch, "which requests this route takes (path_prefix: / for all)") ?? ANY_PATH,
+    upstream: m.required('upstream', name, 'the upstream that receives the requests') ?? '',
+    authorization: m.required('authorize', readAuthorization, 'who may call this route (an empty allow list denies everyone)') ?? DENY_ALL,
+    xfcc: m.withDefault('xfcc', oneOf(['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'] as const), 'sanitize_set'),
+    xfccDetails: m.withDefault('xfcc_details', readXfccDetails, XFCC_DETAILS_DEFAULT),
+  };
+}
+
+const readMatch: Reader<RouteMatch> = (node, at, cx) => {
+  const m = cx.map(node, at, ['host', 'path_prefix']);
+  return m && { host: m.optional('host', hostPattern), pathPrefix: m.withDefault('path_prefix', pathPrefix, '/') };
+};
+
+const readAuthorization: Reader<Authorization> = (node, at, cx) => {
+  const m = cx.map(node, at, ['allow', 'allow_plaintext']);
+  if (!m) return undefined;
+  const authorization = {
+    allow: m.withDefault('allow', listOf(readIdentityPattern, { unique: true }), []),
+    allowPlaintext: m.withDefault('allow_plaintext', bool, false),
+  };
+  if (authorization.allow.length === 0 && !authorization.allowPlaintext && !cx.problems.hasProblemAt(at)) {
+    cx.problems.warn(at, 'allows nobody: the allow list is empty (default deny)');
+  }
+  return authorization;
+};
+
+const identityString = formatted('a SPIFFE ID', parseIdentityPattern);
+
+/** `spiffe://td/path` (exact), `spiffe://td/path/*` (prefix) or `{trust_domain: td}`. */
+const readIdentityPattern: Reader<IdentityPattern> = (node, at, cx) => {
+  if (isScalar(node) && typeof node.value === 'string') return identityString(node, at, cx);
+  if (isScalar(node)) {
+    cx.problems.atValue(at, `expected a SPIFFE ID (spiffe://td/path), a prefix (spiffe://td/path/*) or {trust_domain: td}, got ${describe(node)}`);
+    return undefined;
+  }
+  const m = cx.map(node, at, ['trust_domain']);
+  const td = m?.required('trust_domain', trustDomain);
+  return td === undefined ? undefined : { kind: 'trust_domain', trustDomain: td };
+};
+
+const XFCC_DETAILS = ['subject', 'uri', 'dns', 'cert', 'chain'] as const;
+
+const readXfccDetails: Reader<XfccDetails> = (node, at, cx) => {
+  const parts = listOf(oneOf(XFCC_DETAILS), { unique: true, example: '[subject, uri, dns]' })(node, at, cx);
+  if (parts === undefined) return undefined;
+  const has = (part: (typeof XFCC_DETAILS)[number]) => parts.includes(part);
+  return { subject: has('subject'), uri: has('uri'), dns: has('dns'), cert: has('cert'), chain: has('chain') };
+};
+
+interface PassthroughMatch {
+  readonly sni: readonly string[];
+  readonly default: boolean;
+  readonly alpn: string | undefined;
+}
+
+function readPassthroughRoute(m: MapReader<RouteKey>, routeName: string): PassthroughRoute {
+  const match = m.required('passthrough', readPassthroughMatch, 'which connections to relay (sni names, or default: true)');
+  return {
+    kind: 'passthrough',
+    name: routeName,
+    sni: match?.sni ?? [],
+    default: match?.default ?? false,
+    alpn: match?.alpn,
+    backend: m.required('backend', name, 'the backend that receives the connections') ?? '',
+  };
+}
+
+const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
+  const m = cx.map(node, at, ['sni', 'default', 'alpn']);
+  if (!m) return undefined;
+  const match = { sni: m.withDefault('sni', hostList, []), default: m.withDefault('default', bool, false), alpn: m.optional('alpn', alpnId) };
+  if (match.sni.length === 0 && !match.default && !cx.problems.hasProblemAt(at)) {
+    cx.problems.atValue(at, 'matches nothing: list sni names, or set default: true to take the connections no other route claims');
+  }
+  return match;
+};
+
+// ---- upstreams and backends ----
+
+const readUpstream: Reader<Upstream> = (node, at, cx) => {
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls']);
+  if (!m) return undefined;
+  return cx.track(
+    {
+      name: m.required('name', name) ?? '',
+      endpoints: m.required('endpoints', endpointList) ?? [],
+      tls: m.optional('tls', readUpstreamTls),
+      connections: m.withDefault('connections', integer(1, 100_000), UPSTREAM_CONNECTIONS_DEFAULT),
+      timeouts: m.withDefault('timeouts', readUpstreamTimeouts, UPSTREAM_TIMEOUTS_DEFAULT),
+    },
+    at,
+  );
+};
+
+const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);
+
+const readUpstreamTls: Reader<UpstreamTls> = (node, at, cx) => {
+  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'crl', 'server_name', 'expect_id', 'expect_dns']);
+  if (!m) return undefined;
+  if (m.has('expect_id') && m.has('expect_dns')) {
+    cx.problems.atKey(m.pathOf('expect_dns'), "set expect_id or expect_dns, not both: the upstream's identity is one or the other");
+  } else if (!m.has('expect_id') && !m.has('expect_dns')) {
+    cx.problems.atValue(m.pathOf('expect_id'), "required key is missing: the upstream's identity to verify, expect_id (a SPIFFE ID) or expect_dns (a DNS name)");
+  }
+  return {
+    cert: m.required('cert', filePath, "the gateway's client certificate chain toward this upstream") ?? '',
+    key: m.required('key', filePath) ?? '',
+    trustBundle: m.required('trust_bundle', filePath, "the CAs that issue the upstream's certificate") ?? '',
+    crl: m.optional('crl', filePath),
+    serverName: m.optional('server_name', dnsName),
+    expectId: m.optional('expect_id', workloadId),
+    expectDns: m.optional('expect_dns', dnsName),
+  };
+};
+
+const readBackend: Reader<Backend> = (node, at, cx) => {
+  const m = cx.map(node, at, ['name', 'endpoints', 'balance', 'proxy_protocol', 'connect_timeout']);
+  if (!m) return undefined;
+  return cx.track(
+    {
+      name: m.required('name', name) ?? '',
+      endpoints: m.required('endpoints', endpointList) ?? [],
+      balance: m.withDefault('balance', oneOf(['round_robin', 'least_connections'] as const), 'round_robin'),
+      proxyProtocol: m.optional('proxy_protocol', oneOf(['v1', 'v2'] as const)),
+      connectTimeoutMs: m.withDefault('connect_timeout', duration, CONNECT_TIMEOUT_DEFAULT),
+    },
+    at,
+  );
+};

@@ -1,0 +1,144 @@
+// The textual value formats of the configuration, as pure functions from a string to a value or
+// the reason it is wrong: durations, addresses, host patterns, names, ALPN ids, SPIFFE IDs and
+// allow-list entries. The messages say what was expected, with an example.
+import { isIPv4, isIPv6 } from 'node:net';
+import { checkSpiffeId } from '../identity/spiffe-id.js';
+import type { Address, IdentityPattern } from './types.js';
+
+export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly problem: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(problem: string): Parsed<T> => ({ ok: false, problem });
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+
+/** "500ms", "5s", "2m", "1h", also "1m30s" and "1.5s" → milliseconds. */
+export function parseDuration(text: string): Parsed<number> {
+  if (!DURATION.test(text)) return fail(`'${text}' is not a duration: write a number and a unit (ms, s, m, h), like 500ms, 5s, 2m or 1h`);
+  let ms = 0;
+  for (const [, amount, unit] of text.matchAll(DURATION_PART)) ms += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  if (!Number.isInteger(ms)) return fail(`'${text}' is not a whole number of milliseconds`);
+  return ok(ms);
+}
+
+/** A DNS label; '_' is tolerated because internal service names use it. */
+const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+function hostNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'is empty';
+  if (name.length > 253) return 'is longer than 253 characters';
+  if (name.endsWith('.')) return 'must not end with a dot';
+  if (/^[\d.]+$/.test(name) && !isIPv4(name)) return 'is not a valid IPv4 address';
+  const bad = name.split('.').find((label) => !LABEL.test(label));
+  if (bad !== undefined) return bad === '' ? 'has an empty label (two dots in a row)' : `has an invalid label '${bad}' (letters, digits, '-' and '_', at most 63, not starting or ending with '-')`;
+  return undefined;
+}
+
+/** `host:port`, `[ipv6]:port`; the host an IPv4 address or a DNS name, the port 1..65535. */
+export function parseAddress(text: string): Parsed<Address> {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end === -1 || text[end + 1] !== ':') return fail(`'${text}' is not an address: write [ipv6]:port, like [::1]:8443`);
+    host = text.slice(1, end);
+    if (!isIPv6(host)) return fail(`'${host}' is not an IPv6 address`);
+    portText = text.slice(end + 2);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon === -1) return fail(`'${text}' has no port: write host:port, like 127.0.0.1:8443`);
+    host = text.slice(0, colon).toLowerCase();
+    if (host.includes(':')) return fail(`'${text}': an IPv6 address goes in brackets, like [::1]:8443`);
+    if (host === '') return fail(`'${text}' has no host: use 0.0.0.0 for every IPv4 interface, [::] for every interface`);
+    const problem = hostNameProblem(host);
+    if (problem !== undefined) return fail(`host '${host}' ${problem}`);
+    portText = text.slice(colon + 1);
+  }
+  if (!/^\d{1,5}$/.test(portText)) return fail(`port '${portText}' is not a number`);
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return fail(`port ${port} is out of range (1 to 65535)`);
+  return ok({ host, port });
+}
+
+/** A DNS name (lowercased), or with `wildcard`, also `*.suffix` where `*` stands for one label. */
+export function parseHostPattern(text: string, options: { wildcard: boolean }): Parsed<string> {
+  const name = text.toLowerCase();
+  const wild = options.wildcard && name.startsWith('*.');
+  const rest = wild ? name.slice(2) : name;
+  if (rest.includes('*')) {
+    return fail(options.wildcard ? `'${text}': '*' may only stand for the whole first label, like *.example.com` : `'${text}': wildcards are not allowed here`);
+  }
+  if (isIPv6(rest)) return fail(`'${text}' is an IPv6 address; a host name is expected here`);
+  const problem = hostNameProblem(rest);
+  return problem === undefined ? ok(name) : fail(`'${text}' ${problem}`);
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Listener, route, upstream and backend names: they become metric labels and log fields. */
+export function parseName(text: string): Parsed<string> {
+  return NAME.test(text) ? ok(text) : fail(`'${text}' is not a valid name: up to 64 letters, digits, '.', '-' and '_', starting with a letter or digit`);
+}
+
+/** An ALPN protocol id (RFC 7301): 1 to 255 bytes; we allow printable ASCII. */
+export function parseAlpn(text: string): Parsed<string> {
+  return /^[\x21-\x7e]{1,255}$/.test(text) ? ok(text) : fail(`'${text}' is not an ALPN protocol id (1 to 255 printable ASCII characters, like http/1.1)`);
+}
+
+export function parsePathPrefix(text: string): Parsed<string> {
+  if (!text.startsWith('/')) return fail(`'${text}' must start with '/'`);
+  if (/[\s?#]/.test(text)) return fail(`'${text}' must not contain whitespace, '?' or '#'`);
+  return ok(text);
+}
+
+const SPIFFE_SCHEME = 'spiffe://';
+
+/**
+ * A SPIFFE ID per the SPIFFE spec: `spiffe://` + lowercase trust domain + path of non-empty
+ * segments other than `.`/`..`, no query, fragment, port or userinfo. `requirePath`: an ID a
+ * workload can hold (an X.509-SVID always has a path).
+ */
+export function parseSpiffeId(text: string, options: { requirePath: boolean }): Parsed<string> {
+  if (text.length > 2048) return fail('a SPIFFE ID is at most 2048 bytes');
+  if (!text.startsWith(SPIFFE_SCHEME)) {
+    return fail(text.toLowerCase().startsWith(SPIFFE_SCHEME) ? `'${text}': the scheme must be lowercase 'spiffe://'` : `'${text}' is not a SPIFFE ID: it must start with spiffe://`);
+  }
+  const rest = text.slice(SPIFFE_SCHEME.length);
+  const authority = rest.split(/[/?#]/, 1)[0]!;
+  if (authority.includes('@')) return fail(`'${text}': a SPIFFE ID has no userinfo ('@')`);
+  if (authority.includes(':')) return fail(`'${text}': a SPIFFE ID has no port`);
+  if (text.includes('?')) return fail(`'${text}': a SPIFFE ID has no query ('?')`);
+  if (text.includes('#')) return fail(`'${text}': a SPIFFE ID has no fragment ('#')`);
+  if (authority !== authority.toLowerCase()) return fail(`'${text}': the trust domain must be lowercase`);
+  if (authority.length > 255) return fail(`'${text}': the trust domain is longer than 255 characters`);
+  const check = checkSpiffeId(text);
+  if (!check.ok) return fail(`'${text}': ${check.problem}`);
+  if (options.requirePath && check.path === '') {
+    return fail(`'${text}' names a trust domain, not a workload: add a path, or allow the whole trust domain with {trust_domain: ${check.trustDomain}}`);
+  }
+  return ok(text);
+}
+
+export function parseTrustDomain(text: string): Parsed<string> {
+  if (text.startsWith(SPIFFE_SCHEME)) return fail(`'${text}': write the trust domain without spiffe://, like ${text.slice(SPIFFE_SCHEME.length).split('/')[0]}`);
+  if (text.includes('/')) return fail(`'${text}' is not a trust domain: it has a path`);
+  const id = parseSpiffeId(SPIFFE_SCHEME + text, { requirePath: false });
+  return id.ok ? ok(text) : fail(id.problem.replace(`'${SPIFFE_SCHEME}${text}'`, `'${text}'`));
+}
+
+/** An allow-list string: an exact SPIFFE ID, or `spiffe://td/some/path/*` for everything below a path. */
+export function parseIdentityPattern(text: string): Parsed<IdentityPattern> {
+  const star = text.indexOf('*');
+  if (star === -1) {
+    const id = parseSpiffeId(text, { requirePath: true });
+    return id.ok ? ok({ kind: 'exact', id: id.value }) : id;
+  }
+  if (star !== text.length - 1 || !text.endsWith('/*')) {
+    return fail(`'${text}': '*' may only be the whole last path segment, like spiffe://example.com/ns/batch/*`);
+  }
+  const base = parseSpiffeId(text.slice(0, -2), { requirePath: false });
+  // The trailing '/' keeps spiffe://td/ns/a/* from matching spiffe://td/ns/ab.
+  return base.ok ? ok({ kind: 'prefix', prefix: base.value + '/' }) : base;
+}
