@@ -219,6 +219,43 @@ describe('upstream certificates', () => {
   });
 });
 
+describe('a reloaded upstream CRL', () => {
+  it('refuses an upstream it revokes even though a resumable TLS session to it is cached', async () => {
+    const clientCrl = await pki.writeCrl('clients-upstream-reload.crl', []);
+    const upstreamCrl = await pki.writeCrl('upstreams-reload.crl', []);
+    const { port } = await start({ crl: clientCrl, upstreamCrl });
+    expect((await request({ port, ca: ca(), cert: certs.frontend, path: '/revoked-upstream/1' })).status).toBe(200);
+    // A second connection resumes: the session cache is in use.
+    revokedUpstream.server.closeAllConnections();
+    await waitFor('a resumed upstream session', async () => (await request({ port, ca: ca(), cert: certs.frontend, path: '/revoked-upstream/2' })).status === 200 && revokedUpstream.received.at(-1)?.tlsSessionReused);
+
+    const successes = await metricValue('gatehouse_tls_reload_total', { target: 'upstream/revoked-upstream', result: 'success' });
+    writeAtomically(upstreamCrl, fs.readFileSync(await pki.writeCrl('upstreams-reload-next.crl', [certs.revokedUpstream]), 'utf8'));
+    await waitFor('the upstream CRL reload', async () => (await metricValue('gatehouse_tls_reload_total', { target: 'upstream/revoked-upstream', result: 'success' })) > successes);
+    const received = revokedUpstream.received.length;
+    const refused = await request({ port, ca: ca(), cert: certs.frontend, path: '/revoked-upstream/3' });
+    expect(refused.status).toBe(502);
+    expect(refused.json().reason).toBe('upstream_tls_failed');
+    expect(revokedUpstream.received.length).toBe(received);
+    expect((await request({ port, ca: ca(), cert: certs.frontend })).status).toBe(200);
+  });
+});
+
+describe('a stale upstream CRL under `reject_all`', () => {
+  it('refuses every upstream with upstream_tls_failed, on new and resumed sessions alike', async () => {
+    const clientCrl = await pki.writeCrl('clients-reject-all.crl', []);
+    const upstreamCrl = await pki.writeCrl('upstreams-reject-all.crl', [], { nextUpdate: new Date(Date.now() + 2500) });
+    const { gateway, port } = await start({ crl: clientCrl, upstreamCrl, staleCrl: 'reject_all', tickMs: 200 });
+    expect((await request({ port, ca: ca(), cert: certs.frontend })).status).toBe(200);
+    // Drop the pooled connections: the next request opens a new one, offering the cached session.
+    upstream.server.closeAllConnections();
+    await waitFor('the upstream CRL to go stale', () => Date.now() > gateway.lifecycle.reloaders.get('upstream/payments')!.material!.revocation.nextUpdateMs!, 4000, 50);
+    const refused = await request({ port, ca: ca(), cert: certs.frontend });
+    expect(refused.status).toBe(502);
+    expect(refused.json().reason).toBe('upstream_tls_failed');
+  });
+});
+
 describe('a CRL past nextUpdate', () => {
   it('under `enforce` (default): keeps refusing what it revokes, accepts everyone else, flags it and warns', async () => {
     const crl = await pki.writeCrl('stale-enforce.crl', [certs.doomed], { nextUpdate: new Date(Date.now() - MINUTE) });
@@ -233,10 +270,23 @@ describe('a CRL past nextUpdate', () => {
   it('under `reject_all`: refuses every client with `crl_stale`', async () => {
     const crl = await pki.writeCrl('stale-reject.crl', [certs.doomed], { nextUpdate: new Date(Date.now() - MINUTE) });
     const { gateway, port } = await start({ crl, staleCrl: 'reject_all' });
-    expect(gateway.lifecycle.reloaders.get('listener/public')!.enforcement).toBe('openssl');
+    expect(gateway.lifecycle.reloaders.get('listener/public')!.enforcement).toBe('reject_all');
     await expectRefused(port, certs.frontend, 'crl_stale');
     await expectRefused(port, certs.doomed, 'crl_stale');
     expect(await metricValue('gatehouse_crl_stale', { file: crl })).toBe(1);
+  });
+
+  it('under `reject_all`: a session resumed from before the CRL went stale is refused too', async () => {
+    const crl = await pki.writeCrl('stale-reject-resume.crl', [], { nextUpdate: new Date(Date.now() + 1500) });
+    const { gateway, port } = await start({ crl, staleCrl: 'reject_all' });
+    const first = await rawExchange(port, ca(), certs.frontend);
+    expect(first.status).toBe('HTTP/1.1 200 OK');
+    await waitFor('the CRL to go stale', () => gateway.lifecycle.reloaders.get('listener/public')!.enforcement === 'reject_all', 4000);
+    const before = await rejected('crl_stale');
+    const resumed = await rawExchange(port, ca(), certs.frontend, first.session);
+    expect(resumed.reused).toBe(true);
+    expect(resumed.status).toBeUndefined();
+    await waitFor('the refusal counted as crl_stale', async () => (await rejected('crl_stale')) === before + 1, 2000);
   });
 
   it('going stale while serving under `enforce`: the gateway takes over before OpenSSL would refuse anyone, and no request fails', async () => {

@@ -73,7 +73,10 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
 
   const initial = await Promise.all([...reloaders.values()].map((r) => r.reload({ initial: true })));
   const failed = initial.find((o) => o.kind === 'failed');
-  if (failed?.kind === 'failed') throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
+  if (failed?.kind === 'failed') {
+    for (const r of reloaders.values()) r.close();
+    throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
+  }
 
   const removeSource = addMaterialSource({
     *certificates() {
@@ -101,6 +104,7 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
     close() {
       clearInterval(timer);
       for (const w of watchers) w.close();
+      for (const r of reloaders.values()) r.close();
       removeSource();
     },
   };

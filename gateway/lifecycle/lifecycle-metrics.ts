@@ -62,28 +62,34 @@ new Gauge({
   },
 });
 
+/** Per CRL file, the worst of its CRLs (a file may hold one per CA, and several targets may load it). */
+function perFile(value: (crl: CrlEntry, now: number) => number): Map<string, number> {
+  const now = Date.now();
+  const worst = new Map<string, number>();
+  for (const source of sources) {
+    for (const crl of source.crls()) worst.set(crl.file, Math.max(worst.get(crl.file) ?? -Infinity, value(crl, now)));
+  }
+  return worst;
+}
+
 new Gauge({
   name: 'gatehouse_crl_age_seconds',
-  help: 'Seconds since thisUpdate of every loaded CRL',
+  help: 'Seconds since thisUpdate of the oldest CRL of each loaded CRL file',
   labelNames: ['file'] as const,
   registers: [registry],
   collect() {
     this.reset();
-    const now = Date.now();
-    for (const source of sources) for (const crl of source.crls()) this.labels(crl.file).set((now - crl.thisUpdateMs) / 1000);
+    for (const [file, age] of perFile((crl, now) => (now - crl.thisUpdateMs) / 1000)) this.labels(file).set(age);
   },
 });
 
 new Gauge({
   name: 'gatehouse_crl_stale',
-  help: '1 when a loaded CRL is past its nextUpdate (handled by lifecycle.stale_crl), else 0',
+  help: '1 when a CRL of the file is past its nextUpdate (handled by lifecycle.stale_crl), else 0',
   labelNames: ['file'] as const,
   registers: [registry],
   collect() {
     this.reset();
-    const now = Date.now();
-    for (const source of sources) {
-      for (const crl of source.crls()) this.labels(crl.file).set(crl.nextUpdateMs !== undefined && now >= crl.nextUpdateMs ? 1 : 0);
-    }
+    for (const [file, stale] of perFile((crl, now) => (crl.nextUpdateMs !== undefined && now >= crl.nextUpdateMs ? 1 : 0))) this.labels(file).set(stale);
   },
 });

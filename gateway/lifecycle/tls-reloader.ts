@@ -3,7 +3,8 @@
 // new state and swap it in only if every step succeeded; otherwise the last good state keeps serving.
 // It also decides who enforces the CRL: OpenSSL while the CRL is fresh; the gateway itself when the
 // CRL is (about to be) past nextUpdate and the policy is `enforce`, because OpenSSL then refuses
-// every peer with CRL_HAS_EXPIRED (measured on OpenSSL 3.0, Node 20), which is `reject_all`.
+// every peer with CRL_HAS_EXPIRED (measured on OpenSSL 3.0, Node 20), which is `reject_all`. A timer
+// set for the next such moment rebuilds the state on time; the periodic tick is the backstop.
 import { createHash } from 'node:crypto';
 import type { StaleCrlPolicy } from '../config/types.js';
 import { log } from '../log.js';
@@ -34,7 +35,8 @@ export interface TlsTarget<Files, State> {
   validate(files: Files, now: number): Promise<ValidatedMaterial>;
   /**
    * A complete state. The gateway always checks `revocation` too (a resumed TLS session skips
-   * OpenSSL's checks); with `enforcement` 'gateway' the CRL is left out of OpenSSL altogether.
+   * OpenSSL's checks); with `enforcement` 'gateway' the CRL is left out of OpenSSL altogether; with
+   * 'reject_all' the CRL is stale and every peer is refused.
    */
   build(files: Files, revocation: RevocationList, enforcement: CrlEnforcement): State;
   swap(state: State): void;
@@ -47,7 +49,8 @@ export type ReloadOutcome =
   | { readonly kind: 'unchanged'; readonly target: string }
   | { readonly kind: 'failed'; readonly target: string; readonly field: string; readonly file: string; readonly problem: string };
 
-export type CrlEnforcement = 'openssl' | 'gateway';
+/** Who enforces the CRL: OpenSSL (fresh), the gateway (stale under `enforce`), or nobody gets in (stale under `reject_all`). */
+export type CrlEnforcement = 'openssl' | 'gateway' | 'reject_all';
 
 export interface ReloadPolicy {
   readonly staleCrl: StaleCrlPolicy;
@@ -67,6 +70,8 @@ interface Loaded<Files> {
 export class TlsReloader<Files, State> {
   #current: Loaded<Files> | undefined;
   #chain: Promise<unknown> = Promise.resolve();
+  #transition: NodeJS.Timeout | undefined;
+  #closed = false;
   #queued: Promise<ReloadOutcome> | undefined;
   readonly #warnings: LifecycleWarnings;
 
@@ -129,6 +134,7 @@ export class TlsReloader<Files, State> {
     }
     target.swap(state);
     this.#current = { files, digest, material, enforcement };
+    this.#scheduleTransition(material.revocation, now);
     tlsReloads.labels(target.name, 'success').inc();
     log.info(initial ? 'tls_loaded' : 'tls_reloaded', {
       target: target.name,
@@ -157,15 +163,36 @@ export class TlsReloader<Files, State> {
   }
 
   #enforcementFor(list: RevocationList, now: number): CrlEnforcement {
+    const at = this.#transitionAt(list);
+    if (at === undefined || now < at) return 'openssl';
+    return this.policy.staleCrl === 'enforce' ? 'gateway' : 'reject_all';
+  }
+
+  /** When the CRL leaves OpenSSL's hands: ahead of nextUpdate under `enforce`, at nextUpdate under `reject_all`. */
+  #transitionAt(list: RevocationList): number | undefined {
     const next = list.nextUpdateMs;
-    if (this.policy.staleCrl !== 'enforce' || next === undefined) return 'openssl';
-    return now >= next - this.policy.crlTakeoverMarginMs ? 'gateway' : 'openssl';
+    if (next === undefined) return undefined;
+    return this.policy.staleCrl === 'enforce' ? next - this.policy.crlTakeoverMarginMs : next;
+  }
+
+  #scheduleTransition(list: RevocationList, now: number): void {
+    clearTimeout(this.#transition);
+    const at = this.#transitionAt(list);
+    if (at === undefined || at <= now || this.#closed) return;
+    // setTimeout holds at most ~24.8 days; a later transition is re-armed by the tick's reload of the material.
+    this.#transition = setTimeout(() => this.tick(), Math.min(at - now + 5, 2 ** 31 - 1));
+    this.#transition.unref();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#transition);
   }
 
   /** Periodic: hands the CRL to the gateway as it goes stale, and logs the warnings that are due. */
   tick(): void {
     const current = this.#current;
-    if (!current) return;
+    if (!current || this.#closed) return;
     const now = this.clock();
     const enforcement = this.#enforcementFor(current.material.revocation, now);
     if (enforcement !== current.enforcement) {
@@ -176,12 +203,16 @@ export class TlsReloader<Files, State> {
           target: this.name,
           crl_enforcement: enforcement,
           next_update: new Date(current.material.revocation.nextUpdateMs!).toISOString(),
-          note: 'the CRL is at or near its nextUpdate: the gateway now enforces it, as OpenSSL would refuse every peer',
+          note:
+            enforcement === 'gateway'
+              ? 'the CRL is at or near its nextUpdate: the gateway now enforces it, as OpenSSL would refuse every peer'
+              : 'the CRL is past its nextUpdate: every peer it covers is refused (stale_crl: reject_all)',
         });
       } catch (err) {
         log.error('crl_enforcement_change_failed', { target: this.name, problem: (err as Error).message });
       }
     }
+    this.#scheduleTransition(current.material.revocation, now);
     this.#warnings.check(current.material.certificates, current.material.revocation.crls, now);
   }
 

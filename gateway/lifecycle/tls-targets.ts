@@ -3,10 +3,12 @@
 // revokes are closed) and an upstream (the gateway's client certificate, the upstream trust bundle and
 // CRL; new connections use the new identity, pooled ones are retired gracefully).
 //
-// A resumed TLS session skips certificate verification, so a client whose certificate was revoked, or
-// whose CA was dropped from the bundle, could come back on an old session ticket. Hence: sessions are
-// partitioned by trust bundle (server: the session id context; upstream: the session cache key), and
-// the CRL and expiry are re-checked by the gateway at every handshake, resumed or not (a map lookup).
+// A resumed TLS session skips certificate verification (OpenSSL's, and Node's checkServerIdentity on
+// the client side), so a peer whose certificate was revoked, or whose CA was dropped from the bundle,
+// could come back on an old session. Hence, on listeners: sessions are partitioned by trust bundle
+// (the session id context) and the gateway re-checks CRL and expiry at every handshake, resumed or not
+// (a map lookup; a CRL update then costs no full-handshake storm). Toward upstreams, where Node offers
+// no hook on resumption: the session cache key covers bundle, CRL and CRL enforcement.
 import { createHash } from 'node:crypto';
 import type { Listener, Upstream } from '../config/types.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
@@ -29,9 +31,11 @@ function forOpenssl<F extends { crlPem?: string }>(files: F, enforcement: CrlEnf
   return enforcement === 'gateway' ? { ...files, crlPem: undefined } : files;
 }
 
-/** A session partition key: sessions made under another trust bundle never resume. Same files, same key, on every worker and replica. */
-function partition(base: string, trustBundlePem: string): string {
-  return createHash('sha256').update(base).update('\0').update(trustBundlePem).digest('hex');
+/** A session partition key: sessions made under other trust material never resume. Same files, same key, on every worker and replica. */
+function partition(base: string, ...material: string[]): string {
+  const hash = createHash('sha256').update(base);
+  for (const part of material) hash.update('\0').update(part);
+  return hash.digest('hex');
 }
 
 async function validateTrust(
@@ -87,10 +91,14 @@ export function listenerTarget(
     build(files, revocation, enforcement) {
       const tuning = opts.tuning();
       const state = buildServerTlsState(tls, forOpenssl(files, enforcement), { ...tuning, sessionIdContext: partition(tuning.sessionIdContext, files.trustBundlePem).slice(0, 32) });
+      // OpenSSL refuses full handshakes once a CRL it holds is stale: resumed ones are refused too.
+      const staleAt = enforcement === 'gateway' ? undefined : revocation.nextUpdateMs;
       return {
         ...state,
         admit: (identity) => {
-          if (identity.notAfter.getTime() <= Date.now()) return 'expired';
+          const now = Date.now();
+          if (staleAt !== undefined && now >= staleAt) return 'crl_stale';
+          if (identity.notAfter.getTime() <= now) return 'expired';
           return revocation.revokesChain(identity.cert) ? 'revoked' : undefined;
         },
       };
@@ -125,7 +133,8 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
       const checkIdentity = state.checkIdentity;
       return {
         ...state,
-        clientCertFingerprint: partition(state.clientCertFingerprint, files.trustBundlePem),
+        clientCertFingerprint: partition(state.clientCertFingerprint, files.trustBundlePem, files.crlPem ?? '', enforcement),
+        // Runs on full handshakes only; the partition above keeps sessions from outliving the checks they passed.
         checkIdentity: (host, cert) =>
           revocation.revokesPeerChain(cert) ? new UpstreamRevokedError(`upstream certificate serial ${cert.serialNumber} is revoked`) : checkIdentity(host, cert),
       };

@@ -19,6 +19,11 @@ const TLS_VERIFY_CODES = new Set([
   'CERT_HAS_EXPIRED',
   'CERT_NOT_YET_VALID',
   'CERT_REVOKED',
+  // The upstream CRL: stale (stale_crl: reject_all), or none for the upstream's CA.
+  'CRL_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'UNABLE_TO_GET_CRL',
+  'CRL_SIGNATURE_FAILURE',
   'INVALID_PURPOSE',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
