@@ -40,7 +40,7 @@ export function checkFiles(config: GatewayConfig, cx: ReadContext, now: number):
     if (upstream.tls.crl !== undefined) files.crl(childPath(tlsAt, 'crl'), upstream.tls.crl, bundle);
     files.presented('client', { at: childPath(tlsAt, 'cert'), file: upstream.tls.cert }, { at: childPath(tlsAt, 'key'), file: upstream.tls.key });
   }
-  if (config.sessionTickets.keyFile !== undefined) files.read('session_tickets.key_file', config.sessionTickets.keyFile);
+  if (config.sessionTickets.keyFile !== undefined) files.readable('session_tickets.key_file', config.sessionTickets.keyFile);
 }
 
 interface FileRef {
@@ -59,7 +59,7 @@ class FileChecker {
     private readonly now: number,
   ) {}
 
-  /** The file's text, or undefined after reporting why it cannot be used. */
+  /** The PEM file's text, or undefined after reporting why it cannot be used. */
   read(at: string, file: string): string | undefined {
     let result = this.#reads.get(file);
     if (!result) {
@@ -69,6 +69,13 @@ class FileChecker {
     if ('text' in result) return result.text;
     this.cx.problems.atValue(at, result.problem);
     return undefined;
+  }
+
+  /** A file whose format is not ours to judge (session ticket keys): it exists and is not empty. */
+  readable(at: string, file: string): void {
+    const result = readBytes(file);
+    if (!Buffer.isBuffer(result)) this.cx.problems.atValue(at, result.problem);
+    else if (result.length === 0) this.cx.problems.atValue(at, `${file} is empty`);
   }
 
   /** A certificate chain the gateway presents (as a server, or as a client to an upstream) and its key. */
@@ -153,10 +160,9 @@ class FileChecker {
   }
 }
 
-function readPemFile(file: string): ReadResult {
-  let bytes: Buffer;
+function readBytes(file: string): Buffer | { readonly problem: string } {
   try {
-    bytes = fs.readFileSync(file);
+    return fs.readFileSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { problem: `file not found: ${file}` };
@@ -164,6 +170,11 @@ function readPemFile(file: string): ReadResult {
     if (code === 'EISDIR') return { problem: `${file} is a directory, not a file` };
     return { problem: `cannot read ${file}: ${(err as Error).message}` };
   }
+}
+
+function readPemFile(file: string): ReadResult {
+  const bytes = readBytes(file);
+  if (!Buffer.isBuffer(bytes)) return bytes;
   if (bytes.length === 0) return { problem: `${file} is empty` };
   const text = bytes.toString('utf8');
   // A DER SEQUENCE starts with 0x30: the most common mix-up, worth a precise hint.

@@ -88,6 +88,11 @@ export class ProblemCollector {
     return this.#problems.some((p) => p.path === path || p.path.startsWith(path + '.') || p.path.startsWith(path + '['));
   }
 
+  /** Whether a problem was reported at a path that passes `test`. */
+  hasProblemWhere(test: (path: string) => boolean): boolean {
+    return this.#problems.some((p) => test(p.path));
+  }
+
   /** The line of a field, for messages like "(first at line 12)". */
   lineOf(path: string): number {
     const offset = this.#offsetOf(path, 'value');

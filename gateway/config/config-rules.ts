@@ -13,8 +13,8 @@ export function checkRules(config: GatewayConfig, cx: ReadContext): void {
   checkUniqueNames(config.upstreams, 'upstream', cx);
   checkUniqueNames(config.backends, 'backend', cx);
   checkAddresses(config, cx);
-  const upstreams = namesOf(config.upstreams);
-  const backends = namesOf(config.backends);
+  const upstreams = namesOf(config.upstreams, 'upstreams', cx);
+  const backends = namesOf(config.backends, 'backends', cx);
   const used = new Set<string>();
   for (const listener of config.listeners) {
     checkUniqueNames(listener.routes, 'route', cx, ` on listener '${listener.name}'`);
@@ -38,8 +38,14 @@ export function checkRules(config: GatewayConfig, cx: ReadContext): void {
   }
 }
 
-function namesOf(items: readonly { name: string }[]): string[] {
-  return [...new Set(items.map((i) => i.name).filter((n) => n !== ''))];
+/**
+ * The names defined in a section, or undefined when one of them could not be read: a reference
+ * to it would then be reported as unknown, which is not the problem to fix.
+ */
+function namesOf(items: readonly { name: string }[], section: string, cx: ReadContext): string[] | undefined {
+  const unreadName = new RegExp(`^${section}(\\[\\d+\\](\\.name)?)?$`);
+  if (cx.problems.hasProblemWhere((p) => unreadName.test(p))) return undefined;
+  return [...new Set(items.map((i) => i.name))];
 }
 
 function where(at: string, cx: ReadContext): string {
@@ -57,8 +63,8 @@ function checkUniqueNames(items: readonly { name: string }[], kind: string, cx: 
   }
 }
 
-function checkReference(kind: 'upstream' | 'backend', name: string, at: string, known: readonly string[], cx: ReadContext): void {
-  if (name === '' || known.includes(name) || cx.problems.hasProblemAt(at)) return;
+function checkReference(kind: 'upstream' | 'backend', name: string, at: string, known: readonly string[] | undefined, cx: ReadContext): void {
+  if (known === undefined || name === '' || known.includes(name) || cx.problems.hasProblemAt(at)) return;
   const suggestion = closest(name, known);
   const guess = suggestion === undefined ? '' : ` (did you mean '${suggestion}'?)`;
   const list = known.length > 0 ? `the ${kind}s are: ${known.join(', ')}` : `no ${kind}s are defined (add a '${kind}s' section)`;
