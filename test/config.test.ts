@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main as certsMain } from '../certs/certs-command.js';
 import { createCrl, createRootCa, issueLeaf, type LeafOptions } from '../certs/dev-ca.js';
 import { main as validateMain } from '../gateway/commands/validate.js';
-import { parseAddress, parseDuration, parseIdentityPattern } from '../gateway/config/config-values.js';
+import { parseAddress, parseDuration, parseHostPattern, parseIdentityPattern } from '../gateway/config/config-values.js';
 import { loadConfigFile, parseConfig, type ConfigResult, type LoadOptions } from '../gateway/config/load-config.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/config/', import.meta.url));
@@ -389,6 +389,16 @@ describe('value formats', () => {
       expect(parseAddress(text).ok).toBe(false);
     },
   );
+
+  it('server names: lowercased, a wildcard only as the whole first label, IP addresses only where a Host header may hold one', () => {
+    const sni = { wildcard: true, ip: false };
+    expect(parseHostPattern('*.API.example.org', sni)).toEqual({ ok: true, value: '*.api.example.org' });
+    expect(parseHostPattern('10.0.0.1', { wildcard: true, ip: true })).toEqual({ ok: true, value: '10.0.0.1' });
+    for (const bad of ['10.0.0.1', '::1', 'api.*.org', '*api.example.org', 'a..b', '-a.example.org', 'a.example.org.']) {
+      expect(parseHostPattern(bad, sni).ok, bad).toBe(false);
+    }
+    expect(parseHostPattern('*.example.org', { wildcard: false, ip: false }).ok).toBe(false);
+  });
 
   it.each([
     ['spiffe://example.org/ns/web/sa/frontend', { kind: 'exact', id: 'spiffe://example.org/ns/web/sa/frontend' }],

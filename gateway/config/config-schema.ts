@@ -77,13 +77,14 @@ function timeouts<K extends string, F extends string>(fields: Readonly<Record<K,
 
 const name = formatted('a name', parseName);
 const address = formatted('an address (host:port)', parseAddress);
-const hostPattern = formatted('a host name or *.suffix', (s) => parseHostPattern(s, { wildcard: true }));
-const dnsName = formatted('a DNS name', (s) => parseHostPattern(s, { wildcard: false }));
+const hostPattern = formatted('a host name or *.suffix', (s) => parseHostPattern(s, { wildcard: true, ip: true }));
+const sniPattern = formatted('a server name or *.suffix', (s) => parseHostPattern(s, { wildcard: true, ip: false }));
+const dnsName = formatted('a DNS name', (s) => parseHostPattern(s, { wildcard: false, ip: false }));
 const alpnId = formatted('an ALPN protocol id', parseAlpn);
 const pathPrefix = formatted('a path prefix, like /api', parsePathPrefix);
 const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/api', (s) => parseSpiffeId(s, { requirePath: true }));
 const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
-const hostList = listOf(hostPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
+const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
 
 /** Terminate listeners serve HTTP/1.1 (node:https); offering anything else would break clients that pick it. */
@@ -186,7 +187,7 @@ const readListenerTls: Reader<ListenerTls> = (node, at, cx) => {
 const readServerCertificate: Reader<ServerCertificate> = (node, at, cx) => {
   const m = cx.map(node, at, ['sni', 'cert', 'key']);
   if (!m) return undefined;
-  return cx.track({ sni: m.withDefault('sni', hostList, []), cert: m.required('cert', filePath) ?? '', key: m.required('key', filePath) ?? '' }, at);
+  return cx.track({ sni: m.withDefault('sni', sniList, []), cert: m.required('cert', filePath) ?? '', key: m.required('key', filePath) ?? '' }, at);
 };
 
 const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
@@ -303,7 +304,7 @@ function readPassthroughRoute(m: MapReader<RouteKey>, routeName: string): Passth
 const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
   const m = cx.map(node, at, ['sni', 'default', 'alpn']);
   if (!m) return undefined;
-  const match = { sni: m.withDefault('sni', hostList, []), default: m.withDefault('default', bool, false), alpn: m.optional('alpn', alpnId) };
+  const match = { sni: m.withDefault('sni', sniList, []), default: m.withDefault('default', bool, false), alpn: m.optional('alpn', alpnId) };
   if (match.sni.length === 0 && !match.default && !cx.problems.hasProblemAt(at)) {
     cx.problems.atValue(at, 'matches nothing: list sni names, or set default: true to take the connections no other route claims');
   }

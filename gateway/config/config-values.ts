@@ -62,15 +62,20 @@ export function parseAddress(text: string): Parsed<Address> {
   return ok({ host, port });
 }
 
-/** A DNS name (lowercased), or with `wildcard`, also `*.suffix` where `*` stands for one label. */
-export function parseHostPattern(text: string, options: { wildcard: boolean }): Parsed<string> {
+/**
+ * A DNS name (lowercased); with `wildcard` also `*.suffix`, where `*` stands for one label; with
+ * `ip` also an IPv4 address (a Host header may hold one; SNI and DNS SANs never do).
+ */
+export function parseHostPattern(text: string, options: { wildcard: boolean; ip: boolean }): Parsed<string> {
   const name = text.toLowerCase();
+  if (isIPv4(name) || isIPv6(name)) {
+    return options.ip && isIPv4(name) ? ok(name) : fail(`'${text}' is an IP address; a DNS name is expected here (SNI and DNS names never hold addresses)`);
+  }
   const wild = options.wildcard && name.startsWith('*.');
   const rest = wild ? name.slice(2) : name;
   if (rest.includes('*')) {
     return fail(options.wildcard ? `'${text}': '*' may only stand for the whole first label, like *.example.com` : `'${text}': wildcards are not allowed here`);
   }
-  if (isIPv6(rest)) return fail(`'${text}' is an IPv6 address; a host name is expected here`);
   const problem = hostNameProblem(rest);
   return problem === undefined ? ok(name) : fail(`'${text}' ${problem}`);
 }
