@@ -89,7 +89,7 @@ export function markdownReport(input: ReportInput): string {
     '```',
     '',
     ...input.results.map(scenarioSection),
-    '## Peer configurations (default settings)',
+    '## Peer configurations (default settings, with the relay listener of scenario 4)',
     '',
     ...input.configs.flatMap((c) => [`<details><summary>${c.label}</summary>`, '', '```' + c.language, rel(c.text).trimEnd(), '```', '</details>', '']),
   ];

@@ -45,12 +45,15 @@ function originKeeper(pki: BenchPki, ports: Ports): { ensure: () => Promise<void
   };
 }
 
+/** The configurations the report shows: default settings plus scenario 4's relay listener. */
+const WITH_RELAY = { ...DEFAULT_SETTINGS, relay: true };
+
 function configsForReport(pki: BenchPki, ports: Ports): ReportInput['configs'] {
   const ctx = (name: string) => ({ pki, ports, dir: path.join(WORK_DIR, name) });
   return [
-    { label: 'gatehouse (bench/.work/gatehouse/gatehouse.yaml)', language: 'yaml', text: gatehouseConfig(ctx('gatehouse'), DEFAULT_SETTINGS) },
-    { label: 'HAProxy (bench/.work/haproxy/haproxy.cfg)', language: 'haproxy', text: haproxyConfig(ctx('haproxy'), DEFAULT_SETTINGS) },
-    { label: 'NGINX (bench/.work/nginx/nginx.conf)', language: 'nginx', text: nginxConfig(ctx('nginx'), DEFAULT_SETTINGS) },
+    { label: 'gatehouse (bench/.work/gatehouse/gatehouse.yaml)', language: 'yaml', text: gatehouseConfig(ctx('gatehouse'), WITH_RELAY) },
+    { label: 'HAProxy (bench/.work/haproxy/haproxy.cfg)', language: 'haproxy', text: haproxyConfig(ctx('haproxy'), WITH_RELAY) },
+    { label: 'NGINX (bench/.work/nginx/nginx.conf)', language: 'nginx', text: nginxConfig(ctx('nginx'), WITH_RELAY) },
   ];
 }
 

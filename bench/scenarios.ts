@@ -82,7 +82,7 @@ export function allScenarios(): Scenario[] {
       about:
         'The client talks TLS to the origin itself through the relay listener (SNI origin.bench.test): bulk throughput of 10 MB bodies, and new connections per second (the origin does the handshakes, on the load core).',
       columns: PEERS,
-      variants: [{ probes: [relayBulkProbe(), relayConnectionsProbe()] }],
+      variants: [{ settings: { relay: true }, probes: [relayBulkProbe(), relayConnectionsProbe()] }],
       ratios: VS_PEERS,
     },
     {

@@ -1,14 +1,32 @@
 // gatehouse configuration (YAML in the format of routes/reference.yaml): an mTLS terminate
-// listener routing `/` to the mTLS origin, a passthrough listener relaying by SNI. With
+// listener routing `/` to the mTLS origin and, with `relay`, a passthrough listener relaying by
+// SNI. With
 // `frontDoor`, the terminate listener also gets a passthrough route, which makes it peek every
 // ClientHello before the TLS server sees it (scenario 5 compares the two).
 import { existsSync } from 'node:fs';
 import { TRUST_DOMAIN } from '../certificates.js';
-import { FRONT_DOOR_SNI, GATEHOUSE_CLI, HOST, MAX_CONNECTIONS, ORIGIN_NAME, PASSTHROUGH_SNI } from '../layout.js';
+import { FRONT_DOOR_SNI, GATEHOUSE_CLI, HOST, MAX_CONNECTIONS, ORIGIN_NAME, PASSTHROUGH_SNI, type Ports } from '../layout.js';
 import { writeConfig, type PeerContext, type PeerDriver, type PeerSettings } from './peer.js';
 
 /** A YAML double-quoted scalar. */
 const q = (s: string): string => JSON.stringify(s);
+
+const RELAY_LISTENER = (ports: Ports): string => `  - name: bench-relay
+    address: ${HOST}:${ports.passthrough}
+    max_connections: ${MAX_CONNECTIONS}
+    routes:
+      - name: origin-relay
+        passthrough:
+          sni: [${PASSTHROUGH_SNI}]
+        backend: origin
+`;
+
+/** The passthrough pool: the same origin, relayed without terminating. */
+const BACKENDS = (ports: Ports): string => `
+backends:
+  - name: origin
+    endpoints: [${HOST}:${ports.origin}]
+`;
 
 export function gatehouseConfig(ctx: PeerContext, s: PeerSettings): string {
   const { pki, ports } = ctx;
@@ -50,15 +68,7 @@ listeners:
         authorize:
           allow:
             - trust_domain: ${TRUST_DOMAIN}${frontDoorRoute}
-  - name: bench-relay
-    address: ${HOST}:${ports.passthrough}
-    max_connections: ${MAX_CONNECTIONS}
-    routes:
-      - name: origin-relay
-        passthrough:
-          sni: [${PASSTHROUGH_SNI}]
-        backend: origin
-
+${s.relay ? RELAY_LISTENER(ports) : ''}
 upstreams:
   - name: origin
     endpoints: [${HOST}:${ports.origin}]
@@ -69,11 +79,7 @@ upstreams:
       trust_bundle: ${q(pki.caFile)}
       server_name: ${ORIGIN_NAME}
       expect_dns: ${ORIGIN_NAME}
-
-backends:
-  - name: origin
-    endpoints: [${HOST}:${ports.origin}]
-`;
+${s.relay || s.frontDoor ? BACKENDS(ports) : ''}`;
 }
 
 export const gatehouse: PeerDriver = {

@@ -1,9 +1,23 @@
 // HAProxy configuration: mTLS terminate (verify required) proxying over pooled keep-alive to the
-// mTLS origin (server-side `ssl verify required ... crt`, `http-reuse always`), plus a TCP-mode
-// frontend that relays by SNI (req.ssl_sni) without terminating.
+// mTLS origin (server-side `ssl verify required ... crt`, `http-reuse always`) and, with `relay`,
+// a TCP-mode frontend that relays by SNI (req.ssl_sni) without terminating.
 import path from 'node:path';
 import { HOST, MAX_CONNECTIONS, ORIGIN_NAME, PASSTHROUGH_SNI } from '../layout.js';
 import { which, writeConfig, type PeerContext, type PeerDriver, type PeerSettings } from './peer.js';
+
+/** TCP mode: wait for a ClientHello, relay by its SNI; other names are refused. */
+const RELAY = ({ ports }: PeerContext): string => `
+frontend relay
+  mode tcp
+  bind ${HOST}:${ports.passthrough}
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  use_backend origin_tcp if { req.ssl_sni -i ${PASSTHROUGH_SNI} }
+
+backend origin_tcp
+  mode tcp
+  server origin ${HOST}:${ports.origin}
+`;
 
 export function haproxyConfig(ctx: PeerContext, s: PeerSettings): string {
   const { pki, ports } = ctx;
@@ -32,17 +46,7 @@ frontend mtls
 backend origin
   server origin ${HOST}:${ports.origin} ssl verify required ca-file ${pki.caFile} crt ${pki.proxyClient.pem} sni str(${ORIGIN_NAME}) verifyhost ${ORIGIN_NAME} alpn http/1.1
 
-frontend relay
-  mode tcp
-  bind ${HOST}:${ports.passthrough}
-  tcp-request inspect-delay 5s
-  tcp-request content accept if { req.ssl_hello_type 1 }
-  use_backend origin_tcp if { req.ssl_sni -i ${PASSTHROUGH_SNI} }
-
-backend origin_tcp
-  mode tcp
-  server origin ${HOST}:${ports.origin}
-`;
+${s.relay ? RELAY(ctx) : ''}`;
 }
 
 export const haproxy: PeerDriver = {

@@ -1,6 +1,7 @@
 // NGINX configuration: mTLS terminate (ssl_verify_client on) proxying to the mTLS origin over an
 // upstream keep-alive pool (proxy_ssl_certificate, proxy_ssl_verify, keepalive 64, HTTP/1.1,
-// session reuse), plus a stream server that relays by SNI (ssl_preread) without terminating.
+// session reuse) and, with `relay`, a stream server that relays by SNI (ssl_preread) without
+// terminating.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { HOST, MAX_CONNECTIONS, ORIGIN_NAME, PASSTHROUGH_SNI } from '../layout.js';
@@ -8,6 +9,21 @@ import { which, writeConfig, type PeerContext, type PeerDriver, type PeerSetting
 
 /** Debian builds the stream module as a dynamic module (package libnginx-mod-stream). */
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+/** A stream server that reads the ClientHello (ssl_preread) and relays by SNI; other names go nowhere. */
+const STREAM = ({ ports }: PeerContext): string => `
+stream {
+  map $ssl_preread_server_name $relay_to {
+    ${PASSTHROUGH_SNI} ${HOST}:${ports.origin};
+    default 127.0.0.1:9;
+  }
+  server {
+    listen ${HOST}:${ports.passthrough};
+    ssl_preread on;
+    proxy_pass $relay_to;
+  }
+}
+`;
 
 export function nginxConfig(ctx: PeerContext, s: PeerSettings): string {
   const { pki, ports, dir } = ctx;
@@ -69,18 +85,7 @@ http {
   }
 }
 
-stream {
-  map $ssl_preread_server_name $relay_to {
-    ${PASSTHROUGH_SNI} ${HOST}:${ports.origin};
-    default 127.0.0.1:9;
-  }
-  server {
-    listen ${HOST}:${ports.passthrough};
-    ssl_preread on;
-    proxy_pass $relay_to;
-  }
-}
-`;
+${s.relay ? STREAM(ctx) : ''}`;
 }
 
 export const nginx: PeerDriver = {

@@ -20,9 +20,11 @@ export interface PeerSettings {
   readonly tickets: boolean;
   /** gatehouse only: a passthrough route on the terminate listener, which forces its front door. */
   readonly frontDoor: boolean;
+  /** Also run the SNI relay (passthrough) listener; only the scenarios that measure it ask. */
+  readonly relay: boolean;
 }
 
-export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, frontDoor: false };
+export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, frontDoor: false, relay: false };
 
 export interface PeerContext {
   readonly pki: BenchPki;
@@ -83,11 +85,12 @@ export async function startPeer(driver: PeerDriver, ctx: PeerContext, settings: 
     return { ok: false, reason: `config: ${err instanceof Error ? err.message : String(err)}` };
   }
   // A listener left over from another process would be measured in this peer's place.
-  for (const port of [ctx.ports.terminate, ctx.ports.passthrough]) {
+  const ports = settings.relay ? [ctx.ports.terminate, ctx.ports.passthrough] : [ctx.ports.terminate];
+  for (const port of ports) {
     if (await canConnect(HOST, port)) return { ok: false, reason: `${HOST}:${port} is still in use by another process` };
   }
   const proc = spawnTracked(command.cmd, command.args, { cpus, cwd: ctx.dir });
-  let failure = await waitForPorts(proc, HOST, [ctx.ports.terminate, ctx.ports.passthrough]);
+  let failure = await waitForPorts(proc, HOST, ports);
   if (!failure) {
     await sleep(STARTUP_GRACE_MS); // a peer that fails after binding (a worker's error) exits now
     if (!proc.isRunning()) failure = `exited (${await proc.exited}) right after it started listening`;
