@@ -69,3 +69,22 @@ export function certReasonFromOpenssl(code: string | null | undefined): CertReas
       return 'handshake_failed';
   }
 }
+
+/**
+ * Why the front door closed a connection before it reached a route (listener/front-door.ts):
+ * `gatehouse_front_door_refusals_total{reason}` and the `reason` of its log lines.
+ */
+export const FRONT_DOOR_REASONS = [
+  'not_tls', // not a TLS ClientHello, and the listener is STRICT (or the bytes are not HTTP)
+  'hello_too_large',
+  'hello_malformed',
+  'hello_timeout', // no complete ClientHello (or first request bytes) within timeouts.hello
+  'unrecognized_name', // no route for the SNI/ALPN and no default: TLS alert 112 sent
+  'max_connections',
+  'no_terminate_handler', // a terminate route matched but the listener has no TLS server wired
+] as const;
+export type FrontDoorReason = (typeof FRONT_DOOR_REASONS)[number];
+
+/** How a passthrough connection to a backend ended up: `gatehouse_passthrough_connections_total{outcome}`. */
+export const PASSTHROUGH_OUTCOMES = ['relayed', 'upstream_unavailable', 'upstream_connect_timeout', 'client_closed'] as const;
+export type PassthroughOutcome = (typeof PASSTHROUGH_OUTCOMES)[number];
