@@ -21,7 +21,7 @@ export interface Metric {
   readonly lowerIsBetter?: boolean;
   /** Decimal places in the report. */
   readonly digits?: number;
-  /** Shown in the SVG chart of ratios (default true); shares and baselines are not. */
+  /** Shown in the SVG chart of ratios (default true); shares, baselines and cross-checks are not. */
   readonly chart?: boolean;
 }
 

@@ -76,8 +76,8 @@ export function abKeepAliveProbe(): Probe {
   return {
     id: 'ab-keepalive',
     metrics: [
-      { key: 'rate', label: 'ab -k (HTTP/1.0), cross-check: requests/s', unit: 'req/s' },
-      { key: 'perCpu', label: 'ab -k (HTTP/1.0), cross-check: requests per gateway CPU-second', unit: 'req/CPU-s' },
+      { key: 'rate', label: 'ab -k (HTTP/1.0), cross-check: requests/s', unit: 'req/s', chart: false },
+      { key: 'perCpu', label: 'ab -k (HTTP/1.0), cross-check: requests per gateway CPU-second', unit: 'req/CPU-s', chart: false },
     ],
     command: (t) => shellLine('ab', abArgs(req(t))),
     async run(t): Promise<Measurement> {
@@ -115,8 +115,8 @@ export function sTimeHandshakeProbe(): Probe {
   return {
     id: 's_time-new',
     metrics: [
-      { key: 'rate', label: 's_time -new (cross-check): handshakes/s', unit: 'hs/s' },
-      { key: 'perCpu', label: 's_time -new (cross-check): handshakes per gateway CPU-second', unit: 'hs/CPU-s' },
+      { key: 'rate', label: 's_time -new (cross-check): handshakes/s', unit: 'hs/s', chart: false },
+      { key: 'perCpu', label: 's_time -new (cross-check): handshakes per gateway CPU-second', unit: 'hs/CPU-s', chart: false },
     ],
     command: (t) => `${t.options.sTimeParallel} in parallel: ${shellLine('openssl', sTimeArgs(req(t)))}`,
     async run(t): Promise<Measurement> {

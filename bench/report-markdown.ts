@@ -12,6 +12,8 @@ export interface ReportInput {
   readonly seconds: number;
   readonly options: BenchOptions;
   readonly machine: MachineInfo;
+  /** Load averages before and after the run (the harness's own load included). */
+  readonly load: { readonly before: string; readonly after: string };
   readonly results: readonly ScenarioResult[];
   /** Peer configurations with default settings, for the appendix, by peer label. */
   readonly configs: ReadonlyArray<{ readonly label: string; readonly language: string; readonly text: string }>;
@@ -76,6 +78,7 @@ export function markdownReport(input: ReportInput): string {
     '## Machine and method',
     '',
     `- ${m.cpus} CPUs: ${m.cpuModel}; ${m.kernel}`,
+    `- Load average (1, 5, 15 min) before the run: ${input.load.before}; after: ${input.load.after}. Anything else running on the machine competes with the peer or the load generator: rates drop, per-CPU-second figures much less.`,
     ...Object.entries(m.versions).map(([k, v]) => `- ${k}: ${v}`),
     '- Pinning (taskset): the peer under test on core 0 alone; the load generator **and the origin share core 1** (the origin is a uWebSockets.js `SSLApp`, one process, 1 KB answers: light, but it competes with the load generator). Scenario 7\'s two workers run on cores 0–1.',
     '- Each peer runs alone, in turn, on the same ports, with the same worker count (1 unless stated), started fresh for every run and warmed up with keep-alive load.',

@@ -16,7 +16,7 @@ import { markdownReport, type ReportInput } from './report-markdown.js';
 import { svgChart } from './report-svg.js';
 import { runScenario, type ScenarioResult } from './runner.js';
 import { allScenarios } from './scenarios.js';
-import { buildH1load, ensureTools, machineInfo } from './tools.js';
+import { buildH1load, ensureTools, loadAverage, machineInfo } from './tools.js';
 
 const log = (line: string): void => {
   process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
@@ -75,6 +75,7 @@ async function writeReports(input: Omit<ReportInput, 'chartFile'>): Promise<stri
 async function main(options: BenchOptions): Promise<number> {
   installCleanup();
   const started = new Date();
+  const loadBefore = loadAverage();
   const ports = portsFrom(options.portBase);
   const scenarios = allScenarios().filter((s) => options.only.size === 0 || options.only.has(s.id));
   log(`bench: ${options.quick ? 'quick' : 'full'} run of scenario(s) ${scenarios.map((s) => s.id).join(',')}, ${options.runs} run(s) x ${options.seconds} s`);
@@ -110,6 +111,7 @@ async function main(options: BenchOptions): Promise<number> {
     seconds: (Date.now() - started.getTime()) / 1000,
     options,
     machine: machineInfo(),
+    load: { before: loadBefore, after: loadAverage() },
     results,
     configs: configsForReport(pki, ports),
     setupCommands,

@@ -42,6 +42,15 @@ function firstLine(cmd: string, args: readonly string[]): string {
   }
 }
 
+/** The 1, 5 and 15 minute load averages: other work on a shared machine shows here. */
+export function loadAverage(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'unknown';
+  }
+}
+
 export interface MachineInfo {
   readonly cpus: number;
   readonly cpuModel: string;
