@@ -25,9 +25,10 @@ export interface FrontDoorOptions {
    */
   readonly terminate?: (socket: net.Socket, hello: ClientHello) => void;
   /**
-   * PERMISSIVE listeners, plaintext HTTP: the socket as for `terminate`. An http.Server consumes
-   * the socket's handle natively, so after `httpServer.emit('connection', socket)` call
-   * `socket.resume()` to let it read the unshifted bytes.
+   * PERMISSIVE listeners, plaintext HTTP: the socket as for `terminate`, for
+   * `httpServer.emit('connection', socket)`. When the callback returns having attached a 'data'
+   * listener to the still-paused socket (http.Server does, and reads later bytes from the handle
+   * natively), the front door resumes it so that the bytes given back are read first.
    */
   readonly plaintext?: (socket: net.Socket) => void;
   /** Bound on the ClientHello, record headers included; default 16 KiB. */
@@ -207,7 +208,11 @@ class FirstBytes {
     }
     this.#metrics.plaintext.inc();
     this.#handOff();
-    this.#options.plaintext!(this.#socket);
+    const socket = this.#socket;
+    this.#options.plaintext!(socket);
+    // Without this an http.Server would never see the request line we read: it parses new bytes
+    // straight from the handle and the unshifted ones wait in a paused stream.
+    if (socket.isPaused() && socket.listenerCount('data') > 0) socket.resume();
   }
 
   #route(hello: ClientHello): void {
