@@ -10,10 +10,10 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Route } from '../gateway/config/types.js';
-import { startFrontDoor, type FrontDoor, type FrontDoorOptions } from '../gateway/listener/front-door.js';
+import { startFrontDoor, type FrontDoorOptions } from '../gateway/listener/front-door.js';
 import type { ClientHello } from '../gateway/passthrough/client-hello.js';
 import { terminateRoute, allow } from './support/gateway-config.js';
-import { backend, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';
+import { OpenResources, backend, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';
 import { captureLogs, metricValue, waitFor } from './support/lifecycle-harness.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -27,7 +27,9 @@ let pki: TestPki;
 let gatewayCert: WrittenCert;
 let backendCert: WrittenCert;
 let clientCert: WrittenCert;
-const open: { close(): Promise<void> }[] = [];
+const resources = new OpenResources();
+const frontDoor = (options: FrontDoorOptions) => resources.frontDoor(options);
+const keep = <T extends Closable>(closable: Promise<T>) => resources.keep(closable);
 
 beforeAll(async () => {
   pki = await TestPki.create();
@@ -37,21 +39,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
+  await resources.closeAll();
   pki.cleanup();
 });
-
-async function frontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
-  const door = await startFrontDoor(options);
-  open.push(door);
-  return door;
-}
-
-async function keep<T extends Closable>(closable: Promise<T>): Promise<T> {
-  const c = await closable;
-  open.push(c);
-  return c;
-}
 
 const terminateAll: Route = terminateRoute('app', 'app-upstream', allow(id('frontend')));
 const terminateHost = (host: string): Route => terminateRoute(`app-${host}`, 'app-upstream', allow(id('frontend')), { match: { host, pathPrefix: '/' } });

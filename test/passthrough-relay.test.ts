@@ -10,8 +10,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { Backend } from '../gateway/config/types.js';
-import { startFrontDoor, type FrontDoor, type FrontDoorOptions } from '../gateway/listener/front-door.js';
-import { backend, closedPort, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';
+import type { FrontDoor, FrontDoorOptions } from '../gateway/listener/front-door.js';
+import { OpenResources, backend, closedPort, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';
 import { metricValue, waitFor } from './support/lifecycle-harness.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -22,7 +22,9 @@ let serverA: WrittenCert;
 let serverB: WrittenCert;
 let client: WrittenCert;
 let stranger: WrittenCert;
-const open: { close(): Promise<void> }[] = [];
+const resources = new OpenResources();
+const frontDoor = (options: FrontDoorOptions) => resources.frontDoor(options);
+const keep = <T extends Closable>(closable: Promise<T>) => resources.keep(closable);
 
 beforeAll(async () => {
   pki = await TestPki.create();
@@ -33,21 +35,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
+  await resources.closeAll();
   pki.cleanup();
 });
-
-async function frontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
-  const door = await startFrontDoor(options);
-  open.push(door);
-  return door;
-}
-
-async function keep<T extends Closable>(closable: Promise<T>): Promise<T> {
-  const c = await closable;
-  open.push(c);
-  return c;
-}
 
 const fingerprint = (cert: WrittenCert) => new X509Certificate(cert.certPem).fingerprint256;
 
@@ -89,7 +79,7 @@ describe('the client talks TLS with the backend itself', () => {
       res.end(JSON.stringify({ backend: 'b', client: peer?.subjectAltName ?? null }));
     });
     await new Promise<void>((resolve) => https443.listen(0, '127.0.0.1', resolve));
-    open.push({ close: () => new Promise<void>((resolve) => (https443.closeAllConnections(), https443.close(() => resolve()))) });
+    resources.add({ close: () => new Promise<void>((resolve) => (https443.closeAllConnections(), https443.close(() => resolve()))) });
     const bPort = (https443.address() as net.AddressInfo).port;
     door = await frontDoor({
       listener: frontDoorListener([passthroughRoute('to-a', 'a', { sni: ['a.passthrough.test'] }), passthroughRoute('to-b', 'b', { sni: ['b.passthrough.test'] })]),

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Backend, Listener, ListenerTimeouts, MtlsMode, Route } from '../../gateway/config/types.js';
+import { startFrontDoor, type FrontDoor, type FrontDoorOptions } from '../../gateway/listener/front-door.js';
 import type { ClientCert } from './mtls-client.js';
 
 export const TEST_TIMEOUTS: ListenerTimeouts = { helloMs: 5000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 };
@@ -31,6 +32,28 @@ export function backend(name: string, ports: number[], extra: Partial<Backend> =
 export interface Closable {
   readonly port: number;
   close(): Promise<void>;
+}
+
+/** What a test file started (front doors, backends), closed together in afterAll. */
+export class OpenResources {
+  readonly #open: { close(): Promise<void> }[] = [];
+
+  async frontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
+    return this.add(await startFrontDoor(options));
+  }
+
+  async keep<T extends Closable>(closable: Promise<T>): Promise<T> {
+    return this.add(await closable);
+  }
+
+  add<T extends { close(): Promise<void> }>(resource: T): T {
+    this.#open.push(resource);
+    return resource;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.#open.splice(0).map((c) => c.close()));
+  }
 }
 
 function listen(server: net.Server): Promise<number> {
