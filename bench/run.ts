@@ -77,7 +77,7 @@ async function main(options: BenchOptions): Promise<number> {
   const started = new Date();
   const loadBefore = loadAverage();
   const ports = portsFrom(options.portBase);
-  const scenarios = allScenarios().filter((s) => options.only.size === 0 || options.only.has(s.id));
+  const scenarios = allScenarios(options).filter((s) => options.only.size === 0 || options.only.has(s.id));
   log(`bench: ${options.quick ? 'quick' : 'full'} run of scenario(s) ${scenarios.map((s) => s.id).join(',')}, ${options.runs} run(s) x ${options.seconds} s`);
 
   const stillMissing = ensureTools(log);

@@ -1,6 +1,7 @@
 // The benchmark's scenarios: what each compares, under which peer settings, with which probes.
 // Scenarios 1-4 and 6-8 put gatehouse, HAProxy and NGINX side by side; 5 is gatehouse alone.
 import { CORES } from './layout.js';
+import type { BenchOptions } from './options.js';
 import type { PeerName, PeerSettings } from './peers/peer.js';
 import type { Probe } from './probe.js';
 import { abKeepAliveProbe, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, sTimeHandshakeProbe } from './probes.js';
@@ -47,7 +48,7 @@ const VS_PEERS: readonly Ratio[] = [
   { numerator: 'gatehouse', denominator: 'nginx', label: 'gatehouse÷NGINX' },
 ];
 
-export function allScenarios(): Scenario[] {
+export function allScenarios(options: Pick<BenchOptions, 'idleConnections'>): Scenario[] {
   return [
     {
       id: 1,
@@ -125,7 +126,7 @@ export function allScenarios(): Scenario[] {
       id: 8,
       title: 'Memory per idle mTLS connection',
       about:
-        'Resident memory (VmRSS of every process of the peer) before and after a client opens N mTLS connections, completes their handshakes and leaves them idle.',
+        `Resident memory (VmRSS of every process of the peer) before and after a client opens ${options.idleConnections.toLocaleString('en-US')} mTLS connections, completes their handshakes and leaves them idle.`,
       columns: PEERS,
       variants: [{ probes: [idleMemoryProbe()] }],
       ratios: VS_PEERS,
