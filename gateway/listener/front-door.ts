@@ -14,6 +14,7 @@ import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, looksLikeHttp, type ClientH
 import { backendMetrics, listenerMetrics, routeMetrics, type ListenerMetrics } from '../passthrough/passthrough-metrics.js';
 import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
+import { HelloDeadlines } from './hello-deadlines.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
@@ -88,6 +89,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
   const metrics = listenerMetrics(name);
   const maxHelloBytes = options.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
   const sockets = new Set<net.Socket>();
+  const deadlines = new HelloDeadlines<FirstBytes>(options.listener.timeouts.helloMs);
   let lastDropLog = 0;
 
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
@@ -97,7 +99,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       sockets.delete(socket);
       metrics.active.dec();
     });
-    new FirstBytes(socket, snapshot, metrics, options, maxHelloBytes).start();
+    new FirstBytes(socket, snapshot, metrics, options, maxHelloBytes, deadlines).start();
   });
   server.maxConnections = options.listener.maxConnections;
   server.on('drop', (data?: { remoteAddress?: string }) => {
@@ -127,9 +129,11 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
     update(listener, backends) {
       snapshot = compile(listener, backends);
       server.maxConnections = listener.maxConnections;
+      deadlines.setLimit(listener.timeouts.helloMs);
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      deadlines.close();
       for (const socket of sockets) socket.destroy();
       return closed;
     },
@@ -145,10 +149,11 @@ class FirstBytes {
   readonly #reader: ClientHelloReader;
   readonly #chunks: Buffer[] = [];
   #plaintext = false;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #deadlines: HelloDeadlines<FirstBytes>;
   #decided = false;
 
-  constructor(socket: net.Socket, snapshot: Snapshot, metrics: ListenerMetrics, options: FrontDoorOptions, maxHelloBytes: number) {
+  constructor(socket: net.Socket, snapshot: Snapshot, metrics: ListenerMetrics, options: FrontDoorOptions, maxHelloBytes: number, deadlines: HelloDeadlines<FirstBytes>) {
+    this.#deadlines = deadlines;
     this.#socket = socket;
     this.#snapshot = snapshot;
     this.#metrics = metrics;
@@ -164,7 +169,7 @@ class FirstBytes {
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.once('close', this.#onClose);
-    this.#timer = setTimeout(this.#onTimeout, this.#snapshot.listener.timeouts.helloMs);
+    this.#deadlines.add(this, this.#snapshot.listener.timeouts.helloMs);
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -241,7 +246,7 @@ class FirstBytes {
   /** Detaches the front door from the socket and returns what it read, the socket paused. */
   #stop(): Buffer {
     this.#decided = true;
-    clearTimeout(this.#timer);
+    this.#deadlines.delete(this);
     const socket = this.#socket;
     socket.off('data', this.#onData);
     socket.off('end', this.#onEnd);
@@ -284,15 +289,16 @@ class FirstBytes {
   readonly #onClose = (): void => {
     if (this.#decided) return;
     this.#decided = true;
-    clearTimeout(this.#timer);
+    this.#deadlines.delete(this);
     this.#metrics.hello.closed.inc();
   };
 
-  readonly #onTimeout = (): void => {
+  /** The hello time limit passed (called by the deadlines sweep). */
+  expire(): void {
     if (this.#decided) return;
     this.#metrics.hello.timeout.inc();
     this.#refuse('hello_timeout', undefined, { received: this.#chunks.reduce((n, c) => n + c.length, 0) });
-  };
+  }
 }
 
 function ignore(): void {}

@@ -70,21 +70,24 @@ const NO_NUMBERS: readonly number[] = Object.freeze([]);
  * Reads one connection's ClientHello. `push` each chunk received; once the answer is anything
  * but `incomplete` it is final and later pushes return it again without looking at the bytes.
  * Bound: the input up to the end of the ClientHello, record headers included, is at most
- * `maxBytes`, else `too_large`. Memory: a 5-byte record header, a 4-byte handshake header and,
- * only when the message is split, one buffer of its declared length (checked against the bound
- * before it is allocated).
+ * `maxBytes`, else `too_large`. Memory: a few numbers and, only when the message is split over
+ * records or segments, one buffer of its declared length (checked against the bound first).
  */
 export class ClientHelloReader {
   readonly maxBytes: number;
   #outcome: HelloOutcome = INCOMPLETE;
   /** Input bytes looked at so far. */
   #consumed = 0;
-  readonly #recordHeader = Buffer.alloc(5);
+  // Record and handshake headers as numbers while they arrive (no buffer per connection).
   #recordHeaderFill = 0;
+  #recordType = 0;
+  #recordMajor = 0;
+  #recordLength = 0;
   #recordRemaining = 0;
   #records = 0;
-  readonly #messageHeader = Buffer.alloc(4);
   #messageHeaderFill = 0;
+  #messageType = 0;
+  #messageLength = 0;
   #message: Buffer | undefined;
   #messageFill = 0;
 
@@ -119,20 +122,33 @@ export class ClientHelloReader {
       }
       // A record header, possibly split across chunks.
       if (this.#consumed === 0 && chunk[at] !== CONTENT_HANDSHAKE) return NOT_TLS;
-      const take = Math.min(5 - this.#recordHeaderFill, chunk.length - at);
-      for (let i = 0; i < take; i++) this.#recordHeader[this.#recordHeaderFill++] = chunk[at + i]!;
-      at += take;
-      this.#consumed += take;
-      const header = this.#recordHeader;
+      while (this.#recordHeaderFill < 5 && at < chunk.length) {
+        const byte = chunk[at++]!;
+        this.#consumed++;
+        switch (this.#recordHeaderFill++) {
+          case 0:
+            this.#recordType = byte;
+            break;
+          case 1:
+            this.#recordMajor = byte;
+            break;
+          case 3:
+            this.#recordLength = byte << 8;
+            break;
+          case 4:
+            this.#recordLength |= byte;
+            break;
+        }
+      }
       if (this.#recordHeaderFill < 5) {
         // 0x16 then anything but major version 3 is some other protocol, not a broken TLS one.
-        if (this.#records === 0 && this.#recordHeaderFill >= 2 && header[1] !== 3) return NOT_TLS;
+        if (this.#records === 0 && this.#recordHeaderFill >= 2 && this.#recordMajor !== 3) return NOT_TLS;
         break;
       }
       this.#recordHeaderFill = 0;
-      if (header[1] !== 3) return this.#records === 0 ? NOT_TLS : malformed('record_version');
-      if (header[0] !== CONTENT_HANDSHAKE) return malformed('record_type');
-      const length = (header[3]! << 8) | header[4]!;
+      if (this.#recordMajor !== 3) return this.#records === 0 ? NOT_TLS : malformed('record_version');
+      if (this.#recordType !== CONTENT_HANDSHAKE) return malformed('record_type');
+      const length = this.#recordLength;
       if (length === 0 || length > MAX_RECORD_LENGTH) return malformed('record_length');
       this.#recordRemaining = length;
       this.#records++;
@@ -144,11 +160,14 @@ export class ClientHelloReader {
   #fragment(chunk: Uint8Array, start: number, end: number): HelloOutcome {
     let at = start;
     if (this.#messageHeaderFill < 4) {
-      while (this.#messageHeaderFill < 4 && at < end) this.#messageHeader[this.#messageHeaderFill++] = chunk[at++]!;
+      while (this.#messageHeaderFill < 4 && at < end) {
+        const byte = chunk[at++]!;
+        if (this.#messageHeaderFill++ === 0) this.#messageType = byte;
+        else this.#messageLength = (this.#messageLength << 8) | byte;
+      }
       if (this.#messageHeaderFill < 4) return INCOMPLETE;
-      const h = this.#messageHeader;
-      if (h[0] !== HANDSHAKE_CLIENT_HELLO) return malformed('handshake_type');
-      const length = (h[1]! << 16) | (h[2]! << 8) | h[3]!;
+      if (this.#messageType !== HANDSHAKE_CLIENT_HELLO) return malformed('handshake_type');
+      const length = this.#messageLength;
       // Header of the record and of the message come on top of the body.
       if (length + 9 > this.maxBytes) return TOO_LARGE;
       if (length < MIN_HELLO_BODY) return malformed('hello_length');

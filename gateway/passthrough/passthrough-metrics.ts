@@ -1,7 +1,9 @@
 // Front door and passthrough metrics on the shared registry. Label sets are bound once per
-// listener and per route (at compile time), never per connection; relayed bytes are read from
-// the sockets' own counters when a relay closes and, for relays still open, when Prometheus
-// scrapes, so the byte path itself carries no metric work.
+// listener and per route (at compile time), never per connection, and a connection's events are
+// plain number increments that reach prom-client when Prometheus scrapes (prom-client hashes the
+// labels on every inc, even through a bound child). Relayed bytes are read from the sockets' own
+// counters when a relay closes and, for relays still open, at scrape time, so the byte path
+// itself carries no metric work.
 import { Counter, Gauge } from 'prom-client';
 import { registry } from '../metrics/registry.js';
 import { FRONT_DOOR_REASONS, PASSTHROUGH_OUTCOMES, type FrontDoorReason, type PassthroughOutcome } from '../reasons.js';
@@ -11,11 +13,42 @@ export const HELLO_METRIC_OUTCOMES = ['hello', 'not_tls', 'too_large', 'malforme
 export type HelloMetricOutcome = (typeof HELLO_METRIC_OUTCOMES)[number];
 export type RelayDirection = 'to_backend' | 'to_client';
 
+type Inc = { inc(value?: number): void };
+
+/** A counter handle that counts in a number and reports to its series at scrape time. */
+class Tally implements Inc {
+  #count = 0;
+  #reported = 0;
+  constructor(private readonly series: { inc(value: number): void }) {}
+  inc(value = 1): void {
+    this.#count += value;
+  }
+  flush(): void {
+    if (this.#count === this.#reported) return;
+    this.series.inc(this.#count - this.#reported);
+    this.#reported = this.#count;
+  }
+}
+
+interface Tallies {
+  /** One tally per label set, so that a reload binding the same route again reuses it. */
+  readonly byLabels: Map<string, Tally>;
+  readonly collect: () => void;
+}
+
+/** The tallies of one counter, flushed by its collect(). */
+function tallies(): Tallies {
+  const byLabels = new Map<string, Tally>();
+  return { byLabels, collect: () => byLabels.forEach((t) => t.flush()) };
+}
+
+const connectionTallies = tallies();
 const passthroughConnections = new Counter({
   name: 'gatehouse_passthrough_connections_total',
   help: 'Passthrough connections by listener, route and outcome (relayed, or why no backend took it)',
   labelNames: ['listener', 'route', 'outcome'] as const,
   registers: [registry],
+  collect: connectionTallies.collect,
 });
 
 /** Relays whose bytes are not yet all counted; flushed at scrape time. */
@@ -31,32 +64,43 @@ const relayedBytes = new Counter({
   },
 });
 
+/** Open connections per listener, as plain numbers read at scrape time. */
+const activeCounts = new Map<string, { value: number; series: { set(value: number): void } }>();
 const activeConnections = new Gauge({
   name: 'gatehouse_active_connections',
   help: 'Open client connections accepted by a front door listener (passthrough, terminate and plaintext)',
   labelNames: ['listener'] as const,
   registers: [registry],
+  collect() {
+    for (const count of activeCounts.values()) count.series.set(count.value);
+  },
 });
 
+const helloTallies = tallies();
 const clientHellos = new Counter({
   name: 'gatehouse_client_hello_total',
   help: 'First bytes of front door connections: a ClientHello, or not_tls, too_large, malformed, timeout, closed',
   labelNames: ['listener', 'outcome'] as const,
   registers: [registry],
+  collect: helloTallies.collect,
 });
 
+const plaintextTallies = tallies();
 const plaintextConnections = new Counter({
   name: 'gatehouse_plaintext_connections_total',
   help: 'Plaintext (no TLS, no client certificate) connections taken by PERMISSIVE listeners: watch it reach zero before switching to STRICT',
   labelNames: ['listener'] as const,
   registers: [registry],
+  collect: plaintextTallies.collect,
 });
 
+const refusalTallies = tallies();
 const frontDoorRefusals = new Counter({
   name: 'gatehouse_front_door_refusals_total',
   help: 'Connections the front door closed before any route took them, by reason',
   labelNames: ['listener', 'reason'] as const,
   registers: [registry],
+  collect: refusalTallies.collect,
 });
 
 const backendConnectFailures = new Counter({
@@ -66,18 +110,21 @@ const backendConnectFailures = new Counter({
   registers: [registry],
 });
 
-type Inc = { inc(value?: number): void };
-
-/**
- * One bound handle per label value, created (and exported at zero, so that rate() and alerts
- * see the series before the first event) up front.
- */
-function bindEach<K extends string>(values: readonly K[], bind: (value: K) => Inc): Record<K, Inc> {
-  const handles = {} as Record<K, Inc>;
-  for (const value of values) {
-    handles[value] = bind(value);
-    handles[value].inc(0);
+/** The tally of one label set, its series exported at zero from the start so that rate() and alerts see it. */
+function tally<L extends Record<string, string>>(owner: Tallies, metric: { labels(labels: L): { inc(value: number): void } }, labels: L): Tally {
+  const key = JSON.stringify(labels);
+  let t = owner.byLabels.get(key);
+  if (t === undefined) {
+    const series = metric.labels(labels);
+    series.inc(0);
+    owner.byLabels.set(key, (t = new Tally(series)));
   }
+  return t;
+}
+
+function tallyEach<K extends string, L extends Record<string, string>>(owner: Tallies, metric: { labels(labels: L): { inc(value: number): void } }, values: readonly K[], labels: (value: K) => L): Record<K, Inc> {
+  const handles = {} as Record<K, Inc>;
+  for (const value of values) handles[value] = tally(owner, metric, labels(value));
   return handles;
 }
 
@@ -90,15 +137,18 @@ export interface ListenerMetrics {
 
 /** Handles for one listener, created once per front door. */
 export function listenerMetrics(listener: string): ListenerMetrics {
-  const active = activeConnections.labels({ listener });
-  active.inc(0);
-  const plaintext = plaintextConnections.labels({ listener });
-  plaintext.inc(0);
+  // Front doors of one listener name (a restart in tests, a reload) share one count.
+  let count = activeCounts.get(listener);
+  if (count === undefined) activeCounts.set(listener, (count = { value: 0, series: activeConnections.labels({ listener }) }));
+  const active = count;
   return {
-    active,
-    plaintext,
-    hello: bindEach(HELLO_METRIC_OUTCOMES, (outcome) => clientHellos.labels({ listener, outcome })),
-    refused: bindEach(FRONT_DOOR_REASONS, (reason) => frontDoorRefusals.labels({ listener, reason })),
+    active: {
+      inc: () => void active.value++,
+      dec: () => void active.value--,
+    },
+    plaintext: tally(plaintextTallies, plaintextConnections, { listener }),
+    hello: tallyEach(helloTallies, clientHellos, HELLO_METRIC_OUTCOMES, (outcome) => ({ listener, outcome })),
+    refused: tallyEach(refusalTallies, frontDoorRefusals, FRONT_DOOR_REASONS, (reason) => ({ listener, reason })),
   };
 }
 
@@ -111,7 +161,7 @@ export interface RouteMetrics {
 /** Handles for one passthrough route on one listener, created when the route table is compiled. */
 export function routeMetrics(listener: string, route: string): RouteMetrics {
   return {
-    outcome: bindEach(PASSTHROUGH_OUTCOMES, (outcome) => passthroughConnections.labels({ listener, route, outcome })),
+    outcome: tallyEach(connectionTallies, passthroughConnections, PASSTHROUGH_OUTCOMES, (outcome) => ({ listener, route, outcome })),
     toBackend: relayedBytes.labels({ listener, route, direction: 'to_backend' }),
     toClient: relayedBytes.labels({ listener, route, direction: 'to_client' }),
   };
