@@ -40,7 +40,10 @@ export interface FrontDoor {
   /** The listening server (its 'connection' sockets are the clients' raw sockets). */
   readonly server: net.Server;
   address(): { host: string; port: number };
-  /** Reload: new connections use the new routes, backends, mode and limits; open ones keep theirs. */
+  /**
+   * Reload: new connections use the new routes, backends, mode and limits; open ones keep
+   * theirs. The address is not rebound (a new address needs a new front door).
+   */
   update(listener: Listener, backends: readonly Backend[]): void;
   /** Stops accepting and closes every connection the front door accepted. */
   close(): Promise<void>;
@@ -53,6 +56,8 @@ const ALERT_DECODE_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32
 /** How long a refused client gets to read the alert before the socket is destroyed. */
 const REFUSAL_LINGER_MS = 1000;
 const DROP_LOG_INTERVAL_MS = 1000;
+/** A client may offer thousands of ALPN names; a log line shows the first few. */
+const MAX_LOGGED_ALPN = 8;
 
 /** One balancer (and its metric handles) per Backend object: listeners of one config snapshot share them. */
 const balancers = new WeakMap<Backend, { balancer: Balancer; connectFailed: PassthroughTarget['connectFailed'] }>();
@@ -228,7 +233,7 @@ class FirstBytes {
       return;
     }
     if (found.kind === 'none') {
-      this.#refuse('unrecognized_name', ALERT_UNRECOGNIZED_NAME, { sni: hello.sni ?? null, alpn: hello.alpn });
+      this.#refuse('unrecognized_name', ALERT_UNRECOGNIZED_NAME, { sni: hello.sni ?? null, alpn: hello.alpn.slice(0, MAX_LOGGED_ALPN) });
       return;
     }
     const terminate = this.#options.terminate;

@@ -84,7 +84,8 @@ function track(server: net.Server): Set<net.Socket> {
  * the client certificate's URI SAN (so a test sees that mTLS reached the backend itself), then
  * echoes what it receives, and closes after a chunk that contains QUIT.
  */
-export async function tlsBackend(opts: { name: string; cert: ClientCert; ca: string; requestCert?: boolean; ALPNProtocols?: string[] }): Promise<Closable & { server: tls.Server }> {
+export async function tlsBackend(opts: { name: string; cert: ClientCert; ca: string; requestCert?: boolean; ALPNProtocols?: string[] }): Promise<Closable & { server: tls.Server; clientErrors: string[] }> {
+  const clientErrors: string[] = [];
   const server = tls.createServer({ cert: opts.cert.chainPem, key: opts.cert.keyPem, ca: opts.ca, requestCert: opts.requestCert ?? true, rejectUnauthorized: opts.requestCert ?? true, ALPNProtocols: opts.ALPNProtocols }, (socket) => {
     const peer = socket.getPeerX509Certificate();
     socket.write(JSON.stringify({ backend: opts.name, client: peer?.subjectAltName ?? null, alpn: socket.alpnProtocol || null, sni: socket.servername || null }) + '\n');
@@ -94,9 +95,9 @@ export async function tlsBackend(opts: { name: string; cert: ClientCert; ca: str
     });
     socket.on('error', () => {});
   });
-  server.on('tlsClientError', () => {});
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => clientErrors.push(err.code ?? err.message));
   const sockets = track(server);
-  return { server, port: await listen(server), close: closer(server, sockets) };
+  return { server, clientErrors, port: await listen(server), close: closer(server, sockets) };
 }
 
 /** A raw TCP backend that records what each connection sends and answers with `reply`. */
