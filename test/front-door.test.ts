@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Route } from '../gateway/config/types.js';
 import { startFrontDoor, type FrontDoorOptions } from '../gateway/listener/front-door.js';
+import { LogBudget } from '../gateway/listener/log-budget.js';
 import type { ClientHello } from '../gateway/passthrough/client-hello.js';
 import { terminateRoute, allow } from './support/gateway-config.js';
 import { OpenResources, backend, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';
@@ -253,6 +254,45 @@ describe('refusals', () => {
     expect(third.received.length).toBe(0);
     expect(await metricValue('gatehouse_front_door_refusals_total', { listener: 'max-edge', reason: 'max_connections' })).toBe(1);
     for (const s of held) s.destroy();
+  });
+});
+
+describe('refusal logs', () => {
+  test('a flood of refusals is logged within a budget per second, the next line saying how many were left out', () => {
+    const budget = new LogBudget(3);
+    const taken = Array.from({ length: 10 }, () => budget.take(1000));
+    expect(taken).toEqual([0, 0, 0, undefined, undefined, undefined, undefined, undefined, undefined, undefined]);
+    expect(budget.take(2000)).toBe(7);
+    expect(budget.take(2001)).toBe(0);
+  });
+
+  test('a front door flooded with plaintext logs a bounded number of lines but counts every refusal', async () => {
+    const logs = captureLogs();
+    try {
+      const door = await frontDoor({ listener: frontDoorListener([terminateAll], { name: 'flood-edge' }), backends: [] });
+      const started = Date.now();
+      await Promise.all(Array.from({ length: 40 }, () => rawExchange(door.address().port, Buffer.from('GET / HTTP/1.0\r\n\r\n'))));
+      expect(await metricValue('gatehouse_front_door_refusals_total', { listener: 'flood-edge', reason: 'not_tls' })).toBe(40);
+      const seconds = Math.ceil((Date.now() - started) / 1000) + 1; // budget windows the flood touched
+      const lines = logs.events('front_door_refused').filter((l) => l.listener === 'flood-edge');
+      expect(lines.length).toBeLessThanOrEqual(Math.min(40, 20 * seconds));
+      expect(lines.length).toBeLessThan(40);
+    } finally {
+      logs.restore();
+    }
+  });
+
+  test('terminate routes without a TLS server: said once at start, each connection refused as no_terminate_handler', async () => {
+    const logs = captureLogs();
+    try {
+      const door = await frontDoor({ listener: frontDoorListener([terminateAll], { name: 'unwired-edge' }), backends: [] });
+      expect(logs.events('front_door_misconfigured')).toEqual([expect.objectContaining({ listener: 'unwired-edge' })]);
+      const ended = await rawExchange(door.address().port, NODE_HELLO);
+      expect(ended.received.length).toBe(0);
+      expect(await metricValue('gatehouse_front_door_refusals_total', { listener: 'unwired-edge', reason: 'no_terminate_handler' })).toBe(1);
+    } finally {
+      logs.restore();
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import { backendMetrics, listenerMetrics, routeMetrics, type ListenerMetrics } f
 import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
 import { HelloDeadlines } from './hello-deadlines.js';
+import { LogBudget } from './log-budget.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
@@ -55,7 +56,8 @@ const ALERT_UNRECOGNIZED_NAME = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02,
 const ALERT_DECODE_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]);
 /** How long a refused client gets to read the alert before the socket is destroyed. */
 const REFUSAL_LINGER_MS = 1000;
-const DROP_LOG_INTERVAL_MS = 1000;
+/** Refusal log lines per second and listener; the metrics count all refusals. */
+const REFUSAL_LOG_LINES_PER_SECOND = 20;
 /** A client may offer thousands of ALPN names; a log line shows the first few. */
 const MAX_LOGGED_ALPN = 8;
 
@@ -71,6 +73,16 @@ function balancerFor(backend: Backend): { balancer: Balancer; connectFailed: Pas
   return entry;
 }
 
+/** What every connection of one front door shares. */
+interface Door {
+  readonly options: FrontDoorOptions;
+  readonly metrics: ListenerMetrics;
+  readonly maxHelloBytes: number;
+  readonly deadlines: HelloDeadlines<FirstBytes>;
+  /** Writes a refusal log line within the budget. */
+  logRefusal(fields: Record<string, unknown>): void;
+}
+
 /** Everything a connection needs from the config, swapped by reference on update. */
 interface Snapshot {
   readonly listener: Listener;
@@ -78,7 +90,11 @@ interface Snapshot {
   readonly permissive: boolean;
 }
 
-function compile(listener: Listener, backends: readonly Backend[]): Snapshot {
+function compile(listener: Listener, backends: readonly Backend[], options: FrontDoorOptions): Snapshot {
+  if (options.terminate === undefined && listener.routes.some((r) => r.kind === 'terminate')) {
+    // Said once here; each connection it affects is refused as no_terminate_handler.
+    log.error('front_door_misconfigured', { listener: listener.name, detail: 'terminate routes but no TLS server attached to the front door (options.terminate)' });
+  }
   const byName = new Map(backends.map((b) => [b.name, b]));
   const router = new SniRouter(listener.routes, (route: PassthroughRoute): PassthroughTarget => {
     const backend = byName.get(route.backend);
@@ -89,13 +105,21 @@ function compile(listener: Listener, backends: readonly Backend[]): Snapshot {
 }
 
 export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
-  let snapshot = compile(options.listener, options.backends);
+  let snapshot = compile(options.listener, options.backends, options);
   const name = options.listener.name;
   const metrics = listenerMetrics(name);
-  const maxHelloBytes = options.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
+  const budget = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
+  const door: Door = {
+    options,
+    metrics,
+    maxHelloBytes: options.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES,
+    deadlines: new HelloDeadlines<FirstBytes>(options.listener.timeouts.helloMs),
+    logRefusal(fields) {
+      const skipped = budget.take();
+      if (skipped !== undefined) log.info('front_door_refused', { listener: name, ...fields, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
+    },
+  };
   const sockets = new Set<net.Socket>();
-  const deadlines = new HelloDeadlines<FirstBytes>(options.listener.timeouts.helloMs);
-  let lastDropLog = 0;
 
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     sockets.add(socket);
@@ -104,15 +128,12 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       sockets.delete(socket);
       metrics.active.dec();
     });
-    new FirstBytes(socket, snapshot, metrics, options, maxHelloBytes, deadlines).start();
+    new FirstBytes(socket, snapshot, door).start();
   });
   server.maxConnections = options.listener.maxConnections;
   server.on('drop', (data?: { remoteAddress?: string }) => {
     metrics.refused.max_connections.inc();
-    const now = Date.now();
-    if (now - lastDropLog < DROP_LOG_INTERVAL_MS) return; // one line a second is enough to see a flood
-    lastDropLog = now;
-    log.warn('front_door_refused', { listener: name, reason: 'max_connections', max_connections: server.maxConnections, remote: data?.remoteAddress });
+    door.logRefusal({ reason: 'max_connections', max_connections: server.maxConnections, remote: data?.remoteAddress });
   });
 
   const { host, port } = options.listener.address;
@@ -132,13 +153,13 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       return { host: a.address, port: a.port };
     },
     update(listener, backends) {
-      snapshot = compile(listener, backends);
+      snapshot = compile(listener, backends, options);
       server.maxConnections = listener.maxConnections;
-      deadlines.setLimit(listener.timeouts.helloMs);
+      door.deadlines.setLimit(listener.timeouts.helloMs);
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      deadlines.close();
+      door.deadlines.close();
       for (const socket of sockets) socket.destroy();
       return closed;
     },
@@ -149,21 +170,19 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
 class FirstBytes {
   readonly #socket: net.Socket;
   readonly #snapshot: Snapshot;
+  readonly #door: Door;
   readonly #metrics: ListenerMetrics;
-  readonly #options: FrontDoorOptions;
   readonly #reader: ClientHelloReader;
   readonly #chunks: Buffer[] = [];
   #plaintext = false;
-  readonly #deadlines: HelloDeadlines<FirstBytes>;
   #decided = false;
 
-  constructor(socket: net.Socket, snapshot: Snapshot, metrics: ListenerMetrics, options: FrontDoorOptions, maxHelloBytes: number, deadlines: HelloDeadlines<FirstBytes>) {
-    this.#deadlines = deadlines;
+  constructor(socket: net.Socket, snapshot: Snapshot, door: Door) {
     this.#socket = socket;
     this.#snapshot = snapshot;
-    this.#metrics = metrics;
-    this.#options = options;
-    this.#reader = new ClientHelloReader(maxHelloBytes);
+    this.#door = door;
+    this.#metrics = door.metrics;
+    this.#reader = new ClientHelloReader(door.maxHelloBytes);
   }
 
   start(): void {
@@ -174,7 +193,7 @@ class FirstBytes {
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.once('close', this.#onClose);
-    this.#deadlines.add(this, this.#snapshot.listener.timeouts.helloMs);
+    this.#door.deadlines.add(this, this.#snapshot.listener.timeouts.helloMs);
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -193,7 +212,7 @@ class FirstBytes {
         return;
       case 'not_tls':
         this.#metrics.hello.not_tls.inc();
-        if (this.#snapshot.permissive && this.#options.plaintext) {
+        if (this.#snapshot.permissive && this.#door.options.plaintext) {
           this.#plaintext = true;
           this.#plaintextGuess();
         } else this.#refuse('not_tls');
@@ -219,7 +238,7 @@ class FirstBytes {
     this.#metrics.plaintext.inc();
     this.#handOff();
     const socket = this.#socket;
-    this.#options.plaintext!(socket);
+    this.#door.options.plaintext!(socket);
     // Without this an http.Server would never see the request line we read: it parses new bytes
     // straight from the handle and the unshifted ones wait in a paused stream.
     if (socket.isPaused() && socket.listenerCount('data') > 0) socket.resume();
@@ -236,9 +255,8 @@ class FirstBytes {
       this.#refuse('unrecognized_name', ALERT_UNRECOGNIZED_NAME, { sni: hello.sni ?? null, alpn: hello.alpn.slice(0, MAX_LOGGED_ALPN) });
       return;
     }
-    const terminate = this.#options.terminate;
+    const terminate = this.#door.options.terminate;
     if (terminate === undefined) {
-      log.error('front_door_misconfigured', { listener: this.#snapshot.listener.name, detail: 'a terminate route matched but no TLS server is attached to the front door' });
       this.#refuse('no_terminate_handler', undefined, { sni: hello.sni ?? null });
       return;
     }
@@ -251,7 +269,7 @@ class FirstBytes {
   /** Detaches the front door from the socket and returns what it read, the socket paused. */
   #stop(): Buffer {
     this.#decided = true;
-    this.#deadlines.delete(this);
+    this.#door.deadlines.delete(this);
     const socket = this.#socket;
     socket.off('data', this.#onData);
     socket.off('end', this.#onEnd);
@@ -273,7 +291,7 @@ class FirstBytes {
     this.#stop();
     const socket = this.#socket;
     this.#metrics.refused[reason].inc();
-    log.info('front_door_refused', { listener: this.#snapshot.listener.name, reason, remote: socket.remoteAddress, ...fields });
+    this.#door.logRefusal({ reason, remote: socket.remoteAddress, ...fields });
     if (alert === undefined) {
       socket.destroy();
       return;
@@ -294,7 +312,7 @@ class FirstBytes {
   readonly #onClose = (): void => {
     if (this.#decided) return;
     this.#decided = true;
-    this.#deadlines.delete(this);
+    this.#door.deadlines.delete(this);
     this.#metrics.hello.closed.inc();
   };
 

@@ -1,0 +1,30 @@
+// A budget of log lines per second, so that a port scan or a flood of bad clients becomes a
+// few lines a second and not one per connection (the metrics count every one). The next line
+// that gets through says how many were left out.
+
+export class LogBudget {
+  readonly #perSecond: number;
+  #windowStart = 0;
+  #written = 0;
+  #skipped = 0;
+
+  constructor(perSecond: number) {
+    this.#perSecond = perSecond;
+  }
+
+  /** `undefined`: skip this line. Otherwise write it, with the number of lines skipped before it. */
+  take(now = Date.now()): number | undefined {
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#written = 0;
+    }
+    if (this.#written >= this.#perSecond) {
+      this.#skipped++;
+      return undefined;
+    }
+    this.#written++;
+    const skipped = this.#skipped;
+    this.#skipped = 0;
+    return skipped;
+  }
+}
