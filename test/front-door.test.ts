@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Route } from '../gateway/config/types.js';
 import { startFrontDoor, type FrontDoorOptions } from '../gateway/listener/front-door.js';
-import { LogBudget } from '../gateway/listener/log-budget.js';
+import { LogBudget } from '../gateway/passthrough/log-budget.js';
 import type { ClientHello } from '../gateway/passthrough/client-hello.js';
 import { terminateRoute, allow } from './support/gateway-config.js';
 import { OpenResources, backend, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';

@@ -15,7 +15,7 @@ import { backendMetrics, listenerMetrics, routeMetrics, type ListenerMetrics } f
 import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
 import { HelloDeadlines } from './hello-deadlines.js';
-import { LogBudget } from './log-budget.js';
+import { LogBudget } from '../passthrough/log-budget.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
@@ -58,19 +58,23 @@ const ALERT_DECODE_ERROR = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32
 const REFUSAL_LINGER_MS = 1000;
 /** Refusal log lines per second and listener; the metrics count all refusals. */
 const REFUSAL_LOG_LINES_PER_SECOND = 20;
+/** Connect failure log lines per second and backend. */
+const BACKEND_LOG_LINES_PER_SECOND = 10;
 /** A client may offer thousands of ALPN names; a log line shows the first few. */
 const MAX_LOGGED_ALPN = 8;
 
-/** One balancer (and its metric handles) per Backend object: listeners of one config snapshot share them. */
-const balancers = new WeakMap<Backend, { balancer: Balancer; connectFailed: PassthroughTarget['connectFailed'] }>();
+type BackendState = Pick<PassthroughTarget, 'balancer' | 'connectFailed' | 'logBudget'>;
 
-function balancerFor(backend: Backend): { balancer: Balancer; connectFailed: PassthroughTarget['connectFailed'] } {
-  let entry = balancers.get(backend);
-  if (entry === undefined) {
-    entry = { balancer: new Balancer(backend), connectFailed: backendMetrics(backend.name, backend.endpoints).connectFailed };
-    balancers.set(backend, entry);
+/** One balancer (with its metric handles and log budget) per Backend object: listeners of one config snapshot share them. */
+const backendStates = new WeakMap<Backend, BackendState>();
+
+function backendState(backend: Backend): BackendState {
+  let state = backendStates.get(backend);
+  if (state === undefined) {
+    state = { balancer: new Balancer(backend), connectFailed: backendMetrics(backend.name, backend.endpoints).connectFailed, logBudget: new LogBudget(BACKEND_LOG_LINES_PER_SECOND) };
+    backendStates.set(backend, state);
   }
-  return entry;
+  return state;
 }
 
 /** What every connection of one front door shares. */
@@ -99,7 +103,7 @@ function compile(listener: Listener, backends: readonly Backend[], options: Fron
   const router = new SniRouter(listener.routes, (route: PassthroughRoute): PassthroughTarget => {
     const backend = byName.get(route.backend);
     if (backend === undefined) throw new Error(`listener '${listener.name}': route '${route.name}' names backend '${route.backend}', which is not defined`);
-    return { listener: listener.name, route: route.name, backend, ...balancerFor(backend), metrics: routeMetrics(listener.name, route.name) };
+    return { listener: listener.name, route: route.name, backend, ...backendState(backend), metrics: routeMetrics(listener.name, route.name) };
   });
   return { listener, router, permissive: listener.mode === 'PERMISSIVE' };
 }

@@ -10,6 +10,7 @@ import type { Backend } from '../config/types.js';
 import { log } from '../log.js';
 import type { PassthroughOutcome } from '../reasons.js';
 import type { Balancer } from './balancer.js';
+import type { LogBudget } from './log-budget.js';
 import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
 
@@ -21,6 +22,8 @@ export interface PassthroughTarget {
   readonly balancer: Balancer;
   readonly metrics: RouteMetrics;
   readonly connectFailed: (endpoint: number, reason: 'upstream_unavailable' | 'upstream_connect_timeout') => void;
+  /** Connect failure log lines of this backend (a down endpoint fails every connection). */
+  readonly logBudget: LogBudget;
 }
 
 export interface RelayOptions {
@@ -107,13 +110,16 @@ class Relay {
     const address = balancer.endpoints[endpoint]!;
     this.#tries++;
     const left = balancer.endpoints.length - this.#tries;
-    log.warn('backend_connect_failed', { backend: backend.name, endpoint: `${address.host}:${address.port}`, reason, code, failover: left > 0 });
+    const skipped = this.#target.logBudget.take();
+    if (skipped !== undefined) log.warn('backend_connect_failed', { backend: backend.name, endpoint: `${address.host}:${address.port}`, reason, code, failover: left > 0, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
     if (left > 0) {
       this.#attempt((this.#first + this.#tries) % balancer.endpoints.length);
       return;
     }
     this.#finishOutcome(reason);
-    log.warn('passthrough_unavailable', { listener: this.#target.listener, route: this.#target.route, backend: backend.name, reason, attempts: this.#tries, sni: this.#sni ?? null, remote: this.#client.remoteAddress });
+    if (this.#target.logBudget.take() !== undefined) {
+      log.warn('passthrough_unavailable', { listener: this.#target.listener, route: this.#target.route, backend: backend.name, reason, attempts: this.#tries, sni: this.#sni ?? null, remote: this.#client.remoteAddress });
+    }
     this.#client.destroy();
   }
 

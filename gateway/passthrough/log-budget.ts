@@ -1,6 +1,6 @@
-// A budget of log lines per second, so that a port scan or a flood of bad clients becomes a
-// few lines a second and not one per connection (the metrics count every one). The next line
-// that gets through says how many were left out.
+// A budget of log lines per second, so that a port scan, a flood of bad clients or a backend
+// that is down becomes a few lines a second and not one per connection (the metrics count every
+// one). The next line that gets through says how many were left out.
 
 export class LogBudget {
   readonly #perSecond: number;
