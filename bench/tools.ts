@@ -51,6 +51,18 @@ export function loadAverage(): string {
   }
 }
 
+/** The commit measured, and whether gateway/ had uncommitted changes (then those were measured). */
+function gatehouseRevision(): string {
+  const git = (args: string[]): string | undefined => {
+    const r = spawnSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', timeout: 10_000 });
+    return r.status === 0 ? r.stdout.trim() : undefined;
+  };
+  const head = git(['log', '-1', '--format=%h %s']);
+  if (!head) return 'unknown (not a git checkout)';
+  const dirty = git(['status', '--porcelain', '--', 'gateway', 'certs']);
+  return `${head.slice(0, 90)}${dirty ? ' — plus uncommitted changes in gateway/ or certs/' : ''}`;
+}
+
 export interface MachineInfo {
   readonly cpus: number;
   readonly cpuModel: string;
@@ -76,6 +88,7 @@ export function machineInfo(): MachineInfo {
     cpuModel,
     kernel: firstLine('uname', ['-sr']),
     versions: {
+      gatehouse: gatehouseRevision(),
       node: process.version,
       'OpenSSL (node)': process.versions.openssl ?? 'unknown',
       'OpenSSL (system)': firstLine('openssl', ['version']),
