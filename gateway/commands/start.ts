@@ -1,5 +1,102 @@
-// Placeholder until this command lands; replaced by its owner.
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write('not implemented yet\n');
-  return 1;
+// `gatehouse start [--config FILE]`: validate, start everything or nothing, print where things
+// are. Without --config: the embedded default, with its dev PKI and in-process demo upstream.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { EMBEDDED_DEFAULT_YAML, DEMO_UPSTREAM_PORT } from '../config/embedded-default.js';
+import { formatProblem, loadConfigFile, parseConfig, type ConfigResult } from '../config/load-config.js';
+import type { GatewayConfig } from '../config/types.js';
+import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
+import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
+import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
+import { log } from '../log.js';
+import { startGateway, type RunningGateway } from '../runtime/gateway.js';
+
+const USAGE = `usage: gatehouse start [--config FILE] [--print-default]
+
+  --config FILE     YAML configuration (see routes/reference.yaml); without it, the embedded demo
+  --print-default   print the embedded default configuration and exit
+`;
+
+export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
+
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ args: argv, options: { config: { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+  } catch (err) {
+    process.stderr.write(`gatehouse start: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args['print-default']) {
+    process.stdout.write(EMBEDDED_DEFAULT_YAML);
+    return 0;
+  }
+
+  let demo: DemoUpstream | undefined;
+  let result: ConfigResult;
+  if (args.config) {
+    result = loadConfigFile(path.resolve(args.config));
+  } else {
+    const pki = await ensureDevPki(DEV_DIR);
+    result = parseConfig(EMBEDDED_DEFAULT_YAML, '<embedded default>', DEV_DIR);
+    if (result.ok) {
+      const read = (name: string) => import('node:fs').then((fs) => fs.readFileSync(pki.file(name), 'utf8'));
+      demo = await startDemoUpstream({ certPem: await read('upstream.crt'), keyPem: await read('upstream.key'), caPem: await read('ca.crt'), port: DEMO_UPSTREAM_PORT });
+    }
+  }
+  if (!result.ok) {
+    for (const problem of result.problems) process.stderr.write(formatProblem(problem) + '\n');
+    return 1;
+  }
+
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway(result.config);
+  } catch (err) {
+    await demo?.close();
+    process.stderr.write(`gatehouse start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  printBanner(result.config, demo !== undefined);
+  // The embedded default renews its one-hour certificates itself, as SPIRE would; the gateway's file
+  // watchers pick them up (live rotation), the demo upstream is handed its own.
+  const demoServer = demo?.server;
+  const renewer = demoServer ? startDevPkiRenewer(DEV_DIR, { onRenewed: (pki) => reloadDemoUpstreamTls(demoServer, pki) }) : undefined;
+  const stop = async (signal: string) => {
+    log.info('stopping', { signal });
+    renewer?.close();
+    await gateway.close();
+    await demo?.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  return -1; // keep running
+}
+
+function printBanner(config: GatewayConfig, embedded: boolean): void {
+  const lines = [`gatehouse is running (${config.source})`];
+  for (const l of config.listeners) {
+    const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
+    lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
+  }
+  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz`);
+  if (embedded) {
+    const rel = path.relative(process.cwd(), DEV_DIR) || '.';
+    const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;
+    lines.push(
+      '',
+      'Try it (mTLS in, verified identity forwarded as x-forwarded-client-cert, mTLS out):',
+      `  curl ${tlsArgs} https://localhost:8443/hello`,
+      'SNI passthrough (the demo upstream terminates TLS itself and sees your certificate):',
+      `  curl ${tlsArgs} --resolve ${DEV_PASSTHROUGH_SNI}:9443:127.0.0.1 https://${DEV_PASSTHROUGH_SNI}:9443/`,
+      'Without a client certificate the handshake is refused:',
+      `  curl --cacert ${rel}/ca.crt https://localhost:8443/`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
 }

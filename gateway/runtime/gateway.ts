@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { GatewayConfig, Listener, TerminateRoute } from '../config/types.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { IdentityCache } from '../identity/peer-identity.js';
+import { startFrontDoor, type FrontDoor } from '../listener/front-door.js';
 import { attachLifecycle, type GatewayLifecycle, type LifecycleOptions } from '../lifecycle/attach-lifecycle.js';
 import { log } from '../log.js';
 import { upstreamConnects, upstreamPool } from '../metrics/proxy-metrics.js';
@@ -28,6 +29,8 @@ export interface GatewayOptions {
 export interface RunningListener {
   readonly config: Listener;
   readonly terminate: TerminateListener | undefined;
+  /** Present when the listener has passthrough routes or is PERMISSIVE. */
+  readonly frontDoor: FrontDoor | undefined;
   address(): { host: string; port: number };
 }
 
@@ -62,6 +65,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const close = async () => {
     admin?.setReady(false);
     lifecycle?.close();
+    await Promise.all([...listeners.values()].map((l) => l.frontDoor?.close()));
     await Promise.all([...listeners.values()].map((l) => l.terminate?.close()));
     await Promise.all([...clusters.values()].map((c) => c.close()));
     await admin?.close();
@@ -84,16 +88,32 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     for (const [i, listener] of config.listeners.entries()) {
       const terminateRoutes = listener.routes.filter((r): r is TerminateRoute => r.kind === 'terminate');
-      if (listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE') {
-        throw new Error(`listeners[${i}]: passthrough routes and PERMISSIVE mode need the front door, which is not wired yet`);
+      let terminate: TerminateListener | undefined;
+      if (listener.tls) {
+        const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
+        const tls = named(`listeners[${i}].tls`, () => buildServerTlsState(listener.tls!, files, tlsTuning(config, listener, ticketKeys)));
+        const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!));
+        terminate = new TerminateListener({ listener, tls, router: new TerminateRouter(routes), identities });
+      } else if (terminateRoutes.length > 0) {
+        throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
       }
-      if (!listener.tls) throw new Error(`listeners[${i}].tls: a terminate listener needs tls`);
-      const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
-      const tls = named(`listeners[${i}].tls`, () => buildServerTlsState(listener.tls!, files, tlsTuning(config, listener, ticketKeys)));
-      const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!));
-      const terminate = new TerminateListener({ listener, tls, router: new TerminateRouter(routes), identities });
-      await terminate.listen();
-      listeners.set(listener.name, { config: listener, terminate, address: () => terminate.address()! });
+      // The front door only when a listener needs to look at the hello first: a terminate-only
+      // STRICT listener is a bare TLS server, with no JavaScript before the handshake.
+      const needsFrontDoor = listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE';
+      if (needsFrontDoor) {
+        const t = terminate;
+        const frontDoor = await startFrontDoor({
+          listener,
+          backends: config.backends,
+          terminate: t && ((socket) => t.acceptTls(socket)),
+          plaintext: t && listener.mode === 'PERMISSIVE' ? (socket) => t.acceptPlaintext(socket) : undefined,
+        });
+        listeners.set(listener.name, { config: listener, terminate, frontDoor, address: () => frontDoor.address() });
+      } else {
+        const t = terminate!;
+        await t.listen();
+        listeners.set(listener.name, { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()! });
+      }
     }
 
     lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
