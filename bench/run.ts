@@ -63,7 +63,8 @@ function stamp(d: Date): string {
 
 async function writeReports(input: Omit<ReportInput, 'chartFile'>): Promise<string> {
   await mkdir(RESULTS_DIR, { recursive: true });
-  const base = `${stamp(input.started)}${input.options.quick ? '-quick' : ''}`;
+  const o = input.options;
+  const base = `${stamp(input.started)}${o.quick ? '-quick' : ''}${o.only.size ? `-only-${[...o.only].sort((a, b) => a - b).join('-')}` : ''}`;
   const svg = svgChart({ ...input, chartFile: '' });
   await writeFile(path.join(RESULTS_DIR, `${base}.svg`), svg);
   await writeFile(path.join(RESULTS_DIR, 'latest.svg'), svg);
