@@ -1,0 +1,99 @@
+// The two things a new user does, run as they would run them: `gatehouse start` with no flags
+// serves the embedded demo, and the curl command it prints works as printed; a bad config stops
+// start-up with FILE:LINE:COL: field and exit code 1. Runs the compiled CLI (`npm test` builds it).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = path.resolve('dist/gateway/cli.js');
+let cwd: string;
+let child: ChildProcess | undefined;
+let banner = '';
+
+function run(command: string, args: string[], options: { cwd: string }): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(command, args, { ...options, timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
+  cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cli-'));
+  child = spawn(process.execPath, [CLI, 'start'], { cwd, env: { ...process.env, GATEHOUSE_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no banner within 20 s; stderr: ${stderr}`)), 20_000);
+    child!.stdout!.on('data', (c) => {
+      banner += c;
+      if (banner.includes('handshake is refused')) {
+        clearTimeout(timer);
+        setTimeout(resolve, 200);
+      }
+    });
+    child!.once('exit', (code) => reject(new Error(`gatehouse start exited with ${code}: ${stderr}`)));
+  });
+}, 30_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    const exited = new Promise((resolve) => child!.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  if (cwd) fs.rmSync(cwd, { recursive: true, force: true });
+});
+
+/** The curl commands the banner prints, split into arguments. */
+function printedCurl(index: number): string[] {
+  const lines = banner.split('\n').filter((l) => l.trim().startsWith('curl '));
+  return lines[index]!.trim().split(/\s+/).slice(1);
+}
+
+describe('gatehouse start with no flags', () => {
+  it('creates the development PKI under .gatehouse/dev with private keys readable by the owner only', () => {
+    for (const file of ['ca.crt', 'client.crt', 'client.key', 'gateway-server.crt', 'gateway-client.crt', 'upstream.crt']) {
+      expect(fs.existsSync(path.join(cwd, '.gatehouse/dev', file))).toBe(true);
+    }
+    expect(fs.statSync(path.join(cwd, '.gatehouse/dev/client.key')).mode & 0o077).toBe(0);
+  });
+
+  it('prints a curl command that works as printed and shows the identity the upstream received', async () => {
+    const result = await run('curl', ['-sS', ...printedCurl(0)], { cwd });
+    expect(result.stderr).toBe('');
+    const seen = JSON.parse(result.stdout);
+    expect(seen.headers['x-forwarded-client-cert']).toContain('URI=spiffe://gatehouse.dev/ns/demo/sa/client');
+    expect(seen.peer).toBe('spiffe://gatehouse.dev/ns/gatehouse/sa/gateway');
+  });
+
+  it('prints a passthrough curl command whose client certificate reaches the demo upstream itself', async () => {
+    const result = await run('curl', ['-sS', ...printedCurl(1)], { cwd });
+    expect(JSON.parse(result.stdout).peer).toBe('spiffe://gatehouse.dev/ns/demo/sa/client');
+  });
+
+  it('refuses a client without a certificate, as the banner says', async () => {
+    const result = await run('curl', ['-sS', ...printedCurl(2)], { cwd });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/certificate required|alert/i);
+  });
+
+  it('serves readiness and Prometheus metrics on the admin port', async () => {
+    expect((await fetch('http://127.0.0.1:9901/readyz')).status).toBe(200);
+    const metrics = await (await fetch('http://127.0.0.1:9901/metrics')).text();
+    expect(metrics).toMatch(/gatehouse_tls_handshakes_total\{listener="terminate",result="accepted",reason="ok"\} [1-9]/);
+  });
+});
+
+describe('gatehouse start with a bad config', () => {
+  it('stops with FILE:LINE:COL: field: problem and exit code 1, starting nothing', async () => {
+    const file = path.join(cwd, 'bad.yaml');
+    fs.writeFileSync(file, 'listeners:\n  - name: x\n    address: 127.0.0.1:18443\n    mode: STRICTEST\n    routes: []\n');
+    const result = await run(process.execPath, [CLI, 'start', '--config', file], { cwd });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:4:11: listeners\\[0\\]\\.mode: `, 'm'));
+  });
+});
