@@ -83,7 +83,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     only,
     runs: runs ?? (quick ? 1 : 5),
     seconds: seconds ?? (quick ? 2 : 5),
-    warmupSeconds: quick ? 1 : 3,
+    warmupSeconds: quick ? 0.5 : 3,
     idleConnections: quick ? 1000 : 5000,
     sTimeParallel: 6,
     concurrency: 32,
