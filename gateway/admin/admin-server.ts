@@ -9,7 +9,14 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export async function startAdminServer(address: Address, beforeScrape: () => void): Promise<AdminServer> {
+/** What a cluster primary serves instead of its own registry: workers' metrics aggregated, and extra JSON pages. */
+export interface AdminSources {
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  json?: Readonly<Record<string, () => Promise<unknown>>>;
+}
+
+export async function startAdminServer(address: Address, beforeScrape: () => void, sources: AdminSources = {}): Promise<AdminServer> {
+  const metrics = sources.metrics ?? (() => registry.metrics().then((body) => ({ contentType: registry.contentType, body })));
   let ready = false;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -19,9 +26,14 @@ export async function startAdminServer(address: Address, beforeScrape: () => voi
     }
     if (path === '/metrics') {
       beforeScrape();
-      registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      metrics().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${err.message}\n`),
+      );
+    } else if (path !== undefined && sources.json?.[path]) {
+      sources.json[path]!().then(
+        (value) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n'),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${path} failed: ${err.message}\n`),
       );
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');

@@ -1,5 +1,6 @@
 // `gatehouse start [--config FILE]`: validate, start everything or nothing, print where things
 // are. Without --config: the embedded default, with its dev PKI and in-process demo upstream.
+import cluster from 'node:cluster';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EMBEDDED_DEFAULT_YAML, DEMO_UPSTREAM_PORT } from '../config/embedded-default.js';
@@ -10,10 +11,13 @@ import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { log } from '../log.js';
 import { startGateway, type RunningGateway } from '../runtime/gateway.js';
+import { TicketKeySource } from '../runtime/ticket-keys.js';
+import { resolveWorkerCount, runClusterWorker, startClusterPrimary, type ClusterPrimary } from '../runtime/worker-cluster.js';
 
-const USAGE = `usage: gatehouse start [--config FILE] [--print-default]
+const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--print-default]
 
   --config FILE     YAML configuration (see routes/reference.yaml); without it, the embedded demo
+  --workers N       worker processes (overrides the config's \`workers\`); 0 = one per core, 1 = no cluster
   --print-default   print the embedded default configuration and exit
 `;
 
@@ -22,10 +26,21 @@ export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({ args: argv, options: { config: { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    args = parseArgs({ args: argv, options: { config: { type: 'string' }, workers: { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
   } catch (err) {
     process.stderr.write(`gatehouse start: ${(err as Error).message}\n`);
     return 2;
+  }
+  if (args.workers !== undefined && !/^\d{1,4}$/.test(args.workers)) {
+    process.stderr.write(`gatehouse start: --workers: expected a whole number (0 = one per core), got '${args.workers}'\n`);
+    return 2;
+  }
+  // A cluster worker: the primary (this same command) has validated the config and made the dev PKI.
+  if (cluster.isWorker) {
+    const result = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(EMBEDDED_DEFAULT_YAML, '<embedded default>', DEV_DIR);
+    if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
+    await runClusterWorker(result.config);
+    return -1;
   }
   if (args.help) {
     process.stdout.write(USAGE);
@@ -53,15 +68,26 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
-  let gateway: RunningGateway;
+  const workers = resolveWorkerCount(args.workers !== undefined ? Number(args.workers) : result.config.workers);
+  let keys: TicketKeySource | undefined;
+  let running: RunningGateway | ClusterPrimary;
   try {
-    gateway = await startGateway(result.config);
+    keys = new TicketKeySource(result.config.sessionTickets);
+    if (workers === 1) {
+      const gateway = await startGateway(result.config, { ticketKeys: keys.current });
+      keys.onChange((key) => gateway.setTicketKeys(key));
+      running = gateway;
+    } else {
+      running = await startClusterPrimary(result.config, { workers, keys });
+    }
   } catch (err) {
+    keys?.close();
     await demo?.close();
     process.stderr.write(`gatehouse start: ${(err as Error).message}\n`);
     return 1;
   }
-  printBanner(result.config, demo !== undefined);
+  const gateway = running;
+  printBanner(result.config, demo !== undefined, workers);
   // The embedded default renews its one-hour certificates itself, as SPIRE would; the gateway's file
   // watchers pick them up (live rotation), the demo upstream is handed its own.
   const demoServer = demo?.server;
@@ -70,6 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     log.info('stopping', { signal });
     renewer?.close();
     await gateway.close();
+    keys.close();
     await demo?.close();
     process.exit(0);
   };
@@ -78,8 +105,8 @@ export async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-function printBanner(config: GatewayConfig, embedded: boolean): void {
-  const lines = [`gatehouse is running (${config.source})`];
+function printBanner(config: GatewayConfig, embedded: boolean, workers: number): void {
+  const lines = [`gatehouse is running (${config.source}), ${workers === 1 ? 'one process' : `${workers} workers`}`];
   for (const l of config.listeners) {
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);

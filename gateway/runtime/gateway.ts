@@ -42,6 +42,8 @@ export interface RunningGateway {
   readonly admin: AdminServer | undefined;
   /** Certificate reload, revocation and expiry (gateway/lifecycle/). */
   readonly lifecycle: GatewayLifecycle;
+  /** New session ticket keys (rotation, key file change) for every listener and later reloads; a no-op with tickets disabled. */
+  setTicketKeys(keys: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -55,7 +57,7 @@ export function tlsTuning(config: GatewayConfig, listener: Listener, ticketKeys:
 }
 
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<RunningGateway> {
-  const ticketKeys = options.ticketKeys ?? randomBytes(48);
+  let ticketKeys = options.ticketKeys ?? randomBytes(48);
   const identities = new IdentityCache();
   const clusters = new Map<string, UpstreamCluster>();
   const listeners = new Map<string, RunningListener>();
@@ -135,7 +137,19 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     throw err;
   }
 
-  return { config, listeners, clusters, identities, admin, lifecycle: lifecycle!, close };
+  const setTicketKeys = (keys: Buffer) => {
+    ticketKeys = keys; // reloads build their contexts from the current keys (the tuning closure reads this)
+    if (!config.sessionTickets.enabled) return;
+    for (const { terminate } of listeners.values()) {
+      if (!terminate) continue;
+      // Tickets are sealed with the keys of the context the connection started on (the server's), but
+      // set them on every SNI context too so no context is left with stale keys.
+      terminate.server.setTicketKeys(keys);
+      for (const served of terminate.tlsState.served) served.context.context.setTicketKeys(keys);
+    }
+  };
+
+  return { config, listeners, clusters, identities, admin, lifecycle: lifecycle!, setTicketKeys, close };
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */

@@ -2,7 +2,7 @@
 // (each carrying the client trust bundle, CRL, ticket keys and session id context, because OpenSSL
 // verifies against the context SNI selected), the SNI lookup (exact, then wildcard, then default),
 // and each certificate's own URI SAN (XFCC `By`). A reload builds a new one and swaps it in.
-import { X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { pemBlocks } from '../../certs/pem-blocks.js';
 import type { ListenerTls } from '../config/types.js';
@@ -109,6 +109,7 @@ function optionsOf(file: ServerCertificateFiles, files: ServerTlsFiles, config: 
     minVersion: config.minVersion,
     sessionIdContext: tuning.sessionIdContext,
     sessionTimeout: tuning.sessionTimeoutSec,
-    ...(tuning.ticketKeys ? { ticketKeys: tuning.ticketKeys } : {}),
+    // Without keys Node would still issue tickets under random per-process keys: turn them off.
+    ...(tuning.ticketKeys ? { ticketKeys: tuning.ticketKeys } : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
   };
 }

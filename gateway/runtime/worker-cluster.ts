@@ -1,0 +1,285 @@
+// Multi-core `gatehouse start`: the primary forks one worker per core (node:cluster; the same CLI
+// runs again and start.ts sends it here), each running the whole gateway on the shared listeners.
+// The primary owns what must be one: the session ticket keys (sent to every worker, rotated), the
+// admin server (/metrics aggregated from the workers, /readyz ready when all are, /workers), the
+// restart of a worker that dies (bounded backoff), and a graceful stop on SIGTERM/SIGINT.
+//
+// Connections are spread by cluster's round-robin (the primary accepts and hands sockets out): an
+// even spread across workers, where the kernel's own distribution (SCHED_NONE) favours a few.
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import type { TLSSocket } from 'node:tls';
+import { AggregatorRegistry } from 'prom-client';
+import type { GatewayConfig } from '../config/types.js';
+import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
+import { log } from '../log.js';
+import { registry } from '../metrics/registry.js';
+import { startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
+import type { TicketKeySource } from './ticket-keys.js';
+
+/** Messages from a worker to the primary. */
+type WorkerMessage =
+  | { type: 'gatehouse:want-keys' }
+  | { type: 'gatehouse:ready' }
+  | { type: 'gatehouse:failed'; message: string }
+  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number };
+
+/** Messages from the primary to a worker. Keys travel over the local IPC pipe only, as hex. */
+type PrimaryMessage = { type: 'gatehouse:ticket-keys'; keys: string } | { type: 'gatehouse:stats'; id: number } | { type: 'gatehouse:stop' };
+
+export interface WorkerStatus {
+  readonly slot: number;
+  readonly pid: number | undefined;
+  readonly ready: boolean;
+  readonly restarts: number;
+  /** Handshakes this worker accepted since it started, and how many of them resumed a session. */
+  readonly handshakes: number | null;
+  readonly resumed: number | null;
+}
+
+export interface ClusterPrimary {
+  readonly workers: number;
+  readonly admin: AdminServer;
+  status(): Promise<WorkerStatus[]>;
+  /** Stops every worker gracefully (SIGKILL after stopTimeoutMs), then the admin server. */
+  close(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  workers: number;
+  keys: TicketKeySource;
+  /** Restart delay after a worker dies: doubles while workers die young, up to maxMs. Defaults 100 ms .. 10 s. */
+  restart?: { minMs: number; maxMs: number };
+  /** A worker that does not start within this is a failed start. Default 30 s. */
+  startTimeoutMs?: number;
+  stopTimeoutMs?: number;
+}
+
+/** `workers: 0` (the default) means one per core. */
+export function resolveWorkerCount(configured: number): number {
+  return configured === 0 ? os.availableParallelism() : configured;
+}
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | undefined;
+  ready: boolean;
+  startedAt: number;
+  restarts: number;
+  backoffMs: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const LIVED_LONG_MS = 10_000;
+
+/** Forks the workers and resolves once every one has started its gateway; rejects (after stopping them) if one cannot. */
+export async function startClusterPrimary(config: GatewayConfig, options: ClusterOptions): Promise<ClusterPrimary> {
+  const { keys } = options;
+  const restart = options.restart ?? { minMs: 100, maxMs: 10_000 };
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  cluster.schedulingPolicy = cluster.SCHED_RR;
+  const slots: Slot[] = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, ready: false, startedAt: 0, restarts: 0, backoffMs: restart.minMs, timer: undefined }));
+  const aggregator = new AggregatorRegistry();
+  let stopping = false;
+  let admin: AdminServer | undefined;
+  let starting: { resolve(): void; reject(err: Error): void } | undefined;
+  const statsWaiters = new Map<number, (m: { handshakes: number; resumed: number } | null) => void>();
+  let statsId = 0;
+
+  const send = (worker: Worker, message: PrimaryMessage) => {
+    if (worker.isConnected()) worker.send(message);
+  };
+  const keyMessage = (key: Buffer): PrimaryMessage => ({ type: 'gatehouse:ticket-keys', keys: key.toString('hex') });
+  const allReady = () => slots.every((s) => s.ready);
+  const updateReady = () => admin?.setReady(!stopping && allReady());
+
+  const fork = (slot: Slot) => {
+    slot.timer = undefined;
+    slot.ready = false;
+    slot.startedAt = Date.now();
+    const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot.index) });
+    slot.worker = worker;
+    worker.on('message', (message: WorkerMessage) => {
+      switch (message.type) {
+        case 'gatehouse:want-keys':
+          send(worker, keyMessage(keys.current));
+          break;
+        case 'gatehouse:ready':
+          slot.ready = true;
+          log.info('worker_ready', { slot: slot.index, pid: worker.process.pid });
+          updateReady();
+          if (starting && allReady()) starting.resolve();
+          break;
+        case 'gatehouse:failed':
+          if (starting) starting.reject(new Error(message.message));
+          else log.error('worker_start_failed', { slot: slot.index, pid: worker.process.pid, problem: message.message });
+          break;
+        case 'gatehouse:stats':
+          statsWaiters.get(message.id)?.({ handshakes: message.handshakes, resumed: message.resumed });
+          break;
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      if (slot.worker !== worker) return;
+      slot.worker = undefined;
+      slot.ready = false;
+      updateReady();
+      if (stopping) return;
+      if (starting) {
+        starting.reject(new Error(`worker ${slot.index} exited during start-up (${signal ?? `code ${code}`})`));
+        return;
+      }
+      // Back off while workers die young (a crash loop), start again from the minimum after a healthy run.
+      slot.backoffMs = Date.now() - slot.startedAt >= LIVED_LONG_MS ? restart.minMs : Math.min(restart.maxMs, slot.backoffMs * 2);
+      slot.restarts++;
+      log.warn('worker_exited', { slot: slot.index, pid: worker.process.pid, code, signal, restartInMs: slot.backoffMs, restarts: slot.restarts });
+      slot.timer = setTimeout(() => fork(slot), slot.backoffMs);
+    });
+  };
+
+  const removeKeyListener = keys.onChange((key) => {
+    for (const slot of slots) if (slot.worker) send(slot.worker, keyMessage(key));
+  });
+
+  const stopWorkers = async () => {
+    stopping = true;
+    updateReady();
+    removeKeyListener();
+    const exits = slots.map((slot) => {
+      clearTimeout(slot.timer);
+      const worker = slot.worker;
+      if (!worker || worker.isDead()) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const kill = setTimeout(() => {
+          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: stopTimeoutMs });
+          worker.process.kill('SIGKILL');
+        }, stopTimeoutMs);
+        worker.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        send(worker, { type: 'gatehouse:stop' });
+      });
+    });
+    await Promise.all(exits);
+  };
+
+  const status = async (): Promise<WorkerStatus[]> =>
+    Promise.all(
+      slots.map(async (slot) => {
+        const worker = slot.worker;
+        let stats: { handshakes: number; resumed: number } | null = null;
+        if (worker && slot.ready && worker.isConnected()) {
+          const id = statsId++;
+          stats = await new Promise((resolve) => {
+            const timer = setTimeout(() => resolve(null), 2000);
+            statsWaiters.set(id, (m) => {
+              clearTimeout(timer);
+              resolve(m);
+            });
+            send(worker, { type: 'gatehouse:stats', id });
+          });
+          statsWaiters.delete(id);
+        }
+        return { slot: slot.index, pid: worker?.process.pid, ready: slot.ready, restarts: slot.restarts, handshakes: stats?.handshakes ?? null, resumed: stats?.resumed ?? null };
+      }),
+    );
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`workers did not start within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
+      starting = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      for (const slot of slots) fork(slot);
+    });
+    starting = undefined;
+    admin = await startAdminServer(config.admin.address, () => {}, {
+      metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
+      json: { '/workers': status },
+    });
+    updateReady();
+  } catch (err) {
+    starting = undefined;
+    await stopWorkers();
+    throw err;
+  }
+
+  const running = admin;
+  return {
+    workers: options.workers,
+    admin: running,
+    status,
+    close: async () => {
+      await stopWorkers();
+      await running.close();
+    },
+  };
+}
+
+/** A worker process: waits for the primary's ticket keys, runs the gateway, answers the primary. Never returns normally. */
+export async function runClusterWorker(config: GatewayConfig, options: Omit<GatewayOptions, 'ticketKeys' | 'admin'> = {}): Promise<void> {
+  // The primary collects this worker's metrics over IPC (prom-client's cluster protocol).
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+  const sendToPrimary = (message: WorkerMessage) => process.connected && process.send!(message);
+
+  const firstKeys = new Promise<Buffer>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no ticket keys from the primary within 10 s')), 10_000);
+    const onMessage = (message: PrimaryMessage) => {
+      if (message.type !== 'gatehouse:ticket-keys') return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      resolve(Buffer.from(message.keys, 'hex'));
+    };
+    process.on('message', onMessage);
+  });
+  sendToPrimary({ type: 'gatehouse:want-keys' });
+
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway(config, { ...options, ticketKeys: await firstKeys, admin: false });
+  } catch (err) {
+    // Exit once the message is on its way, so the primary reports this reason rather than the exit.
+    if (!process.connected) process.exit(1);
+    process.send!({ type: 'gatehouse:failed', message: (err as Error).message } satisfies WorkerMessage, undefined, undefined, () => process.exit(1));
+    return;
+  }
+
+  let handshakes = 0;
+  let resumed = 0;
+  for (const { terminate } of gateway.listeners.values()) {
+    // After the listener's own handler, which destroys what it refuses.
+    terminate?.server.on('secureConnection', (socket: TLSSocket) => {
+      if (socket.destroyed) return;
+      handshakes++;
+      if (socket.isSessionReused()) resumed++;
+    });
+  }
+
+  let closing = false;
+  const stop = async (why: string) => {
+    if (closing) return;
+    closing = true;
+    log.info('worker_stopping', { pid: process.pid, why });
+    await gateway.close();
+    process.exit(0);
+  };
+  process.on('message', (message: PrimaryMessage) => {
+    if (message.type === 'gatehouse:ticket-keys') gateway.setTicketKeys(Buffer.from(message.keys, 'hex'));
+    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed });
+    else if (message.type === 'gatehouse:stop') void stop('primary');
+  });
+  // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('disconnect', () => void stop('primary_gone'));
+  sendToPrimary({ type: 'gatehouse:ready' });
+}

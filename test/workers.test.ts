@@ -1,0 +1,272 @@
+// `gatehouse start --workers 2` as an operator runs it: one TLS session ticket resumes on every
+// worker (keys shared by the primary), the primary's /metrics and /workers cover all workers, a
+// worker killed with SIGKILL is replaced while traffic continues, `session_tickets.enabled: false`
+// leaves nothing to resume, and a key file shared by two replicas lets a ticket from one resume
+// on the other, following the file when it changes. Runs the compiled CLI (`npm test` builds it).
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from './support/mtls-client.js';
+import { TestPki, id, type WrittenCert } from './support/test-pki.js';
+import { handshake } from './support/tls-session.js';
+
+const CLI = path.resolve('dist/gateway/cli.js');
+const RESUMES = 40;
+let pki: TestPki;
+let server: WrittenCert;
+let client: WrittenCert;
+let origin: http.Server;
+let originPort: number;
+const children = new Set<ChildProcess>();
+
+interface Gateway {
+  child: ChildProcess;
+  port: number;
+  adminPort: number;
+  output: () => string;
+}
+
+interface WorkerStatus {
+  slot: number;
+  pid: number;
+  ready: boolean;
+  restarts: number;
+  handshakes: number;
+  resumed: number;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+async function writeConfig(name: string, tickets: { enabled: boolean; keyFile?: string }): Promise<{ file: string; port: number; adminPort: number }> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const file = path.join(pki.dir, `${name}.yaml`);
+  fs.writeFileSync(
+    file,
+    `admin:
+  address: 127.0.0.1:${adminPort}
+lifecycle:
+  watch: false
+session_tickets:
+  enabled: ${tickets.enabled}
+${tickets.keyFile ? `  key_file: ${tickets.keyFile}\n` : ''}listeners:
+  - name: public
+    address: 127.0.0.1:${port}
+    tls:
+      min_version: TLSv1.3
+      certificates:
+        - cert: ${server.certFile}
+          key: ${server.keyFile}
+      client_auth:
+        trust_bundle: ${pki.caFile}
+    routes:
+      - name: all
+        match:
+          path_prefix: /
+        upstream: origin
+        authorize:
+          allow: [${id('frontend')}]
+upstreams:
+  - name: origin
+    endpoints: [127.0.0.1:${originPort}]
+`,
+  );
+  return { file, port, adminPort };
+}
+
+async function startGatehouse(name: string, workers: number, tickets: { enabled: boolean; keyFile?: string }): Promise<Gateway> {
+  const { file, port, adminPort } = await writeConfig(name, tickets);
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', String(workers)], {
+    env: { ...process.env, GATEHOUSE_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}: ${out}`);
+    if (Date.now() > deadline) throw new Error(`gatehouse not ready within 30 s: ${out}`);
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status === 200, () => false);
+    if (ready) return { child, port, adminPort, output: () => out };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stop(g: Gateway): Promise<number | null> {
+  if (g.child.exitCode !== null) return g.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => g.child.once('exit', (code) => resolve(code)));
+  g.child.kill('SIGTERM');
+  const code = await exited;
+  children.delete(g.child);
+  return code;
+}
+
+async function workersOf(g: Gateway): Promise<WorkerStatus[]> {
+  return (await fetch(`http://127.0.0.1:${g.adminPort}/workers`)).json() as Promise<WorkerStatus[]>;
+}
+
+/** Resumes `count` new connections with one session; returns how many resumed. */
+async function resumeMany(port: number, session: Buffer, count: number): Promise<number> {
+  let reused = 0;
+  for (let i = 0; i < count; i++) {
+    const r = await handshake({ port, ca: pki.ca.rootPem, cert: client, session, ticketWaitMs: 5 });
+    if (r.reused) reused++;
+  }
+  return reused;
+}
+
+async function firstTicket(port: number): Promise<Buffer> {
+  const first = await handshake({ port, ca: pki.ca.rootPem, cert: client });
+  expect(first.reused).toBe(false);
+  expect(first.session, 'the server sent a session ticket').toBeDefined();
+  return first.session!;
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
+  pki = await TestPki.create();
+  server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
+  client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
+  origin = http.createServer((_req, res) => res.end('origin\n'));
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  originPort = (origin.address() as net.AddressInfo).port;
+}, 30_000);
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  await new Promise((resolve) => origin?.close(resolve));
+  pki?.cleanup();
+});
+
+describe('gatehouse start --workers 2', () => {
+  let g: Gateway;
+  beforeAll(async () => {
+    g = await startGatehouse('cluster', 2, { enabled: true });
+  }, 40_000);
+  afterAll(async () => {
+    if (g) expect(await stop(g)).toBe(0);
+  }, 20_000);
+
+  it('resumes one session ticket on both workers (keys from the primary)', async () => {
+    const ticket = await firstTicket(g.port);
+    const before = await workersOf(g);
+    const reused = await resumeMany(g.port, ticket, RESUMES);
+    const after = await workersOf(g);
+    console.log(`[workers] ticket resumption across 2 workers: ${reused}/${RESUMES} = ${((100 * reused) / RESUMES).toFixed(1)}%`);
+    expect(after).toHaveLength(2);
+    const resumedPerWorker = after.map((w, i) => w.resumed - before[i]!.resumed);
+    console.log(`[workers] resumed per worker: ${resumedPerWorker.join(', ')} (pids ${after.map((w) => w.pid).join(', ')})`);
+    expect(new Set(after.map((w) => w.pid)).size).toBe(2);
+    for (const n of resumedPerWorker) expect(n).toBeGreaterThan(0);
+    expect(reused).toBe(RESUMES);
+  }, 60_000);
+
+  it('serves Prometheus metrics aggregated over the workers and readiness on the primary', async () => {
+    const res = await request({ port: g.port, ca: pki.ca.rootPem, cert: client });
+    expect(res.status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${g.adminPort}/metrics`)).text();
+    const accepted = Number(/gatehouse_tls_handshakes_total\{listener="public",result="accepted",reason="ok"\} (\d+)/.exec(metrics)?.[1]);
+    const perWorker = (await workersOf(g)).reduce((sum, w) => sum + w.handshakes, 0);
+    expect(accepted).toBeGreaterThanOrEqual(perWorker);
+    expect(accepted).toBeGreaterThan(RESUMES);
+  }, 30_000);
+
+  it('restarts a worker killed with SIGKILL while requests keep being served', async () => {
+    const [victim, survivor] = await workersOf(g);
+    process.kill(victim!.pid, 'SIGKILL');
+    let ok = 0;
+    let failed = 0;
+    let replaced: WorkerStatus[] | undefined;
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      await request({ port: g.port, ca: pki.ca.rootPem, cert: client }).then(
+        (r) => (r.status === 200 ? ok++ : failed++),
+        () => failed++,
+      );
+      const now = await workersOf(g);
+      if (now.every((w) => w.ready) && now[0]!.pid !== victim!.pid) {
+        replaced = now;
+        break;
+      }
+    }
+    expect(replaced, `no replacement within 15 s: ${g.output()}`).toBeDefined();
+    expect(replaced![0]!.restarts).toBe(1);
+    expect(replaced![1]!.pid).toBe(survivor!.pid);
+    expect(g.output()).toContain('worker_exited');
+    // Every request after the replacement succeeds, on both workers, and the ticket still resumes everywhere.
+    for (let i = 0; i < 10; i++) expect((await request({ port: g.port, ca: pki.ca.rootPem, cert: client })).status).toBe(200);
+    expect(ok).toBeGreaterThan(0);
+    console.log(`[workers] during the restart: ${ok} requests ok, ${failed} failed`);
+    const ticket = await firstTicket(g.port);
+    expect(await resumeMany(g.port, ticket, 10)).toBe(10);
+    expect((await fetch(`http://127.0.0.1:${g.adminPort}/readyz`)).status).toBe(200);
+  }, 60_000);
+});
+
+describe('session_tickets.enabled: false', () => {
+  it('issues no ticket that resumes, on any worker', async () => {
+    const g = await startGatehouse('no-tickets', 2, { enabled: false });
+    try {
+      const first = await handshake({ port: g.port, ca: pki.ca.rootPem, cert: client });
+      let reused = 0;
+      let sessions = first.sessions;
+      for (let i = 0; i < 10 && first.session; i++) {
+        const r = await handshake({ port: g.port, ca: pki.ca.rootPem, cert: client, session: first.session, ticketWaitMs: 50 });
+        sessions += r.sessions;
+        if (r.reused) reused++;
+      }
+      console.log(`[workers] tickets disabled: ${sessions} sessions offered over 11 handshakes, ${reused}/10 resumed`);
+      expect(reused).toBe(0);
+    } finally {
+      expect(await stop(g)).toBe(0);
+    }
+  }, 60_000);
+});
+
+describe('session_tickets.key_file shared by two replicas', () => {
+  it('resumes a ticket from replica A on replica B, and follows the file when it changes', async () => {
+    const keyFile = path.join(pki.dir, 'ticket.key');
+    fs.writeFileSync(keyFile, randomBytes(48).toString('hex') + '\n', { mode: 0o600 });
+    const a = await startGatehouse('replica-a', 2, { enabled: true, keyFile });
+    const b = await startGatehouse('replica-b', 1, { enabled: true, keyFile });
+    try {
+      const ticketA = await firstTicket(a.port);
+      const onB = await resumeMany(b.port, ticketA, 10);
+      const onA = await resumeMany(a.port, ticketA, 10);
+      console.log(`[workers] key file: ticket from A resumed ${onB}/10 on B, ${onA}/10 on A`);
+      expect(onB).toBe(10);
+      expect(onA).toBe(10);
+
+      // A new key (base64 this time): both replicas follow, the old ticket falls back to a full handshake.
+      fs.writeFileSync(keyFile + '.tmp', randomBytes(48).toString('base64') + '\n', { mode: 0o600 });
+      fs.renameSync(keyFile + '.tmp', keyFile);
+      const deadline = Date.now() + 15_000;
+      let stale = { a: 1, b: 1 };
+      while (Date.now() < deadline && (stale.a > 0 || stale.b > 0)) {
+        await new Promise((r) => setTimeout(r, 200));
+        stale = { a: await resumeMany(a.port, ticketA, 2), b: await resumeMany(b.port, ticketA, 2) };
+      }
+      expect(stale).toEqual({ a: 0, b: 0 });
+      const ticketB = await firstTicket(b.port);
+      expect(await resumeMany(a.port, ticketB, 10)).toBe(10);
+      expect(a.output() + b.output()).not.toContain(fs.readFileSync(keyFile, 'utf8').trim());
+    } finally {
+      expect(await stop(a)).toBe(0);
+      expect(await stop(b)).toBe(0);
+    }
+  }, 90_000);
+});
