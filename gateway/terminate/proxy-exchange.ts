@@ -1,9 +1,9 @@
-// One request's trip to the upstream and back, as an undici dispatch handler: response head
-// written once from undici's raw headers (no parsing into objects), body streamed with
+// One request's trip to the upstream and back, as an upstream exchange handler: response head
+// written once from the parser's flat header list (no objects), body streamed with
 // backpressure both ways, and a failure before the response head becomes a JSON 502/504.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
+import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 
 /** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
@@ -15,7 +15,7 @@ export interface ExchangeEvents {
   onFailure(failure: UpstreamFailure, err: Error): boolean;
 }
 
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements UpstreamExchangeHandler {
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #headersSent = false;
@@ -44,19 +44,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#done) abort(new Error('client closed the connection'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true; // 1xx: Node's server sends its own 100-continue
+  onHeaders(statusCode: number, raw: string[], resume: () => void, statusText: string): void {
     const headers: string[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toString('latin1');
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
       if (HOP_BY_HOP.has(name.toLowerCase())) continue;
-      headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
+      headers.push(name, raw[i + 1]!);
     }
     this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000);
     this.#headersSent = true;
     this.#resume = resume;
     this.res.writeHead(statusCode, statusText, headers);
-    return true;
   }
 
   onData(chunk: Buffer): boolean {
@@ -69,7 +67,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#resume?.();
   };
 
-  onComplete(_trailers: string[] | null): void {
+  onComplete(): void {
     this.#done = true;
     this.res.end();
   }

@@ -104,7 +104,7 @@ function dispatch(
   cluster.pick().dispatch(
     {
       path: url,
-      method: req.method as 'GET',
+      method: req.method!,
       headers,
       body: hasBody ? req : null,
     },

@@ -1,11 +1,11 @@
-// One configured upstream: an undici Pool of keep-alive connections per endpoint, chosen round
-// robin, all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
+// One configured upstream: a pool of keep-alive connections per endpoint (upstream-pool.ts), chosen
+// round robin, all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
 // (after a certificate rotation) lets in-flight requests finish on the old connections while new
 // requests open connections with the new identity.
-import { Pool, type Dispatcher } from 'undici';
 import type { Upstream } from '../config/types.js';
 import { TlsSessionCache } from './tls-session-cache.js';
 import { createUpstreamConnector } from './upstream-connector.js';
+import { UpstreamPool } from './upstream-pool.js';
 import type { UpstreamTlsState } from './upstream-tls-state.js';
 
 export interface UpstreamClusterHooks {
@@ -15,7 +15,7 @@ export interface UpstreamClusterHooks {
 export class UpstreamCluster {
   readonly name: string;
   readonly sessions = new TlsSessionCache();
-  #pools: Pool[];
+  #pools: UpstreamPool[];
   #next = 0;
   #tlsState: UpstreamTlsState | undefined;
 
@@ -29,18 +29,14 @@ export class UpstreamCluster {
     this.#pools = this.#createPools();
   }
 
-  #createPools(): Pool[] {
+  #createPools(): UpstreamPool[] {
     const { config } = this;
-    const scheme = config.tls ? 'https' : 'http';
     return config.endpoints.map((endpoint) => {
       const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
-      return new Pool(`${scheme}://${host}:${endpoint.port}`, {
-        connections: config.connections,
-        pipelining: 1,
-        keepAliveTimeout: config.timeouts.idleMs,
-        keepAliveMaxTimeout: config.timeouts.idleMs,
-        headersTimeout: config.timeouts.headersMs,
-        bodyTimeout: config.timeouts.bodyMs,
+      return new UpstreamPool({
+        maxConnections: config.connections,
+        timeouts: config.timeouts,
+        hostHeader: `${host}:${endpoint.port}`,
         connect: createUpstreamConnector({
           endpoint,
           tlsState: () => this.#tlsState,
@@ -53,7 +49,7 @@ export class UpstreamCluster {
   }
 
   /** The next endpoint's pool, round robin. */
-  pick(): Dispatcher {
+  pick(): UpstreamPool {
     const pool = this.#pools[this.#next]!;
     this.#next = (this.#next + 1) % this.#pools.length;
     return pool;
@@ -73,14 +69,14 @@ export class UpstreamCluster {
     this.#tlsState = state;
     const old = this.#pools;
     this.#pools = this.#createPools();
-    for (const pool of old) void pool.close().catch(() => undefined);
+    for (const pool of old) pool.retire();
   }
 
   /** Connections open across the endpoints, for the pool gauge. */
   stats(): { connected: number; free: number; pending: number; running: number } {
     let connected = 0, free = 0, pending = 0, running = 0;
     for (const pool of this.#pools) {
-      const s = pool.stats;
+      const s = pool.stats();
       connected += s.connected;
       free += s.free;
       pending += s.pending;
@@ -90,6 +86,6 @@ export class UpstreamCluster {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#pools.map((pool) => pool.destroy().catch(() => undefined)));
+    for (const pool of this.#pools) pool.destroy();
   }
 }

@@ -1,11 +1,11 @@
-// The undici connector for one upstream endpoint: opens TCP (+ mTLS with our client certificate),
-// verifies the upstream's chain and identity before undici writes a single request byte, and
+// The connector for one upstream endpoint: opens TCP (+ mTLS with our client certificate),
+// verifies the upstream's chain and identity before the pool writes a single request byte, and
 // resumes TLS sessions from a cache keyed by endpoint, server name and our identity.
 import net from 'node:net';
 import tls from 'node:tls';
-import type { buildConnector } from 'undici';
 import type { Address } from '../config/types.js';
 import { TlsSessionCache } from './tls-session-cache.js';
+import type { Connect } from './upstream-pool.js';
 import type { UpstreamTlsState } from './upstream-tls-state.js';
 
 export class UpstreamConnectTimeoutError extends Error {
@@ -22,9 +22,9 @@ export interface ConnectorOptions {
   onConnected?: (resumed: boolean) => void;
 }
 
-export function createUpstreamConnector(opts: ConnectorOptions): buildConnector.connector {
+export function createUpstreamConnector(opts: ConnectorOptions): Connect {
   const { endpoint, sessions, connectTimeoutMs } = opts;
-  return (_undiciOptions, callback): void => {
+  return (callback): void => {
     const state = opts.tlsState();
     let socket: net.Socket;
     let sessionKey: string | undefined;
@@ -74,6 +74,5 @@ export function createUpstreamConnector(opts: ConnectorOptions): buildConnector.
     };
     socket.once(state ? 'secureConnect' : 'connect', onReady);
     socket.once('error', onError);
-
   };
 }

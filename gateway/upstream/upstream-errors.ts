@@ -34,12 +34,12 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     case 'GATEHOUSE_UPSTREAM_IDENTITY_MISMATCH':
       return { status: 502, reason: 'upstream_identity_mismatch', beforeRequestSent: true };
     case 'GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT':
-    case 'UND_ERR_CONNECT_TIMEOUT':
       return { status: 504, reason: 'upstream_connect_timeout', beforeRequestSent: true };
-    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT':
       return { status: 504, reason: 'upstream_headers_timeout', beforeRequestSent: false };
-    case 'UND_ERR_BODY_TIMEOUT':
+    case 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT':
       return { status: 504, reason: 'upstream_body_timeout', beforeRequestSent: false };
+    case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':

@@ -1,0 +1,307 @@
+// One keep-alive HTTP/1.1 connection to an upstream endpoint, one request at a time: the request
+// head written as one string, the body streamed with backpressure (chunked when its length is
+// unknown), the response parsed by Node's native llhttp (the parser node:http's client uses) and
+// handed to the exchange handler without building objects. Timeouts are deadlines that the pool
+// checks on a coarse tick, not a timer per request.
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
+import { UpstreamProtocolError } from './upstream-exchange.js';
+
+interface NativeParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | Error;
+  finish(): number | Error | undefined;
+  remove(): void;
+  free(): void;
+  [callback: number]: unknown;
+}
+interface NativeParserClass {
+  new (): NativeParser;
+  readonly RESPONSE: number;
+  readonly kOnHeaders: number;
+  readonly kOnHeadersComplete: number;
+  readonly kOnBody: number;
+  readonly kOnMessageComplete: number;
+  readonly kLenientNone: number;
+}
+
+// `_http_common` is Node's public legacy module that exposes the parser node:http itself uses.
+const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: NativeParserClass };
+const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.upstream' });
+
+/** What a connection needs from its pool. */
+export interface ConnectionOwner {
+  /** Coarse clock (ms), advanced by the pool's tick. */
+  readonly now: number;
+  readonly headersMs: number;
+  readonly bodyMs: number;
+  /** The exchange finished and the connection can take another request. */
+  released(conn: UpstreamConnection): void;
+  /** The socket is gone. */
+  closed(conn: UpstreamConnection): void;
+}
+
+export class UpstreamConnection {
+  readonly #parser: NativeParser;
+  #handler: UpstreamExchangeHandler | undefined;
+  #body: UpstreamRequest['body'] = null;
+  #chunked = false;
+  #requestDone = true;
+  #responseDone = true;
+  #headOnly = false;
+  #informational = false;
+  #keepAlive = true;
+  #partialHeaders: string[] | undefined;
+  #closed = false;
+  /** Absolute coarse time after which the current phase has timed out; 0 when none applies. */
+  #deadline = 0;
+  #deadlineCode: 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT' | 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT' = 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT';
+  /** When the connection went idle (coarse ms), for the keep-alive idle timeout. */
+  idleSince = 0;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly owner: ConnectionOwner,
+    private readonly hostHeader: string,
+  ) {
+    const parser = new HTTPParser();
+    parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone);
+    parser[HTTPParser.kOnHeaders] = this.#onHeaderChunk;
+    parser[HTTPParser.kOnHeadersComplete] = this.#onHeadersComplete;
+    parser[HTTPParser.kOnBody] = this.#onBody;
+    parser[HTTPParser.kOnMessageComplete] = this.#onMessageComplete;
+    this.#parser = parser;
+    socket.on('data', this.#onSocketData);
+    socket.on('end', this.#onSocketEnd);
+    socket.on('error', this.#onSocketError);
+    socket.on('close', this.#onSocketClose);
+    socket.on('drain', this.#onDrain);
+  }
+
+  get busy(): boolean {
+    return this.#handler !== undefined;
+  }
+
+  /** Sends `request` on this (idle) connection. */
+  run(request: UpstreamRequest, handler: UpstreamExchangeHandler): void {
+    this.#handler = handler;
+    this.#requestDone = request.body === null;
+    this.#responseDone = false;
+    this.#headOnly = request.method === 'HEAD';
+    this.#informational = false;
+    handler.onConnect(this.#abort);
+    if (this.#handler !== handler) return; // aborted synchronously
+
+    const { headers } = request;
+    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
+    let hasHost = false;
+    let hasLength = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      // Cheap first-letter filter before the case-insensitive compare.
+      const c = name.charCodeAt(0) | 0x20;
+      if (c === 0x68 && name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+      else if (c === 0x63 && name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      head += `${name}: ${headers[i + 1]!}\r\n`;
+    }
+    if (!hasHost) head += `host: ${this.hostHeader}\r\n`;
+    this.#chunked = request.body !== null && !hasLength;
+    if (this.#chunked) head += 'transfer-encoding: chunked\r\n';
+    head += '\r\n';
+    this.#setDeadline(this.owner.headersMs, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
+    this.socket.write(head, 'latin1');
+    if (request.body !== null) this.#streamBody(request.body);
+  }
+
+  /** Called by the pool's tick with the current coarse time. */
+  checkDeadline(now: number): void {
+    if (this.#deadline !== 0 && now >= this.#deadline && this.#handler !== undefined) {
+      const phase = this.#deadlineCode === 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT' ? 'response headers' : 'response body';
+      this.#fail(new UpstreamProtocolError(this.#deadlineCode, `upstream ${phase} timed out`));
+    }
+  }
+
+  /** Closes the connection (idle timeout, retirement, shutdown). */
+  close(): void {
+    this.socket.destroy();
+  }
+
+  #setDeadline(ms: number, code: 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT' | 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT'): void {
+    // A disabled (0) timeout never fires; the pool's tick may run up to one tick late.
+    this.#deadline = ms > 0 ? this.owner.now + ms : 0;
+    this.#deadlineCode = code;
+  }
+
+  #streamBody(body: NonNullable<UpstreamRequest['body']>): void {
+    this.#body = body;
+    const onData = (chunk: Buffer) => {
+      if (this.#body !== body || chunk.length === 0) return;
+      let flowing: boolean;
+      if (this.#chunked) {
+        this.socket.cork();
+        this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        this.socket.write(chunk);
+        flowing = this.socket.write('\r\n', 'latin1');
+        this.socket.uncork();
+      } else {
+        flowing = this.socket.write(chunk);
+      }
+      if (!flowing) body.pause();
+    };
+    const onEnd = () => {
+      if (this.#body !== body) return;
+      cleanup();
+      if (this.#chunked) this.socket.write('0\r\n\r\n', 'latin1');
+      this.#body = null;
+      this.#requestDone = true;
+      if (this.#responseDone) this.#finish();
+    };
+    const onError = () => {
+      if (this.#body !== body) return;
+      cleanup();
+      // The client's body broke off: the upstream got a truncated request, so the connection goes.
+      this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'client request body ended early'));
+    };
+    const cleanup = () => {
+      body.removeListener('data', onData);
+      body.removeListener('end', onEnd);
+      body.removeListener('error', onError);
+      body.removeListener('aborted', onError);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.once('aborted', onError);
+  }
+
+  readonly #onDrain = (): void => {
+    this.#body?.resume();
+  };
+
+  readonly #resume = (): void => {
+    if (!this.#closed) this.socket.resume();
+  };
+
+  readonly #abort = (): void => {
+    if (this.#handler === undefined) return;
+    this.#handler = undefined;
+    this.#body = null;
+    this.socket.destroy();
+  };
+
+  readonly #onSocketData = (chunk: Buffer): void => {
+    if (this.#handler === undefined) {
+      // Bytes from an upstream with no request outstanding: it cannot be trusted with the next one.
+      this.socket.destroy();
+      return;
+    }
+    const result = this.#parser.execute(chunk);
+    if (result instanceof Error) {
+      this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `invalid upstream response: ${(result as Error & { reason?: string }).reason ?? result.message}`));
+    }
+  };
+
+  readonly #onHeaderChunk = (headers: string[]): void => {
+    // More than 32 header pairs arrive in pieces before onHeadersComplete.
+    this.#partialHeaders = this.#partialHeaders === undefined ? headers : this.#partialHeaders.concat(headers);
+  };
+
+  readonly #onHeadersComplete = (
+    _major: number,
+    _minor: number,
+    headers: string[] | undefined,
+    _method: unknown,
+    _url: unknown,
+    statusCode: number,
+    statusMessage: string,
+    upgrade: boolean,
+    shouldKeepAlive: boolean,
+  ): number => {
+    const handler = this.#handler;
+    if (handler === undefined) return 1;
+    const all = this.#partialHeaders === undefined ? (headers ?? []) : headers === undefined ? this.#partialHeaders : this.#partialHeaders.concat(headers);
+    this.#partialHeaders = undefined;
+    if (upgrade || statusCode === 101) {
+      // We never ask for an upgrade (Upgrade and Connection are dropped from the request).
+      queueMicrotask(() => this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream switched protocols unasked')));
+      return 1;
+    }
+    if (statusCode < 200) {
+      this.#informational = true; // 1xx: Node's server sends its own 100-continue
+      return 0;
+    }
+    this.#keepAlive = shouldKeepAlive;
+    this.#setDeadline(this.owner.bodyMs, 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT');
+    handler.onHeaders(statusCode, all, this.#resume, statusMessage);
+    // A HEAD response (and 204/304, which llhttp knows) has no body whatever its headers say.
+    return this.#headOnly ? 1 : 0;
+  };
+
+  readonly #onBody = (chunk: Buffer): void => {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    if (this.owner.bodyMs > 0) this.#deadline = this.owner.now + this.owner.bodyMs;
+    if (!handler.onData(chunk)) this.socket.pause();
+  };
+
+  readonly #onMessageComplete = (): void => {
+    if (this.#informational) {
+      this.#informational = false;
+      return;
+    }
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    this.#responseDone = true;
+    this.#deadline = 0;
+    handler.onComplete();
+    if (this.#requestDone) this.#finish();
+    // Otherwise the upstream answered before the whole body was sent: finish when it has been.
+  };
+
+  #finish(): void {
+    this.#handler = undefined;
+    if (!this.#keepAlive || this.#closed) {
+      this.socket.destroy();
+      return;
+    }
+    this.owner.released(this);
+  }
+
+  #fail(err: Error): void {
+    const handler = this.#handler;
+    this.#handler = undefined;
+    this.#body = null;
+    this.#deadline = 0;
+    this.socket.destroy();
+    if (handler !== undefined && !this.#responseDone) handler.onError(err);
+  }
+
+  readonly #onSocketEnd = (): void => {
+    // A response delimited by the close of the connection ends here.
+    if (this.#handler !== undefined) {
+      const result = this.#parser.finish();
+      if (result instanceof Error) this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream response cut short'));
+    }
+    this.#keepAlive = false;
+    this.socket.destroy();
+  };
+
+  #socketError: Error | undefined;
+  readonly #onSocketError = (err: Error): void => {
+    this.#socketError = err;
+  };
+
+  readonly #onSocketClose = (): void => {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#handler !== undefined && !this.#responseDone) {
+      this.#fail(this.#socketError ?? new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'upstream closed the connection'));
+    }
+    this.#handler = undefined;
+    this.#body = null;
+    this.#parser.remove();
+    this.#parser.free();
+    this.owner.closed(this);
+  };
+}
