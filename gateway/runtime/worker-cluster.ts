@@ -4,8 +4,9 @@
 // admin server (/metrics aggregated from the workers, /readyz ready when all are, /workers), the
 // restart of a worker that dies (bounded backoff), and a graceful stop on SIGTERM/SIGINT.
 //
-// Connections are spread by cluster's round-robin (the primary accepts and hands sockets out): an
-// even spread across workers, where the kernel's own distribution (SCHED_NONE) favours a few.
+// Connections are spread by cluster's round-robin, Node's default on Linux (the primary accepts and
+// hands sockets out): an even spread across workers. NODE_CLUSTER_SCHED_POLICY=none lets the
+// kernel distribute them instead (no hop through the primary, but an uneven spread).
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
@@ -77,7 +78,6 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   const { keys } = options;
   const restart = options.restart ?? { minMs: 100, maxMs: 10_000 };
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
-  cluster.schedulingPolicy = cluster.SCHED_RR;
   const slots: Slot[] = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, ready: false, startedAt: 0, restarts: 0, backoffMs: restart.minMs, timer: undefined }));
   const aggregator = new AggregatorRegistry();
   let stopping = false;
@@ -130,10 +130,12 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
         return;
       }
       // Back off while workers die young (a crash loop), start again from the minimum after a healthy run.
-      slot.backoffMs = Date.now() - slot.startedAt >= LIVED_LONG_MS ? restart.minMs : Math.min(restart.maxMs, slot.backoffMs * 2);
+      if (Date.now() - slot.startedAt >= LIVED_LONG_MS) slot.backoffMs = restart.minMs;
+      const delay = slot.backoffMs;
+      slot.backoffMs = Math.min(restart.maxMs, delay * 2);
       slot.restarts++;
-      log.warn('worker_exited', { slot: slot.index, pid: worker.process.pid, code, signal, restartInMs: slot.backoffMs, restarts: slot.restarts });
-      slot.timer = setTimeout(() => fork(slot), slot.backoffMs);
+      log.warn('worker_exited', { slot: slot.index, pid: worker.process.pid, code, signal, restartInMs: delay, restarts: slot.restarts });
+      slot.timer = setTimeout(() => fork(slot), delay);
     });
   };
 
