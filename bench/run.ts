@@ -14,6 +14,7 @@ import { DEFAULT_SETTINGS } from './peers/peer.js';
 import { canConnect, installCleanup, spawnTracked, stop, waitForPorts, type Tracked } from './processes.js';
 import { markdownReport, type ReportInput } from './report-markdown.js';
 import { svgChart } from './report-svg.js';
+import { acquireRunLock } from './run-lock.js';
 import { runScenario, type ScenarioResult } from './runner.js';
 import { allScenarios } from './scenarios.js';
 import { buildH1load, ensureTools, loadAverage, machineInfo } from './tools.js';
@@ -75,6 +76,7 @@ async function writeReports(input: Omit<ReportInput, 'chartFile'>): Promise<stri
 
 async function main(options: BenchOptions): Promise<number> {
   installCleanup();
+  acquireRunLock();
   const started = new Date();
   const loadBefore = loadAverage();
   const ports = portsFrom(options.portBase);
