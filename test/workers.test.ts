@@ -49,13 +49,13 @@ function freePort(): Promise<number> {
   });
 }
 
-async function writeConfig(name: string, tickets: { enabled: boolean; keyFile?: string }): Promise<{ file: string; port: number; adminPort: number }> {
+async function writeConfig(name: string, tickets: { enabled: boolean; keyFile?: string }, workers?: number): Promise<{ file: string; port: number; adminPort: number }> {
   const port = await freePort();
   const adminPort = await freePort();
   const file = path.join(pki.dir, `${name}.yaml`);
   fs.writeFileSync(
     file,
-    `admin:
+    `${workers === undefined ? '' : `workers: ${workers}\n`}admin:
   address: 127.0.0.1:${adminPort}
 lifecycle:
   watch: false
@@ -86,9 +86,11 @@ upstreams:
   return { file, port, adminPort };
 }
 
-async function startGatehouse(name: string, workers: number, tickets: { enabled: boolean; keyFile?: string }): Promise<Gateway> {
-  const { file, port, adminPort } = await writeConfig(name, tickets);
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', String(workers)], {
+/** `workers`: the --workers flag, or `{ config: n }` for the config's `workers` key. */
+async function startGatehouse(name: string, workers: number | { config: number }, tickets: { enabled: boolean; keyFile?: string }): Promise<Gateway> {
+  const { file, port, adminPort } = await writeConfig(name, tickets, typeof workers === 'number' ? undefined : workers.config);
+  const flag = typeof workers === 'number' ? ['--workers', String(workers)] : [];
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file, ...flag], {
     env: { ...process.env, GATEHOUSE_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -218,6 +220,29 @@ describe('gatehouse start --workers 2', () => {
   }, 60_000);
 });
 
+describe('a cluster that cannot start', () => {
+  it('exits 1 with the worker\'s reason when the listener address is taken, leaving no worker behind', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { file } = await writeConfig('taken', { enabled: true });
+    const port = (taken.address() as net.AddressInfo).port;
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/address: 127\.0\.0\.1:\d+\n    tls:/, `address: 127.0.0.1:${port}\n    tls:`));
+    try {
+      const started = Date.now();
+      const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { env: { ...process.env, GATEHOUSE_LOG: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(child);
+      let stderr = '';
+      child.stderr!.on('data', (c) => (stderr += c));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/gatehouse start: .*EADDRINUSE/);
+      expect(Date.now() - started).toBeLessThan(8000); // the other worker stopped when asked, not killed after the stop timeout
+    } finally {
+      taken.close();
+    }
+  }, 30_000);
+});
+
 describe('session_tickets.enabled: false', () => {
   it('issues no ticket that resumes, on any worker', async () => {
     const g = await startGatehouse('no-tickets', 2, { enabled: false });
@@ -242,9 +267,10 @@ describe('session_tickets.key_file shared by two replicas', () => {
   it('resumes a ticket from replica A on replica B, and follows the file when it changes', async () => {
     const keyFile = path.join(pki.dir, 'ticket.key');
     fs.writeFileSync(keyFile, randomBytes(48).toString('hex') + '\n', { mode: 0o600 });
-    const a = await startGatehouse('replica-a', 2, { enabled: true, keyFile });
+    const a = await startGatehouse('replica-a', { config: 2 }, { enabled: true, keyFile });
     const b = await startGatehouse('replica-b', 1, { enabled: true, keyFile });
     try {
+      expect((await workersOf(a)).map((w) => w.ready)).toEqual([true, true]); // `workers: 2` from the config
       const ticketA = await firstTicket(a.port);
       const onB = await resumeMany(b.port, ticketA, 10);
       const onA = await resumeMany(a.port, ticketA, 10);

@@ -42,6 +42,8 @@ export interface RunningGateway {
   readonly admin: AdminServer | undefined;
   /** Certificate reload, revocation and expiry (gateway/lifecycle/). */
   readonly lifecycle: GatewayLifecycle;
+  /** Sets the gauges read from live objects (upstream pools); the admin server calls it before a scrape, a cluster worker when the primary asks. */
+  refreshGauges(): void;
   /** New session ticket keys (rotation, key file change) for every listener and later reloads; a no-op with tickets disabled. */
   setTicketKeys(keys: Buffer): void;
   close(): Promise<void>;
@@ -63,6 +65,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const listeners = new Map<string, RunningListener>();
   let admin: AdminServer | undefined;
   let lifecycle: GatewayLifecycle | undefined;
+
+  const refreshGauges = () => {
+    for (const cluster of clusters.values()) {
+      const s = cluster.stats();
+      upstreamPool.labels(cluster.name, 'connected').set(s.connected);
+      upstreamPool.labels(cluster.name, 'free').set(s.free);
+      upstreamPool.labels(cluster.name, 'pending').set(s.pending);
+      upstreamPool.labels(cluster.name, 'running').set(s.running);
+    }
+  };
 
   const close = async () => {
     admin?.setReady(false);
@@ -121,15 +133,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
 
     if (options.admin !== false) {
-      admin = await startAdminServer(config.admin.address, () => {
-        for (const cluster of clusters.values()) {
-          const s = cluster.stats();
-          upstreamPool.labels(cluster.name, 'connected').set(s.connected);
-          upstreamPool.labels(cluster.name, 'free').set(s.free);
-          upstreamPool.labels(cluster.name, 'pending').set(s.pending);
-          upstreamPool.labels(cluster.name, 'running').set(s.running);
-        }
-      });
+      admin = await startAdminServer(config.admin.address, refreshGauges);
       admin.setReady(true);
     }
   } catch (err) {
@@ -149,7 +153,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     }
   };
 
-  return { config, listeners, clusters, identities, admin, lifecycle: lifecycle!, setTicketKeys, close };
+  return { config, listeners, clusters, identities, admin, lifecycle: lifecycle!, refreshGauges, setTicketKeys, close };
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */

@@ -228,10 +228,25 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
 
 /** A worker process: waits for the primary's ticket keys, runs the gateway, answers the primary. Never returns normally. */
 export async function runClusterWorker(config: GatewayConfig, options: Omit<GatewayOptions, 'ticketKeys' | 'admin'> = {}): Promise<void> {
-  // The primary collects this worker's metrics over IPC (prom-client's cluster protocol).
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([registry]);
   const sendToPrimary = (message: WorkerMessage) => process.connected && process.send!(message);
+  let gateway: RunningGateway | undefined;
+  let closing = false;
+  const stop = async (why: string) => {
+    if (closing) return;
+    closing = true;
+    log.info('worker_stopping', { pid: process.pid, why });
+    await gateway?.close();
+    process.exit(0);
+  };
+  process.on('message', (message: PrimaryMessage | { type?: unknown }) => {
+    if (message.type === 'gatehouse:stop') void stop('primary');
+    // Ahead of prom-client's own listener (registered below, after this one): gauges read from live objects.
+    else if (message.type === 'prom-client:getMetricsReq') gateway?.refreshGauges();
+  });
+  // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('disconnect', () => void stop('primary_gone'));
 
   const firstKeys = new Promise<Buffer>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no ticket keys from the primary within 10 s')), 10_000);
@@ -244,10 +259,13 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
     process.on('message', onMessage);
   });
   sendToPrimary({ type: 'gatehouse:want-keys' });
+  // The primary collects this worker's metrics over IPC (prom-client's cluster protocol).
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
 
-  let gateway: RunningGateway;
+  let running: RunningGateway;
   try {
-    gateway = await startGateway(config, { ...options, ticketKeys: await firstKeys, admin: false });
+    running = gateway = await startGateway(config, { ...options, ticketKeys: await firstKeys, admin: false });
   } catch (err) {
     // Exit once the message is on its way, so the primary reports this reason rather than the exit.
     if (!process.connected) process.exit(1);
@@ -257,7 +275,7 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
 
   let handshakes = 0;
   let resumed = 0;
-  for (const { terminate } of gateway.listeners.values()) {
+  for (const { terminate } of running.listeners.values()) {
     // After the listener's own handler, which destroys what it refuses.
     terminate?.server.on('secureConnection', (socket: TLSSocket) => {
       if (socket.destroyed) return;
@@ -266,22 +284,9 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
     });
   }
 
-  let closing = false;
-  const stop = async (why: string) => {
-    if (closing) return;
-    closing = true;
-    log.info('worker_stopping', { pid: process.pid, why });
-    await gateway.close();
-    process.exit(0);
-  };
   process.on('message', (message: PrimaryMessage) => {
-    if (message.type === 'gatehouse:ticket-keys') gateway.setTicketKeys(Buffer.from(message.keys, 'hex'));
+    if (message.type === 'gatehouse:ticket-keys') running.setTicketKeys(Buffer.from(message.keys, 'hex'));
     else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed });
-    else if (message.type === 'gatehouse:stop') void stop('primary');
   });
-  // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
-  process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('disconnect', () => void stop('primary_gone'));
   sendToPrimary({ type: 'gatehouse:ready' });
 }
