@@ -1,12 +1,14 @@
 // One request's trip to the upstream and back, as an upstream exchange handler: response head
-// written once from the parser's flat header list (no objects), body streamed with
+// written once from the parser's flat header list (no objects) together with the body when one
+// socket read carried all of it (one write to the client instead of two), body streamed with
 // backpressure both ways, and a failure before the response head becomes a JSON 502/504.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
+import { HeaderNameSet } from './header-name-set.js';
 
 /** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+const HOP_BY_HOP = new HeaderNameSet(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
 
 export interface ExchangeEvents {
   /** Response head received: the status that will be counted, and the upstream latency. */
@@ -18,7 +20,11 @@ export interface ExchangeEvents {
 export class ProxyExchange implements UpstreamExchangeHandler {
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
+  /** The upstream's response head arrived (it may still be held in #head). */
   #headersSent = false;
+  /** Response head and first body chunk held until the end of the socket read that carried them. */
+  #head: { status: number; text: string; headers: string[] } | undefined;
+  #first: Buffer | undefined;
   #done = false;
   readonly #started = performance.now();
 
@@ -48,19 +54,41 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     const headers: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      if (HOP_BY_HOP.has(name)) continue;
       headers.push(name, raw[i + 1]!);
     }
     this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000);
     this.#headersSent = true;
     this.#resume = resume;
-    this.res.writeHead(statusCode, statusText, headers);
+    this.#head = { status: statusCode, text: statusText, headers };
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#head !== undefined && this.#first === undefined) {
+      this.#first = chunk;
+      return true;
+    }
+    this.#flushHead();
     const flowing = this.res.write(chunk);
     if (!flowing) this.res.once('drain', this.#onDrain);
     return flowing;
+  }
+
+  onReadDone(): void {
+    if (this.#head === undefined) return;
+    this.#flushHead();
+  }
+
+  #flushHead(): void {
+    const head = this.#head;
+    if (head === undefined) return;
+    this.#head = undefined;
+    this.res.writeHead(head.status, head.text, head.headers);
+    const first = this.#first;
+    if (first !== undefined) {
+      this.#first = undefined;
+      if (!this.res.write(first)) this.res.once('drain', this.#onDrain);
+    }
   }
 
   readonly #onDrain = (): void => {
@@ -69,7 +97,18 @@ export class ProxyExchange implements UpstreamExchangeHandler {
 
   onComplete(): void {
     this.#done = true;
-    this.res.end();
+    const head = this.#head;
+    if (head === undefined) {
+      this.res.end();
+      return;
+    }
+    // The whole response came in one read: head and body leave in one write.
+    this.#head = undefined;
+    this.res.writeHead(head.status, head.text, head.headers);
+    const first = this.#first;
+    this.#first = undefined;
+    if (first === undefined) this.res.end();
+    else this.res.end(first);
   }
 
   onError(err: Error): void {

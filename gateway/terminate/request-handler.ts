@@ -11,7 +11,7 @@ import { sendError } from './error-response.js';
 import { normalizeHost } from './host-pattern.js';
 import { ProxyExchange } from './proxy-exchange.js';
 import type { TerminateRouter } from './terminate-router.js';
-import { upstreamRequestHead } from './upstream-request-headers.js';
+import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-request-headers.js';
 
 /** A dot-segment ("/../", "/./") or an encoded '.', '/' or '\' could make the upstream see a different path than we routed. */
 const AMBIGUOUS_PATH = /\/\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i;
@@ -33,7 +33,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
     }
 
     // 1. Host must agree with SNI: a client certificate policy is chosen by SNI, so no fronting past it.
-    const host = normalizeHost(req.headers.host ?? '');
+    const host = normalizeHost(hostHeader(req.rawHeaders));
     if (conn.sni !== undefined && host !== conn.sni) {
       return refuse(res, 421, 'sni_host_mismatch', `Host '${host}' does not match the TLS server name '${conn.sni}'`);
     }
@@ -56,8 +56,17 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
 
     // 4. Upstream head, then dispatch.
     const head = upstreamRequestHead(req, conn, route.config);
-    dispatch(req, res, route, conn, url, head.headers, head.hasBody, 1);
+    dispatch(req, res, route, conn, url, head, 1);
   };
+}
+
+/** The first Host header, as req.headers.host would give it, without building the headers object. */
+function hostHeader(raw: string[]): string {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1]!;
+  }
+  return '';
 }
 
 function dispatch(
@@ -66,10 +75,10 @@ function dispatch(
   route: CompiledRoute,
   conn: ConnectionContext,
   url: string,
-  headers: string[],
-  hasBody: boolean,
+  head: UpstreamRequestHead,
   attempt: number,
 ): void {
+  const hasBody = head.hasBody;
   const cluster = route.cluster;
   const exchange = new ProxyExchange(
     req,
@@ -91,7 +100,7 @@ function dispatch(
           retry,
           identity: conn.identity?.spiffeId ?? null,
         });
-        if (retry) dispatch(req, res, route, conn, url, headers, hasBody, attempt + 1);
+        if (retry) dispatch(req, res, route, conn, url, head, attempt + 1);
         return retry;
       },
     },
@@ -105,7 +114,9 @@ function dispatch(
     {
       path: url,
       method: req.method!,
-      headers,
+      headerLines: head.lines,
+      hasHost: head.hasHost,
+      hasLength: head.hasLength,
       body: hasBody ? req : null,
     },
     exchange,

@@ -1,13 +1,15 @@
-// The request head sent upstream, built in one pass over the client's raw headers: hop-by-hop
+// The request head sent upstream, built in one pass over the client's raw headers into the header
+// lines the upstream connection writes as they are (one string, no intermediate array): hop-by-hop
 // headers dropped (and any the client's Connection header names), identity headers the client
 // tried to set removed or kept per the route's XFCC mode, x-forwarded-for/-proto set.
 import type { IncomingMessage } from 'node:http';
 import type { XfccDetails, XfccMode } from '../config/types.js';
 import type { ConnectionContext } from './connection-context.js';
+import { HeaderNameSet } from './header-name-set.js';
 import { forwardedClientCert, xfccElement } from './xfcc.js';
 
-/** Dropped: connection-specific (RFC 9110 §7.6.1), or set by the gateway / undici itself. */
-const DROPPED = new Set([
+/** Dropped: connection-specific (RFC 9110 §7.6.1), or set by the gateway / the upstream pool itself. */
+const DROPPED = new HeaderNameSet([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -28,53 +30,66 @@ export interface HeaderPolicy {
 }
 
 export interface UpstreamRequestHead {
-  readonly headers: string[];
+  /** Header lines, each ending in CRLF, without the request line and the final empty line. */
+  readonly lines: string;
   /** Whether the request has a body to stream (content-length > 0 or chunked). */
   readonly hasBody: boolean;
+  /** Whether `lines` hold Host / Content-Length (the pool adds what is missing). */
+  readonly hasHost: boolean;
+  readonly hasLength: boolean;
 }
+
 
 export function upstreamRequestHead(req: IncomingMessage, conn: ConnectionContext, policy: HeaderPolicy): UpstreamRequestHead {
   const raw = req.rawHeaders;
-  const headers: string[] = [];
+  let lines = '';
   let incomingXfcc: string | undefined;
   let incomingXff: string | undefined;
   let connectionTokens: string | undefined;
   let hasBody = false;
+  let hasHost = false;
+  let hasLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    const lower = name.toLowerCase();
-    if (!DROPPED.has(lower)) {
-      if (lower === 'content-length') hasBody = value !== '0';
-      headers.push(name, value);
+    if (!DROPPED.has(name)) {
+      // Node's parser already refused CR/LF in names and values, so they are written as they are.
+      if (name.length === 14 && name.toLowerCase() === 'content-length') {
+        hasLength = true;
+        hasBody = value !== '0';
+      } else if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+      lines += `${name}: ${value}\r\n`;
       continue;
     }
+    const lower = name.toLowerCase();
     if (lower === 'x-forwarded-client-cert') incomingXfcc = incomingXfcc === undefined ? value : `${incomingXfcc},${value}`;
     else if (lower === 'x-forwarded-for') incomingXff = incomingXff === undefined ? value : `${incomingXff}, ${value}`;
     else if (lower === 'transfer-encoding') hasBody = true;
     else if (lower === 'connection') connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
   }
-  const out = connectionTokens === undefined ? headers : withoutNamed(headers, connectionTokens);
+  if (connectionTokens !== undefined) lines = withoutNamed(lines, connectionTokens);
   const remote = req.socket.remoteAddress ?? '';
-  out.push('x-forwarded-for', incomingXff === undefined ? remote : `${incomingXff}, ${remote}`);
-  out.push('x-forwarded-proto', conn.mtls ? 'https' : 'http');
+  lines += `x-forwarded-for: ${incomingXff === undefined ? remote : `${incomingXff}, ${remote}`}\r\n`;
+  lines += conn.mtls ? 'x-forwarded-proto: https\r\n' : 'x-forwarded-proto: http\r\n';
   const identity = conn.identity;
   const xfcc = forwardedClientCert(policy.xfcc, incomingXfcc, conn.mtls && identity !== undefined, () =>
     xfccElement(identity!, conn.by, policy.xfccDetails),
   );
-  if (xfcc !== undefined) out.push('x-forwarded-client-cert', xfcc);
-  return { headers: out, hasBody };
+  // Our element never holds CR/LF/NUL (xfccElement encodes them); a client's was checked by Node.
+  if (xfcc !== undefined) lines += `x-forwarded-client-cert: ${xfcc}\r\n`;
+  return { lines, hasBody, hasHost, hasLength };
 }
 
 /** Never hop-by-hop, whatever a client's Connection header says (hop-by-hop header abuse). */
 const PROTECTED = new Set(['host', 'content-length']);
 
-/** Removes headers named by the client's Connection header ("Connection: close, X-Secret"). */
-function withoutNamed(headers: string[], tokens: string): string[] {
+/** Removes header lines named by the client's Connection header ("Connection: close, X-Secret"). */
+function withoutNamed(lines: string, tokens: string): string {
   const named = new Set(tokens.split(',').map((t) => t.trim().toLowerCase()).filter((t) => !PROTECTED.has(t)));
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (!named.has(headers[i]!.toLowerCase())) out.push(headers[i]!, headers[i + 1]!);
+  let out = '';
+  for (const line of lines.split('\r\n')) {
+    if (line === '') continue;
+    if (!named.has(line.slice(0, line.indexOf(':')).toLowerCase())) out += `${line}\r\n`;
   }
   return out;
 }

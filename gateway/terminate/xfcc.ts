@@ -31,7 +31,8 @@ export function xfccElement(identity: PeerIdentity, by: string | undefined, deta
   if (details.subject && identity.subject) parts.push(`Subject="${identity.subject.replaceAll('"', '\\"')}"`);
   if (details.uri) for (const uri of identity.uris) parts.push(`URI=${quote(uri)}`);
   if (details.dns) for (const dns of identity.dnsNames) parts.push(`DNS=${quote(dns)}`);
-  const element = parts.join(';');
+  // The element is written into the upstream request head as is: no certificate field may split it.
+  const element = parts.join(';').replace(/[\r\n\0]/g, (c) => encodeURIComponent(c));
   identity.memo.set(key, element);
   return element;
 }

@@ -93,20 +93,9 @@ export class UpstreamConnection {
     handler.onConnect(this.#abort);
     if (this.#handler !== handler) return; // aborted synchronously
 
-    const { headers } = request;
-    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
-    let hasHost = false;
-    let hasLength = false;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      // Cheap first-letter filter before the case-insensitive compare.
-      const c = name.charCodeAt(0) | 0x20;
-      if (c === 0x68 && name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
-      else if (c === 0x63 && name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
-      head += `${name}: ${headers[i + 1]!}\r\n`;
-    }
-    if (!hasHost) head += `host: ${this.hostHeader}\r\n`;
-    this.#chunked = request.body !== null && !hasLength;
+    let head = `${request.method} ${request.path} HTTP/1.1\r\n${request.headerLines}`;
+    if (!request.hasHost) head += `host: ${this.hostHeader}\r\n`;
+    this.#chunked = request.body !== null && !request.hasLength;
     if (this.#chunked) head += 'transfer-encoding: chunked\r\n';
     head += '\r\n';
     this.#setDeadline(this.owner.headersMs, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
@@ -199,7 +188,9 @@ export class UpstreamConnection {
     const result = this.#parser.execute(chunk);
     if (result instanceof Error) {
       this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `invalid upstream response: ${(result as Error & { reason?: string }).reason ?? result.message}`));
+      return;
     }
+    this.#handler?.onReadDone();
   };
 
   readonly #onHeaderChunk = (headers: string[]): void => {

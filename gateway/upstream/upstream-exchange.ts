@@ -7,8 +7,11 @@ export interface UpstreamRequest {
   readonly method: string;
   /** Origin-form path with query. */
   readonly path: string;
-  /** Flat [name, value, ...] list, already filtered of hop-by-hop headers. */
-  readonly headers: readonly string[];
+  /** Header lines, each ending in CRLF, already filtered of hop-by-hop headers and safe to write. */
+  readonly headerLines: string;
+  /** Whether headerLines hold Host / Content-Length: the pool adds Host, or chunked framing for a body. */
+  readonly hasHost: boolean;
+  readonly hasLength: boolean;
   /** Streamed request body, or null when there is none. */
   readonly body: Readable | null;
 }
@@ -22,6 +25,8 @@ export interface UpstreamExchangeHandler {
   onData(chunk: Buffer): boolean;
   onComplete(): void;
   onError(err: Error): void;
+  /** Everything one socket read carried has been delivered: a good moment to flush what was held. */
+  onReadDone(): void;
 }
 
 /** Failures of the upstream HTTP exchange itself, with stable codes (see upstream-errors.ts). */
