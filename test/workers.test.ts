@@ -185,6 +185,10 @@ describe('gatehouse start --workers 2', () => {
     const perWorker = (await workersOf(g)).reduce((sum, w) => sum + w.handshakes, 0);
     expect(perWorker).toBeGreaterThan(0);
     expect(accepted).toBeGreaterThanOrEqual(perWorker);
+    // Both workers report the one-hour server certificate: the primary shows it once, not the sum.
+    const expiry = Number(/gatehouse_certificate_expiry_seconds\{target="listener\/public\/server",[^}]*\} ([\d.e+-]+)/.exec(metrics)?.[1]);
+    expect(expiry).toBeGreaterThan(3000);
+    expect(expiry).toBeLessThanOrEqual(3600);
   }, 30_000);
 
   it('restarts a worker killed with SIGKILL while requests keep being served', async () => {

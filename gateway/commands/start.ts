@@ -111,7 +111,7 @@ function printBanner(config: GatewayConfig, embedded: boolean, workers: number):
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
   }
-  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz`);
+  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz${workers === 1 ? '' : '  /workers'}`);
   if (embedded) {
     const rel = path.relative(process.cwd(), DEV_DIR) || '.';
     const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;

@@ -50,6 +50,7 @@ export function addMaterialSource(source: MaterialSource): () => void {
 
 new Gauge({
   name: 'gatehouse_certificate_expiry_seconds',
+  aggregator: 'min', // cluster workers each load the certificates: the soonest expiry, not their sum
   help: 'Seconds until notAfter of every loaded certificate (server, upstream client, trust bundle CAs); negative when expired',
   labelNames: ['target', 'subject', 'serial'] as const,
   registers: [registry],
@@ -74,6 +75,7 @@ function perFile(value: (crl: CrlEntry, now: number) => number): Map<string, num
 
 new Gauge({
   name: 'gatehouse_crl_age_seconds',
+  aggregator: 'max', // cluster workers each load the files: the oldest, not their sum
   help: 'Seconds since thisUpdate of the oldest CRL of each loaded CRL file',
   labelNames: ['file'] as const,
   registers: [registry],
@@ -85,6 +87,7 @@ new Gauge({
 
 new Gauge({
   name: 'gatehouse_crl_stale',
+  aggregator: 'max', // cluster workers each load the files: stale in any worker, not their sum
   help: '1 when a CRL of the file is past its nextUpdate (handled by lifecycle.stale_crl), else 0',
   labelNames: ['file'] as const,
   registers: [registry],

@@ -1,6 +1,7 @@
 // What the gateway knows about a client connection, computed once at the end of the handshake and
 // stored on the socket: every request on a keep-alive connection reuses it.
 import type { Socket } from 'node:net';
+import type { XfccDetails } from '../config/types.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 
 const CONTEXT = Symbol('gatehouse.connection');
@@ -13,6 +14,8 @@ export interface ConnectionContext {
   /** SNI the client sent, lowercased; undefined when it sent none. */
   readonly sni: string | undefined;
   readonly mtls: boolean;
+  /** The last XFCC element built for this connection, and for which details (routes share them). */
+  xfcc?: { readonly details: XfccDetails; readonly element: string };
 }
 
 const PLAINTEXT: ConnectionContext = Object.freeze({ identity: undefined, by: undefined, sni: undefined, mtls: false });

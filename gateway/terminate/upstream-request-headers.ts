@@ -72,9 +72,14 @@ export function upstreamRequestHead(req: IncomingMessage, conn: ConnectionContex
   lines += `x-forwarded-for: ${incomingXff === undefined ? remote : `${incomingXff}, ${remote}`}\r\n`;
   lines += conn.mtls ? 'x-forwarded-proto: https\r\n' : 'x-forwarded-proto: http\r\n';
   const identity = conn.identity;
-  const xfcc = forwardedClientCert(policy.xfcc, incomingXfcc, conn.mtls && identity !== undefined, () =>
-    xfccElement(identity!, conn.by, policy.xfccDetails),
-  );
+  const xfcc = forwardedClientCert(policy.xfcc, incomingXfcc, conn.mtls && identity !== undefined, () => {
+    // Every request on a keep-alive connection carries the same element: keep it on the connection.
+    const last = conn.xfcc;
+    if (last !== undefined && last.details === policy.xfccDetails) return last.element;
+    const element = xfccElement(identity!, conn.by, policy.xfccDetails);
+    conn.xfcc = { details: policy.xfccDetails, element };
+    return element;
+  });
   // Our element never holds CR/LF/NUL (xfccElement encodes them); a client's was checked by Node.
   if (xfcc !== undefined) lines += `x-forwarded-client-cert: ${xfcc}\r\n`;
   return { lines, hasBody, hasHost, hasLength };
