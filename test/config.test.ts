@@ -181,6 +181,15 @@ describe('schema problems point at the exact node', () => {
   it('reports an empty file at its first line', () => {
     expect(positions(parseConfig('', 'empty.yaml', certDir))).toEqual([w('', 1, 1)]);
   });
+
+  it('refuses session_tickets.per_handshake outside 1..8 or not a whole number, at the value', () => {
+    const listener = 'listeners:\n  - name: relay\n    address: 127.0.0.1:1\n    routes:\n      - name: r\n        passthrough:\n          sni: [a.example.org]\n        backend: b\nbackends:\n  - name: b\n    endpoints: [127.0.0.1:2]\n';
+    for (const [value, message] of [['0', '0 is out of range (1 to 8)'], ['9', '9 is out of range (1 to 8)'], ['two', 'expected a whole number, got "two"']] as const) {
+      const result = parseConfig(`session_tickets:\n  per_handshake: ${value}\n${listener}`, 'tickets.yaml', certDir, { checkFiles: false });
+      expect(positions(result)).toEqual([w('session_tickets.per_handshake', 2, 18)]);
+      expect(messageAt(result, 'session_tickets.per_handshake')).toContain(message);
+    }
+  });
 });
 
 describe('a valid configuration', () => {
@@ -193,7 +202,7 @@ describe('a valid configuration', () => {
     expect(config.workers).toBe(2);
     expect(config.admin).toEqual({ address: { host: '127.0.0.1', port: 19901 } });
     expect(config.lifecycle).toEqual({ watch: true, closeRevokedConnections: true, staleCrl: 'reject_all', expiryWarningFraction: 0.2 });
-    expect(config.sessionTickets).toEqual({ enabled: true, keyFile: file('ticket-keys'), rotateMs: 30 * 60_000 });
+    expect(config.sessionTickets).toEqual({ enabled: true, keyFile: file('ticket-keys'), rotateMs: 30 * 60_000, perHandshake: 1 });
     expect(config.listeners[0]).toEqual({
       name: 'public',
       address: { host: '127.0.0.1', port: 18443 },

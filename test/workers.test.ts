@@ -6,29 +6,22 @@
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, cliFixture, startCli, stopCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { request } from './support/mtls-client.js';
 import { TestPki, id, type WrittenCert } from './support/test-pki.js';
 import { handshake } from './support/tls-session.js';
 
-const CLI = path.resolve('dist/gateway/cli.js');
 const RESUMES = 40;
 let pki: TestPki;
 let server: WrittenCert;
 let client: WrittenCert;
-let origin: http.Server;
 let originPort: number;
 const children = new Set<ChildProcess>();
 
-interface Gateway {
-  child: ChildProcess;
-  port: number;
-  adminPort: number;
-  output: () => string;
-}
+type Gateway = CliGateway;
 
 interface WorkerStatus {
   slot: number;
@@ -39,83 +32,25 @@ interface WorkerStatus {
   resumed: number;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
-
 async function writeConfig(name: string, tickets: { enabled: boolean; keyFile?: string }, workers?: number): Promise<{ file: string; port: number; adminPort: number }> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const file = path.join(pki.dir, `${name}.yaml`);
-  fs.writeFileSync(
-    file,
-    `${workers === undefined ? '' : `workers: ${workers}\n`}admin:
-  address: 127.0.0.1:${adminPort}
-lifecycle:
-  watch: false
-session_tickets:
-  enabled: ${tickets.enabled}
-${tickets.keyFile ? `  key_file: ${tickets.keyFile}\n` : ''}listeners:
-  - name: public
-    address: 127.0.0.1:${port}
-    tls:
-      min_version: TLSv1.3
-      certificates:
-        - cert: ${server.certFile}
-          key: ${server.keyFile}
-      client_auth:
-        trust_bundle: ${pki.caFile}
-    routes:
-      - name: all
-        match:
-          path_prefix: /
-        upstream: origin
-        authorize:
-          allow: [${id('frontend')}]
-upstreams:
-  - name: origin
-    endpoints: [127.0.0.1:${originPort}]
-`,
-  );
-  return { file, port, adminPort };
+  return writeTerminateConfig({
+    file: path.join(pki.dir, `${name}.yaml`),
+    head: workers === undefined ? '' : `workers: ${workers}\n`,
+    sessionTickets: `  enabled: ${tickets.enabled}\n${tickets.keyFile ? `  key_file: ${tickets.keyFile}\n` : ''}`,
+    server,
+    caFile: pki.caFile,
+    allowId: id('frontend'),
+    originPort,
+  });
 }
 
 /** `workers`: the --workers flag, or `{ config: n }` for the config's `workers` key. */
 async function startGatehouse(name: string, workers: number | { config: number }, tickets: { enabled: boolean; keyFile?: string }): Promise<Gateway> {
-  const { file, port, adminPort } = await writeConfig(name, tickets, typeof workers === 'number' ? undefined : workers.config);
-  const flag = typeof workers === 'number' ? ['--workers', String(workers)] : [];
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file, ...flag], {
-    env: { ...process.env, GATEHOUSE_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}: ${out}`);
-    if (Date.now() > deadline) throw new Error(`gatehouse not ready within 30 s: ${out}`);
-    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status === 200, () => false);
-    if (ready) return { child, port, adminPort, output: () => out };
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const config = await writeConfig(name, tickets, typeof workers === 'number' ? undefined : workers.config);
+  return startCli(config, typeof workers === 'number' ? ['--workers', String(workers)] : [], children);
 }
 
-async function stop(g: Gateway): Promise<number | null> {
-  if (g.child.exitCode !== null) return g.child.exitCode;
-  const exited = new Promise<number | null>((resolve) => g.child.once('exit', (code) => resolve(code)));
-  g.child.kill('SIGTERM');
-  const code = await exited;
-  children.delete(g.child);
-  return code;
-}
+const stop = (g: Gateway) => stopCli(g, children);
 
 async function workersOf(g: Gateway): Promise<WorkerStatus[]> {
   return (await fetch(`http://127.0.0.1:${g.adminPort}/workers`)).json() as Promise<WorkerStatus[]>;
@@ -138,21 +73,13 @@ async function firstTicket(port: number): Promise<Buffer> {
   return first.session!;
 }
 
+let fixture: CliFixture | undefined;
 beforeAll(async () => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
-  pki = await TestPki.create();
-  server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  origin = http.createServer((_req, res) => res.end('origin\n'));
-  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
-  originPort = (origin.address() as net.AddressInfo).port;
+  fixture = await cliFixture(children);
+  ({ pki, server, client, originPort } = fixture);
 }, 30_000);
 
-afterAll(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  await new Promise((resolve) => origin?.close(resolve));
-  pki?.cleanup();
-});
+afterAll(() => fixture?.close());
 
 describe('gatehouse start --workers 2', () => {
   let g: Gateway;

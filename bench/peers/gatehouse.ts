@@ -48,6 +48,7 @@ lifecycle:
 
 session_tickets:
   enabled: ${s.tickets}
+  per_handshake: ${s.ticketsPerHandshake}
 
 listeners:
   - name: bench-mtls

@@ -18,13 +18,15 @@ export interface PeerSettings {
   readonly workers: number;
   /** TLS session tickets toward clients. */
   readonly tickets: boolean;
+  /** gatehouse only: TLS 1.3 tickets per full handshake (`session_tickets.per_handshake`); HAProxy and NGINX send OpenSSL's 2. */
+  readonly ticketsPerHandshake: number;
   /** gatehouse only: a passthrough route on the terminate listener, which forces its front door. */
   readonly frontDoor: boolean;
   /** Also run the SNI relay (passthrough) listener; only the scenarios that measure it ask. */
   readonly relay: boolean;
 }
 
-export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, frontDoor: false, relay: false };
+export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, ticketsPerHandshake: 1, frontDoor: false, relay: false };
 
 export interface PeerContext {
   readonly pki: BenchPki;

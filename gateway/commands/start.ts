@@ -11,6 +11,7 @@ import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { log } from '../log.js';
 import { startGateway, type RunningGateway } from '../runtime/gateway.js';
+import { applyTicketCount } from '../runtime/openssl-tuning.js';
 import { TicketKeySource } from '../runtime/ticket-keys.js';
 import { resolveWorkerCount, runClusterWorker, startClusterPrimary, type ClusterPrimary } from '../runtime/worker-cluster.js';
 
@@ -52,20 +53,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   let demo: DemoUpstream | undefined;
-  let result: ConfigResult;
-  if (args.config) {
-    result = loadConfigFile(path.resolve(args.config));
-  } else {
-    const pki = await ensureDevPki(DEV_DIR);
-    result = parseConfig(EMBEDDED_DEFAULT_YAML, '<embedded default>', DEV_DIR);
-    if (result.ok) {
-      const read = (name: string) => import('node:fs').then((fs) => fs.readFileSync(pki.file(name), 'utf8'));
-      demo = await startDemoUpstream({ certPem: await read('upstream.crt'), keyPem: await read('upstream.key'), caPem: await read('ca.crt'), port: DEMO_UPSTREAM_PORT });
-    }
-  }
+  const pki = args.config ? undefined : await ensureDevPki(DEV_DIR);
+  const result: ConfigResult = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(EMBEDDED_DEFAULT_YAML, '<embedded default>', DEV_DIR);
   if (!result.ok) {
     for (const problem of result.problems) process.stderr.write(formatProblem(problem) + '\n');
     return 1;
+  }
+  // Before anything binds a port: the tickets-per-handshake setting may need this command to run
+  // again under an OpenSSL config file (the relaunched process validates again and goes on here).
+  const relaunched = await applyTicketCount(result.config.sessionTickets.perHandshake);
+  if (relaunched !== undefined) return relaunched;
+  if (pki) {
+    const read = (name: string) => import('node:fs').then((fs) => fs.readFileSync(pki.file(name), 'utf8'));
+    demo = await startDemoUpstream({ certPem: await read('upstream.crt'), keyPem: await read('upstream.key'), caPem: await read('ca.crt'), port: DEMO_UPSTREAM_PORT });
   }
 
   const workers = resolveWorkerCount(args.workers !== undefined ? Number(args.workers) : result.config.workers);
@@ -92,7 +92,11 @@ export async function main(argv: string[]): Promise<number> {
   // watchers pick them up (live rotation), the demo upstream is handed its own.
   const demoServer = demo?.server;
   const renewer = demoServer ? startDevPkiRenewer(DEV_DIR, { onRenewed: (pki) => reloadDemoUpstreamTls(demoServer, pki) }) : undefined;
+  let stopping = false;
   const stop = async (signal: string) => {
+    // Relaunched (openssl-tuning.ts), a Ctrl-C or group kill reaches this process twice: stop once.
+    if (stopping) return;
+    stopping = true;
     log.info('stopping', { signal });
     renewer?.close();
     await gateway.close();
@@ -100,8 +104,8 @@ export async function main(argv: string[]): Promise<number> {
     await demo?.close();
     process.exit(0);
   };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
   return -1; // keep running
 }
 

@@ -35,7 +35,7 @@ import { bool, describe, filePath, formatted, fraction, integer, listOf, oneOf, 
 
 const ADMIN_DEFAULT: Admin = { address: { host: '127.0.0.1', port: 9901 } };
 const LIFECYCLE_DEFAULT: Lifecycle = { watch: true, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 };
-const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000 };
+const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000, perHandshake: 1 };
 const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 };
 const UPSTREAM_TIMEOUTS_DEFAULT: UpstreamTimeouts = { connectMs: 5_000, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 };
 const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true, cert: false, chain: false };
@@ -139,12 +139,13 @@ const readLifecycle: Reader<Lifecycle> = (node, at, cx) => {
 };
 
 const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
-  const m = cx.map(node, at, ['enabled', 'key_file', 'rotate']);
+  const m = cx.map(node, at, ['enabled', 'key_file', 'rotate', 'per_handshake']);
   return (
     m && {
       enabled: m.withDefault('enabled', bool, SESSION_TICKETS_DEFAULT.enabled),
       keyFile: m.optional('key_file', filePath),
       rotateMs: m.withDefault('rotate', duration, SESSION_TICKETS_DEFAULT.rotateMs),
+      perHandshake: m.withDefault('per_handshake', integer(1, 8), SESSION_TICKETS_DEFAULT.perHandshake),
     }
   );
 };

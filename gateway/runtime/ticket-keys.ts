@@ -60,7 +60,7 @@ export class TicketKeySource {
 
   /** Throws with `session_tickets.key_file: FILE: problem` when the key file is unusable at start. */
   constructor(
-    private readonly config: SessionTickets,
+    private readonly config: Pick<SessionTickets, 'enabled' | 'keyFile' | 'rotateMs'>,
     options: TicketKeySourceOptions = {},
   ) {
     const file = config.keyFile;

@@ -64,7 +64,7 @@ export function gatewayConfig(listeners: Listener[], upstreams: Upstream[]): Gat
     upstreams,
     backends: [],
     lifecycle: { watch: false, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 },
-    sessionTickets: { enabled: true, rotateMs: 3600_000 },
+    sessionTickets: { enabled: true, rotateMs: 3600_000, perHandshake: 1 },
     workers: 1,
   };
 }

@@ -1,0 +1,135 @@
+// The compiled CLI as an operator runs it, for end-to-end tests: a terminate config on free
+// loopback ports (one mTLS listener routing `/` to a plain HTTP origin), `gatehouse start` spawned
+// and awaited until /readyz answers, and stopped with SIGTERM to the CLI process itself.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { TestPki, id, type WrittenCert } from './test-pki.js';
+
+export const CLI = path.resolve('dist/gateway/cli.js');
+
+export interface CliGateway {
+  child: ChildProcess;
+  port: number;
+  adminPort: number;
+  output: () => string;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+export interface TerminateConfig {
+  /** Where the YAML file goes. */
+  file: string;
+  /** Top-level lines before `admin:` (e.g. `workers: 2\n`). */
+  head?: string;
+  /** The lines under `session_tickets:`, indented by two spaces. */
+  sessionTickets: string;
+  server: { certFile: string; keyFile: string };
+  caFile: string;
+  allowId: string;
+  originPort: number;
+}
+
+/** Writes a terminate config on two free ports; returns them. */
+export async function writeTerminateConfig(c: TerminateConfig): Promise<{ file: string; port: number; adminPort: number }> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  fs.writeFileSync(
+    c.file,
+    `${c.head ?? ''}admin:
+  address: 127.0.0.1:${adminPort}
+lifecycle:
+  watch: false
+session_tickets:
+${c.sessionTickets}listeners:
+  - name: public
+    address: 127.0.0.1:${port}
+    tls:
+      min_version: TLSv1.3
+      certificates:
+        - cert: ${c.server.certFile}
+          key: ${c.server.keyFile}
+      client_auth:
+        trust_bundle: ${c.caFile}
+    routes:
+      - name: all
+        match:
+          path_prefix: /
+        upstream: origin
+        authorize:
+          allow: [${c.allowId}]
+upstreams:
+  - name: origin
+    endpoints: [127.0.0.1:${c.originPort}]
+`,
+  );
+  return { file: c.file, port, adminPort };
+}
+
+/** `gatehouse start --config FILE ...args`, resolved once /readyz answers 200 (30 s at most); `children` collects it for a cleanup. */
+export async function startCli(ports: { file: string; port: number; adminPort: number }, args: string[], children: Set<ChildProcess>, env: NodeJS.ProcessEnv = {}): Promise<CliGateway> {
+  const { file, port, adminPort } = ports;
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file, ...args], {
+    env: { ...process.env, GATEHOUSE_LOG: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}: ${out}`);
+    if (Date.now() > deadline) throw new Error(`gatehouse not ready within 30 s: ${out}`);
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.status === 200, () => false);
+    if (ready) return { child, port, adminPort, output: () => out };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** SIGTERM to the CLI process (not its group); resolves with its exit code. */
+export async function stopCli(g: CliGateway, children: Set<ChildProcess>): Promise<number | null> {
+  if (g.child.exitCode !== null) return g.child.exitCode;
+  const exited = new Promise<number | null>((resolve) => g.child.once('exit', (code) => resolve(code)));
+  g.child.kill('SIGTERM');
+  const code = await exited;
+  children.delete(g.child);
+  return code;
+}
+
+export interface CliFixture {
+  pki: TestPki;
+  server: WrittenCert;
+  /** Identity `frontend`, the one the config allows. */
+  client: WrittenCert;
+  originPort: number;
+  /** Kills what is left of `children`, stops the origin, removes the PKI. */
+  close(): Promise<void>;
+}
+
+/** A test PKI (server `localhost`, client `frontend`) and a plain HTTP origin, for beforeAll. */
+export async function cliFixture(children: Set<ChildProcess>): Promise<CliFixture> {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
+  const pki = await TestPki.create();
+  const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
+  const client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
+  const origin = http.createServer((_req, res) => res.end('origin\n'));
+  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+  const originPort = (origin.address() as net.AddressInfo).port;
+  const close = async () => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await new Promise((resolve) => origin.close(resolve));
+    pki.cleanup();
+  };
+  return { pki, server, client, originPort, close };
+}
