@@ -2,7 +2,7 @@
 // written once from the parser's flat header list (no objects) together with the body when one
 // socket read carried all of it (one write to the client instead of two), body streamed with
 // backpressure both ways, and a failure before the response head becomes a JSON 502/504.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientResponse } from '../http1/client-response.js';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 import { HeaderNameSet } from './header-name-set.js';
@@ -29,15 +29,14 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   readonly #started = performance.now();
 
   constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    private readonly res: ClientResponse,
     private readonly events: ExchangeEvents,
     private readonly answerFailure: (failure: UpstreamFailure, err: Error) => void,
   ) {}
 
   /** Called once, after dispatch: a client that goes away aborts the upstream request. */
   watchClient(): void {
-    this.res.once('close', () => {
+    this.res.onClose(() => {
       if (!this.#done) {
         this.#done = true;
         this.#abort?.(new Error('client closed the connection'));
@@ -70,7 +69,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     }
     this.#flushHead();
     const flowing = this.res.write(chunk);
-    if (!flowing) this.res.once('drain', this.#onDrain);
+    if (!flowing) this.res.onDrain(this.#onDrain);
     return flowing;
   }
 
@@ -87,7 +86,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     const first = this.#first;
     if (first !== undefined) {
       this.#first = undefined;
-      if (!this.res.write(first)) this.res.once('drain', this.#onDrain);
+      if (!this.res.write(first)) this.res.onDrain(this.#onDrain);
     }
   }
 
@@ -122,9 +121,5 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     const failure = classifyUpstreamError(err);
     if (this.events.onFailure(failure, err)) return;
     this.answerFailure(failure, err);
-  }
-
-  get request(): IncomingMessage {
-    return this.req;
   }
 }

@@ -1,13 +1,14 @@
 // The request path of a terminate listener, as a short sequence of named steps over the
 // connection's context: check Host against SNI, pick the route, authorize the caller, build the
 // upstream head, dispatch (failing over to the next endpoint when a connection cannot be made).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest } from '../http1/client-request.js';
+import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
 import { httpRefusals, httpRequests } from '../metrics/proxy-metrics.js';
 import type { UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { connectionContext, type ConnectionContext } from './connection-context.js';
-import { sendError } from './error-response.js';
+import { sendError } from '../http1/error-response.js';
 import { normalizeHost } from './host-pattern.js';
 import { ProxyExchange } from './proxy-exchange.js';
 import type { TerminateRouter } from './terminate-router.js';
@@ -17,15 +18,15 @@ import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-reques
 const AMBIGUOUS_PATH = /\/\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i;
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
-  const refuse = (res: ServerResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
+  const refuse = (res: ClientResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
     httpRefusals.labels(listener, '-', reason).inc();
     httpRequests.labels(listener, '-', String(status)).inc();
     sendError(res, status, reason, message, extra);
   };
 
-  return function handleRequest(req: IncomingMessage, res: ServerResponse): void {
+  return function handleRequest(req: ClientRequest, res: ClientResponse): void {
     const conn = connectionContext(req.socket);
-    const url = req.url ?? '';
+    const url = req.url;
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     if (path[0] !== '/' || AMBIGUOUS_PATH.test(path)) {
@@ -61,7 +62,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
 }
 
 /** The first Host header, as req.headers.host would give it, without building the headers object. */
-function hostHeader(raw: string[]): string {
+function hostHeader(raw: readonly string[]): string {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1]!;
@@ -70,18 +71,17 @@ function hostHeader(raw: string[]): string {
 }
 
 function dispatch(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: ClientRequest,
+  res: ClientResponse,
   route: CompiledRoute,
   conn: ConnectionContext,
   url: string,
   head: UpstreamRequestHead,
   attempt: number,
 ): void {
-  const hasBody = head.hasBody;
+  const hasBody = req.body !== null;
   const cluster = route.cluster;
   const exchange = new ProxyExchange(
-    req,
     res,
     {
       onResponse: (status, seconds) => {
@@ -90,7 +90,7 @@ function dispatch(
       },
       onFailure: (failure: UpstreamFailure, err: Error) => {
         // Fail over only when nothing reached the upstream and the body was not consumed.
-        const retry = failure.beforeRequestSent && !hasBody && attempt < cluster.poolCount && !res.destroyed;
+        const retry = failure.beforeRequestSent && !hasBody && attempt < cluster.poolCount && !res.closed;
         log.warn('upstream_failed', {
           route: route.config.name,
           upstream: cluster.name,
@@ -113,11 +113,11 @@ function dispatch(
   cluster.pick().dispatch(
     {
       path: url,
-      method: req.method!,
+      method: req.method,
       headerLines: head.lines,
       hasHost: head.hasHost,
       hasLength: head.hasLength,
-      body: hasBody ? req : null,
+      body: req.body,
     },
     exchange,
   );

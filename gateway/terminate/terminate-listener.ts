@@ -1,14 +1,15 @@
 // A terminate listener: node:tls with client certificates required and verified by OpenSSL
-// (STRICT), per-SNI certificates, and the request handler. It can listen on its own address or
-// take sockets handed over by the front door (passthrough/mixed/PERMISSIVE listeners). Its TLS
-// state and routes are swapped by reference on reload; established connections keep theirs.
-import http from 'node:http';
-import https from 'node:https';
+// (STRICT), per-SNI certificates, and HTTP/1.1 served by ClientConnection on each accepted socket.
+// It can listen on its own address or take sockets handed over by the front door
+// (passthrough/mixed/PERMISSIVE listeners). Its TLS state and routes are swapped by reference on
+// reload; established connections keep theirs.
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
+import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
 import { IdentityCache } from '../identity/peer-identity.js';
 import { log } from '../log.js';
+import { httpRefusals, httpRequests } from '../metrics/proxy-metrics.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
@@ -25,38 +26,41 @@ export interface TerminateListenerOptions {
 }
 
 export class TerminateListener {
-  readonly server: https.Server;
-  /** Serves plaintext HTTP handed over by the front door on PERMISSIVE listeners. */
-  readonly plaintext: http.Server;
+  readonly server: tls.Server;
   #tls: ServerTlsState;
   #router: TerminateRouter<CompiledRoute>;
-  /** Live client connections, so a revocation can close the ones using a revoked certificate. */
+  /** Live mTLS client connections, so a revocation can close the ones using a revoked certificate. */
   readonly connections = new Set<TLSSocket>();
+  /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown. */
+  readonly #http = new Set<ClientConnection>();
+  readonly #httpOptions: ClientConnectionOptions;
 
   constructor(private readonly options: TerminateListenerOptions) {
     const { listener } = options;
     this.#tls = options.tls;
     this.#router = options.router;
-    const handler = createRequestHandler(listener.name, () => this.#router);
     const handshakes = handshakeCounter(listener.name);
     const timeouts = listener.timeouts;
-    this.server = https.createServer(
-      {
-        ...this.#tls.defaultOptions,
-        requestCert: true,
-        rejectUnauthorized: true,
-        SNICallback: (servername, callback) => callback(null, this.#tls.select(servername).context),
-        handshakeTimeout: timeouts.handshakeMs,
-        ALPNProtocols: listener.tls?.alpn as string[] | undefined,
-        keepAliveTimeout: timeouts.idleMs,
-        headersTimeout: timeouts.requestHeadersMs,
-        requestTimeout: 0, // bodies may stream for long; the idle timeout bounds silence
-        noDelay: true,
+    this.#httpOptions = {
+      handler: createRequestHandler(listener.name, () => this.#router),
+      headersMs: timeouts.requestHeadersMs,
+      idleMs: timeouts.idleMs,
+      onRefused: (status, reason) => {
+        httpRefusals.labels(listener.name, '-', reason).inc();
+        httpRequests.labels(listener.name, '-', String(status)).inc();
       },
-      handler,
-    );
+    };
+    this.server = tls.createServer({
+      ...this.#tls.defaultOptions,
+      requestCert: true,
+      rejectUnauthorized: true,
+      SNICallback: (servername, callback) => callback(null, this.#tls.select(servername).context),
+      handshakeTimeout: timeouts.handshakeMs,
+      ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
+      noDelay: true,
+    });
     this.server.maxConnections = listener.maxConnections;
-    this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+    this.server.on('secureConnection', (socket: TLSSocket) => {
       const cert = socket.getPeerX509Certificate();
       if (!cert) {
         handshakes.rejected('no_cert');
@@ -83,13 +87,19 @@ export class TerminateListener {
       setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
+      this.#serveHttp(socket);
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
       handshakes.rejected(reason);
       log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
     });
-    this.plaintext = http.createServer({ keepAliveTimeout: timeouts.idleMs, headersTimeout: timeouts.requestHeadersMs, requestTimeout: 0, noDelay: true }, handler);
+  }
+
+  #serveHttp(socket: Socket): void {
+    const connection = new ClientConnection(socket, this.#httpOptions);
+    this.#http.add(connection);
+    socket.once('close', () => this.#http.delete(connection));
   }
 
   get tlsState(): ServerTlsState {
@@ -123,8 +133,9 @@ export class TerminateListener {
     this.server.emit('connection', socket);
   }
 
+  /** PERMISSIVE: plaintext HTTP handed over by the front door (served with no identity). */
   acceptPlaintext(socket: Socket): void {
-    this.plaintext.emit('connection', socket);
+    this.#serveHttp(socket);
   }
 
   address(): { host: string; port: number } | undefined {
@@ -134,12 +145,9 @@ export class TerminateListener {
 
   /** Stops accepting and closes every connection (in-flight requests are cut). */
   async close(): Promise<void> {
-    const closed = [this.server, this.plaintext].map(
-      (server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
-    );
-    this.server.closeAllConnections();
-    this.plaintext.closeAllConnections();
+    const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+    for (const connection of this.#http) connection.destroy();
     for (const socket of this.connections) socket.destroy();
-    await Promise.all(closed);
+    await closed;
   }
 }

@@ -2,7 +2,7 @@
 // lines the upstream connection writes as they are (one string, no intermediate array): hop-by-hop
 // headers dropped (and any the client's Connection header names), identity headers the client
 // tried to set removed or kept per the route's XFCC mode, x-forwarded-for/-proto set.
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest } from '../http1/client-request.js';
 import type { XfccDetails, XfccMode } from '../config/types.js';
 import type { ConnectionContext } from './connection-context.js';
 import { HeaderNameSet } from './header-name-set.js';
@@ -32,43 +32,37 @@ export interface HeaderPolicy {
 export interface UpstreamRequestHead {
   /** Header lines, each ending in CRLF, without the request line and the final empty line. */
   readonly lines: string;
-  /** Whether the request has a body to stream (content-length > 0 or chunked). */
-  readonly hasBody: boolean;
   /** Whether `lines` hold Host / Content-Length (the pool adds what is missing). */
   readonly hasHost: boolean;
   readonly hasLength: boolean;
 }
 
 
-export function upstreamRequestHead(req: IncomingMessage, conn: ConnectionContext, policy: HeaderPolicy): UpstreamRequestHead {
+export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext, policy: HeaderPolicy): UpstreamRequestHead {
   const raw = req.rawHeaders;
   let lines = '';
   let incomingXfcc: string | undefined;
   let incomingXff: string | undefined;
   let connectionTokens: string | undefined;
-  let hasBody = false;
   let hasHost = false;
   let hasLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     if (!DROPPED.has(name)) {
-      // Node's parser already refused CR/LF in names and values, so they are written as they are.
-      if (name.length === 14 && name.toLowerCase() === 'content-length') {
-        hasLength = true;
-        hasBody = value !== '0';
-      } else if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+      // llhttp (strict) already refused CR/LF in names and values, so they are written as they are.
+      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      else if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
       lines += `${name}: ${value}\r\n`;
       continue;
     }
     const lower = name.toLowerCase();
     if (lower === 'x-forwarded-client-cert') incomingXfcc = incomingXfcc === undefined ? value : `${incomingXfcc},${value}`;
     else if (lower === 'x-forwarded-for') incomingXff = incomingXff === undefined ? value : `${incomingXff}, ${value}`;
-    else if (lower === 'transfer-encoding') hasBody = true;
     else if (lower === 'connection') connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
   }
   if (connectionTokens !== undefined) lines = withoutNamed(lines, connectionTokens);
-  const remote = req.socket.remoteAddress ?? '';
+  const remote = req.remoteAddress;
   lines += `x-forwarded-for: ${incomingXff === undefined ? remote : `${incomingXff}, ${remote}`}\r\n`;
   lines += conn.mtls ? 'x-forwarded-proto: https\r\n' : 'x-forwarded-proto: http\r\n';
   const identity = conn.identity;
@@ -80,9 +74,9 @@ export function upstreamRequestHead(req: IncomingMessage, conn: ConnectionContex
     conn.xfcc = { details: policy.xfccDetails, element };
     return element;
   });
-  // Our element never holds CR/LF/NUL (xfccElement encodes them); a client's was checked by Node.
+  // Our element never holds CR/LF/NUL (xfccElement encodes them); a client's was checked by llhttp.
   if (xfcc !== undefined) lines += `x-forwarded-client-cert: ${xfcc}\r\n`;
-  return { lines, hasBody, hasHost, hasLength };
+  return { lines, hasHost, hasLength };
 }
 
 /** Never hop-by-hop, whatever a client's Connection header says (hop-by-hop header abuse). */

@@ -1,33 +1,13 @@
 // One keep-alive HTTP/1.1 connection to an upstream endpoint, one request at a time: the request
 // head written as one string, the body streamed with backpressure (chunked when its length is
-// unknown), the response parsed by Node's native llhttp (the parser node:http's client uses) and
+// unknown), the response parsed by Node's native llhttp (../http1/native-parser.ts) and
 // handed to the exchange handler without building objects. Timeouts are deadlines that the pool
 // checks on a coarse tick, not a timer per request.
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
+import { createParser, type NativeParser } from '../http1/native-parser.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
 
-interface NativeParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  remove(): void;
-  free(): void;
-  [callback: number]: unknown;
-}
-interface NativeParserClass {
-  new (): NativeParser;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-  readonly kLenientNone: number;
-}
-
-// `_http_common` is Node's public legacy module that exposes the parser node:http itself uses.
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: NativeParserClass };
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.upstream' });
 
 /** What a connection needs from its pool. */
@@ -65,13 +45,12 @@ export class UpstreamConnection {
     private readonly owner: ConnectionOwner,
     private readonly hostHeader: string,
   ) {
-    const parser = new HTTPParser();
-    parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone);
-    parser[HTTPParser.kOnHeaders] = this.#onHeaderChunk;
-    parser[HTTPParser.kOnHeadersComplete] = this.#onHeadersComplete;
-    parser[HTTPParser.kOnBody] = this.#onBody;
-    parser[HTTPParser.kOnMessageComplete] = this.#onMessageComplete;
-    this.#parser = parser;
+    this.#parser = createParser('response', PARSER_RESOURCE, {
+      onHeaders: this.#onHeaderChunk,
+      onHeadersComplete: this.#onHeadersComplete,
+      onBody: this.#onBody,
+      onMessageComplete: this.#onMessageComplete,
+    });
     socket.on('data', this.#onSocketData);
     socket.on('end', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
