@@ -1,12 +1,19 @@
-// HTTP requests through terminate routes and the upstream pools behind them.
-import { Counter, Gauge, Histogram } from 'prom-client';
+// HTTP requests through terminate routes and the upstream pools behind them. Per-request
+// counters are tallies flushed at scrape time (tallies.ts), the latency histogram a tallied one.
+import { Counter, Gauge } from 'prom-client';
 import { registry } from './registry.js';
+import { TalliedHistogram } from './tallied-histogram.js';
+import { tallies, tally, type Inc } from './tallies.js';
+
+const requestTallies = tallies();
+const refusalTallies = tallies();
 
 export const httpRequests = new Counter({
   name: 'gatehouse_http_requests_total',
   help: 'Requests on terminate listeners by listener, route and response status',
   labelNames: ['listener', 'route', 'status'] as const,
   registers: [registry],
+  collect: requestTallies.collect,
 });
 
 export const httpRefusals = new Counter({
@@ -14,15 +21,26 @@ export const httpRefusals = new Counter({
   help: 'Requests the gateway answered itself (denied, misrouted, upstream failures) by reason',
   labelNames: ['listener', 'route', 'reason'] as const,
   registers: [registry],
+  collect: refusalTallies.collect,
 });
 
-export const upstreamDuration = new Histogram({
-  name: 'gatehouse_upstream_response_seconds',
-  help: 'Time from dispatching a request upstream to its response headers',
-  labelNames: ['upstream'] as const,
-  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  registers: [registry],
-});
+/** The request counter of a listener, route ('-' when none matched) and status. */
+export function requestCount(listener: string, route: string, status: number): Inc {
+  return tally(requestTallies, httpRequests, { listener, route, status: String(status) });
+}
+
+/** The refusal counter of a listener, route ('-' when none matched) and reason. */
+export function refusalCount(listener: string, route: string, reason: string): Inc {
+  return tally(refusalTallies, httpRefusals, { listener, route, reason });
+}
+
+export const upstreamDuration = new TalliedHistogram(
+  'gatehouse_upstream_response_seconds',
+  'Time from dispatching a request upstream to its response headers',
+  'upstream',
+  [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registry,
+);
 
 export const upstreamConnects = new Counter({
   name: 'gatehouse_upstream_connections_opened_total',

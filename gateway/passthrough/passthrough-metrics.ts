@@ -1,46 +1,17 @@
 // Front door and passthrough metrics on the shared registry. Label sets are bound once per
 // listener and per route (at compile time), never per connection, and a connection's events are
-// plain number increments that reach prom-client when Prometheus scrapes (prom-client hashes the
-// labels on every inc, even through a bound child). Relayed bytes are read from the sockets' own
+// tallies (../metrics/tallies.ts) that reach prom-client when Prometheus scrapes. Relayed bytes are read from the sockets' own
 // counters when a relay closes and, for relays still open, at scrape time, so the byte path
 // itself carries no metric work.
 import { Counter, Gauge } from 'prom-client';
 import { registry } from '../metrics/registry.js';
+import { tallies, tally, type Inc, type Tallies } from '../metrics/tallies.js';
 import { FRONT_DOOR_REASONS, PASSTHROUGH_OUTCOMES, type FrontDoorReason, type PassthroughOutcome } from '../reasons.js';
 
 /** What the first bytes of a connection were: a hello, or why not (`incomplete` ends as timeout or closed). */
 export const HELLO_METRIC_OUTCOMES = ['hello', 'not_tls', 'too_large', 'malformed', 'timeout', 'closed'] as const;
 export type HelloMetricOutcome = (typeof HELLO_METRIC_OUTCOMES)[number];
 export type RelayDirection = 'to_backend' | 'to_client';
-
-type Inc = { inc(value?: number): void };
-
-/** A counter handle that counts in a number and reports to its series at scrape time. */
-class Tally implements Inc {
-  #count = 0;
-  #reported = 0;
-  constructor(private readonly series: { inc(value: number): void }) {}
-  inc(value = 1): void {
-    this.#count += value;
-  }
-  flush(): void {
-    if (this.#count === this.#reported) return;
-    this.series.inc(this.#count - this.#reported);
-    this.#reported = this.#count;
-  }
-}
-
-interface Tallies {
-  /** One tally per label set, so that a reload binding the same route again reuses it. */
-  readonly byLabels: Map<string, Tally>;
-  readonly collect: () => void;
-}
-
-/** The tallies of one counter, flushed by its collect(). */
-function tallies(): Tallies {
-  const byLabels = new Map<string, Tally>();
-  return { byLabels, collect: () => byLabels.forEach((t) => t.flush()) };
-}
 
 const connectionTallies = tallies();
 const passthroughConnections = new Counter({
@@ -109,18 +80,6 @@ const backendConnectFailures = new Counter({
   labelNames: ['backend', 'endpoint', 'reason'] as const,
   registers: [registry],
 });
-
-/** The tally of one label set, its series exported at zero from the start so that rate() and alerts see it. */
-function tally<L extends Record<string, string>>(owner: Tallies, metric: { labels(labels: L): { inc(value: number): void } }, labels: L): Tally {
-  const key = JSON.stringify(labels);
-  let t = owner.byLabels.get(key);
-  if (t === undefined) {
-    const series = metric.labels(labels);
-    series.inc(0);
-    owner.byLabels.set(key, (t = new Tally(series)));
-  }
-  return t;
-}
 
 function tallyEach<K extends string, L extends Record<string, string>>(owner: Tallies, metric: { labels(labels: L): { inc(value: number): void } }, values: readonly K[], labels: (value: K) => L): Record<K, Inc> {
   const handles = {} as Record<K, Inc>;

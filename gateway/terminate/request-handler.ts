@@ -4,7 +4,7 @@
 import type { ClientRequest } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
-import { httpRefusals, httpRequests } from '../metrics/proxy-metrics.js';
+import { refusalCount, requestCount } from '../metrics/proxy-metrics.js';
 import type { UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { connectionContext, type ConnectionContext } from './connection-context.js';
@@ -19,8 +19,8 @@ const AMBIGUOUS_PATH = /\/\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i;
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
   const refuse = (res: ClientResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
-    httpRefusals.labels(listener, '-', reason).inc();
-    httpRequests.labels(listener, '-', String(status)).inc();
+    refusalCount(listener, '-', reason).inc();
+    requestCount(listener, '-', status).inc();
     sendError(res, status, reason, message, extra);
   };
 

@@ -9,7 +9,7 @@ import type { Listener } from '../config/types.js';
 import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
 import { IdentityCache } from '../identity/peer-identity.js';
 import { log } from '../log.js';
-import { httpRefusals, httpRequests } from '../metrics/proxy-metrics.js';
+import { refusalCount, requestCount } from '../metrics/proxy-metrics.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
@@ -46,8 +46,8 @@ export class TerminateListener {
       headersMs: timeouts.requestHeadersMs,
       idleMs: timeouts.idleMs,
       onRefused: (status, reason) => {
-        httpRefusals.labels(listener.name, '-', reason).inc();
-        httpRequests.labels(listener.name, '-', String(status)).inc();
+        refusalCount(listener.name, '-', reason).inc();
+        requestCount(listener.name, '-', status).inc();
       },
     };
     this.server = tls.createServer({
