@@ -47,7 +47,8 @@ const enum Wait {
 }
 
 export class ClientConnection implements ResponseOwner, BodySource, HasDeadline {
-  readonly #parser: NativeParser;
+  /** Made at the first bytes: an idle connection that never sends a request costs no parser. */
+  #parser: NativeParser | undefined;
   readonly #remote: string;
   /** The exchange being answered; pipelined requests wait in #queue. */
   #current: Exchange | undefined;
@@ -70,13 +71,6 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     private readonly options: ClientConnectionOptions,
   ) {
     this.#remote = socket.remoteAddress ?? '';
-    this.#parser = createParser('request', PARSER_RESOURCE, {
-      onMessageBegin: this.#onMessageBegin,
-      onHeaders: this.#onHeaderChunk,
-      onHeadersComplete: this.#onHeadersComplete,
-      onBody: this.#onBody,
-      onMessageComplete: this.#onMessageComplete,
-    });
     this.deadline = options.headersMs > 0 ? Date.now() + options.headersMs : 0;
     watchDeadline(this);
     socket.on('data', this.#onData);
@@ -107,7 +101,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   readonly #onData = (chunk: Buffer): void => {
     let data = chunk;
     for (;;) {
-      const parsed = this.#parser.execute(data);
+      const parsed = (this.#parser ??= this.#createParser()).execute(data);
       if (typeof parsed !== 'number') return this.#protocolError(parsed);
       // llhttp stops after a request that asked for an upgrade; it is served as a plain request
       // (Upgrade is hop-by-hop and dropped), so parsing goes on with the bytes after it.
@@ -115,6 +109,16 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       data = data.subarray(parsed);
     }
   };
+
+  #createParser(): NativeParser {
+    return createParser('request', PARSER_RESOURCE, {
+      onMessageBegin: this.#onMessageBegin,
+      onHeaders: this.#onHeaderChunk,
+      onHeadersComplete: this.#onHeadersComplete,
+      onBody: this.#onBody,
+      onMessageComplete: this.#onMessageComplete,
+    });
+  }
 
   readonly #onMessageBegin = (): void => {
     this.#headStarted = true;
@@ -308,8 +312,9 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     this.#current = undefined;
     this.#queue.length = 0;
     this.#reading = undefined;
-    this.#parser.remove();
-    this.#parser.free();
+    this.#parser?.remove();
+    this.#parser?.free();
+    this.#parser = undefined;
   };
 }
 
