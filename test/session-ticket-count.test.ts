@@ -136,6 +136,20 @@ describe('session_tickets.per_handshake', () => {
     expect(await waitGone(pids, 5000), 'processes left after SIGTERM to the CLI').toEqual([]);
   }, 60_000);
 
+  it('sends no ticket at all when session tickets are disabled', async () => {
+    const config = await writeTerminateConfig({ file: path.join(pki.dir, 'tickets-off.yaml'), sessionTickets: '  enabled: false\n', server, caFile: pki.caFile, allowId: id('frontend'), originPort });
+    const g = await startCli(config, ['--workers', '1'], children);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await exchange(g.port);
+        expect(r.status).toBe('HTTP/1.1 200 OK');
+        expect(r.sessions).toBe(0);
+      }
+    } finally {
+      expect(await stop(g)).toBe(0);
+    }
+  }, 60_000);
+
   it('with one ticket per handshake, the next connections resume with it', async () => {
     const g = await startGatehouse('tickets-resume', 1, 1);
     try {

@@ -61,7 +61,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Before anything binds a port: the tickets-per-handshake setting may need this command to run
   // again under an OpenSSL config file (the relaunched process validates again and goes on here).
-  const relaunched = await applyTicketCount(result.config.sessionTickets.perHandshake);
+  // With tickets disabled, OpenSSL 3.0 would still build TLS 1.3 (stateful) tickets at full cost
+  // and Node never resumes them: issue none.
+  const tickets = result.config.sessionTickets;
+  const relaunched = await applyTicketCount(tickets.enabled ? tickets.perHandshake : 0);
   if (relaunched !== undefined) return relaunched;
   if (pki) {
     const read = (name: string) => import('node:fs').then((fs) => fs.readFileSync(pki.file(name), 'utf8'));
