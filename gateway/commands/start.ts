@@ -59,19 +59,19 @@ export async function main(argv: string[]): Promise<number> {
     for (const problem of result.problems) process.stderr.write(formatProblem(problem) + '\n');
     return 1;
   }
-  // Before anything binds a port: the tickets-per-handshake setting may need this command to run
-  // again under an OpenSSL config file (the relaunched process validates again and goes on here).
-  // With tickets disabled, OpenSSL 3.0 would still build TLS 1.3 (stateful) tickets at full cost
+  // Before anything binds a port: the tickets-per-handshake setting needs an OpenSSL config file
+  // given at process start: cluster workers are forked with it; in-process, this command runs
+  // again under it (the relaunched process validates again and goes on here). With tickets disabled, OpenSSL 3.0 would still build TLS 1.3 (stateful) tickets at full cost
   // and Node never resumes them: issue none.
   const tickets = result.config.sessionTickets;
-  const relaunched = await applyTicketCount(tickets.enabled ? tickets.perHandshake : 0);
+  const workers = resolveWorkerCount(args.workers !== undefined ? Number(args.workers) : result.config.workers);
+  const relaunched = await applyTicketCount(tickets.enabled ? tickets.perHandshake : 0, workers === 1 ? 'here' : 'workers');
   if (relaunched !== undefined) return relaunched;
   if (pki) {
     const read = (name: string) => import('node:fs').then((fs) => fs.readFileSync(pki.file(name), 'utf8'));
     demo = await startDemoUpstream({ certPem: await read('upstream.crt'), keyPem: await read('upstream.key'), caPem: await read('ca.crt'), port: DEMO_UPSTREAM_PORT });
   }
 
-  const workers = resolveWorkerCount(args.workers !== undefined ? Number(args.workers) : result.config.workers);
   let keys: TicketKeySource | undefined;
   let running: RunningGateway | ClusterPrimary;
   try {

@@ -1,9 +1,10 @@
 // How many TLS 1.3 session tickets a full handshake issues (`session_tickets.per_handshake`).
 // Node has no API for SSL_CTX_set_num_tickets; OpenSSL's config file does (`NumTickets` in the
 // `system_default` section, applied to every SSL_CTX), and Node reads that file only at start-up
-// (`--openssl-config`). So `gatehouse start` relaunches itself once with a generated file; cluster
-// workers inherit process.execArgv and with it the flag.
+// (`--openssl-config`). So `gatehouse start` forks its cluster workers with a generated file, and
+// in-process (`--workers 1`) relaunches itself once under it.
 import { spawn } from 'node:child_process';
+import cluster from 'node:cluster';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -75,11 +76,12 @@ export function decideTicketCount(tickets: number, proc: ProcessView = process):
 }
 
 /**
- * Applies `tickets` to this process: returns undefined when the process can go on as it is (the
- * count is OpenSSL's default, already applied, or cannot be applied: then one warning), or the
- * exit code of the relaunched process, which runs the same command line with the generated file.
+ * Applies `tickets` to the processes that will terminate TLS. In-process (`serving` 'here'), this
+ * command runs again under the generated file: the result is the relaunched process's exit code.
+ * With cluster workers, only the workers need it: they are forked with the flag and this process
+ * goes on (undefined). Undefined too when nothing is needed, or nothing can be done (one warning).
  */
-export async function applyTicketCount(tickets: number): Promise<number | undefined> {
+export async function applyTicketCount(tickets: number, serving: 'here' | 'workers'): Promise<number | undefined> {
   const decision = decideTicketCount(tickets);
   if (decision.kind === 'user-openssl-config') {
     log.warn('session_tickets_per_handshake_not_applied', {
@@ -93,6 +95,10 @@ export async function applyTicketCount(tickets: number): Promise<number | undefi
     file = writeTicketConfig(tickets);
   } catch (err) {
     log.warn('session_tickets_per_handshake_not_applied', { per_handshake: tickets, reason: `cannot write the OpenSSL configuration: ${(err as Error).message}` });
+    return undefined;
+  }
+  if (serving === 'workers') {
+    cluster.setupPrimary({ execArgv: [...process.execArgv, `--openssl-config=${file}`] });
     return undefined;
   }
   return relaunch(file);
