@@ -198,6 +198,11 @@ describe('ClientConnection (HTTP/1.1 server side)', () => {
     expect(slow.received).toMatch(/^HTTP\/1\.1 408 /);
     expect(refused).toContain('408 request_timeout');
 
+    // A pipelined head that began while the first request was served gets the head timeout too.
+    const pipelined = new RawClient().send('GET /slow-p HTTP/1.1\r\nhost: x\r\n\r\nGET /next HTTP/1.1\r\nhost: x\r\n');
+    await pipelined.until(() => pipelined.closed, 3000);
+    expect(pipelined.received).toMatch(/slow \/slow-pHTTP\/1\.1 408 /);
+
     const silent = new RawClient();
     await silent.until(() => silent.closed, 3000);
     expect(silent.closed).toBe(true);

@@ -241,7 +241,9 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       this.#start(next);
       return;
     }
-    this.#setWait(Wait.Idle, this.options.idleMs);
+    // The next head may have begun while this request was served (pipelining): its clock starts now.
+    if (this.#headStarted) this.#setWait(Wait.Head, this.options.headersMs);
+    else this.#setWait(Wait.Idle, this.options.idleMs);
     this.#updateFlow();
   }
 
