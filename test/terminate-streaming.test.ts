@@ -109,16 +109,25 @@ describe('terminate: large bodies both ways (curl)', () => {
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     socket.write('GET /huge HTTP/1.1\r\nhost: localhost\r\n\r\n');
     let received = 0;
-    socket.on('data', (c: Buffer) => {
-      received += c.length;
-      socket.pause(); // take one read, then stop reading
+    // Take one read, then stop reading. The first bytes may be slow on a loaded machine (a new
+    // upstream connection): wait for them (bounded), then give the gateway time to fill buffers.
+    const firstRead = new Promise<void>((resolve) => {
+      socket.on('data', (c: Buffer) => {
+        received += c.length;
+        socket.pause();
+        resolve();
+      });
+      setTimeout(resolve, 10_000);
     });
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const [connection] = [...gateway.listeners.get('public')!.terminate!.connections];
+    await firstRead;
     expect(received).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // The gateway's side of this client's connection (earlier curl connections may still be listed).
+    const connection = [...gateway.listeners.get('public')!.terminate!.connections].find((c) => c.remotePort === socket.localPort);
+    expect(connection).toBeDefined();
     // Kernel buffers on loopback hold tens of MB; the rest must still be at the upstream, not in the gateway.
     expect(hugeWritten).toBeLessThan(HUGE);
     expect(connection!.writableLength).toBeLessThan(2 * MB);
     socket.destroy();
-  }, 20_000);
+  }, 30_000);
 });
