@@ -61,8 +61,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   // Before anything binds a port: the tickets-per-handshake setting needs an OpenSSL config file
   // given at process start: cluster workers are forked with it; in-process, this command runs
-  // again under it (the relaunched process validates again and goes on here). With tickets disabled, OpenSSL 3.0 would still build TLS 1.3 (stateful) tickets at full cost
-  // and Node never resumes them: issue none.
+  // again under it (the relaunched process validates again and goes on here). With tickets
+  // disabled, OpenSSL 3.0 would still build TLS 1.3 (stateful) tickets at full cost and Node
+  // never resumes them: issue none.
   const tickets = result.config.sessionTickets;
   const workers = resolveWorkerCount(args.workers !== undefined ? Number(args.workers) : result.config.workers);
   const relaunched = await applyTicketCount(tickets.enabled ? tickets.perHandshake : 0, workers === 1 ? 'here' : 'workers');

@@ -34,6 +34,22 @@ export function refusalCount(listener: string, route: string, reason: string): I
   return tally(refusalTallies, httpRefusals, { listener, route, reason });
 }
 
+/**
+ * How a listener counts a request it answered before any route took it (bad path, no route,
+ * SNI/Host mismatch, malformed or late head): a refusal and a request with route '-'. The handles
+ * are bound once per status and reason, not looked up per refusal.
+ */
+export function listenerRefusals(listener: string): (status: number, reason: string) => void {
+  const bound = new Map<string, { refusal: Inc; request: Inc }>();
+  return (status, reason) => {
+    const key = `${status} ${reason}`;
+    let handles = bound.get(key);
+    if (handles === undefined) bound.set(key, (handles = { refusal: refusalCount(listener, '-', reason), request: requestCount(listener, '-', status) }));
+    handles.refusal.inc();
+    handles.request.inc();
+  };
+}
+
 export const upstreamDuration = new TalliedHistogram(
   'gatehouse_upstream_response_seconds',
   'Time from dispatching a request upstream to its response headers',

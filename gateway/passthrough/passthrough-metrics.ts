@@ -1,8 +1,8 @@
 // Front door and passthrough metrics on the shared registry. Label sets are bound once per
 // listener and per route (at compile time), never per connection, and a connection's events are
-// tallies (../metrics/tallies.ts) that reach prom-client when Prometheus scrapes. Relayed bytes are read from the sockets' own
-// counters when a relay closes and, for relays still open, at scrape time, so the byte path
-// itself carries no metric work.
+// tallies (../metrics/tallies.ts) that reach prom-client when Prometheus scrapes. Relayed bytes
+// are read from the sockets' own counters when a relay closes and, for relays still open, at
+// scrape time, so the byte path itself carries no metric work.
 import { Counter, Gauge } from 'prom-client';
 import { registry } from '../metrics/registry.js';
 import { tallies, tally, type Inc, type Tallies } from '../metrics/tallies.js';

@@ -4,7 +4,7 @@
 import type { ClientRequest } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
-import { refusalCount, requestCount } from '../metrics/proxy-metrics.js';
+import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import type { UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { connectionContext, type ConnectionContext } from './connection-context.js';
@@ -18,9 +18,9 @@ import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-reques
 const AMBIGUOUS_PATH = /\/\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i;
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
+  const countRefusal = listenerRefusals(listener);
   const refuse = (res: ClientResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
-    refusalCount(listener, '-', reason).inc();
-    requestCount(listener, '-', status).inc();
+    countRefusal(status, reason);
     sendError(res, status, reason, message, extra);
   };
 

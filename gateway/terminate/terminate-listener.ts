@@ -9,7 +9,7 @@ import type { Listener } from '../config/types.js';
 import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
 import { IdentityCache } from '../identity/peer-identity.js';
 import { log } from '../log.js';
-import { refusalCount, requestCount } from '../metrics/proxy-metrics.js';
+import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
@@ -45,10 +45,7 @@ export class TerminateListener {
       handler: createRequestHandler(listener.name, () => this.#router),
       headersMs: timeouts.requestHeadersMs,
       idleMs: timeouts.idleMs,
-      onRefused: (status, reason) => {
-        refusalCount(listener.name, '-', reason).inc();
-        requestCount(listener.name, '-', status).inc();
-      },
+      onRefused: listenerRefusals(listener.name),
     };
     this.server = tls.createServer({
       ...this.#tls.defaultOptions,
