@@ -36,7 +36,8 @@ function handler(req: ClientRequest, res: ClientResponse): void {
 
 beforeAll(async () => {
   server = net.createServer((socket) => {
-    new ClientConnection(socket, { handler, headersMs: 400, idleMs: 400, onRefused: (status, reason) => refused.push(`${status} ${reason}`) });
+    // Idle longer than the head timeout: keep-alive tests pause between requests on a loaded machine.
+    new ClientConnection(socket, { handler, headersMs: 400, idleMs: 1500, onRefused: (status, reason) => refused.push(`${status} ${reason}`) });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as net.AddressInfo).port;
@@ -209,7 +210,7 @@ describe('ClientConnection (HTTP/1.1 server side)', () => {
     expect(silent.received).toBe('');
 
     const idle = new RawClient().send('GET /x HTTP/1.1\r\nhost: x\r\n\r\n');
-    await idle.until(() => idle.closed, 3000);
+    await idle.until(() => idle.closed, 5000);
     expect(idle.received.endsWith('GET /x')).toBe(true);
     expect(idle.closed).toBe(true);
   });
