@@ -13,6 +13,7 @@ import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
 import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
+import { BufferPump } from './buffer-pump.js';
 
 /** A passthrough route compiled for one listener: what the SNI router hands the front door. */
 export interface PassthroughTarget {
@@ -81,7 +82,9 @@ class Relay {
     const address = balancer.endpoints[endpoint]!;
     this.#endpoint = endpoint;
     balancer.acquire(endpoint);
-    const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true });
+    const toClient = new BufferPump(this.#client);
+    const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true, onread: toClient.onread });
+    toClient.readFrom(socket);
     this.#backend = socket;
     socket.setTimeout(backend.connectTimeoutMs);
     const onConnect = () => {
@@ -152,7 +155,7 @@ class Relay {
     backend.once('close', this.#onBackendClose);
     client.setTimeout(this.#idleMs, this.#onIdle);
     client.pipe(backend);
-    backend.pipe(client);
+    backend.once('end', () => client.end());
   }
 
   readonly #onIdle = (): void => {
