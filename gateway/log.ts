@@ -34,6 +34,8 @@ function write(level: LogLevel, event: string, fields?: Record<string, unknown>)
 }
 
 export const log = {
+  /** Whether `level` is written: lets a per-connection caller skip building the fields. */
+  enabled: (level: LogLevel): boolean => ORDER[level] >= minimum,
   debug: (event: string, fields?: Record<string, unknown>) => write('debug', event, fields),
   info: (event: string, fields?: Record<string, unknown>) => write('info', event, fields),
   warn: (event: string, fields?: Record<string, unknown>) => write('warn', event, fields),

@@ -393,7 +393,7 @@ describe('lifecycle', () => {
     const door = await startFrontDoor({ listener: frontDoorListener([terminateAll]), backends: [] });
     const port = door.address().port;
     const pending = rawExchange(port, NODE_HELLO.subarray(0, 10), 5000);
-    await waitFor('accepted', async () => (await new Promise<number>((r) => door.server.getConnections((_, n) => r(n)))) === 1);
+    await waitFor('accepted', () => door.openConnections() === 1);
     await door.close();
     expect((await pending).how).not.toBe('timeout');
     const refused = await new Promise<string>((resolve) => net.connect({ host: '127.0.0.1', port }).once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? '')));

@@ -1,10 +1,11 @@
 // The front door: one TCP server per listener that reads the first bytes of every connection
 // and decides where it goes. A TLS ClientHello is routed by SNI and ALPN (passthrough/sni-router)
 // to a passthrough relay, which writes the peeked bytes to the backend first, or to the
-// terminate side, which gets the socket back with the peeked bytes unshifted so that its TLS
-// server still runs on the native handle. Plain HTTP goes to the plaintext side on PERMISSIVE
-// listeners only. Anything else is refused with a stable reason, counted and logged; an SNI no
-// route claims gets the TLS alert unrecognized_name.
+// terminate side, which gets a socket with the peeked bytes unshifted so that its TLS server
+// still runs on the native handle. Plain HTTP goes to the plaintext side on PERMISSIVE listeners
+// only. Anything else is refused with a stable reason, counted and logged; an SNI no route
+// claims gets the TLS alert unrecognized_name. Connections are taken as bare handles
+// (../net/stream-handles.ts): a relayed connection never becomes a net.Socket.
 import net from 'node:net';
 import type { Backend, Listener, PassthroughRoute } from '../config/types.js';
 import { log } from '../log.js';
@@ -14,8 +15,9 @@ import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, looksLikeHttp, type ClientH
 import { backendMetrics, listenerMetrics, routeMetrics, type ListenerMetrics } from '../passthrough/passthrough-metrics.js';
 import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
-import { HelloDeadlines } from './hello-deadlines.js';
+import { DeadlineSweep, type Expirable } from './deadline-sweep.js';
 import { LogBudget } from '../passthrough/log-budget.js';
+import { acceptHandles, errorName, lastReadBytes, lastReadResult, peerAddress, shutdown, socketFor, UV_EOF, writeTo, type TcpHandle } from '../net/stream-handles.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
@@ -38,8 +40,8 @@ export interface FrontDoorOptions {
 }
 
 export interface FrontDoor {
-  /** The listening server (its 'connection' sockets are the clients' raw sockets). */
-  readonly server: net.Server;
+  /** Connections accepted and not yet closed, whoever holds them now. */
+  openConnections(): number;
   address(): { host: string; port: number };
   /**
    * Reload: new connections use the new routes, backends, mode and limits; open ones keep
@@ -63,7 +65,7 @@ const BACKEND_LOG_LINES_PER_SECOND = 10;
 /** A client may offer thousands of ALPN names; a log line shows the first few. */
 const MAX_LOGGED_ALPN = 8;
 
-type BackendState = Pick<PassthroughTarget, 'balancer' | 'connectFailed' | 'logBudget'>;
+type BackendState = Pick<PassthroughTarget, 'balancer' | 'connectFailed' | 'logBudget' | 'connecting'>;
 
 /** One balancer (with its metric handles and log budget) per Backend object: listeners of one config snapshot share them. */
 const backendStates = new WeakMap<Backend, BackendState>();
@@ -71,10 +73,20 @@ const backendStates = new WeakMap<Backend, BackendState>();
 function backendState(backend: Backend): BackendState {
   let state = backendStates.get(backend);
   if (state === undefined) {
-    state = { balancer: new Balancer(backend), connectFailed: backendMetrics(backend.name, backend.endpoints).connectFailed, logBudget: new LogBudget(BACKEND_LOG_LINES_PER_SECOND) };
+    state = {
+      balancer: new Balancer(backend),
+      connectFailed: backendMetrics(backend.name, backend.endpoints).connectFailed,
+      logBudget: new LogBudget(BACKEND_LOG_LINES_PER_SECOND),
+      connecting: new DeadlineSweep<Expirable>(backend.connectTimeoutMs),
+    };
     backendStates.set(backend, state);
   }
   return state;
+}
+
+/** Something the front door closes when it closes. */
+interface Connection {
+  destroy(): void;
 }
 
 /** What every connection of one front door shares. */
@@ -82,7 +94,13 @@ interface Door {
   readonly options: FrontDoorOptions;
   readonly metrics: ListenerMetrics;
   readonly maxHelloBytes: number;
-  readonly deadlines: HelloDeadlines<FirstBytes>;
+  readonly deadlines: DeadlineSweep<FirstBytes>;
+  /** Idle limits of this front door's relays. */
+  readonly idle: DeadlineSweep<Expirable>;
+  /** Open connections, in whatever hands they are now. */
+  readonly connections: Set<Connection>;
+  /** `from` (now closed, or gone on as `to`) no longer holds the connection. */
+  handOver(from: Connection, to: Connection | undefined): void;
   /** Writes a refusal log line within the budget. */
   logRefusal(fields: Record<string, unknown>): void;
 }
@@ -113,32 +131,29 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
   const name = options.listener.name;
   const metrics = listenerMetrics(name);
   const budget = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
+  const connections = new Set<Connection>();
   const door: Door = {
     options,
     metrics,
     maxHelloBytes: options.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES,
-    deadlines: new HelloDeadlines<FirstBytes>(options.listener.timeouts.helloMs),
+    deadlines: new DeadlineSweep<FirstBytes>(options.listener.timeouts.helloMs),
+    idle: new DeadlineSweep<Expirable>(options.listener.timeouts.idleMs),
+    connections,
+    handOver(from, to) {
+      if (!connections.delete(from)) return;
+      if (to !== undefined) connections.add(to);
+      else metrics.active.dec();
+    },
     logRefusal(fields) {
       const skipped = budget.take();
       if (skipped !== undefined) log.info('front_door_refused', { listener: name, ...fields, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
     },
   };
-  const sockets = new Set<net.Socket>();
+  let maxConnections = options.listener.maxConnections;
 
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-    sockets.add(socket);
-    metrics.active.inc();
-    socket.once('close', () => {
-      sockets.delete(socket);
-      metrics.active.dec();
-    });
-    new FirstBytes(socket, snapshot, door).start();
-  });
-  server.maxConnections = options.listener.maxConnections;
-  server.on('drop', (data?: { remoteAddress?: string }) => {
-    metrics.refused.max_connections.inc();
-    door.logRefusal({ reason: 'max_connections', max_connections: server.maxConnections, remote: data?.remoteAddress });
-  });
+  // A net.Server listens (it shares the port with cluster workers); its accepted connections
+  // come here as bare handles.
+  const server = net.createServer();
 
   const { host, port } = options.listener.address;
   await new Promise<void>((resolve, reject) => {
@@ -149,30 +164,49 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
     });
   });
   server.on('error', (err) => log.error('front_door_error', { listener: name, error: err.message }));
+  acceptHandles(
+    server,
+    (handle) => {
+      if (connections.size >= maxConnections) {
+        metrics.refused.max_connections.inc();
+        door.logRefusal({ reason: 'max_connections', max_connections: maxConnections, remote: peerAddress(handle).address });
+        handle.close();
+        return;
+      }
+      handle.setNoDelay(true);
+      metrics.active.inc();
+      const first = new FirstBytes(handle, snapshot, door);
+      connections.add(first);
+      first.start();
+    },
+    (status) => log.error('front_door_error', { listener: name, error: `accept failed: ${errorName(status)}` }),
+  );
 
   return {
-    server,
+    openConnections: () => connections.size,
     address() {
       const a = server.address() as net.AddressInfo;
       return { host: a.address, port: a.port };
     },
     update(listener, backends) {
       snapshot = compile(listener, backends, options);
-      server.maxConnections = listener.maxConnections;
+      maxConnections = listener.maxConnections;
       door.deadlines.setLimit(listener.timeouts.helloMs);
+      door.idle.setLimit(listener.timeouts.idleMs);
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       door.deadlines.close();
-      for (const socket of sockets) socket.destroy();
+      for (const connection of [...connections]) connection.destroy();
+      door.idle.close();
       return closed;
     },
   };
 }
 
 /** The first bytes of one connection, until it is handed on or refused. */
-class FirstBytes {
-  readonly #socket: net.Socket;
+class FirstBytes implements Connection {
+  readonly #handle: TcpHandle;
   readonly #snapshot: Snapshot;
   readonly #door: Door;
   readonly #metrics: ListenerMetrics;
@@ -180,9 +214,10 @@ class FirstBytes {
   readonly #chunks: Buffer[] = [];
   #plaintext = false;
   #decided = false;
+  #closed = false;
 
-  constructor(socket: net.Socket, snapshot: Snapshot, door: Door) {
-    this.#socket = socket;
+  constructor(handle: TcpHandle, snapshot: Snapshot, door: Door) {
+    this.#handle = handle;
     this.#snapshot = snapshot;
     this.#door = door;
     this.#metrics = door.metrics;
@@ -190,17 +225,26 @@ class FirstBytes {
   }
 
   start(): void {
-    const socket = this.#socket;
-    // Errors are reported by whoever owns the socket at the time (this class through 'close',
-    // then the relay or the TLS/HTTP server); this keeps an early reset from being uncaught.
-    socket.on('error', ignore);
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.once('close', this.#onClose);
+    this.#handle.onread = this.#onRead;
+    const err = this.#handle.readStart();
+    if (err !== 0) return this.#closedEarly();
     this.#door.deadlines.add(this, this.#snapshot.listener.timeouts.helloMs);
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  destroy(): void {
+    this.#decided = true;
+    this.#door.deadlines.delete(this);
+    this.#close();
+  }
+
+  readonly #onRead = (arrayBuffer: ArrayBuffer | undefined): undefined => {
+    const nread = lastReadResult();
+    if (nread > 0) this.#onData(lastReadBytes(arrayBuffer!, nread));
+    else if (nread < 0) this.#closedEarly(); // FIN or reset before a complete hello: nothing to route
+    return undefined;
+  };
+
+  #onData(chunk: Buffer): void {
     this.#chunks.push(chunk);
     if (this.#plaintext) {
       this.#plaintextGuess();
@@ -230,7 +274,7 @@ class FirstBytes {
         this.#refuse('hello_malformed', ALERT_DECODE_ERROR, { detail: outcome.detail });
         return;
     }
-  };
+  }
 
   #plaintextGuess(): void {
     const guess = looksLikeHttp(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks));
@@ -240,8 +284,7 @@ class FirstBytes {
       return;
     }
     this.#metrics.plaintext.inc();
-    this.#handOff();
-    const socket = this.#socket;
+    const socket = this.#toSocket(true);
     this.#door.options.plaintext!(socket);
     // Without this an http.Server would never see the request line we read: it parses new bytes
     // straight from the handle and the unshifted ones wait in a paused stream.
@@ -252,7 +295,16 @@ class FirstBytes {
     const found = this.#snapshot.router.lookup(hello.sni, hello.alpn);
     if (found.kind === 'passthrough') {
       const peeked = this.#stop();
-      relay(this.#socket, found.route, { peeked, idleMs: this.#snapshot.listener.timeouts.idleMs, sni: hello.sni });
+      const door = this.#door;
+      let relayed: Connection | undefined;
+      relayed = relay(this.#handle, found.route, {
+        peeked,
+        idleMs: this.#snapshot.listener.timeouts.idleMs,
+        idle: door.idle,
+        sni: hello.sni,
+        closed: () => door.handOver(relayed ?? this, undefined),
+      });
+      door.handOver(this, relayed);
       return;
     }
     if (found.kind === 'none') {
@@ -265,60 +317,70 @@ class FirstBytes {
       return;
     }
     // What a bare TLS listener's sockets have: the TLS socket inherits it.
-    this.#socket.allowHalfOpen = false;
-    this.#handOff();
-    terminate(this.#socket, hello);
+    terminate(this.#toSocket(false), hello);
   }
 
-  /** Detaches the front door from the socket and returns what it read, the socket paused. */
+  /** Detaches the front door from the connection and returns what it read. */
   #stop(): Buffer {
     this.#decided = true;
     this.#door.deadlines.delete(this);
-    const socket = this.#socket;
-    socket.off('data', this.#onData);
-    socket.off('end', this.#onEnd);
-    socket.off('close', this.#onClose);
-    socket.pause();
     const peeked = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
     this.#chunks.length = 0;
     return peeked;
   }
 
-  /** For the terminate and plaintext sides: the peeked bytes go back in front of the socket's buffer. */
-  #handOff(): void {
+  /** For the terminate and plaintext sides: a paused socket, the peeked bytes in front of its buffer. */
+  #toSocket(allowHalfOpen: boolean): net.Socket {
     const peeked = this.#stop();
-    this.#socket.setTimeout(0);
-    this.#socket.unshift(peeked);
+    this.#handle.readStop();
+    const socket = socketFor(this.#handle, allowHalfOpen);
+    socket.on('error', ignore); // until the TLS or HTTP side, which reports errors, takes it
+    socket.unshift(peeked);
+    const door = this.#door;
+    door.handOver(this, socket);
+    socket.once('close', () => door.handOver(socket, undefined));
+    return socket;
   }
 
   #refuse(reason: FrontDoorReason, alert?: Buffer, fields?: Record<string, unknown>): void {
     this.#stop();
-    const socket = this.#socket;
+    const handle = this.#handle;
     this.#metrics.refused[reason].inc();
-    this.#door.logRefusal({ reason, remote: socket.remoteAddress, ...fields });
+    this.#door.logRefusal({ reason, remote: peerAddress(handle).address, ...fields });
     if (alert === undefined) {
-      socket.destroy();
+      this.#close();
       return;
     }
     // Send the alert and FIN, read and drop whatever the client still sends until it closes,
     // and do not wait for it longer than a moment.
-    socket.allowHalfOpen = false;
-    socket.end(alert);
-    socket.resume();
-    socket.setTimeout(REFUSAL_LINGER_MS, () => socket.destroy());
+    handle.onread = this.#drain;
+    const sent = writeTo(handle, alert, ignore);
+    if (typeof sent === 'number' || shutdown(handle, ignore) !== 0) {
+      this.#close();
+      return;
+    }
+    setTimeout(() => this.#close(), REFUSAL_LINGER_MS).unref();
   }
 
-  readonly #onEnd = (): void => {
-    // FIN before a complete hello: nothing to route.
-    this.#socket.destroy();
+  readonly #drain = (): undefined => {
+    if (lastReadResult() < 0) this.#close();
+    return undefined;
   };
 
-  readonly #onClose = (): void => {
-    if (this.#decided) return;
+  #closedEarly(): void {
+    if (this.#decided) return this.#close();
     this.#decided = true;
     this.#door.deadlines.delete(this);
     this.#metrics.hello.closed.inc();
-  };
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handle.close();
+    this.#door.handOver(this, undefined);
+  }
 
   /** The hello time limit passed (called by the deadlines sweep). */
   expire(): void {

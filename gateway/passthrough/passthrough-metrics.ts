@@ -1,7 +1,7 @@
 // Front door and passthrough metrics on the shared registry. Label sets are bound once per
 // listener and per route (at compile time), never per connection, and a connection's events are
 // tallies (../metrics/tallies.ts) that reach prom-client when Prometheus scrapes. Relayed bytes
-// are read from the sockets' own counters when a relay closes and, for relays still open, at
+// are read from the relays' own counters when a relay closes and, for relays still open, at
 // scrape time, so the byte path itself carries no metric work.
 import { Counter, Gauge } from 'prom-client';
 import { registry } from '../metrics/registry.js';
@@ -32,6 +32,18 @@ const relayedBytes = new Counter({
   registers: [registry],
   collect() {
     for (const relay of openRelays) relay.flush();
+  },
+});
+
+/** What open relays hold for readers slower than their writers, summed at scrape time. */
+const relayBuffered = new Gauge({
+  name: 'gatehouse_relay_buffered_bytes',
+  help: 'Bytes passthrough relays have read and not yet handed to the kernel (a relay holds at most one read buffer per direction)',
+  registers: [registry],
+  collect() {
+    let held = 0;
+    for (const relay of openRelays) held += relay.held();
+    this.set(held);
   },
 });
 
@@ -139,8 +151,8 @@ export function backendMetrics(backend: string, endpoints: readonly { host: stri
 }
 
 /**
- * Counts one relay's bytes from its sockets' own running totals (read through the two
- * functions), so that nothing happens per chunk. Registered while the relay is open so that a
+ * Counts one relay's bytes from its own running totals (read through the two functions), so
+ * that no metric work happens per chunk. Registered while the relay is open so that a
  * scrape also sees long-lived connections.
  */
 export class RelayByteCounter {
@@ -151,6 +163,8 @@ export class RelayByteCounter {
     private readonly metrics: RouteMetrics,
     private readonly readToBackend: () => number,
     private readonly readToClient: () => number,
+    /** Bytes the relay holds now, not yet taken by the kernel. */
+    readonly held: () => number,
   ) {
     openRelays.add(this);
   }

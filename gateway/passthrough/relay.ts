@@ -1,19 +1,22 @@
-// A passthrough connection: connect to a backend endpoint (failing over to the next one, each
-// endpoint at most once), write the PROXY header and the peeked ClientHello bytes, then relay
-// both ways with stream pipes, whose backpressure pauses the faster side instead of buffering
-// (so a slow reader holds at most about a highWaterMark per direction in the gateway). Half-close
-// is passed on (FIN one way, data the other), resets are passed on as resets, and the client
-// socket's idle timeout covers both directions since every relayed byte is read from or written
-// to it. Nothing runs per chunk besides the pipes themselves.
+// A passthrough connection on bare stream handles (../net/stream-handles.ts): connect to a
+// backend endpoint (failing over to the next one, each endpoint at most once), write the PROXY
+// header and the peeked ClientHello bytes, then relay both ways (relay-direction.ts), each
+// direction holding at most one read buffer while its reader is slow. Half-close is passed on
+// (FIN one way, data the other), a reset is passed on as a reset. The connect time limit and the
+// idle limit (no byte either way) are kept by deadline sweeps, not a timer per connection.
+import dns from 'node:dns';
 import net from 'node:net';
 import type { Backend } from '../config/types.js';
+import type { DeadlineSweep, Expirable } from '../listener/deadline-sweep.js';
 import { log } from '../log.js';
+import { connectTo, errorName, lastReadBytes, lastReadResult, localAddress, peerAddress, UV_EOF, type TcpHandle } from '../net/stream-handles.js';
 import type { PassthroughOutcome } from '../reasons.js';
 import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
 import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
-import { BufferPump } from './buffer-pump.js';
+import { LARGE_READ_BYTES } from './read-buffers.js';
+import { RelayDirection, type DirectionEvents } from './relay-direction.js';
 
 /** A passthrough route compiled for one listener: what the SNI router hands the front door. */
 export interface PassthroughTarget {
@@ -25,90 +28,154 @@ export interface PassthroughTarget {
   readonly connectFailed: (endpoint: number, reason: 'upstream_unavailable' | 'upstream_connect_timeout') => void;
   /** Connect failure log lines of this backend (a down endpoint fails every connection). */
   readonly logBudget: LogBudget;
+  /** Time limits of connection attempts to this backend. */
+  readonly connecting: DeadlineSweep<Expirable>;
 }
 
 export interface RelayOptions {
   /** The ClientHello (and whatever followed it) already read from the client. */
   readonly peeked: Buffer;
   readonly idleMs: number;
+  /** The listener's idle limits. */
+  readonly idle: DeadlineSweep<Expirable>;
   readonly sni?: string;
+  /** Called once, when the relay has closed both sides. */
+  readonly closed: () => void;
 }
 
+const ECONNRESET = -104;
+
 /**
- * Takes over `client` (paused, no 'data' listener, created with allowHalfOpen) and relays it to
- * the target's backend. The client is destroyed when no endpoint can be reached.
+ * Takes over `client` (being read, its onread the front door's) and relays it to the target's
+ * backend. The client is closed when no endpoint can be reached.
  */
-export function relay(client: net.Socket, target: PassthroughTarget, options: RelayOptions): void {
-  new Relay(client, target, options).start();
+export function relay(client: TcpHandle, target: PassthroughTarget, options: RelayOptions): { destroy(): void } {
+  const relay = new Relay(client, target, options);
+  relay.start();
+  return relay;
 }
 
 type AttemptFailure = 'upstream_unavailable' | 'upstream_connect_timeout';
 
-class Relay {
-  readonly #client: net.Socket;
+class Relay implements Expirable, DirectionEvents {
+  readonly #client: TcpHandle;
   readonly #target: PassthroughTarget;
-  #peeked: Buffer | undefined;
-  readonly #idleMs: number;
-  readonly #sni: string | undefined;
+  readonly #options: RelayOptions;
+  #peeked: Buffer;
+  #state: 'connecting' | 'relaying' | 'closed' = 'connecting';
+  #clientEnded = false;
+  /** The client is being read (stopped at its FIN or when it sent too much while connecting). */
+  #clientReading = true;
   #first = 0;
   #tries = 0;
   #endpoint = -1;
-  #backend: net.Socket | undefined;
+  #backend: TcpHandle | undefined;
   #headerLength = 0;
-  #established = false;
-  #clientGone = false;
   #startedAt = 0;
+  #up: RelayDirection | undefined;
+  #down: RelayDirection | undefined;
   #bytes: RelayByteCounter | undefined;
-  #closed = 0;
+  /** Bytes relayed at the last idle check. */
+  #idleMark = -1;
 
-  constructor(client: net.Socket, target: PassthroughTarget, options: RelayOptions) {
+  constructor(client: TcpHandle, target: PassthroughTarget, options: RelayOptions) {
     this.#client = client;
     this.#target = target;
+    this.#options = options;
     this.#peeked = options.peeked;
-    this.#idleMs = options.idleMs;
-    this.#sni = options.sni;
   }
 
   start(): void {
     this.#startedAt = Date.now();
-    this.#client.on('error', this.#onClientError);
-    this.#client.once('close', this.#onClientClose);
+    // Still read while connecting: a client that leaves is noticed, an early FIN is kept.
+    this.#client.onread = this.#onClientWhileConnecting;
     this.#first = this.#target.balancer.first();
     this.#attempt(this.#first);
   }
+
+  destroy(): void {
+    this.#close(undefined);
+  }
+
+  readonly #onClientWhileConnecting = (arrayBuffer: ArrayBuffer | undefined): undefined => {
+    const nread = lastReadResult();
+    if (nread > 0) {
+      this.#peeked = Buffer.concat([this.#peeked, lastReadBytes(arrayBuffer!, nread)]);
+      // A TLS client waits for the server's answer; anything more waits in the kernel.
+      if (this.#peeked.length >= LARGE_READ_BYTES) {
+        this.#clientReading = false;
+        this.#client.readStop();
+      }
+    } else if (nread === UV_EOF) {
+      this.#clientEnded = true;
+      this.#clientReading = false; // libuv stops reading at EOF
+    } else if (nread < 0) {
+      // The client left while we were still connecting: abandon the attempt.
+      this.#outcome('client_closed');
+      this.#close(undefined);
+    }
+    return undefined;
+  };
 
   #attempt(endpoint: number): void {
     const { balancer, backend } = this.#target;
     const address = balancer.endpoints[endpoint]!;
     this.#endpoint = endpoint;
     balancer.acquire(endpoint);
-    const toClient = new BufferPump(this.#client);
-    const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true, onread: toClient.onread });
-    toClient.readFrom(socket);
-    this.#backend = socket;
-    socket.setTimeout(backend.connectTimeoutMs);
-    const onConnect = () => {
-      socket.off('timeout', onTimeout).off('error', onError);
-      socket.setTimeout(0);
-      this.#establish(socket);
-    };
-    const onTimeout = () => {
-      socket.off('connect', onConnect).off('error', onError);
-      socket.destroy();
-      this.#failed(endpoint, 'upstream_connect_timeout', 'ETIMEDOUT');
-    };
-    const onError = (err: NodeJS.ErrnoException) => {
-      socket.off('connect', onConnect).off('timeout', onTimeout);
-      this.#failed(endpoint, 'upstream_unavailable', err.code);
-    };
-    socket.once('connect', onConnect).once('timeout', onTimeout).once('error', onError);
+    this.#target.connecting.add(this, backend.connectTimeoutMs);
+    const family = net.isIP(address.host);
+    if (family !== 0) {
+      this.#connect(address.host, family, address.port);
+      return;
+    }
+    const attempt = this.#tries;
+    dns.lookup(address.host, (err, ip, resolvedFamily) => {
+      if (this.#state !== 'connecting' || attempt !== this.#tries) return; // timed out or abandoned meanwhile
+      if (err) this.#failed('upstream_unavailable', err.code);
+      else this.#connect(ip, resolvedFamily, address.port);
+    });
   }
 
-  #failed(endpoint: number, reason: AttemptFailure, code: string | undefined): void {
-    if (this.#clientGone) return; // the attempt was abandoned (and released) when the client left
+  #connect(ip: string, family: number, port: number): void {
+    const { handle, error } = connectTo(ip, family, port, (status) => {
+      if (handle !== this.#backend || this.#state !== 'connecting') return; // timed out or abandoned: closed already
+      this.#target.connecting.delete(this);
+      if (status < 0) {
+        this.#closeBackend();
+        this.#failed('upstream_unavailable', errorName(status));
+      } else this.#establish(handle);
+    });
+    this.#backend = handle;
+    if (error !== 0) {
+      this.#target.connecting.delete(this);
+      this.#closeBackend();
+      this.#failed('upstream_unavailable', errorName(error));
+    }
+  }
+
+  /** The connect time limit (while connecting) or an idle check (while relaying). */
+  expire(): void {
+    if (this.#state === 'connecting') {
+      this.#closeBackend();
+      this.#failed('upstream_connect_timeout', 'ETIMEDOUT');
+      return;
+    }
+    if (this.#state !== 'relaying') return;
+    const relayed = this.#up!.bytes + this.#down!.bytes;
+    if (relayed !== this.#idleMark) {
+      this.#idleMark = relayed;
+      this.#options.idle.add(this, this.#options.idleMs);
+      return;
+    }
+    if (log.enabled('debug')) log.debug('passthrough_idle_timeout', { listener: this.#target.listener, route: this.#target.route, idle_ms: this.#options.idleMs });
+    this.#close(undefined);
+  }
+
+  #failed(reason: AttemptFailure, code: string | undefined): void {
     const { balancer, backend } = this.#target;
+    const endpoint = this.#endpoint;
     balancer.release(endpoint);
-    this.#backend = undefined;
+    this.#endpoint = -1;
     this.#target.connectFailed(endpoint, reason);
     const address = balancer.endpoints[endpoint]!;
     this.#tries++;
@@ -119,111 +186,95 @@ class Relay {
       this.#attempt((this.#first + this.#tries) % balancer.endpoints.length);
       return;
     }
-    this.#finishOutcome(reason);
+    this.#outcome(reason);
     if (this.#target.logBudget.take() !== undefined) {
-      log.warn('passthrough_unavailable', { listener: this.#target.listener, route: this.#target.route, backend: backend.name, reason, attempts: this.#tries, sni: this.#sni ?? null, remote: this.#client.remoteAddress });
+      log.warn('passthrough_unavailable', { listener: this.#target.listener, route: this.#target.route, backend: backend.name, reason, attempts: this.#tries, sni: this.#options.sni ?? null, remote: peerAddress(this.#client).address });
     }
-    this.#client.destroy();
+    this.#close(undefined);
   }
 
-  #establish(backend: net.Socket): void {
+  #establish(backend: TcpHandle): void {
     const client = this.#client;
     const target = this.#target;
-    this.#established = true;
+    this.#state = 'relaying';
     target.metrics.outcome.relayed.inc();
-    backend.cork();
+    backend.setNoDelay(true);
+    let first = this.#peeked;
     if (target.backend.proxyProtocol) {
+      const source = peerAddress(client);
+      const destination = localAddress(client);
       const header = proxyHeader(target.backend.proxyProtocol, {
-        sourceAddress: client.remoteAddress,
-        sourcePort: client.remotePort,
-        destinationAddress: client.localAddress,
-        destinationPort: client.localPort,
-        authority: this.#sni,
+        sourceAddress: source.address,
+        sourcePort: source.port,
+        destinationAddress: destination.address,
+        destinationPort: destination.port,
+        authority: this.#options.sni,
       });
       this.#headerLength = header.length;
-      backend.write(header);
+      first = Buffer.concat([header, first]);
     }
-    backend.write(this.#peeked!);
-    this.#peeked = undefined;
-    backend.uncork();
-    this.#bytes = new RelayByteCounter(
-      target.metrics,
-      () => backend.bytesWritten - this.#headerLength,
-      () => client.bytesWritten,
-    );
-    backend.on('error', this.#onBackendError);
-    backend.once('close', this.#onBackendClose);
-    client.setTimeout(this.#idleMs, this.#onIdle);
-    client.pipe(backend);
-    backend.once('end', () => client.end());
+    const up = (this.#up = new RelayDirection(client, backend, this));
+    const down = (this.#down = new RelayDirection(backend, client, this));
+    this.#bytes = new RelayByteCounter(target.metrics, () => up.bytes - this.#headerLength, () => down.bytes, () => up.held() + down.held());
+    this.#options.idle.add(this, this.#options.idleMs);
+    down.start(undefined, { reading: false, sourceEnded: false });
+    up.start(first, { reading: this.#clientReading, sourceEnded: this.#clientEnded });
   }
 
-  readonly #onIdle = (): void => {
-    log.debug('passthrough_idle_timeout', { listener: this.#target.listener, route: this.#target.route, idle_ms: this.#idleMs });
-    this.#client.destroy();
-    this.#backend?.destroy();
-  };
+  ended(direction: RelayDirection): boolean {
+    const other = direction === this.#up ? this.#down! : this.#up!;
+    if (!other.finished) return true;
+    this.#close(undefined);
+    return false;
+  }
 
-  /** A reset on one side becomes a reset on the other; any other error just closes it. */
-  readonly #onClientError = (err: NodeJS.ErrnoException): void => {
+  finished(direction: RelayDirection): void {
+    const other = direction === this.#up ? this.#down! : this.#up!;
+    if (other.finished) this.#close(undefined);
+  }
+
+  failed(status: number, failing: TcpHandle): void {
+    // A reset on one side becomes a reset on the other; any other error just closes both.
+    this.#close(status === ECONNRESET ? (failing === this.#client ? this.#backend : this.#client) : undefined);
+  }
+
+  /** Closes both sides; `reset` (the side the other one's reset is passed on to) with a RST. */
+  #close(reset: TcpHandle | undefined): void {
+    if (this.#state === 'closed') return;
+    const wasConnecting = this.#state === 'connecting';
+    this.#state = 'closed';
+    if (wasConnecting) this.#target.connecting.delete(this);
+    else this.#options.idle.delete(this);
+    this.#up?.stop();
+    this.#down?.stop();
+    const client = this.#client;
     const backend = this.#backend;
-    if (backend && this.#established) closeLike(backend, err);
-  };
-
-  readonly #onBackendError = (err: NodeJS.ErrnoException): void => {
-    closeLike(this.#client, err);
-  };
-
-  readonly #onClientClose = (): void => {
-    this.#clientGone = true;
-    const backend = this.#backend;
-    if (!this.#established) {
-      // The client left while we were still connecting: abandon the attempt.
-      if (backend) {
-        backend.destroy();
-        this.#target.balancer.release(this.#endpoint);
-        this.#backend = undefined;
-      }
-      this.#finishOutcome('client_closed');
-      return;
-    }
-    // After a clean close (FIN both ways) the backend finishes on its own, flushing what is
-    // still queued to it; after a reset, an error or the idle timeout it goes too.
-    if (backend && !cleanlyClosed(this.#client)) backend.destroy();
-    this.#closedOne();
-  };
-
-  readonly #onBackendClose = (): void => {
-    this.#target.balancer.release(this.#endpoint);
-    if (!cleanlyClosed(this.#backend!)) this.#client.destroy();
-    this.#closedOne();
-  };
-
-  #closedOne(): void {
-    if (++this.#closed < 2) return;
+    this.#backend = undefined;
+    if (reset === client) client.reset();
+    else client.close();
+    if (backend !== undefined && reset === backend) backend.reset();
+    else backend?.close();
+    if (this.#endpoint >= 0) this.#target.balancer.release(this.#endpoint);
     this.#bytes?.close();
-    log.debug('passthrough_closed', {
-      listener: this.#target.listener,
-      route: this.#target.route,
-      endpoint: this.#endpoint,
-      to_backend: this.#backend ? this.#backend.bytesWritten - this.#headerLength : 0,
-      to_client: this.#client.bytesWritten,
-      ms: Date.now() - this.#startedAt,
-    });
+    if (!wasConnecting && log.enabled('debug')) {
+      log.debug('passthrough_closed', {
+        listener: this.#target.listener,
+        route: this.#target.route,
+        endpoint: this.#endpoint,
+        to_backend: this.#up!.bytes - this.#headerLength,
+        to_client: this.#down!.bytes,
+        ms: Date.now() - this.#startedAt,
+      });
+    }
+    this.#options.closed();
   }
 
-  #finishOutcome(outcome: Exclude<PassthroughOutcome, 'relayed'>): void {
-    if (this.#established) return;
-    this.#target.metrics.outcome[outcome].inc();
+  #closeBackend(): void {
+    this.#backend?.close();
+    this.#backend = undefined;
   }
-}
 
-function cleanlyClosed(socket: net.Socket): boolean {
-  return socket.readableEnded && socket.writableFinished;
-}
-
-function closeLike(socket: net.Socket, err: NodeJS.ErrnoException): void {
-  if (socket.destroyed) return;
-  if (err.code === 'ECONNRESET') socket.resetAndDestroy();
-  else socket.destroy();
+  #outcome(outcome: Exclude<PassthroughOutcome, 'relayed'>): void {
+    if (this.#state === 'connecting') this.#target.metrics.outcome[outcome].inc();
+  }
 }

@@ -18,7 +18,7 @@ export async function metricValue(name: string, labels: Record<string, string> =
     const open = line.indexOf('{');
     const close = line.lastIndexOf('}');
     const sampleLabels = open === -1 ? '' : line.slice(open + 1, close);
-    if (Object.entries(labels).every(([k, v]) => sampleLabels.includes(`${k}="${v}"`))) total += Number(line.slice(close + 1).trim());
+    if (Object.entries(labels).every(([k, v]) => sampleLabels.includes(`${k}="${v}"`))) total += Number(line.slice(open === -1 ? name.length : close + 1).trim());
   }
   return total;
 }

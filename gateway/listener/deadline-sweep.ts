@@ -1,8 +1,8 @@
-// Deadlines for connections still sending their first bytes. One coarse, unref'd interval per
-// front door sweeps the pending ones instead of a setTimeout per connection: measured on TLS
-// handshakes through the front door, a timer set and cleared per connection cost ~50 µs of CPU
-// each (about 4% of a full mTLS handshake), the sweep costs nothing measurable. A deadline
-// fires between its time and one tick later.
+// Per-connection deadlines (a ClientHello still arriving, a backend still connecting, a relay
+// gone idle) kept by one coarse, unref'd interval instead of a setTimeout per connection:
+// measured on TLS handshakes through the front door, a timer set and cleared per connection cost
+// ~50 µs of CPU each (about 4% of a full mTLS handshake), the sweep costs nothing measurable. A
+// deadline fires between its time and one tick later.
 
 export interface Expirable {
   expire(): void;
@@ -11,7 +11,7 @@ export interface Expirable {
 const MIN_TICK_MS = 10;
 const MAX_TICK_MS = 250;
 
-export class HelloDeadlines<T extends Expirable> {
+export class DeadlineSweep<T extends Expirable> {
   readonly #pending = new Map<T, number>();
   #tickMs: number;
   #interval: NodeJS.Timeout | undefined;
@@ -33,7 +33,7 @@ export class HelloDeadlines<T extends Expirable> {
     this.#pending.delete(item);
   }
 
-  /** A new hello limit (reload): the tick follows it; pending deadlines keep theirs. */
+  /** A new limit (reload): the tick follows it; pending deadlines keep theirs. */
   setLimit(limitMs: number): void {
     this.#tickMs = tickFor(limitMs);
     this.#stop();

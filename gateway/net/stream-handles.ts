@@ -1,0 +1,178 @@
+// Node's native TCP stream handles (libuv streams), used directly by the front door and the
+// passthrough relay. net.Socket wraps each handle in a Duplex stream with its own states, events
+// and timers; measured on relayed TLS connections (bench scenario 4) that wrapping cost more CPU
+// per connection than the kernel's whole TCP work, about 2.0 M cycles per relayed connection
+// against 1.15 M on the bare handles (HAProxy 1.05 M). These are the same handles net.Socket
+// itself is built on, reached through process.binding, so this file is the one place that
+// depends on Node's internals; `checkStreamHandles()` fails at start if they are not as
+// expected. Sockets that need a stream (TLS termination, plaintext HTTP) get a net.Socket around
+// the handle, as net.Server would have made.
+import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+
+/** A connected TCP handle (tcp_wrap's TCP). Status and error returns are negative errno values. */
+export interface TcpHandle {
+  /** Called on every read: bytes in `streamBase.nread()`; with a user buffer, returns the next one. */
+  onread: (arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined;
+  readStart(): number;
+  readStop(): number;
+  /** Reads land in `buffer` (and in what onread returns next) instead of a fresh allocation. */
+  useUserBuffer(buffer: Uint8Array): void;
+  writeBuffer(req: WriteRequest, data: Uint8Array): number;
+  shutdown(req: ShutdownRequest): number;
+  /** Closes the socket with a RST instead of a FIN. */
+  reset(callback?: () => void): number;
+  close(callback?: () => void): void;
+  setNoDelay(enable: boolean): number;
+  getpeername(out: Partial<AddressOut>): number;
+  getsockname(out: Partial<AddressOut>): number;
+  connect(req: ConnectRequest, address: string, port: number): number;
+  connect6(req: ConnectRequest, address: string, port: number): number;
+  /** Bytes queued in libuv, not yet taken by the kernel. */
+  readonly writeQueueSize: number;
+}
+
+interface AddressOut {
+  address: string;
+  family: string;
+  port: number;
+}
+
+interface WriteRequest {
+  handle: TcpHandle;
+  oncomplete: (status: number) => void;
+  async: boolean;
+}
+
+interface ShutdownRequest {
+  handle: TcpHandle;
+  oncomplete: (status: number) => void;
+}
+
+interface ConnectRequest {
+  oncomplete: (status: number, handle: TcpHandle, req: ConnectRequest, readable: boolean, writable: boolean) => void;
+  address: string;
+  port: number;
+}
+
+interface TcpBinding {
+  TCP: new (type: number) => TcpHandle;
+  TCPConnectWrap: new () => ConnectRequest;
+  constants: { SOCKET: number; SERVER: number };
+}
+
+interface StreamBinding {
+  WriteWrap: new () => WriteRequest;
+  ShutdownWrap: new () => ShutdownRequest;
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+  kLastWriteWasAsync: number;
+}
+
+const internals = process as unknown as { binding(name: string): unknown };
+const { TCP, TCPConnectWrap, constants } = internals.binding('tcp_wrap') as TcpBinding;
+const { WriteWrap, ShutdownWrap, streamBaseState, kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync } = internals.binding('stream_wrap') as StreamBinding;
+
+/** libuv's end of stream, the `nread` of a read that found FIN. */
+export const UV_EOF = -4095;
+
+/** The byte count (or negative error) of the read that onread is being called for. */
+export function lastReadResult(): number {
+  return streamBaseState[kReadBytesOrError]!;
+}
+
+/** Without a user buffer: the bytes of that read, a view of the `arrayBuffer` onread got. */
+export function lastReadBytes(arrayBuffer: ArrayBuffer, length: number): Buffer {
+  return Buffer.from(arrayBuffer, streamBaseState[kArrayBufferOffset]!, length);
+}
+
+/** 'ECONNRESET' and the like, for a negative status. */
+export function errorName(status: number): string {
+  try {
+    return getSystemErrorName(status);
+  } catch {
+    return `E${-status}`;
+  }
+}
+
+/**
+ * Writes `data`; `done` is called only when the write completes later (returns 'queued'), with
+ * its status. 'written' means the kernel took all of it now, so `data` may be reused at once.
+ */
+export function writeTo(handle: TcpHandle, data: Uint8Array, done: (status: number) => void): 'written' | 'queued' | number {
+  const req = new WriteWrap();
+  req.handle = handle;
+  req.oncomplete = done;
+  req.async = false;
+  const err = handle.writeBuffer(req, data);
+  if (err !== 0) return err;
+  return streamBaseState[kLastWriteWasAsync] ? 'queued' : 'written';
+}
+
+/** Sends FIN after the queued writes; `done` gets the status. Returns an error or 0. */
+export function shutdown(handle: TcpHandle, done: (status: number) => void): number {
+  const req = new ShutdownWrap();
+  req.handle = handle;
+  req.oncomplete = done;
+  return handle.shutdown(req);
+}
+
+/** Starts connecting to a numeric address of `family`; `done` gets 0 or a negative errno. */
+export function connectTo(ip: string, family: number, port: number, done: (status: number) => void): { handle: TcpHandle; error: number } {
+  const handle = new TCP(constants.SOCKET);
+  const req = new TCPConnectWrap();
+  req.oncomplete = (status) => done(status);
+  req.address = ip;
+  req.port = port;
+  const error = family === 6 ? handle.connect6(req, ip, port) : handle.connect(req, ip, port);
+  return { handle, error };
+}
+
+export function peerAddress(handle: TcpHandle): { address?: string; port?: number } {
+  const out: Partial<AddressOut> = {};
+  handle.getpeername(out);
+  return out;
+}
+
+export function localAddress(handle: TcpHandle): { address?: string; port?: number } {
+  const out: Partial<AddressOut> = {};
+  handle.getsockname(out);
+  return out;
+}
+
+/**
+ * From now on, `server` (listening, cluster workers included) hands every accepted connection
+ * to `accept` as a bare handle instead of making a net.Socket of it; its own maxConnections
+ * and 'connection' events no longer apply. Round-robin cluster workers get their connections
+ * through the same `_handle.onconnection` hook.
+ */
+export function acceptHandles(server: net.Server, accept: (handle: TcpHandle) => void, failed: (status: number) => void): void {
+  const listening = (server as unknown as { _handle: { onconnection: unknown } | null })._handle;
+  if (listening === null || typeof listening.onconnection !== 'function') throw new Error('acceptHandles: the server is not listening');
+  listening.onconnection = (status: number, handle: TcpHandle | undefined) => {
+    if (status !== 0 || handle === undefined) failed(status);
+    else accept(handle);
+  };
+}
+
+/**
+ * A net.Socket around `handle`, paused, for code that needs a stream (a TLS or HTTP server's
+ * 'connection'): what net.Server makes of an accepted handle.
+ */
+export function socketFor(handle: TcpHandle, allowHalfOpen: boolean): net.Socket {
+  type HandleOptions = net.SocketConstructorOpts & { handle: TcpHandle; pauseOnCreate: boolean };
+  const options: HandleOptions = { handle, allowHalfOpen, pauseOnCreate: true, readable: true, writable: true };
+  return new net.Socket(options as net.SocketConstructorOpts);
+}
+
+/** Throws, with what is missing, when this Node's internals are not the ones this file expects. */
+export function checkStreamHandles(): void {
+  const handle = new TCP(constants.SOCKET);
+  const missing = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'reset', 'close', 'getpeername', 'connect', 'connect6'].filter(
+    (m) => typeof (handle as unknown as Record<string, unknown>)[m] !== 'function',
+  );
+  handle.close();
+  if (![kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync].every((k) => typeof k === 'number')) missing.push('streamBaseState indexes');
+  if (missing.length > 0) throw new Error(`Node ${process.version}: TCP stream handles lack ${missing.join(', ')}; gatehouse's front door needs Node 20`);
+}
