@@ -3,7 +3,7 @@
 // backend's own certificate and the backend the client's; the relay fails over, balances, keeps
 // its buffers bounded for a slow reader, passes half-closes on, and counts the bytes.
 import { spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -271,6 +271,42 @@ describe('the relay', () => {
     expect(raw.received[0]!.equals(HELLO)).toBe(true);
     socket.destroy();
   });
+
+  test('megabytes both ways at once arrive intact (the read buffers are reused between reads and connections)', async () => {
+    const SIZE = 12 << 20;
+    const upload = randomBytes(SIZE);
+    const download = randomBytes(SIZE);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const writeAll = async (socket: net.Socket, data: Buffer) => {
+      for (let at = 0; at < data.length; at += 100_000) {
+        if (!socket.write(data.subarray(at, at + 100_000))) await new Promise((r) => socket.once('drain', r));
+      }
+      socket.end();
+    };
+    let backendSaw: Promise<string> | undefined;
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      const hash = createHash('sha256');
+      socket.on('data', (c: Buffer) => hash.update(c));
+      backendSaw = new Promise((resolve) => socket.once('end', () => resolve(hash.digest('hex'))));
+      void writeAll(socket, download);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    resources.add({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+    const door = await frontDoor({ listener: frontDoorListener([passthroughRoute('bulk', 'bulk', { default: true })]), backends: [backend('bulk', [(server.address() as net.AddressInfo).port])] });
+    for (let round = 0; round < 2; round++) {
+      const client = net.connect({ host: '127.0.0.1', port: door.address().port, allowHalfOpen: true });
+      const hash = createHash('sha256');
+      client.on('data', (c: Buffer) => hash.update(c));
+      const clientSaw = new Promise<string>((resolve) => client.once('end', () => resolve(hash.digest('hex'))));
+      client.write(HELLO);
+      await writeAll(client, upload);
+      expect(await clientSaw).toBe(sha(download));
+      await waitFor('the backend saw the end', () => backendSaw !== undefined);
+      expect(await backendSaw).toBe(sha(Buffer.concat([HELLO, upload])));
+      client.destroy();
+      backendSaw = undefined;
+    }
+  }, 30_000);
 
   test('a reset from the backend reaches the client as a reset', async () => {
     const raw = await keep(rawBackend((socket) => socket.once('data', () => socket.resetAndDestroy())));
