@@ -229,6 +229,26 @@ describe('PROXY protocol', () => {
     clientSocket.destroy();
   });
 
+  test('an IPv6 listener relays to a backend named by host name; v1 carries the TCP6 addresses', async () => {
+    const received: Buffer[] = [];
+    // Dual stack, so that whichever address 'localhost' resolves to first is served.
+    const server = net.createServer((socket) => socket.on('data', (c: Buffer) => received.push(c)));
+    await new Promise<void>((resolve) => server.listen(0, '::', resolve));
+    resources.add({ close: () => new Promise<void>((resolve) => (server.close(() => resolve()), server.unref())) });
+    const port = (server.address() as net.AddressInfo).port;
+    const listener = { ...frontDoorListener([passthroughRoute('v6', 'v6', { default: true })]), address: { host: '::1', port: 0 } };
+    const door = await frontDoor({ listener, backends: [{ ...backend('v6', [port], { proxyProtocol: 'v1' }), endpoints: [{ host: 'localhost', port }] }] });
+    const clientSocket = net.connect({ host: '::1', port: door.address().port });
+    await new Promise((r) => clientSocket.once('connect', r));
+    clientSocket.write(HELLO);
+    await waitFor('the hello at the backend', () => Buffer.concat(received).length >= HELLO.length);
+    const got = Buffer.concat(received);
+    const line = `PROXY TCP6 ::1 ::1 ${clientSocket.localPort} ${door.address().port}\r\n`;
+    expect(got.subarray(0, line.length).toString('latin1')).toBe(line);
+    expect(got.subarray(line.length).equals(HELLO)).toBe(true);
+    clientSocket.destroy();
+  });
+
   test('v2: signature, TCP over IPv4, both addresses and ports, the SNI as authority TLV, then the ClientHello', async () => {
     const raw = await keep(rawBackend());
     const door = await frontDoor({ listener: frontDoorListener([passthroughRoute('pp2', 'pp2', { sni: ['node.example.com'] })]), backends: [backend('pp2', [raw.port], { proxyProtocol: 'v2' })] });
