@@ -304,11 +304,11 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     if (this.#closed) return;
     this.#closed = true;
     unwatchDeadline(this);
-    const cut = new Error('client connection closed');
     for (const exchange of [this.#current, ...this.#queue, this.#reading]) {
       if (exchange === undefined) continue;
       const body = exchange.body;
-      if (body !== null && !body.complete && !body.destroyed) body.destroy(body.listenerCount('error') > 0 ? cut : undefined);
+      // The Error only when someone listens: its stack trace costs more than the rest of a close.
+      if (body !== null && !body.complete && !body.destroyed) body.destroy(body.listenerCount('error') > 0 ? new Error('client connection closed') : undefined);
       exchange.res.connectionClosed();
     }
     this.#current = undefined;
