@@ -17,7 +17,7 @@ import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
 import { DeadlineSweep, type Expirable } from './deadline-sweep.js';
 import { LogBudget } from '../passthrough/log-budget.js';
-import { acceptHandles, errorName, lastReadBytes, lastReadResult, peerAddress, shutdown, socketFor, UV_EOF, writeTo, type TcpHandle } from '../net/stream-handles.js';
+import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadResult, peerAddress, shutdown, socketFor, UV_EOF, writeTo, type TcpHandle } from '../net/stream-handles.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
@@ -127,6 +127,7 @@ function compile(listener: Listener, backends: readonly Backend[], options: Fron
 }
 
 export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDoor> {
+  checkStreamHandles(); // a clear error at start, not a crash at the first connection
   let snapshot = compile(options.listener, options.backends, options);
   const name = options.listener.name;
   const metrics = listenerMetrics(name);

@@ -70,9 +70,15 @@ interface StreamBinding {
   kLastWriteWasAsync: number;
 }
 
-const internals = process as unknown as { binding(name: string): unknown };
-const { TCP, TCPConnectWrap, constants } = internals.binding('tcp_wrap') as TcpBinding;
-const { WriteWrap, ShutdownWrap, streamBaseState, kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync } = internals.binding('stream_wrap') as StreamBinding;
+function binding<T>(name: string): T {
+  try {
+    return (process as unknown as { binding(name: string): T }).binding(name);
+  } catch (err) {
+    throw new Error(`Node ${process.version} does not give gatehouse its ${name} binding (${(err as Error).message}); the front door needs Node 20`);
+  }
+}
+const { TCP, TCPConnectWrap, constants } = binding<TcpBinding>('tcp_wrap');
+const { WriteWrap, ShutdownWrap, streamBaseState, kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync } = binding<StreamBinding>('stream_wrap');
 
 /** libuv's end of stream, the `nread` of a read that found FIN. */
 export const UV_EOF = -4095;
