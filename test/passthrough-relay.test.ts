@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Backend } from '../gateway/config/types.js';
 import type { FrontDoor, FrontDoorOptions } from '../gateway/listener/front-door.js';
 import { OpenResources, backend, closedPort, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './support/front-door-harness.js';

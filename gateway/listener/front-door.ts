@@ -17,7 +17,7 @@ import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
 import { DeadlineSweep, type Expirable } from './deadline-sweep.js';
 import { LogBudget } from '../passthrough/log-budget.js';
-import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadResult, peerAddress, shutdown, socketFor, UV_EOF, writeTo, type TcpHandle } from '../net/stream-handles.js';
+import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadResult, peerAddress, shutdown, socketFor, writeTo, type TcpHandle } from '../net/stream-handles.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;

@@ -1,10 +1,10 @@
 // Node's native TCP stream handles (libuv streams), used directly by the front door and the
 // passthrough relay. net.Socket wraps each handle in a Duplex stream with its own states, events
-// and timers; measured on relayed TLS connections (bench scenario 4) that wrapping cost more CPU
-// per connection than the kernel's whole TCP work, about 2.0 M cycles per relayed connection
-// against 1.15 M on the bare handles (HAProxy 1.05 M). These are the same handles net.Socket
-// itself is built on, reached through process.binding, so this file is the one place that
-// depends on Node's internals; `checkStreamHandles()` fails at start if they are not as
+// and timers; measured on relayed TLS connections (bench scenario 4, perf stat), a minimal relay
+// cost about 2.0 M cycles per connection on net.Socket and 1.15 M on the bare handles (HAProxy
+// 1.05 M; gatehouse's relay with its routing and metrics ~1.5 M). These are the handles
+// net.Socket itself is built on, reached through process.binding, so this file is the one place
+// that depends on Node's internals; `checkStreamHandles()` fails at start if they are not as
 // expected. Sockets that need a stream (TLS termination, plaintext HTTP) get a net.Socket around
 // the handle, as net.Server would have made.
 import net from 'node:net';
@@ -12,7 +12,7 @@ import { getSystemErrorName } from 'node:util';
 
 /** A connected TCP handle (tcp_wrap's TCP). Status and error returns are negative errno values. */
 export interface TcpHandle {
-  /** Called on every read: bytes in `streamBase.nread()`; with a user buffer, returns the next one. */
+  /** Called on every read (its size or error: `lastReadResult()`); with a user buffer, may return the next one. */
   onread: (arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined;
   readStart(): number;
   readStop(): number;

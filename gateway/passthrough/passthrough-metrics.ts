@@ -35,8 +35,8 @@ const relayedBytes = new Counter({
   },
 });
 
-/** What open relays hold for readers slower than their writers, summed at scrape time. */
-const relayBuffered = new Gauge({
+/** What open relays hold for readers slower than their writers, summed at scrape time (no handle kept: nothing sets it otherwise). */
+new Gauge({
   name: 'gatehouse_relay_buffered_bytes',
   help: 'Bytes passthrough relays have read and not yet handed to the kernel (a relay holds at most one read buffer per direction)',
   registers: [registry],
