@@ -25,6 +25,7 @@ const passthroughConnections = new Counter({
 /** Relays whose bytes are not yet all counted; flushed at scrape time. */
 const openRelays = new Set<RelayByteCounter>();
 
+const byteTallies = tallies();
 const relayedBytes = new Counter({
   name: 'gatehouse_relayed_bytes_total',
   help: 'Bytes relayed by passthrough routes, to_backend (client to backend) and to_client',
@@ -32,6 +33,7 @@ const relayedBytes = new Counter({
   registers: [registry],
   collect() {
     for (const relay of openRelays) relay.flush();
+    byteTallies.collect();
   },
 });
 
@@ -133,8 +135,8 @@ export interface RouteMetrics {
 export function routeMetrics(listener: string, route: string): RouteMetrics {
   return {
     outcome: tallyEach(connectionTallies, passthroughConnections, PASSTHROUGH_OUTCOMES, (outcome) => ({ listener, route, outcome })),
-    toBackend: relayedBytes.labels({ listener, route, direction: 'to_backend' }),
-    toClient: relayedBytes.labels({ listener, route, direction: 'to_client' }),
+    toBackend: tally(byteTallies, relayedBytes, { listener, route, direction: 'to_backend' }),
+    toClient: tally(byteTallies, relayedBytes, { listener, route, direction: 'to_client' }),
   };
 }
 
