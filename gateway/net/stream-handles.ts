@@ -8,6 +8,7 @@
 // expected. Sockets that need a stream (TLS termination, plaintext HTTP) get a net.Socket around
 // the handle, as net.Server would have made.
 import net from 'node:net';
+import os from 'node:os';
 import { getSystemErrorName } from 'node:util';
 
 /** A connected TCP handle (tcp_wrap's TCP). Status and error returns are negative errno values. */
@@ -82,6 +83,8 @@ const { WriteWrap, ShutdownWrap, streamBaseState, kReadBytesOrError, kArrayBuffe
 
 /** libuv's end of stream, the `nread` of a read that found FIN. */
 export const UV_EOF = -4095;
+/** A reset by the peer, as libuv reports it (a negative errno). */
+export const UV_ECONNRESET = -os.constants.errno.ECONNRESET;
 
 /** The byte count (or negative error) of the read that onread is being called for. */
 export function lastReadResult(): number {

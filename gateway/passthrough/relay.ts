@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Backend } from '../config/types.js';
 import type { DeadlineSweep, Expirable } from '../listener/deadline-sweep.js';
 import { log } from '../log.js';
-import { connectTo, errorName, lastReadBytes, lastReadResult, localAddress, peerAddress, UV_EOF, type TcpHandle } from '../net/stream-handles.js';
+import { connectTo, errorName, lastReadBytes, lastReadResult, localAddress, peerAddress, UV_ECONNRESET, UV_EOF, type TcpHandle } from '../net/stream-handles.js';
 import type { PassthroughOutcome } from '../reasons.js';
 import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
@@ -42,8 +42,6 @@ export interface RelayOptions {
   /** Called once, when the relay has closed both sides. */
   readonly closed: () => void;
 }
-
-const ECONNRESET = -104;
 
 /**
  * Takes over `client` (being read, its onread the front door's) and relays it to the target's
@@ -235,7 +233,7 @@ class Relay implements Expirable, DirectionEvents {
 
   failed(status: number, failing: TcpHandle): void {
     // A reset on one side becomes a reset on the other; any other error just closes both.
-    this.#close(status === ECONNRESET ? (failing === this.#client ? this.#backend : this.#client) : undefined);
+    this.#close(status === UV_ECONNRESET ? (failing === this.#client ? this.#backend : this.#client) : undefined);
   }
 
   /** Closes both sides; `reset` (the side the other one's reset is passed on to) with a RST. */
