@@ -16,6 +16,7 @@ import { markdownReport, type ReportInput } from './report-markdown.js';
 import { svgChart } from './report-svg.js';
 import { acquireRunLock } from './run-lock.js';
 import { runScenario, type ScenarioResult } from './runner.js';
+import { originRuntime, type OriginRuntime } from './origin-runtime.js';
 import { allScenarios } from './scenarios.js';
 import { buildH1load, ensureTools, loadAverage, machineInfo } from './tools.js';
 
@@ -30,13 +31,13 @@ function originArgs(pki: BenchPki, ports: Ports): string[] {
 }
 
 /** The origin process, started on the load core and restarted if it dies. */
-function originKeeper(pki: BenchPki, ports: Ports): { ensure: () => Promise<void>; stop: () => Promise<void> } {
+function originKeeper(pki: BenchPki, ports: Ports, runtime: OriginRuntime): { ensure: () => Promise<void>; stop: () => Promise<void> } {
   let proc: Tracked | undefined;
   return {
     async ensure() {
       if (proc?.isRunning()) return;
       if (proc) log(`origin exited (${await proc.exited}): restarting it. ${proc.output().trim().slice(-200)}`);
-      proc = spawnTracked(process.execPath, originArgs(pki, ports), { cpus: CORES.origin });
+      proc = spawnTracked(runtime.execPath, originArgs(pki, ports), { cpus: CORES.origin });
       const failure = await waitForPorts(proc, HOST, [ports.origin]);
       if (failure) throw new Error(`the origin did not start: ${failure}: ${proc.output().trim().slice(-300)}`);
     },
@@ -90,7 +91,8 @@ async function main(options: BenchOptions): Promise<number> {
     if (await canConnect(HOST, port)) throw new Error(`${HOST}:${port} is already in use: stop what listens there or pass --port-base`);
   }
   const pki = await mintBenchPki(WORK_DIR);
-  const origin = originKeeper(pki, ports);
+  const runtime = originRuntime();
+  const origin = originKeeper(pki, ports, runtime);
   const results: ScenarioResult[] = [];
   try {
     await origin.ensure();
@@ -103,8 +105,8 @@ async function main(options: BenchOptions): Promise<number> {
   }
   const setupCommands = [
     `# origin (uWebSockets.js SSLApp, mTLS), on the load core`,
-    `taskset -c ${CORES.origin} node ${originArgs(pki, ports).join(' ')}`,
-    `# each peer, alone in turn, on the proxy core (scenario 7: -c ${CORES.proxyTwoWorkers})`,
+    `taskset -c ${CORES.origin} ${runtime.execPath === process.execPath ? 'node' : runtime.execPath} ${originArgs(pki, ports).join(' ')}`,
+    `# each peer, alone in turn, on the proxy core (scenario 7: -c ${CORES.proxyTwoWorkers}); node is ${process.version} (${process.execPath})`,
     `taskset -c ${CORES.proxy} node dist/gateway/cli.js start --config bench/.work/gatehouse/gatehouse.yaml`,
     `taskset -c ${CORES.proxy} haproxy -db -f bench/.work/haproxy/haproxy.cfg`,
     `taskset -c ${CORES.proxy} nginx -p bench/.work/nginx -e bench/.work/nginx/error.log -c bench/.work/nginx/nginx.conf`,
@@ -113,7 +115,7 @@ async function main(options: BenchOptions): Promise<number> {
     started,
     seconds: (Date.now() - started.getTime()) / 1000,
     options,
-    machine: machineInfo(),
+    machine: machineInfo(runtime.version),
     load: { before: loadBefore, after: loadAverage() },
     results,
     configs: configsForReport(pki, ports),

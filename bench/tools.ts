@@ -70,7 +70,8 @@ export interface MachineInfo {
   readonly versions: Readonly<Record<string, string>>;
 }
 
-export function machineInfo(): MachineInfo {
+/** `originNode`: the version of the Node that runs the origin (./origin-runtime.ts). */
+export function machineInfo(originNode: string): MachineInfo {
   let cpuModel = 'unknown';
   try {
     cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpuModel;
@@ -95,7 +96,7 @@ export function machineInfo(): MachineInfo {
       haproxy: firstLine('haproxy', ['-v']),
       nginx: firstLine('nginx', ['-v']),
       ab: firstLine('ab', ['-V']),
-      'uwebsockets (origin)': uws,
+      'uwebsockets (origin)': `${uws} on Node ${originNode}`,
     },
   };
 }

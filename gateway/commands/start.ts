@@ -114,7 +114,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function printBanner(config: GatewayConfig, embedded: boolean, workers: number): void {
-  const lines = [`gatehouse is running (${config.source}), ${workers === 1 ? 'one process' : `${workers} workers`}`];
+  const runtime = `Node ${process.version}, OpenSSL ${process.versions.openssl}`;
+  const lines = [`gatehouse is running (${config.source}), ${workers === 1 ? 'one process' : `${workers} workers`}, ${runtime}`];
   for (const l of config.listeners) {
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
