@@ -21,7 +21,9 @@ export function originRuntime(): OriginRuntime {
   for (const execPath of candidates) {
     const probe = spawnSync(execPath, ['-p', "require('uwebsockets'); process.version"], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 10_000 });
     if (probe.status === 0) return { execPath, version: probe.stdout.trim() };
-    const why = /Error: ([^\n]*GLIBC[^\n]*|[^\n]*)\n/.exec(probe.stderr ?? '')?.[1] ?? `exit ${probe.status}`;
+    // The loader's own line (a missing glibc symbol) says more than uws.js's list of Node versions.
+    const stderr = probe.stderr ?? '';
+    const why = /[^\n]*GLIBC[^\n]*/.exec(stderr)?.[0] ?? /Error: ([^\n]*)/.exec(stderr)?.[1] ?? `exit ${probe.status}`;
     reasons.push(`${execPath}: ${why.slice(0, 160)}`);
   }
   throw new Error(`no Node on this machine can load uWebSockets.js for the origin:\n  ${reasons.join('\n  ')}`);
