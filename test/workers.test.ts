@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REUSE_PORT_AVAILABLE } from '../gateway/net/shared-port.js';
 import { CLI, cliFixture, startCli, stopCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { request } from './support/mtls-client.js';
 import { TestPki, id, type WrittenCert } from './support/test-pki.js';
@@ -51,6 +52,30 @@ async function startGatehouse(name: string, workers: number | { config: number }
 }
 
 const stop = (g: Gateway) => stopCli(g, children);
+
+/** Inodes of the IPv4 sockets listening on `port` (/proc/net/tcp: state 0A is LISTEN). */
+function listeningSocketInodes(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return fs
+    .readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A')
+    .map((f) => f[9]!);
+}
+
+/** Inodes of the sockets process `pid` holds open. */
+function socketInodesOf(pid: number): string[] {
+  const dir = `/proc/${pid}/fd`;
+  return fs.readdirSync(dir).flatMap((fd) => {
+    try {
+      return /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(path.join(dir, fd)))?.[1] ?? [];
+    } catch {
+      return []; // closed while we looked
+    }
+  });
+}
 
 async function workersOf(g: Gateway): Promise<WorkerStatus[]> {
   return (await fetch(`http://127.0.0.1:${g.adminPort}/workers`)).json() as Promise<WorkerStatus[]>;
@@ -103,6 +128,18 @@ describe('gatehouse start --workers 2', () => {
     for (const n of resumedPerWorker) expect(n).toBeGreaterThan(0);
     expect(reused).toBe(RESUMES);
   }, 60_000);
+
+  it('gives each worker its own listening socket (SO_REUSEPORT) where Node has it, so no connection passes through the primary', async () => {
+    const listening = listeningSocketInodes(g.port);
+    const owners = (await workersOf(g)).map((w) => socketInodesOf(w.pid).filter((inode) => listening.includes(inode)).length);
+    if (REUSE_PORT_AVAILABLE) {
+      expect(listening).toHaveLength(2);
+      expect(owners).toEqual([1, 1]);
+    } else {
+      expect(listening).toHaveLength(1); // the primary's, shared by round-robin
+      expect(owners).toEqual([0, 0]);
+    }
+  });
 
   it('serves Prometheus metrics aggregated over the workers and readiness on the primary', async () => {
     const res = await request({ port: g.port, ca: pki.ca.rootPem, cert: client });

@@ -16,6 +16,7 @@ import { backendMetrics, listenerMetrics, routeMetrics, type ListenerMetrics } f
 import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { SniRouter } from '../passthrough/sni-router.js';
 import { DeadlineSweep, type Expirable } from './deadline-sweep.js';
+import { sharedPortOptions } from '../net/shared-port.js';
 import { LogBudget } from '../passthrough/log-budget.js';
 import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadResult, peerAddress, shutdown, socketFor, writeTo, type TcpHandle } from '../net/stream-handles.js';
 
@@ -152,14 +153,14 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
   };
   let maxConnections = options.listener.maxConnections;
 
-  // A net.Server listens (it shares the port with cluster workers); its accepted connections
-  // come here as bare handles.
+  // A net.Server listens (its port shared by the cluster's workers: ../net/shared-port.ts); its
+  // accepted connections come here as bare handles.
   const server = net.createServer();
 
   const { host, port } = options.listener.address;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host, port, backlog: 4096 }, () => {
+    server.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -4,9 +4,9 @@
 // admin server (/metrics aggregated from the workers, /readyz ready when all are, /workers), the
 // restart of a worker that dies (bounded backoff), and a graceful stop on SIGTERM/SIGINT.
 //
-// Connections are spread by cluster's round-robin, Node's default on Linux (the primary accepts and
-// hands sockets out): an even spread across workers. NODE_CLUSTER_SCHED_POLICY=none lets the
-// kernel distribute them instead (no hop through the primary, but an uneven spread).
+// Connections are spread by the kernel where Node has SO_REUSEPORT (each worker's own socket, no hop
+// through the primary: ../net/shared-port.ts); elsewhere by cluster's round-robin, in which the
+// primary accepts every connection and hands it to a worker.
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';

@@ -17,6 +17,7 @@ import { handshakeFailureReason } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import type { ServerTlsState } from './server-tls-state.js';
 import type { TerminateRouter } from './terminate-router.js';
+import { sharedPortOptions } from '../net/shared-port.js';
 
 export interface TerminateListenerOptions {
   listener: Listener;
@@ -118,7 +119,7 @@ export class TerminateListener {
     const { host, port } = this.options.listener.address;
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 4096 }, () => {
+      this.server.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
         this.server.off('error', reject);
         resolve();
       });
