@@ -10,7 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REUSE_PORT_AVAILABLE } from '../gateway/net/shared-port.js';
-import { CLI, cliFixture, startCli, stopCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
+import { CLI, cliFixture, freePort, startCli, stopCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { request } from './support/mtls-client.js';
 import { TestPki, id, type WrittenCert } from './support/test-pki.js';
 import { handshake } from './support/tls-session.js';
@@ -189,6 +189,33 @@ describe('gatehouse start --workers 2', () => {
 });
 
 describe('a cluster that cannot start', () => {
+  it('refuses to start beside another multi-worker gatehouse on the same address, which SO_REUSEPORT would let it share', async () => {
+    const first = await startGatehouse('occupant', 2, { enabled: true });
+    try {
+      // Same listener address, its own admin port: only the listener can collide.
+      const text = fs.readFileSync(path.join(pki.dir, 'occupant.yaml'), 'utf8');
+      const file = path.join(pki.dir, 'intruder.yaml');
+      fs.writeFileSync(file, text.replace(`address: 127.0.0.1:${first.adminPort}`, `address: 127.0.0.1:${await freePort()}`));
+      const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { env: { ...process.env, GATEHOUSE_LOG: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(child);
+      let stderr = '';
+      child.stderr!.on('data', (c) => (stderr += c));
+      // Exits, or prints its banner: then it is serving beside the first one.
+      const outcome = await new Promise<number | null | 'started'>((resolve) => {
+        child.once('exit', resolve);
+        child.stdout!.on('data', (c) => String(c).includes('gatehouse is running') && resolve('started'));
+      });
+      if (outcome === 'started') child.kill('SIGTERM');
+      expect(outcome).toBe(1);
+      expect(stderr).toMatch(/gatehouse start: listener 'public': .*EADDRINUSE/);
+      // The occupant still holds the port alone and serves.
+      expect(listeningSocketInodes(first.port)).toHaveLength(REUSE_PORT_AVAILABLE ? 2 : 1);
+      expect((await request({ port: first.port, ca: pki.ca.rootPem, cert: client })).status).toBe(200);
+    } finally {
+      expect(await stop(first)).toBe(0);
+    }
+  }, 40_000);
+
   it('exits 1 with the worker\'s reason when the listener address is taken, leaving no worker behind', async () => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));

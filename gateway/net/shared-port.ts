@@ -6,6 +6,7 @@
 // The price: a few long-lived connections may land unevenly (hashing, not turns). Elsewhere, and
 // for port 0 (each worker would get a port of its own), workers share the primary's socket.
 import cluster from 'node:cluster';
+import net from 'node:net';
 
 /** Node versions whose net.Server.listen() takes `reusePort`. */
 function nodeHasReusePort(version: string): boolean {
@@ -19,4 +20,22 @@ export const REUSE_PORT_AVAILABLE = process.platform === 'linux' && nodeHasReuse
 export function sharedPortOptions(port: number): { exclusive?: boolean; reusePort?: boolean } {
   if (!cluster.isWorker || port === 0 || !REUSE_PORT_AVAILABLE) return {};
   return { exclusive: true, reusePort: true };
+}
+
+/**
+ * Run by the primary before it forks: fails, as a single process would, when a listener's address
+ * is taken. Workers with SO_REUSEPORT would otherwise bind beside another gatehouse whose workers
+ * do the same, and the two would silently share its connections. A plain bind (no SO_REUSEPORT)
+ * conflicts with every socket already there.
+ */
+export async function checkPortsFree(listeners: ReadonlyArray<{ readonly name: string; readonly address: { readonly host: string; readonly port: number } }>): Promise<void> {
+  if (!REUSE_PORT_AVAILABLE) return; // workers share the primary's socket, whose bind reports it
+  for (const { name, address } of listeners) {
+    if (address.port === 0) continue;
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', (err) => reject(new Error(`listener '${name}': ${err.message}`)));
+      probe.listen({ host: address.host, port: address.port, exclusive: true }, () => probe.close(() => resolve()));
+    });
+  }
 }

@@ -17,6 +17,7 @@ import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
 import { startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
 import type { TicketKeySource } from './ticket-keys.js';
+import { checkPortsFree } from '../net/shared-port.js';
 
 /** Messages from a worker to the primary. */
 type WorkerMessage =
@@ -188,6 +189,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     );
 
   try {
+    await checkPortsFree(config.listeners);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`workers did not start within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
       starting = {
