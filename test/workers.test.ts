@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { TestPki, id, type WrittenCert } from './support/test-pki.js';
 import { handshake } from './support/tls-session.js';
 
 const RESUMES = 40;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let pki: TestPki;
 let server: WrittenCert;
 let client: WrittenCert;
@@ -186,6 +188,38 @@ describe('gatehouse start --workers 2', () => {
     expect(await resumeMany(g.port, ticket, 10)).toBe(10);
     expect((await fetch(`http://127.0.0.1:${g.adminPort}/readyz`)).status).toBe(200);
   }, 60_000);
+});
+
+describe('a worker that dies while the primary talks to it', () => {
+  it('does not take the primary down: /workers, asked while a worker is SIGKILLed, still answers', async () => {
+    const g = await startGatehouse('ipc-race', 2, { enabled: true });
+    const primary = g.child.pid!;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (urlPath: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: g.adminPort, path: urlPath, agent }, (res) => res.resume().on('end', () => resolve(res.statusCode!))).on('error', reject);
+      });
+    try {
+      const [victim] = await workersOf(g);
+      expect(await get('/healthz')).toBe(200); // opens the connection the next request reuses
+      // With the primary stopped, the request waits on its open connection and the victim's end of
+      // the IPC pipe closes; woken, the primary reads the request before the pipe's EOF, and
+      // /workers asks a worker that still looks connected for its stats.
+      process.kill(primary, 'SIGSTOP');
+      const answered = get('/workers');
+      await sleep(100);
+      process.kill(victim!.pid, 'SIGKILL');
+      await sleep(200);
+      process.kill(primary, 'SIGCONT');
+      expect(await answered).toBe(200);
+      await sleep(300);
+      expect(g.child.exitCode, g.output()).toBeNull();
+    } finally {
+      process.kill(primary, 'SIGCONT');
+      agent.destroy();
+      expect(await stop(g)).toBe(0);
+    }
+  }, 40_000);
 });
 
 describe('a cluster that cannot start', () => {
