@@ -87,10 +87,8 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   const statsWaiters = new Map<number, (m: { handshakes: number; resumed: number } | null) => void>();
   let statsId = 0;
 
-  // A worker that has just died may still look connected; a failed send must not throw in the
-  // primary (an 'error' event nobody handles), the 'exit' handler deals with the worker.
   const send = (worker: Worker, message: PrimaryMessage) => {
-    if (worker.isConnected()) worker.send(message, undefined, undefined, ignoreSendError);
+    if (worker.isConnected()) worker.send(message);
   };
   const keyMessage = (key: Buffer): PrimaryMessage => ({ type: 'gatehouse:ticket-keys', keys: key.toString('hex') });
   const allReady = () => slots.every((s) => s.ready);
@@ -122,6 +120,9 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
           break;
       }
     });
+    // A worker that has just died still looks connected until its pipe's EOF is read: a send then
+    // fails with EPIPE as an 'error' event, which would end the primary if nobody listened. The
+    // 'exit' handler deals with the worker.
     worker.on('error', (err: Error) => log.warn('worker_ipc_error', { slot: slot.index, pid: worker.process.pid, error: err.message }));
     worker.on('exit', (code, signal) => {
       if (slot.worker !== worker) return;
@@ -295,5 +296,3 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
   });
   sendToPrimary({ type: 'gatehouse:ready' });
 }
-
-function ignoreSendError(): void {}
