@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REUSE_PORT_AVAILABLE } from '../gateway/net/shared-port.js';
 import { CLI, cliFixture, freePort, startCli, stopCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
@@ -17,7 +18,6 @@ import { TestPki, id, type WrittenCert } from './support/test-pki.js';
 import { handshake } from './support/tls-session.js';
 
 const RESUMES = 40;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let pki: TestPki;
 let server: WrittenCert;
 let client: WrittenCert;
@@ -77,6 +77,23 @@ function socketInodesOf(pid: number): string[] {
       return []; // closed while we looked
     }
   });
+}
+
+/**
+ * `gatehouse start --workers 2` on a config that must not start: how it ended (its exit code, or
+ * 'started' once it printed its banner, after which it is stopped) and what it wrote to stderr.
+ */
+async function startExpectingFailure(file: string): Promise<{ outcome: number | null | 'started'; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { env: { ...process.env, GATEHOUSE_LOG: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  const outcome = await new Promise<number | null | 'started'>((resolve) => {
+    child.once('exit', resolve);
+    child.stdout!.on('data', (c) => String(c).includes('gatehouse is running') && resolve('started'));
+  });
+  if (outcome === 'started') child.kill('SIGTERM');
+  return { outcome, stderr };
 }
 
 async function workersOf(g: Gateway): Promise<WorkerStatus[]> {
@@ -230,16 +247,8 @@ describe('a cluster that cannot start', () => {
       const text = fs.readFileSync(path.join(pki.dir, 'occupant.yaml'), 'utf8');
       const file = path.join(pki.dir, 'intruder.yaml');
       fs.writeFileSync(file, text.replace(`address: 127.0.0.1:${first.adminPort}`, `address: 127.0.0.1:${await freePort()}`));
-      const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { env: { ...process.env, GATEHOUSE_LOG: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      children.add(child);
-      let stderr = '';
-      child.stderr!.on('data', (c) => (stderr += c));
-      // Exits, or prints its banner: then it is serving beside the first one.
-      const outcome = await new Promise<number | null | 'started'>((resolve) => {
-        child.once('exit', resolve);
-        child.stdout!.on('data', (c) => String(c).includes('gatehouse is running') && resolve('started'));
-      });
-      if (outcome === 'started') child.kill('SIGTERM');
+      // 'started' would mean it serves beside the first one.
+      const { outcome, stderr } = await startExpectingFailure(file);
       expect(outcome).toBe(1);
       expect(stderr).toMatch(/gatehouse start: listener 'public': .*EADDRINUSE/);
       // The occupant still holds the port alone and serves.
@@ -258,12 +267,8 @@ describe('a cluster that cannot start', () => {
     fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/address: 127\.0\.0\.1:\d+\n    tls:/, `address: 127.0.0.1:${port}\n    tls:`));
     try {
       const started = Date.now();
-      const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { env: { ...process.env, GATEHOUSE_LOG: 'error' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      children.add(child);
-      let stderr = '';
-      child.stderr!.on('data', (c) => (stderr += c));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      expect(code).toBe(1);
+      const { outcome, stderr } = await startExpectingFailure(file);
+      expect(outcome).toBe(1);
       expect(stderr).toMatch(/gatehouse start: .*EADDRINUSE/);
       expect(Date.now() - started).toBeLessThan(8000); // the other worker stopped when asked, not killed after the stop timeout
     } finally {
