@@ -75,7 +75,7 @@ function binding<T>(name: string): T {
   try {
     return (process as unknown as { binding(name: string): T }).binding(name);
   } catch (err) {
-    throw new Error(`Node ${process.version} does not give gatehouse its ${name} binding (${(err as Error).message}); the front door needs Node 20`);
+    throw new Error(`Node ${process.version} does not give gatehouse its ${name} binding (${(err as Error).message}); the front door is tested on Node 20 and 24`);
   }
 }
 const { TCP, TCPConnectWrap, constants } = binding<TcpBinding>('tcp_wrap');
@@ -183,5 +183,5 @@ export function checkStreamHandles(): void {
   );
   handle.close();
   if (![kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync].every((k) => typeof k === 'number')) missing.push('streamBaseState indexes');
-  if (missing.length > 0) throw new Error(`Node ${process.version}: TCP stream handles lack ${missing.join(', ')}; gatehouse's front door needs Node 20`);
+  if (missing.length > 0) throw new Error(`Node ${process.version}: TCP stream handles lack ${missing.join(', ')}; gatehouse's front door is tested on Node 20 and 24`);
 }
