@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT, WORK_DIR } from './layout.js';
 import { which } from './peers/peer.js';
+import { pumpName } from '../gateway/passthrough/native-pump.js';
 
 const INSTALL_SCRIPT = path.join(REPO_ROOT, 'bench', 'install-peers.sh');
 const H1LOAD_SOURCE = path.join(REPO_ROOT, 'bench', 'load', 'h1load.c');
@@ -92,6 +93,7 @@ export function machineInfo(originNode: string): MachineInfo {
       gatehouse: gatehouseRevision(),
       node: process.version,
       'OpenSSL (node)': process.versions.openssl ?? 'unknown',
+      'passthrough pump (gatehouse)': pumpName(),
       'OpenSSL (system)': firstLine('openssl', ['version']),
       haproxy: firstLine('haproxy', ['-v']),
       nginx: firstLine('nginx', ['-v']),

@@ -10,7 +10,7 @@ import type { TcpHandle } from '../net/stream-handles.js';
 
 /** The addon's functions (fd-relay.c documents each). */
 interface FdRelayAddon {
-  init(onClosed: (id: number, toBackend: number, toClient: number) => void, counters: Float64Array): void;
+  init(onClosed: (count: number) => void, counters: Float64Array, reports: Float64Array): void;
   start(clientFd: number, backendFd: number, first: Uint8Array, clientEnded: boolean): number;
   counters(id: number): boolean;
   close(id: number, resetSide: number): void;
@@ -21,6 +21,9 @@ export const ADDON_PATH = 'gateway/passthrough/fd-relay/build/fd_relay.node';
 /** The repository's root, from this file in gateway/passthrough/ or in dist/gateway/passthrough/. */
 const ROOTS = ['../../', '../../../'];
 
+/** fd-relay.c's REPORTS_PER_CALL. */
+const REPORTS_PER_CALL = 256;
+
 /** A pumped relay's owner: told once, when the pump closed both sides by itself. */
 export type PumpClosed = (toBackend: number, toClient: number) => void;
 
@@ -28,16 +31,23 @@ export class NativePump {
   readonly #addon: FdRelayAddon;
   /** What `counters` fills: bytes to the backend, bytes to the client, bytes held. */
   readonly #counters = new Float64Array(3);
+  /** What the pump reports closed relays in, three numbers each: id, bytes to the backend, to the client. */
+  readonly #reports = new Float64Array(3 * REPORTS_PER_CALL);
   readonly #open = new Map<number, PumpClosed>();
 
   constructor(addon: FdRelayAddon) {
     this.#addon = addon;
-    addon.init((id, toBackend, toClient) => {
-      const closed = this.#open.get(id);
-      if (closed === undefined) return;
-      this.#open.delete(id);
-      closed(toBackend, toClient);
-    }, this.#counters);
+    addon.init((count) => this.#closed(count), this.#counters, this.#reports);
+  }
+
+  #closed(count: number): void {
+    const reports = this.#reports;
+    for (let i = 0; i < 3 * count; i += 3) {
+      const closed = this.#open.get(reports[i]!);
+      if (closed === undefined) continue;
+      this.#open.delete(reports[i]!);
+      closed(reports[i + 1]!, reports[i + 2]!);
+    }
   }
 
   /**
