@@ -221,15 +221,19 @@ class Relay implements Expirable, DirectionEvents {
     }
     this.#bytes = new RelayByteCounter(target.metrics, () => this.#upBytes() - this.#headerLength, () => this.#downBytes(), () => this.#heldBytes());
     this.#options.idle.add(this, this.#options.idleMs);
-    if (nativePump !== undefined && this.#pump(client, backend, first)) return;
+    if (nativePump !== undefined) return this.#pump(client, backend, first);
     const up = (this.#up = new RelayDirection(client, backend, this));
     const down = (this.#down = new RelayDirection(backend, client, this));
     down.start(undefined, { reading: false, sourceEnded: false });
     up.start(first, { reading: this.#clientReading, sourceEnded: this.#clientEnded });
   }
 
-  /** Hands both sockets to the native pump; false (nothing changed) when it cannot take them. */
-  #pump(client: TcpHandle, backend: TcpHandle, first: Buffer): boolean {
+  /**
+   * Hands both sockets to the native pump. When it cannot take them (out of descriptors or
+   * memory, or the first write failed) the connection is closed: some of `first` may have reached
+   * the backend already, so the TypeScript pump must not start over.
+   */
+  #pump(client: TcpHandle, backend: TcpHandle, first: Buffer): void {
     try {
       this.#pumped = nativePump!.start(client, backend, first, this.#clientEnded, (toBackend, toClient) => {
         this.#pumpedUp = toBackend;
@@ -238,10 +242,9 @@ class Relay implements Expirable, DirectionEvents {
         this.#close(undefined);
       });
       this.#backend = undefined; // closed by the pump's start, as the client's handle is
-      return true;
     } catch (err) {
       log.warn('native_pump_failed', { listener: this.#target.listener, route: this.#target.route, error: (err as Error).message });
-      return false;
+      this.#close(undefined);
     }
   }
 
@@ -302,7 +305,7 @@ class Relay implements Expirable, DirectionEvents {
     const backend = this.#backend;
     this.#backend = undefined;
     if (this.#pumped >= 0) {
-      this.#bytes!.flush(); // the last counts, before the pump forgets them
+      this.#readPump(); // its last counts, before it forgets them
       nativePump!.close(this.#pumped, undefined);
     } else {
       if (reset === client) client.reset();

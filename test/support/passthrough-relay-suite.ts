@@ -465,3 +465,45 @@ describe('the relay', () => {
     await waitFor('active back to 0', async () => (await metricValue('gatehouse_active_connections', { listener: 'live-edge' })) === 0);
   });
 });
+
+/** Ends one relayed connection from the client's side, in one of four ways (the backend plays its part). */
+async function relayAndEnd(port: number, way: 'A' | 'B' | 'C' | 'D'): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.once('data', () => {
+    if (way === 'A') socket.end(); // the client's FIN first; the backend answers with its own
+    if (way === 'C') socket.resetAndDestroy();
+  });
+  socket.once('end', () => socket.end()); // B: the backend's FIN first
+  socket.write(Buffer.concat([HELLO, Buffer.from(way)]));
+  await closed; // D: the backend's reset
+}
+
+test.runIf(process.platform === 'linux')('200 relays ended every way (FIN or reset, from either side) leave no connection and no descriptor behind', async () => {
+  const raw = await keep(
+    rawBackend((socket) => {
+      let received = 0;
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received !== HELLO.length + 1) return;
+        const way = String.fromCharCode(chunk[chunk.length - 1]!);
+        if (way === 'B') socket.end();
+        else if (way === 'D') socket.resetAndDestroy();
+        else socket.write('x');
+      });
+      socket.on('end', () => socket.end());
+    }),
+  );
+  const door = await frontDoor({ listener: frontDoorListener([passthroughRoute('e', 'e', { default: true })]), backends: [backend('e', [raw.port])] });
+  const port = door.address().port;
+  const descriptors = () => fs.readdirSync('/proc/self/fd').length;
+  const before = descriptors();
+  const ways = ['A', 'B', 'C', 'D'] as const;
+  for (let batch = 0; batch < 10; batch++) {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => relayAndEnd(port, ways[i % 4]!)));
+  }
+  expect(raw.connections.length).toBe(200);
+  await waitFor('every relay closed', () => door.openConnections() === 0);
+  await expect.poll(descriptors, { timeout: 5000 }).toBeLessThanOrEqual(before);
+});
