@@ -5,6 +5,7 @@
 // spends about as much CPU per request as the TLS record work itself; this keeps only what a
 // proxy needs.
 import type { Socket } from 'node:net';
+import { SocketIo } from '../net/socket-io.js';
 import type { ClientRequest } from './client-request.js';
 import { RequestBody, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
@@ -65,6 +66,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   #closed = false;
   #wait = Wait.Head;
   deadline: number;
+  readonly io: SocketIo;
 
   constructor(
     readonly socket: Socket,
@@ -73,8 +75,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     this.#remote = socket.remoteAddress ?? '';
     this.deadline = options.headersMs > 0 ? Date.now() + options.headersMs : 0;
     watchDeadline(this);
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
+    this.io = new SocketIo(socket, { onData: this.#onData, onEnd: this.#onEnd });
     socket.on('error', noop); // resets and the like: 'close' follows and cleans up
     socket.on('close', this.#onClose);
   }
@@ -216,7 +217,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   wantMore(body: RequestBody, first: boolean): void {
     const current = this.#current;
     if (first && current !== undefined && current.body === body && current.expectContinue && !current.res.headersSent) {
-      this.socket.write(CONTINUE);
+      this.io.write(CONTINUE);
     }
     if (this.#bodyFull && this.#reading?.body === body) {
       this.#bodyFull = false;
@@ -260,8 +261,8 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     const pause = this.#queue.length > 0 || this.#bodyFull;
     if (pause === this.#paused || this.#closed) return;
     this.#paused = pause;
-    if (pause) this.socket.pause();
-    else this.socket.resume();
+    if (pause) this.io.pause();
+    else this.io.resume();
   }
 
   #setWait(wait: Wait, ms: number): void {
@@ -291,7 +292,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   #endConnection(): void {
     this.#closing = true;
     this.#setWait(Wait.Linger, LINGER_MS);
-    if (!this.socket.writableEnded) this.socket.end();
+    if (!this.io.writableEnded) this.io.end();
   }
 
   readonly #onEnd = (): void => {

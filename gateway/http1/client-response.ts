@@ -2,12 +2,12 @@
 // until the first body bytes (or the end) so that head and body leave in one write, and the
 // framing follows the headers given (Content-Length as is; otherwise chunked for HTTP/1.1 clients
 // or close-delimited for HTTP/1.0). Hop-by-hop headers are the caller's to remove.
-import type { Socket } from 'node:net';
+import type { SocketIo } from '../net/socket-io.js';
 import { httpDate } from './http-date.js';
 
 /** What a response needs from its connection. */
 export interface ResponseOwner {
-  readonly socket: Socket;
+  readonly io: SocketIo;
   /** The connection must close after the response being written, whatever the client asked. */
   readonly mustClose: boolean;
   /** The response has been written completely; `reusable`: the connection may carry the next one. */
@@ -86,7 +86,7 @@ export class ClientResponse {
   /** Writes body bytes; false when the socket's buffer is full (wait for onDrain). */
   write(chunk: Buffer): boolean {
     if (this.#closed || this.#ended) return false;
-    return this.owner.socket.write(this.#frame(chunk, false));
+    return this.owner.io.write(this.#frame(chunk, false));
   }
 
   /** Ends the response, with `chunk` as its last body bytes. */
@@ -96,18 +96,18 @@ export class ClientResponse {
     if (this.#closed) return;
     if (!this.#headersSent) this.writeHead(200, 'OK', ['content-length', '0']);
     const last = this.#frame(chunk, true);
-    if (last.length > 0) this.owner.socket.write(last);
+    if (last.length > 0) this.owner.io.write(last);
     this.owner.finished(this.#reusable);
   }
 
   /** Cuts the client connection: the only honest signal left once a response has started. */
   destroy(err?: Error): void {
     this.#ended = true;
-    this.owner.socket.destroy(err);
+    this.owner.io.socket.destroy(err);
   }
 
   onDrain(listener: () => void): void {
-    this.owner.socket.once('drain', listener);
+    this.owner.io.onDrain(listener);
   }
 
   /** Called once if the connection closes before this response has ended. */

@@ -11,15 +11,20 @@ import net from 'node:net';
 import os from 'node:os';
 import { getSystemErrorName } from 'node:util';
 
-/** A connected TCP handle (tcp_wrap's TCP). Status and error returns are negative errno values. */
-export interface TcpHandle {
+/** What every native stream handle has (TCP, and TLS over it). Errors are negative errno values. */
+export interface StreamHandle {
   /** Called on every read (its size or error: `lastReadResult()`); with a user buffer, may return the next one. */
   onread: (arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined;
   readStart(): number;
   readStop(): number;
+  writeBuffer(req: WriteRequest, data: Uint8Array): number;
+  writeLatin1String(req: WriteRequest, data: string): number;
+}
+
+/** A connected TCP handle (tcp_wrap's TCP). */
+export interface TcpHandle extends StreamHandle {
   /** Reads land in `buffer` (and in what onread returns next) instead of a fresh allocation. */
   useUserBuffer(buffer: Uint8Array): void;
-  writeBuffer(req: WriteRequest, data: Uint8Array): number;
   shutdown(req: ShutdownRequest): number;
   /** Closes the socket with a RST instead of a FIN. */
   reset(callback?: () => void): number;
@@ -41,8 +46,8 @@ interface AddressOut {
   port: number;
 }
 
-interface WriteRequest {
-  handle: TcpHandle;
+export interface WriteRequest {
+  handle: StreamHandle;
   oncomplete: (status: number) => void;
   async: boolean;
 }
@@ -112,13 +117,24 @@ export function errorName(status: number): string {
  * its status. 'written' means the kernel took all of it now, so `data` may be reused at once.
  */
 export function writeTo(handle: TcpHandle, data: Uint8Array, done: (status: number) => void): 'written' | 'queued' | number {
+  const req = writeRequest(handle, done);
+  const err = handle.writeBuffer(req, data);
+  if (err !== 0) return err;
+  return lastWriteWasAsync() ? 'queued' : 'written';
+}
+
+/** The request object a handle's write takes; `done` is called only if the write completes later. */
+export function writeRequest(handle: StreamHandle, done: (status: number) => void): WriteRequest {
   const req = new WriteWrap();
   req.handle = handle;
   req.oncomplete = done;
   req.async = false;
-  const err = handle.writeBuffer(req, data);
-  if (err !== 0) return err;
-  return streamBaseState[kLastWriteWasAsync] ? 'queued' : 'written';
+  return req;
+}
+
+/** Whether the write just made is still in progress (its request's oncomplete will be called). */
+export function lastWriteWasAsync(): boolean {
+  return streamBaseState[kLastWriteWasAsync] !== 0;
 }
 
 /** Sends FIN after the queued writes; `done` gets the status. Returns an error or 0. */
@@ -165,6 +181,12 @@ export function acceptHandles(server: net.Server, accept: (handle: TcpHandle) =>
     if (status !== 0 || handle === undefined) failed(status);
     else accept(handle);
   };
+}
+
+/** The native handle under a connected net.Socket or TLSSocket (TLSWrap for TLS); undefined once closed. */
+export function handleOf(socket: net.Socket): StreamHandle | undefined {
+  const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
+  return handle === null || typeof handle.writeLatin1String !== 'function' ? undefined : handle;
 }
 
 /**

@@ -5,10 +5,12 @@
 // checks on a coarse tick, not a timer per request.
 import type { Socket } from 'node:net';
 import { createParser, type NativeParser } from '../http1/native-parser.js';
+import { SocketIo } from '../net/socket-io.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
 
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.upstream' });
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 /** What a connection needs from its pool. */
 export interface ConnectionOwner {
@@ -39,6 +41,7 @@ export class UpstreamConnection {
   #deadlineCode: 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT' | 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT' = 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT';
   /** When the connection went idle (coarse ms), for the keep-alive idle timeout. */
   idleSince = 0;
+  readonly #io: SocketIo;
 
   constructor(
     readonly socket: Socket,
@@ -51,11 +54,9 @@ export class UpstreamConnection {
       onBody: this.#onBody,
       onMessageComplete: this.#onMessageComplete,
     });
-    socket.on('data', this.#onSocketData);
-    socket.on('end', this.#onSocketEnd);
+    this.#io = new SocketIo(socket, { onData: this.#onSocketData, onEnd: this.#onSocketEnd });
     socket.on('error', this.#onSocketError);
     socket.on('close', this.#onSocketClose);
-    socket.on('drain', this.#onDrain);
   }
 
   get busy(): boolean {
@@ -78,7 +79,7 @@ export class UpstreamConnection {
     if (this.#chunked) head += 'transfer-encoding: chunked\r\n';
     head += '\r\n';
     this.#setDeadline(this.owner.headersMs, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
-    this.socket.write(head, 'latin1');
+    this.#io.write(head);
     if (request.body !== null) this.#streamBody(request.body);
   }
 
@@ -105,22 +106,16 @@ export class UpstreamConnection {
     this.#body = body;
     const onData = (chunk: Buffer) => {
       if (this.#body !== body || chunk.length === 0) return;
-      let flowing: boolean;
-      if (this.#chunked) {
-        this.socket.cork();
-        this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-        this.socket.write(chunk);
-        flowing = this.socket.write('\r\n', 'latin1');
-        this.socket.uncork();
-      } else {
-        flowing = this.socket.write(chunk);
+      const framed = this.#chunked ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF]) : chunk;
+      if (!this.#io.write(framed)) {
+        body.pause();
+        this.#io.onDrain(this.#onDrain);
       }
-      if (!flowing) body.pause();
     };
     const onEnd = () => {
       if (this.#body !== body) return;
       cleanup();
-      if (this.#chunked) this.socket.write('0\r\n\r\n', 'latin1');
+      if (this.#chunked) this.#io.write('0\r\n\r\n');
       this.#body = null;
       this.#requestDone = true;
       if (this.#responseDone) this.#finish();
@@ -148,7 +143,7 @@ export class UpstreamConnection {
   };
 
   readonly #resume = (): void => {
-    if (!this.#closed) this.socket.resume();
+    if (!this.#closed) this.#io.resume();
   };
 
   readonly #abort = (): void => {
@@ -212,7 +207,7 @@ export class UpstreamConnection {
     const handler = this.#handler;
     if (handler === undefined) return;
     if (this.owner.bodyMs > 0) this.#deadline = this.owner.now + this.owner.bodyMs;
-    if (!handler.onData(chunk)) this.socket.pause();
+    if (!handler.onData(chunk)) this.#io.pause();
   };
 
   readonly #onMessageComplete = (): void => {
