@@ -104,16 +104,29 @@ export class SocketIo {
   resume(): void {
     if (!this.#paused || this.socket.destroyed) return;
     this.#paused = false;
-    const held = this.#held;
+    // What was held is given in a microtask: resume() may be called from inside the owner's
+    // parser, which must not be entered again.
+    if (this.#held !== undefined || this.#heldEnd) queueMicrotask(this.#giveHeld);
+    else this.#handle?.readStart();
+  }
+
+  readonly #giveHeld = (): void => {
+    const held = this.#held ?? [];
     this.#held = undefined;
-    if (held !== undefined) for (const chunk of held) this.#deliver(chunk);
+    let i = 0;
+    while (i < held.length && !this.#paused && !this.socket.destroyed) this.events.onData(held[i++]!);
+    if (i < held.length) {
+      this.#held = held.slice(i).concat(this.#held ?? []);
+      return; // paused again: the rest (and a held FIN) wait for the next resume
+    }
+    if (this.#paused || this.socket.destroyed) return;
     if (this.#heldEnd) {
       this.#heldEnd = false;
       this.#readEnd();
-      return;
+    } else {
+      this.#handle?.readStart();
     }
-    if (!this.#paused) this.#handle?.readStart();
-  }
+  };
 
   readonly #onRead = (arrayBuffer: ArrayBuffer | undefined): undefined => {
     const n = lastReadResult();
