@@ -11,7 +11,7 @@ import { RequestBody, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
-import { createParser, METHODS, type NativeParser, type ParseError } from './native-parser.js';
+import { createParser, METHODS, type NativeParser, type ParseError, watchMessageComplete } from './native-parser.js';
 
 export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;
 
@@ -117,7 +117,6 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       onHeaders: this.#onHeaderChunk,
       onHeadersComplete: this.#onHeadersComplete,
       onBody: this.#onBody,
-      onMessageComplete: this.#onMessageComplete,
     });
   }
 
@@ -168,7 +167,10 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       body,
       expectContinue: expectContinue && !http10,
     };
-    if (body !== null) this.#reading = exchange;
+    if (body !== null) {
+      this.#reading = exchange;
+      watchMessageComplete(this.#parser!, this.#onMessageComplete); // only a body's end needs telling
+    }
     if (methodName === 'CONNECT') {
       // A tunnel request: everything after its head would be opaque bytes. Not a proxy we offer.
       this.#closing = true;
@@ -195,6 +197,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
 
   readonly #onMessageComplete = (): void => {
     const exchange = this.#reading;
+    watchMessageComplete(this.#parser!, undefined);
     if (exchange === undefined) return;
     this.#reading = undefined;
     const body = exchange.body!;

@@ -43,7 +43,8 @@ export interface ParserCallbacks {
   onHeaders: (headers: string[], url: string) => void;
   onHeadersComplete: (...args: never[]) => number;
   onBody: (chunk: Buffer) => void;
-  onMessageComplete: () => void;
+  /** Left out, the parser calls nothing at a message's end (see watchMessageComplete). */
+  onMessageComplete?: () => void;
 }
 
 /** A strict (no lenient flags) parser of requests or responses, default header size limit. */
@@ -54,6 +55,14 @@ export function createParser(kind: 'request' | 'response', resource: object, cal
   parser[HTTPParser.kOnHeaders] = callbacks.onHeaders;
   parser[HTTPParser.kOnHeadersComplete] = callbacks.onHeadersComplete;
   parser[HTTPParser.kOnBody] = callbacks.onBody;
-  parser[HTTPParser.kOnMessageComplete] = callbacks.onMessageComplete;
+  if (callbacks.onMessageComplete) parser[HTTPParser.kOnMessageComplete] = callbacks.onMessageComplete;
   return parser;
+}
+
+/**
+ * Sets (or, with undefined, clears) the callback for the end of the message being parsed. Every
+ * callback is a call from C++ into JavaScript; a request without a body needs none at its end.
+ */
+export function watchMessageComplete(parser: NativeParser, callback: (() => void) | undefined): void {
+  parser[HTTPParser.kOnMessageComplete] = callback;
 }
