@@ -132,4 +132,45 @@ describe.each<Kind>(['tls', 'tcp'])('SocketIo over %s', (kind) => {
     await expect.poll(() => got.join('')).toBe('held then read');
     await pair.close();
   });
+
+  it('a read written back as is arrives intact, while other connections reuse the read buffer and the reader is slow', async () => {
+    const sent = [crypto.randomBytes(12 << 20), crypto.randomBytes(4 << 20)];
+    let port = 0;
+    const srv = kind === 'tls' ? tls.createServer({ cert: server.chainPem, key: server.keyPem }) : net.createServer();
+    srv.on(kind === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+      const io: SocketIo = new SocketIo(socket, {
+        onData: (chunk) => {
+          if (!io.write(chunk)) {
+            io.pause();
+            io.onDrain(() => io.resume());
+          }
+        },
+        onEnd: () => io.end(),
+      });
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    port = (srv.address() as net.AddressInfo).port;
+    const echoed = await Promise.all(
+      sent.map(async (bytes, i) => {
+        const client = kind === 'tls' ? tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: pki.ca.rootPem }) : net.connect({ host: '127.0.0.1', port });
+        await new Promise<void>((resolve) => client.once(kind === 'tls' ? 'secureConnect' : 'connect', () => resolve()));
+        const parts: Buffer[] = [];
+        const done = new Promise<Buffer>((resolve) => client.once('end', () => resolve(Buffer.concat(parts))));
+        // The first client reads nothing for a while, then slowly: the server's writes back to it
+        // fill the kernel's buffers and wait, partly written, while the other connection's reads
+        // land in the shared buffer.
+        client.on('data', (chunk: Buffer) => parts.push(chunk));
+        if (i === 0) {
+          client.pause();
+          setTimeout(() => client.resume(), 400);
+        }
+        client.end(bytes);
+        const back = await done;
+        client.destroy();
+        return back;
+      }),
+    );
+    for (const [i, bytes] of sent.entries()) expect(crypto.createHash('sha256').update(echoed[i]!).digest('hex')).toBe(crypto.createHash('sha256').update(bytes).digest('hex'));
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+  });
 });

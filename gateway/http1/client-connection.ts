@@ -5,7 +5,7 @@
 // spends about as much CPU per request as the TLS record work itself; this keeps only what a
 // proxy needs.
 import type { Socket } from 'node:net';
-import { SocketIo } from '../net/socket-io.js';
+import { isReadBufferView, SocketIo } from '../net/socket-io.js';
 import type { ClientRequest } from './client-request.js';
 import { RequestBody, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
@@ -189,7 +189,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   readonly #onBody = (chunk: Buffer): void => {
     const body = this.#reading?.body;
     if (body == null || body.destroyed) return;
-    if (!body.push(chunk)) {
+    if (!body.push(isReadBufferView(chunk) ? Buffer.from(chunk) : chunk)) {
       this.#bodyFull = true;
       this.#updateFlow();
     }

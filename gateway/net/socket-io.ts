@@ -4,13 +4,15 @@
 // machine, its completion through process.nextTick and, on TLS, a second completion through
 // setImmediate. Here a read is one call into the owner and a write goes straight to the handle;
 // writes made while one is in flight wait in a small queue and leave together, because a TLSWrap
-// takes one write at a time. The socket stays the owner of the connection: 'close', destroy(),
-// end(), its address and TLS state are used as before.
+// takes one write at a time. Reads land in one buffer shared by every connection, so a read
+// allocates nothing (Node would allocate, shrink and wrap a 64 KiB buffer per read); what must
+// outlive the read is copied by whoever keeps it. The socket stays the owner of the connection:
+// 'close', destroy(), end(), its address and TLS state are used as before.
 import type { Socket } from 'node:net';
-import { handleOf, lastReadBytes, lastReadResult, lastWriteWasAsync, type StreamHandle, UV_EOF, writeRequest } from './stream-handles.js';
+import { handleOf, lastReadResult, lastWriteWasAsync, type StreamHandle, UV_EOF, writeRequest } from './stream-handles.js';
 
 export interface SocketIoEvents {
-  /** Bytes read; the buffer is the caller's to keep. */
+  /** Bytes read: a view of the shared read buffer, valid during this call only (copy to keep). */
   onData(chunk: Buffer): void;
   /**
    * The peer sent FIN (or TLS close_notify): nothing more will be read. Our side stays open
@@ -22,12 +24,25 @@ export interface SocketIoEvents {
 /** Queued bytes beyond which write() asks the caller to wait for onDrain. */
 const HIGH_WATER_BYTES = 64 * 1024;
 
+/**
+ * Where every read lands, for all connections: each read is handled to its end before the next
+ * (a TLS read is at most one 16 KiB record; a TCP read what the kernel has, up to 64 KiB).
+ */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** Whether `chunk` is (part of) the shared read buffer, which the next read overwrites. */
+export function isReadBufferView(chunk: Uint8Array): boolean {
+  return chunk.buffer === READ_BUFFER.buffer;
+}
+
 export class SocketIo {
   readonly #handle: StreamHandle | undefined;
   #paused = false;
   /** Reads that arrived while paused (a TLSWrap keeps decrypting what it has). */
   #held: Buffer[] | undefined;
   #heldEnd = false;
+  /** TLSWrap encrypts a write before returning; a TCP handle may keep pointing at its bytes. */
+  readonly #encrypted: boolean;
   #inFlight = false;
   #queue: (Buffer | string)[] = [];
   #queuedBytes = 0;
@@ -40,6 +55,7 @@ export class SocketIo {
     private readonly events: SocketIoEvents,
   ) {
     const handle = (this.#handle = handleOf(socket));
+    this.#encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     if (handle === undefined) {
       socket.destroy(); // closed before it could be served
       return;
@@ -47,6 +63,7 @@ export class SocketIo {
     // Bytes the socket already holds (peeked bytes given back, a read during the handshake) come first.
     const buffered: Buffer[] = [];
     for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) buffered.push(chunk);
+    handle.useUserBuffer(READ_BUFFER);
     handle.onread = this.#onRead;
     if (buffered.length > 0) queueMicrotask(() => buffered.forEach((chunk) => this.#deliver(chunk)));
     handle.readStart();
@@ -128,10 +145,10 @@ export class SocketIo {
     }
   };
 
-  readonly #onRead = (arrayBuffer: ArrayBuffer | undefined): undefined => {
+  readonly #onRead = (): undefined => {
     const n = lastReadResult();
     if (n > 0) {
-      this.#deliver(lastReadBytes(arrayBuffer!, n));
+      this.#deliver(READ_BUFFER.subarray(0, n));
     } else if (n === UV_EOF) {
       if (this.#paused) this.#heldEnd = true;
       else this.#readEnd();
@@ -142,14 +159,17 @@ export class SocketIo {
   };
 
   #deliver(chunk: Buffer): void {
-    if (this.#paused) (this.#held ??= []).push(chunk);
+    if (this.#paused) (this.#held ??= []).push(isReadBufferView(chunk) ? Buffer.from(chunk) : chunk);
     else this.events.onData(chunk);
   }
 
   #send(data: Buffer | string): void {
     const handle = this.#handle!;
     const req = writeRequest(handle, this.#afterWrite);
-    const err = typeof data === 'string' ? handle.writeLatin1String(req, data) : handle.writeBuffer(req, data);
+    let err: number;
+    if (typeof data === 'string') err = handle.writeLatin1String(req, data);
+    else if (!this.#encrypted && isReadBufferView(data)) err = handle.writeBuffer(req, Buffer.from(data));
+    else err = handle.writeBuffer(req, data);
     if (err !== 0) {
       this.socket.destroy();
       return;

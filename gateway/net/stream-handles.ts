@@ -17,14 +17,14 @@ export interface StreamHandle {
   onread: (arrayBuffer: ArrayBuffer | undefined) => Uint8Array | undefined;
   readStart(): number;
   readStop(): number;
+  /** Reads land in `buffer` (and in what onread returns next) instead of a fresh allocation. */
+  useUserBuffer(buffer: Uint8Array): void;
   writeBuffer(req: WriteRequest, data: Uint8Array): number;
   writeLatin1String(req: WriteRequest, data: string): number;
 }
 
 /** A connected TCP handle (tcp_wrap's TCP). */
 export interface TcpHandle extends StreamHandle {
-  /** Reads land in `buffer` (and in what onread returns next) instead of a fresh allocation. */
-  useUserBuffer(buffer: Uint8Array): void;
   shutdown(req: ShutdownRequest): number;
   /** Closes the socket with a RST instead of a FIN. */
   reset(callback?: () => void): number;
