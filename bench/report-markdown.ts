@@ -3,8 +3,9 @@
 import path from 'node:path';
 import { REPO_ROOT } from './layout.js';
 import type { BenchOptions } from './options.js';
-import type { CellResult, RowResult, ScenarioResult } from './runner.js';
-import { summarize } from './stats.js';
+import type { CellResult, ScenarioResult } from './runner.js';
+import { ratioOf, summarize } from './stats.js';
+import { targetsSection } from './targets.js';
 import type { MachineInfo } from './tools.js';
 
 export interface ReportInput {
@@ -33,13 +34,6 @@ function cellText(cell: CellResult | undefined, digits?: number): string {
   if (!s) return cell?.problems.length ? 'failed ⚠' : '—';
   const range = s.n > 1 ? ` (${formatNumber(s.min, digits)}–${formatNumber(s.max, digits)})` : '';
   return `${formatNumber(s.median, digits)}${range}${cell!.problems.length ? ' ⚠' : ''}`;
-}
-
-/** Ratio of the medians of two cells, or undefined when either is missing. */
-export function ratioOf(row: RowResult, numerator: string, denominator: string): number | undefined {
-  const a = summarize(row.cells[numerator]?.samples ?? []);
-  const b = summarize(row.cells[denominator]?.samples ?? []);
-  return a && b && b.median !== 0 ? a.median / b.median : undefined;
 }
 
 const esc = (s: string): string => s.replace(/\|/g, '\\|');
@@ -75,6 +69,7 @@ export function markdownReport(input: ReportInput): string {
     '',
     `![ratios to HAProxy](${input.chartFile})`,
     '',
+    ...targetsSection(input.results),
     '## Machine and method',
     '',
     `- ${m.cpus} CPUs: ${m.cpuModel}; ${m.kernel}`,

@@ -2,7 +2,7 @@
 // column's median divided by the reference column's (HAProxy; the bare listener for scenario
 // 5), with a 1.0× line, so that a person sees at a glance where gatehouse stands.
 import type { ReportInput } from './report-markdown.js';
-import { ratioOf } from './report-markdown.js';
+import { ratioOf } from './stats.js';
 import type { ScenarioResult } from './runner.js';
 
 const WIDTH = 1000;

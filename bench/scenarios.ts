@@ -1,6 +1,7 @@
 // The benchmark's scenarios: what each compares, under which peer settings, with which probes.
 // Scenarios 1-4 and 6-8 put gatehouse, HAProxy and NGINX side by side (6 adds gatehouse with
 // OpenSSL's two tickets per handshake); 5 is gatehouse alone.
+import { cpuProfileProbe } from './cpu-profile.js';
 import { CORES } from './layout.js';
 import type { BenchOptions } from './options.js';
 import type { PeerName, PeerSettings } from './peers/peer.js';
@@ -55,9 +56,9 @@ export function allScenarios(options: Pick<BenchOptions, 'idleConnections'>): Sc
       id: 1,
       title: 'Keep-alive, proxied mTLS → mTLS, 1 KB',
       about:
-        'Clients keep their mTLS connections open and send requests back to back; the proxy verifies the client certificate once per connection and forwards each request over pooled keep-alive mTLS connections to the origin.',
+        'Clients keep their mTLS connections open and send requests back to back; the proxy verifies the client certificate once per connection and forwards each request over pooled keep-alive mTLS connections to the origin. The last rows say where each proxy\'s CPU time per request goes, from `perf record` samples during the same load (bench/cpu-profile.ts).',
       columns: PEERS,
-      variants: [{ probes: [httpProbe('keepalive'), abKeepAliveProbe()] }],
+      variants: [{ probes: [httpProbe('keepalive'), abKeepAliveProbe(), cpuProfileProbe()] }],
       ratios: VS_PEERS,
     },
     {
