@@ -1,14 +1,16 @@
-// Node's native TCP stream handles (libuv streams), used directly by the front door and the
-// passthrough relay. net.Socket wraps each handle in a Duplex stream with its own states, events
-// and timers; measured on relayed TLS connections (bench scenario 4, perf stat), a minimal relay
-// cost about 2.0 M cycles per connection on net.Socket and 1.15 M on the bare handles (HAProxy
-// 1.05 M; gatehouse's relay with its routing and metrics ~1.5 M). These are the handles
-// net.Socket itself is built on, reached through process.binding, so this file is the one place
-// that depends on Node's internals; `checkStreamHandles()` fails at start if they are not as
-// expected. Sockets that need a stream (TLS termination, plaintext HTTP) get a net.Socket around
-// the handle, as net.Server would have made.
+// Node's native stream handles (libuv TCP streams, and the TLSWrap over one), used directly by the
+// front door, the passthrough relay and the HTTP/1.1 connections (./socket-io.ts). net.Socket
+// wraps each handle in a Duplex stream with its own states, events and timers; measured on
+// relayed TLS connections (bench scenario 4, perf stat), a minimal relay cost about 2.0 M cycles
+// per connection on net.Socket and 1.15 M on the bare handles (HAProxy 1.05 M; gatehouse's relay
+// with its routing and metrics ~1.5 M). These are the handles net.Socket itself is built on,
+// reached through process.binding and `socket._handle`, so this file is the one place that
+// depends on Node's internals; `checkStreamHandles()` fails at start if they are not as expected.
+// Sockets that need a stream (TLS termination, plaintext HTTP) get a net.Socket around the
+// handle, as net.Server would have made.
 import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 
 /** What every native stream handle has (TCP, and TLS over it). Errors are negative errno values. */
@@ -206,6 +208,10 @@ export function checkStreamHandles(): void {
     (m) => typeof (handle as unknown as Record<string, unknown>)[m] !== 'function',
   );
   handle.close();
+  // A TLSSocket made without a socket wraps a TLSWrap around a TCP handle of its own.
+  const tlsSocket = new tls.TLSSocket(undefined as unknown as net.Socket);
+  if (handleOf(tlsSocket) === undefined || typeof handleOf(tlsSocket)!.useUserBuffer !== 'function') missing.push('a TLS stream handle with useUserBuffer and writeLatin1String');
+  tlsSocket.destroy();
   if (![kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync].every((k) => typeof k === 'number')) missing.push('streamBaseState indexes');
-  if (missing.length > 0) throw new Error(`Node ${process.version}: TCP stream handles lack ${missing.join(', ')}; gatehouse's front door is tested on Node 20 and 24`);
+  if (missing.length > 0) throw new Error(`Node ${process.version}: stream handles lack ${missing.join(', ')}; gatehouse is tested on Node 20 and 24`);
 }

@@ -18,6 +18,7 @@ import { createRequestHandler } from './request-handler.js';
 import type { ServerTlsState } from './server-tls-state.js';
 import type { TerminateRouter } from './terminate-router.js';
 import { sharedPortOptions } from '../net/shared-port.js';
+import { checkStreamHandles } from '../net/stream-handles.js';
 
 export interface TerminateListenerOptions {
   listener: Listener;
@@ -37,6 +38,7 @@ export class TerminateListener {
   readonly #httpOptions: ClientConnectionOptions;
 
   constructor(private readonly options: TerminateListenerOptions) {
+    checkStreamHandles(); // connections are served on the TLS handles (SocketIo): a clear error at start
     const { listener } = options;
     this.#tls = options.tls;
     this.#router = options.router;
