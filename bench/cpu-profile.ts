@@ -1,9 +1,9 @@
-// Where a peer's CPU goes per request: `perf record` samples the peer (cpu-clock, so it works on
-// VMs without hardware counters) while h1load runs the keep-alive load, and each sample is put
-// in one bucket by the binary and symbol it landed in. Multiplied by the peer's CPU time per
-// request, the buckets say how many microseconds of each request are the kernel, OpenSSL, the
-// C library, and the proxy itself (for gatehouse split into JavaScript, V8 and Node's C++). That
-// is what a missed target's row is explained by, measured in the same run as the target.
+// Where a peer's CPU goes per request (or relayed connection): `perf record` samples the peer
+// (cpu-clock, so it works on VMs without hardware counters) while h1load runs the load, and each
+// sample is put in one bucket by the binary and symbol it landed in. Multiplied by the peer's CPU
+// time per request, the buckets say how many microseconds of each are the kernel, OpenSSL, the C
+// library, and the proxy itself (for gatehouse split into JavaScript, V8 and Node's C++). That is
+// what a missed target's row is explained by, measured in the same run as the target.
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -61,44 +61,51 @@ export function bucketShares(report: string): Record<Bucket, number> {
   return shares;
 }
 
-function keepAliveRequest(t: ProbeTarget): H1Request {
-  return { port: t.ports.terminate, sni: 'localhost', cert: t.pki.loadClient.cert, key: t.pki.loadClient.key, mode: 'keepalive', connections: t.options.concurrency, seconds: t.options.seconds };
+/** The load a profile is taken under, and what its count is of. */
+export interface ProfiledLoad {
+  readonly id: string;
+  /** Prefix of the rows' labels, e.g. 'keep-alive'. */
+  readonly what: string;
+  /** What h1load's count is: 'request' or 'connection'. */
+  readonly per: string;
+  readonly request: (t: ProbeTarget) => H1Request;
 }
 
 const PERF_DATA = path.join(WORK_DIR, 'profile.perf.data');
 
-/** Keep-alive load under `perf record`: CPU microseconds per request by bucket, and in all. */
-export function cpuProfileProbe(): Probe {
+/** `load` under `perf record`: CPU microseconds per request (or connection) by bucket, and in all. */
+export function cpuProfileProbe(load: ProfiledLoad): Probe {
+  const label = (bucket: string): string => `${load.what}, CPU µs per ${load.per}, lower is better (perf): ${bucket}`;
   const metrics: Metric[] = [
-    ...BUCKETS.map(([key, label]): Metric => ({ key, label: `keep-alive, CPU µs per request, lower is better (perf): ${label}`, unit: 'µs', lowerIsBetter: true, digits: 1, chart: false })),
-    { key: 'total', label: 'keep-alive, CPU µs per request, lower is better (perf): all', unit: 'µs', lowerIsBetter: true, digits: 1, chart: false },
+    ...BUCKETS.map(([key, name]): Metric => ({ key, label: label(name), unit: 'µs', lowerIsBetter: true, digits: 1, chart: false })),
+    { key: 'total', label: label('all'), unit: 'µs', lowerIsBetter: true, digits: 1, chart: false },
   ];
   return {
-    id: 'cpu-profile',
+    id: `cpu-profile-${load.id}`,
     metrics,
-    command: (t) => `perf record -e cpu-clock -F 999 -p <peer's processes> -- sleep ${t.options.seconds}, beside ${shellLine(H1LOAD, h1loadArgs(keepAliveRequest(t)))}`,
+    command: (t) => `perf record -e cpu-clock -F 999 -p <peer's processes> -- sleep ${t.options.seconds}, beside ${shellLine(H1LOAD, h1loadArgs(load.request(t)))}`,
     async run(t): Promise<Measurement> {
       if (!which('perf')) return { values: {}, problem: 'perf is not installed (bench/install-peers.sh installs linux-perf where Debian has it)' };
-      await runH1load({ ...keepAliveRequest(t), seconds: t.options.warmupSeconds }).catch(() => undefined);
+      await runH1load({ ...load.request(t), seconds: t.options.warmupSeconds }).catch(() => undefined);
       const pids = processTree(t.pid).join(',');
       const seconds = t.options.seconds;
       const { result, cpuSeconds } = await withCpu(t.pid, () =>
         Promise.all([
-          runH1load(keepAliveRequest(t)),
+          runH1load(load.request(t)),
           runToEnd('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-p', pids, '-o', PERF_DATA, '--', 'sleep', String(seconds)], { timeoutMs: (seconds + 30) * 1000 }),
         ]),
       );
-      const [load, recorded] = result;
+      const [report, recorded] = result;
       try {
         if (recorded.code !== 0 || !existsSync(PERF_DATA)) return { values: {}, problem: `perf record failed (${recorded.code}): ${recorded.stderr.trim().slice(0, 200)}` };
-        const report = await runToEnd('perf', ['report', '-i', PERF_DATA, '--stdio', '--no-children', '--sort', 'dso,sym', '-g', 'none'], { timeoutMs: 120_000, maxOutput: 64 << 20 });
-        const shares = bucketShares(report.stdout);
-        const perRequest = perCpuSecond(load.requests, cpuSeconds);
-        if (!Number.isFinite(perRequest) || load.requests === 0) return { values: {}, problem: h1Problem(load) ?? 'too little CPU measured' };
+        const samples = await runToEnd('perf', ['report', '-i', PERF_DATA, '--stdio', '--no-children', '--sort', 'dso,sym', '-g', 'none'], { timeoutMs: 120_000, maxOutput: 64 << 20 });
+        const shares = bucketShares(samples.stdout);
+        const perRequest = perCpuSecond(report.requests, cpuSeconds);
+        if (!Number.isFinite(perRequest) || report.requests === 0) return { values: {}, problem: h1Problem(report) ?? 'too little CPU measured' };
         const totalUs = 1e6 / perRequest;
         const values: Record<string, number> = { total: totalUs };
         for (const [b] of BUCKETS) values[b] = shares[b] * totalUs;
-        return { values, problem: h1Problem(load) };
+        return { values, problem: h1Problem(report) };
       } finally {
         await rm(PERF_DATA, { force: true });
       }

@@ -26,7 +26,7 @@ export const USAGE = `usage: npm run bench -- [--quick] [--only 1,4] [--runs N] 
   --quick          every scenario briefly (one run each), a smoke check: under 3 minutes
   --only 1,4       run only these scenarios (1-8; 8 is idle-connection memory)
   --runs N         measured runs per cell (default 5, quick 1)
-  --seconds S      seconds per measured run (default 5, quick 2)
+  --seconds S      seconds per measured run (default 5, quick 1)
   --peers LIST     subset of gatehouse,haproxy,nginx (default all)
   --port-base P    first of four consecutive loopback ports (default 18443)
 `;
@@ -82,7 +82,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     quick,
     only,
     runs: runs ?? (quick ? 1 : 5),
-    seconds: seconds ?? (quick ? 2 : 5),
+    seconds: seconds ?? (quick ? 1 : 5),
     warmupSeconds: quick ? 0.5 : 3,
     idleConnections: quick ? 1000 : 5000,
     sTimeParallel: 6,

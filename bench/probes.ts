@@ -23,7 +23,7 @@ const MODE_TEXT: Record<Exclude<H1Mode, 'handshake'>, string> = {
   resume: 'resumed connection per request',
 };
 
-function terminateRequest(t: ProbeTarget, mode: H1Mode): H1Request {
+export function terminateRequest(t: ProbeTarget, mode: H1Mode): H1Request {
   return {
     port: t.ports.terminate,
     sni: 'localhost',
@@ -130,7 +130,7 @@ export function sTimeHandshakeProbe(): Probe {
   };
 }
 
-function relayRequest(t: ProbeTarget, mode: 'keepalive' | 'handshake'): H1Request {
+export function relayRequest(t: ProbeTarget, mode: 'keepalive' | 'handshake'): H1Request {
   return {
     port: t.ports.passthrough,
     sni: PASSTHROUGH_SNI,

@@ -69,7 +69,7 @@ export function markdownReport(input: ReportInput): string {
     '',
     `![ratios to HAProxy](${input.chartFile})`,
     '',
-    ...targetsSection(input.results),
+    ...targetsSection(input.results, o.quick),
     '## Machine and method',
     '',
     `- ${m.cpus} CPUs: ${m.cpuModel}; ${m.kernel}`,

@@ -6,7 +6,10 @@ import { CORES } from './layout.js';
 import type { BenchOptions } from './options.js';
 import type { PeerName, PeerSettings } from './peers/peer.js';
 import type { Probe } from './probe.js';
-import { abKeepAliveProbe, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, sTimeHandshakeProbe } from './probes.js';
+import { abKeepAliveProbe, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, relayRequest, sTimeHandshakeProbe, terminateRequest } from './probes.js';
+
+const KEEP_ALIVE_PROFILE = cpuProfileProbe({ id: 'keepalive', what: 'keep-alive', per: 'request', request: (t) => terminateRequest(t, 'keepalive') });
+const RELAY_PROFILE = cpuProfileProbe({ id: 'relay-connections', what: 'relay, new connections', per: 'connection', request: (t) => relayRequest(t, 'handshake') });
 
 export interface Column {
   readonly key: string;
@@ -50,7 +53,9 @@ const VS_PEERS: readonly Ratio[] = [
   { numerator: 'gatehouse', denominator: 'nginx', label: 'gatehouse÷NGINX' },
 ];
 
-export function allScenarios(options: Pick<BenchOptions, 'idleConnections'>): Scenario[] {
+export function allScenarios(options: Pick<BenchOptions, 'idleConnections' | 'quick'>): Scenario[] {
+  // The profiles explain a full run's ratios; a smoke check has no time for them.
+  const profiled = (probe: Probe): Probe[] => (options.quick ? [] : [probe]);
   return [
     {
       id: 1,
@@ -58,7 +63,7 @@ export function allScenarios(options: Pick<BenchOptions, 'idleConnections'>): Sc
       about:
         'Clients keep their mTLS connections open and send requests back to back; the proxy verifies the client certificate once per connection and forwards each request over pooled keep-alive mTLS connections to the origin. The last rows say where each proxy\'s CPU time per request goes, from `perf record` samples during the same load (bench/cpu-profile.ts).',
       columns: PEERS,
-      variants: [{ probes: [httpProbe('keepalive'), abKeepAliveProbe(), cpuProfileProbe()] }],
+      variants: [{ probes: [httpProbe('keepalive'), abKeepAliveProbe(), ...profiled(KEEP_ALIVE_PROFILE)] }],
       ratios: VS_PEERS,
     },
     {
@@ -83,9 +88,9 @@ export function allScenarios(options: Pick<BenchOptions, 'idleConnections'>): Sc
       id: 4,
       title: 'Passthrough: SNI relay without terminating',
       about:
-        'The client talks TLS to the origin itself through the relay listener (SNI origin.bench.test): bulk throughput of 10 MB bodies, and new connections per second (the origin does the handshakes, on the load core).',
+        'The client talks TLS to the origin itself through the relay listener (SNI origin.bench.test): bulk throughput of 10 MB bodies, and new connections per second (the origin does the handshakes, on the load core). The last rows say where each proxy\'s CPU time per relayed connection goes, from `perf record` samples during the same connection load.',
       columns: PEERS,
-      variants: [{ settings: { relay: true }, probes: [relayBulkProbe(), relayConnectionsProbe()] }],
+      variants: [{ settings: { relay: true }, probes: [relayBulkProbe(), relayConnectionsProbe(), ...profiled(RELAY_PROFILE)] }],
       ratios: VS_PEERS,
     },
     {

@@ -53,28 +53,34 @@ describe('CPU profile buckets', () => {
   });
 });
 
-function scenarioWith(id: number, label: string, gatehouse: number[], haproxy: number[]): ScenarioResult {
-  const row: RowResult = {
-    metric: { key: 'perCpu', label, unit: 'req/CPU-s' },
-    label,
+function scenarioWith(id: number, label: string, gatehouse: number[], haproxy: number[], profiled = false): ScenarioResult {
+  const row = (key: string, rowLabel: string, unit: string): RowResult => ({
+    metric: { key, label: rowLabel, unit },
+    label: rowLabel,
     cells: { gatehouse: { samples: gatehouse, problems: [] }, haproxy: { samples: haproxy, problems: [] } },
-  };
-  return { scenario: { id } as Scenario, columns: [], rows: [row], commands: [], seconds: 1 };
+  });
+  const rows = [row('perCpu', label, 'req/CPU-s'), ...(profiled ? [row('kernel', 'keep-alive, CPU µs per request: kernel', 'µs')] : [])];
+  return { scenario: { id } as Scenario, columns: [], rows, commands: [], seconds: 1 };
 }
 
 describe('targets', () => {
   it('says a target is met, or by how much it is missed, from the medians of the run', () => {
     const keepAlive = TARGETS.find((t) => t.scenario === 1)!;
     const newConnection = TARGETS.find((t) => t.scenario === 2)!;
-    const results = [scenarioWith(1, keepAlive.row, [4500, 9000, 4400], [10000, 10000, 9000]), scenarioWith(2, newConnection.row, [510, 500], [480, 500])];
+    const results = [scenarioWith(1, keepAlive.row, [4500, 9000, 4400], [10000, 10000, 9000], true), scenarioWith(2, newConnection.row, [510, 500], [480, 500])];
     const [first, second] = verdicts(results);
     expect(first!.ratio).toBeCloseTo(0.45, 6);
     expect(first!.met).toBe(false);
     expect(second!.ratio).toBeCloseTo(505 / 490, 6);
     expect(second!.met).toBe(true);
     const text = targetsSection(results).join('\n');
-    expect(text).toContain('| 1. keep-alive, proxied mTLS → mTLS | ≥ 0.60× | 0.45× | **missed** by 0.15×: gatehouse needs 33% more per CPU-second');
+    expect(text).toContain('| 1. keep-alive, proxied mTLS → mTLS | ≥ 0.60× | 0.45× | **missed** by 0.15×: gatehouse needs 33% more per CPU-second; see the CPU µs per request rows of scenario 1 |');
     expect(text).toContain('| 2. a new client connection per request | ≥ 1.00× | 1.03× | **met** |');
     expect(text).not.toContain('resumed');
+    expect(text).not.toContain('smoke check');
+    // Without the profile rows (a quick run) there is nothing to point at, and the verdicts say what they are.
+    const quick = targetsSection([scenarioWith(1, keepAlive.row, [4500], [10000])], true).join('\n');
+    expect(quick).toContain('needs 33% more per CPU-second |');
+    expect(quick).toContain('smoke check');
   });
 });
