@@ -136,10 +136,13 @@ describe.each<Kind>(['tls', 'tcp'])('SocketIo over %s', (kind) => {
   it('a read written back as is arrives intact, while other connections reuse the read buffer and the reader is slow', async () => {
     const sent = [crypto.randomBytes(12 << 20), crypto.randomBytes(4 << 20)];
     let port = 0;
+    let garbage: unknown;
     const srv = kind === 'tls' ? tls.createServer({ cert: server.chainPem, key: server.keyPem }) : net.createServer();
     srv.on(kind === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => {
       const io: SocketIo = new SocketIo(socket, {
         onData: (chunk) => {
+          // Garbage, so that the collector runs while writes are in progress and would free bytes they still point into.
+          garbage = Array.from({ length: 2000 }, (_, i) => ({ i }));
           if (!io.write(chunk)) {
             io.pause();
             io.onDrain(() => io.resume());
@@ -170,6 +173,7 @@ describe.each<Kind>(['tls', 'tcp'])('SocketIo over %s', (kind) => {
         return back;
       }),
     );
+    expect(garbage).toBeDefined();
     for (const [i, bytes] of sent.entries()) expect(crypto.createHash('sha256').update(echoed[i]!).digest('hex')).toBe(crypto.createHash('sha256').update(bytes).digest('hex'));
     await new Promise<void>((resolve) => srv.close(() => resolve()));
   });

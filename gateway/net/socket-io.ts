@@ -9,7 +9,7 @@
 // outlive the read is copied by whoever keeps it. The socket stays the owner of the connection:
 // 'close', destroy(), end(), its address and TLS state are used as before.
 import type { Socket } from 'node:net';
-import { handleOf, lastReadResult, lastWriteWasAsync, type StreamHandle, UV_EOF, writeRequest } from './stream-handles.js';
+import { handleOf, lastReadResult, type StreamHandle, UV_EOF, writeLatin1To, writeTo } from './stream-handles.js';
 
 export interface SocketIoEvents {
   /** Bytes read: a view of the shared read buffer, valid during this call only (copy to keep). */
@@ -165,16 +165,15 @@ export class SocketIo {
 
   #send(data: Buffer | string): void {
     const handle = this.#handle!;
-    const req = writeRequest(handle, this.#afterWrite);
-    let err: number;
-    if (typeof data === 'string') err = handle.writeLatin1String(req, data);
-    else if (!this.#encrypted && isReadBufferView(data)) err = handle.writeBuffer(req, Buffer.from(data));
-    else err = handle.writeBuffer(req, data);
-    if (err !== 0) {
+    let result: 'written' | 'queued' | number;
+    if (typeof data === 'string') result = writeLatin1To(handle, data, this.#afterWrite);
+    else if (!this.#encrypted && isReadBufferView(data)) result = writeTo(handle, Buffer.from(data), this.#afterWrite);
+    else result = writeTo(handle, data, this.#afterWrite);
+    if (typeof result === 'number') {
       this.socket.destroy();
       return;
     }
-    this.#inFlight = lastWriteWasAsync();
+    this.#inFlight = result === 'queued';
   }
 
   readonly #afterWrite = (status: number): void => {

@@ -52,6 +52,8 @@ export interface WriteRequest {
   handle: StreamHandle;
   oncomplete: (status: number) => void;
   async: boolean;
+  /** The bytes of a write still in progress: libuv points into them until it completes. */
+  buffer?: Uint8Array;
 }
 
 interface ShutdownRequest {
@@ -118,9 +120,20 @@ export function errorName(status: number): string {
  * Writes `data`; `done` is called only when the write completes later (returns 'queued'), with
  * its status. 'written' means the kernel took all of it now, so `data` may be reused at once.
  */
-export function writeTo(handle: TcpHandle, data: Uint8Array, done: (status: number) => void): 'written' | 'queued' | number {
+export function writeTo(handle: StreamHandle, data: Uint8Array, done: (status: number) => void): 'written' | 'queued' | number {
   const req = writeRequest(handle, done);
   const err = handle.writeBuffer(req, data);
+  if (err !== 0) return err;
+  if (!lastWriteWasAsync()) return 'written';
+  // Node's C++ keeps no reference to the bytes of a write it could not finish at once (its
+  // net.Socket keeps one on the request, as here), so the collector must not free them.
+  req.buffer = data;
+  return 'queued';
+}
+
+/** writeTo for a string, written as latin1 (Node copies what it cannot write at once). */
+export function writeLatin1To(handle: StreamHandle, data: string, done: (status: number) => void): 'written' | 'queued' | number {
+  const err = handle.writeLatin1String(writeRequest(handle, done), data);
   if (err !== 0) return err;
   return lastWriteWasAsync() ? 'queued' : 'written';
 }
