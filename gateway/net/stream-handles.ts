@@ -139,7 +139,7 @@ export function writeLatin1To(handle: StreamHandle, data: string, done: (status:
 }
 
 /** The request object a handle's write takes; `done` is called only if the write completes later. */
-export function writeRequest(handle: StreamHandle, done: (status: number) => void): WriteRequest {
+function writeRequest(handle: StreamHandle, done: (status: number) => void): WriteRequest {
   const req = new WriteWrap();
   req.handle = handle;
   req.oncomplete = done;
@@ -148,7 +148,7 @@ export function writeRequest(handle: StreamHandle, done: (status: number) => voi
 }
 
 /** Whether the write just made is still in progress (its request's oncomplete will be called). */
-export function lastWriteWasAsync(): boolean {
+function lastWriteWasAsync(): boolean {
   return streamBaseState[kLastWriteWasAsync] !== 0;
 }
 
@@ -214,17 +214,25 @@ export function socketFor(handle: TcpHandle, allowHalfOpen: boolean): net.Socket
   return new net.Socket(options as net.SocketConstructorOpts);
 }
 
-/** Throws, with what is missing, when this Node's internals are not the ones this file expects. */
+let handlesChecked = false;
+
+/**
+ * Throws, with what is missing, when this Node's internals are not the ones this file expects.
+ * Every listener calls it at start; the probe itself runs once per process.
+ */
 export function checkStreamHandles(): void {
+  if (handlesChecked) return;
   const handle = new TCP(constants.SOCKET);
-  const missing = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'reset', 'close', 'getpeername', 'connect', 'connect6'].filter(
+  const missing = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'writeLatin1String', 'shutdown', 'reset', 'close', 'getpeername', 'connect', 'connect6'].filter(
     (m) => typeof (handle as unknown as Record<string, unknown>)[m] !== 'function',
   );
   handle.close();
   // A TLSSocket made without a socket wraps a TLSWrap around a TCP handle of its own.
   const tlsSocket = new tls.TLSSocket(undefined as unknown as net.Socket);
-  if (handleOf(tlsSocket) === undefined || typeof handleOf(tlsSocket)!.useUserBuffer !== 'function') missing.push('a TLS stream handle with useUserBuffer and writeLatin1String');
+  const tlsHandle = handleOf(tlsSocket);
+  if (tlsHandle === undefined || typeof tlsHandle.useUserBuffer !== 'function') missing.push('a TLS stream handle with useUserBuffer and writeLatin1String');
   tlsSocket.destroy();
   if (![kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync].every((k) => typeof k === 'number')) missing.push('streamBaseState indexes');
   if (missing.length > 0) throw new Error(`Node ${process.version}: stream handles lack ${missing.join(', ')}; gatehouse is tested on Node 20 and 24`);
+  handlesChecked = true;
 }
