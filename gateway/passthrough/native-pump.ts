@@ -1,7 +1,8 @@
-// The passthrough relay's byte pump in C (fd-relay/fd-relay.c), when it was built: `npm install`
-// compiles it where there is a C compiler (fd-relay/build-addon.ts). Without it, or with
-// GATEHOUSE_NATIVE_PUMP=off, relays pump bytes in TypeScript (relay-direction.ts), which behaves
-// the same and costs more CPU per connection (README, Benchmarks).
+// The passthrough relay's backend connect and byte pump in C (fd-relay/fd-relay.c), when it was
+// built: `npm install` compiles it where there is a C compiler (fd-relay/build-addon.ts). Without
+// it, or with GATEHOUSE_NATIVE_PUMP=off, relays connect through Node's TCP handles and pump bytes
+// in TypeScript (relay-direction.ts), which behaves the same and costs more CPU per connection
+// (README, Benchmarks).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +11,10 @@ import type { TcpHandle } from '../net/stream-handles.js';
 
 /** The addon's functions (fd-relay.c documents each). */
 interface FdRelayAddon {
-  init(onClosed: (count: number) => void, counters: Float64Array, reports: Float64Array): void;
-  start(clientFd: number, backendFd: number, first: Uint8Array, clientEnded: boolean): number;
+  init(onReports: (count: number) => void, counters: Float64Array, reports: Float64Array): void;
+  adopt(clientFd: number, first: Uint8Array, clientEnded: boolean): number;
+  dial(id: number, ip: string, port: number, ipv6: boolean): number;
+  hangUp(id: number): void;
   counters(id: number): boolean;
   close(id: number, resetSide: number): void;
 }
@@ -21,46 +24,85 @@ export const ADDON_PATH = 'gateway/passthrough/fd-relay/build/fd_relay.node';
 /** The repository's root, from this file in gateway/passthrough/ or in dist/gateway/passthrough/. */
 const ROOTS = ['../../', '../../../'];
 
-/** fd-relay.c's REPORTS_PER_CALL. */
+/** fd-relay.c's REPORTS_PER_CALL and REPORT_FIELDS. */
 const REPORTS_PER_CALL = 256;
+const REPORT_FIELDS = 4;
+/** fd-relay.c's enum report_kind. */
+const REPORT_CLOSED = 0;
+const REPORT_CONNECTED = 1;
+const REPORT_CONNECT_FAILED = 2;
+const REPORT_CLIENT_LEFT = 3;
 
-/** A pumped relay's owner: told once, when the pump closed both sides by itself. */
-export type PumpClosed = (toBackend: number, toClient: number) => void;
+/** A pumped relay's owner: told what the pump did by itself. */
+export interface PumpOwner {
+  /** The backend connection is up; the client's handle may be closed now. */
+  connected(): void;
+  /** The backend connect failed (a libuv status); the relay waits for dial() or close(). */
+  connectFailed(status: number): void;
+  /** The client left while the backend was connecting: both sides are closed. */
+  clientLeft(): void;
+  /** The relay ended by itself and both sides are closed. */
+  closed(toBackend: number, toClient: number): void;
+}
 
 export class NativePump {
   readonly #addon: FdRelayAddon;
   /** What `counters` fills: bytes to the backend, bytes to the client, bytes held. */
   readonly #counters = new Float64Array(3);
-  /** What the pump reports closed relays in, three numbers each: id, bytes to the backend, to the client. */
-  readonly #reports = new Float64Array(3 * REPORTS_PER_CALL);
-  readonly #open = new Map<number, PumpClosed>();
+  /** What the pump reports in, REPORT_FIELDS numbers each: id, kind, a, b. */
+  readonly #reports = new Float64Array(REPORT_FIELDS * REPORTS_PER_CALL);
+  readonly #open = new Map<number, PumpOwner>();
 
   constructor(addon: FdRelayAddon) {
     this.#addon = addon;
-    addon.init((count) => this.#closed(count), this.#counters, this.#reports);
+    addon.init((count) => this.#reported(count), this.#counters, this.#reports);
   }
 
-  #closed(count: number): void {
+  #reported(count: number): void {
     const reports = this.#reports;
-    for (let i = 0; i < 3 * count; i += 3) {
-      const closed = this.#open.get(reports[i]!);
-      if (closed === undefined) continue;
-      this.#open.delete(reports[i]!);
-      closed(reports[i + 1]!, reports[i + 2]!);
+    for (let i = 0; i < REPORT_FIELDS * count; i += REPORT_FIELDS) {
+      const id = reports[i]!;
+      const owner = this.#open.get(id);
+      if (owner === undefined) continue;
+      switch (reports[i + 1]) {
+        case REPORT_CONNECTED:
+          owner.connected();
+          break;
+        case REPORT_CONNECT_FAILED:
+          owner.connectFailed(reports[i + 2]!);
+          break;
+        case REPORT_CLIENT_LEFT:
+          this.#open.delete(id);
+          owner.clientLeft();
+          break;
+        case REPORT_CLOSED:
+          this.#open.delete(id);
+          owner.closed(reports[i + 2]!, reports[i + 3]!);
+          break;
+      }
     }
   }
 
   /**
-   * Takes over two connected sockets: the pump works on copies of their descriptors, and the
-   * handles are closed here. `first` goes to the backend before the client's next bytes; with
-   * `clientEnded` the client's FIN follows it. Throws (handles untouched) when it cannot start.
+   * Takes over the client: the pump works on a copy of its descriptor and watches it for leaving;
+   * the caller stops reading the handle and closes it once connected. `first` goes to the backend
+   * before the client's next bytes; with `clientEnded` the client's FIN follows it. The relay
+   * waits for dial(). Throws (the handle untouched) when it cannot.
    */
-  start(client: TcpHandle, backend: TcpHandle, first: Uint8Array, clientEnded: boolean, closed: PumpClosed): number {
-    const id = this.#addon.start(client.fd, backend.fd, first, clientEnded);
-    this.#open.set(id, closed);
-    client.close();
-    backend.close();
+  adopt(client: TcpHandle, first: Uint8Array, clientEnded: boolean, owner: PumpOwner): number {
+    const id = this.#addon.adopt(client.fd, first, clientEnded);
+    this.#open.set(id, owner);
     return id;
+  }
+
+  /** Connects the relay's backend: 0 (the owner hears how it went), or a libuv status at once. */
+  dial(id: number, ip: string, family: number, port: number): number {
+    return this.#addon.dial(id, ip, port, family === 6);
+  }
+
+  /** Drops the backend connect still running (its time limit passed); the relay waits. */
+  hangUp(id: number): void {
+    this.#addon.hangUp(id);
   }
 
   /** Relays being pumped. */

@@ -1,8 +1,10 @@
 // A passthrough connection on bare stream handles (../net/stream-handles.ts): connect to a
 // backend endpoint (failing over to the next one, each endpoint at most once), write the PROXY
 // header and the peeked ClientHello bytes, then relay both ways, each direction holding at most
-// one read buffer while its reader is slow: in C when the native pump is built (native-pump.ts),
-// else in TypeScript (relay-direction.ts), with the same behaviour. Half-close is passed on (FIN
+// one read buffer while its reader is slow. With the native pump (native-pump.ts) the connect and
+// the bytes are done in C and this class makes the decisions (which endpoint, when to give up);
+// without it, through Node's TCP handles and in TypeScript (relay-direction.ts), with the same
+// behaviour. Half-close is passed on (FIN
 // one way, data the other), a reset is passed on as a reset. The connect time limit and the idle
 // limit (no byte either way) are kept by deadline sweeps, not a timer per connection.
 import dns from 'node:dns';
@@ -16,7 +18,7 @@ import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
 import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
-import { nativePump } from './native-pump.js';
+import { nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
 
@@ -57,7 +59,7 @@ export function relay(client: TcpHandle, target: PassthroughTarget, options: Rel
 
 type AttemptFailure = 'upstream_unavailable' | 'upstream_connect_timeout';
 
-class Relay implements Expirable, DirectionEvents {
+class Relay implements Expirable, DirectionEvents, PumpOwner {
   readonly #client: TcpHandle;
   readonly #target: PassthroughTarget;
   readonly #options: RelayOptions;
@@ -66,6 +68,8 @@ class Relay implements Expirable, DirectionEvents {
   #clientEnded = false;
   /** The client is being read (stopped at its FIN or when it sent too much while connecting). */
   #clientReading = true;
+  /** The client's handle is open (with the native pump, until the backend connected). */
+  #clientOpen = true;
   #first = 0;
   #tries = 0;
   #endpoint = -1;
@@ -74,7 +78,7 @@ class Relay implements Expirable, DirectionEvents {
   #startedAt = 0;
   #up: RelayDirection | undefined;
   #down: RelayDirection | undefined;
-  /** The native pump's id for this relay (instead of #up and #down), or -1. */
+  /** The native pump's id for this relay (instead of #backend, #up and #down), or -1. */
   #pumped = -1;
   /** The pump's counts when last read: bytes to the backend, to the client, held. */
   #pumpedUp = 0;
@@ -93,8 +97,10 @@ class Relay implements Expirable, DirectionEvents {
 
   start(): void {
     this.#startedAt = Date.now();
-    // Still read while connecting: a client that leaves is noticed, an early FIN is kept.
-    this.#client.onread = this.#onClientWhileConnecting;
+    // Still read while connecting (the native pump watches the client itself): a client that
+    // leaves is noticed, an early FIN is kept.
+    if (nativePump === undefined) this.#client.onread = this.#onClientWhileConnecting;
+    else if (!this.#adopt()) return;
     this.#first = this.#target.balancer.first();
     this.#attempt(this.#first);
   }
@@ -143,6 +149,7 @@ class Relay implements Expirable, DirectionEvents {
   }
 
   #connect(ip: string, family: number, port: number): void {
+    if (nativePump !== undefined) return this.#dial(ip, family, port);
     const { handle, error } = connectTo(ip, family, port, (status) => {
       if (handle !== this.#backend || this.#state !== 'connecting') return; // timed out or abandoned: closed already
       this.#target.connecting.delete(this);
@@ -157,6 +164,57 @@ class Relay implements Expirable, DirectionEvents {
       this.#closeBackend();
       this.#failed('upstream_unavailable', errorName(error));
     }
+  }
+
+  /** Hands the client to the native pump, which watches it while connecting; false: closed. */
+  #adopt(): boolean {
+    this.#client.readStop();
+    try {
+      this.#pumped = nativePump!.adopt(this.#client, this.#firstBytes(), this.#clientEnded, this);
+      return true;
+    } catch (err) {
+      // Out of descriptors or memory: nothing was sent anywhere yet.
+      log.warn('native_pump_failed', { listener: this.#target.listener, route: this.#target.route, error: (err as Error).message });
+      this.#outcome('upstream_unavailable');
+      this.#close(undefined);
+      return false;
+    }
+  }
+
+  /** Connects the native pump's relay to one endpoint. */
+  #dial(ip: string, family: number, port: number): void {
+    const error = nativePump!.dial(this.#pumped, ip, family, port);
+    if (error !== 0) {
+      this.#target.connecting.delete(this);
+      this.#failed('upstream_unavailable', errorName(error));
+    }
+  }
+
+  connected(): void {
+    if (this.#state !== 'connecting') return;
+    this.#target.connecting.delete(this);
+    this.#clientOpen = false;
+    this.#client.close(); // the pump has its own descriptor
+    this.#relaying();
+  }
+
+  connectFailed(status: number): void {
+    if (this.#state !== 'connecting') return;
+    this.#target.connecting.delete(this);
+    this.#failed('upstream_unavailable', errorName(status));
+  }
+
+  clientLeft(): void {
+    this.#pumped = -1; // closed by the pump
+    this.#outcome('client_closed');
+    this.#close(undefined);
+  }
+
+  closed(toBackend: number, toClient: number): void {
+    this.#pumpedUp = toBackend;
+    this.#pumpedDown = toClient;
+    this.#pumpedHeld = 0;
+    this.#close(undefined);
   }
 
   /** The connect time limit (while connecting) or an idle check (while relaying). */
@@ -199,53 +257,41 @@ class Relay implements Expirable, DirectionEvents {
     this.#close(undefined);
   }
 
-  #establish(backend: TcpHandle): void {
+  /** What the backend gets before the client's next bytes: the PROXY header, the peeked bytes. */
+  #firstBytes(): Buffer {
     const client = this.#client;
-    const target = this.#target;
+    const proxyProtocol = this.#target.backend.proxyProtocol;
+    if (!proxyProtocol) return this.#peeked;
+    const source = peerAddress(client);
+    const destination = localAddress(client);
+    const header = proxyHeader(proxyProtocol, {
+      sourceAddress: source.address,
+      sourcePort: source.port,
+      destinationAddress: destination.address,
+      destinationPort: destination.port,
+      authority: this.#options.sni,
+    });
+    this.#headerLength = header.length;
+    return Buffer.concat([header, this.#peeked]);
+  }
+
+  /** Connected: counted, and from now on under the idle limit. */
+  #relaying(): void {
     this.#state = 'relaying';
-    target.metrics.outcome.relayed.inc();
-    backend.setNoDelay(true);
-    let first = this.#peeked;
-    if (target.backend.proxyProtocol) {
-      const source = peerAddress(client);
-      const destination = localAddress(client);
-      const header = proxyHeader(target.backend.proxyProtocol, {
-        sourceAddress: source.address,
-        sourcePort: source.port,
-        destinationAddress: destination.address,
-        destinationPort: destination.port,
-        authority: this.#options.sni,
-      });
-      this.#headerLength = header.length;
-      first = Buffer.concat([header, first]);
-    }
-    this.#bytes = new RelayByteCounter(target.metrics, () => this.#upBytes() - this.#headerLength, () => this.#downBytes(), () => this.#heldBytes());
+    this.#target.metrics.outcome.relayed.inc();
+    this.#bytes = new RelayByteCounter(this.#target.metrics, () => this.#upBytes() - this.#headerLength, () => this.#downBytes(), () => this.#heldBytes());
     this.#options.idle.add(this, this.#options.idleMs);
-    if (nativePump !== undefined) return this.#pump(client, backend, first);
+  }
+
+  /** The TypeScript pump's connect is done: relays both ways on the two handles. */
+  #establish(backend: TcpHandle): void {
+    this.#relaying();
+    backend.setNoDelay(true);
+    const client = this.#client;
     const up = (this.#up = new RelayDirection(client, backend, this));
     const down = (this.#down = new RelayDirection(backend, client, this));
     down.start(undefined, { reading: false, sourceEnded: false });
-    up.start(first, { reading: this.#clientReading, sourceEnded: this.#clientEnded });
-  }
-
-  /**
-   * Hands both sockets to the native pump. When it cannot take them (out of descriptors or
-   * memory, or the first write failed) the connection is closed: some of `first` may have reached
-   * the backend already, so the TypeScript pump must not start over.
-   */
-  #pump(client: TcpHandle, backend: TcpHandle, first: Buffer): void {
-    try {
-      this.#pumped = nativePump!.start(client, backend, first, this.#clientEnded, (toBackend, toClient) => {
-        this.#pumpedUp = toBackend;
-        this.#pumpedDown = toClient;
-        this.#pumpedHeld = 0;
-        this.#close(undefined);
-      });
-      this.#backend = undefined; // closed by the pump's start, as the client's handle is
-    } catch (err) {
-      log.warn('native_pump_failed', { listener: this.#target.listener, route: this.#target.route, error: (err as Error).message });
-      this.#close(undefined);
-    }
+    up.start(this.#firstBytes(), { reading: this.#clientReading, sourceEnded: this.#clientEnded });
   }
 
   #upBytes(): number {
@@ -307,6 +353,7 @@ class Relay implements Expirable, DirectionEvents {
     if (this.#pumped >= 0) {
       this.#readPump(); // its last counts, before it forgets them
       nativePump!.close(this.#pumped, undefined);
+      if (this.#clientOpen) client.close();
     } else {
       if (reset === client) client.reset();
       else client.close();
@@ -328,7 +375,9 @@ class Relay implements Expirable, DirectionEvents {
     this.#options.closed();
   }
 
+  /** Drops the connect attempt (or connection) to the backend; the client stays. */
   #closeBackend(): void {
+    if (this.#pumped >= 0) nativePump!.hangUp(this.#pumped);
     this.#backend?.close();
     this.#backend = undefined;
   }

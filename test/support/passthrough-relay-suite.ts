@@ -191,6 +191,27 @@ describe('endpoints and balancing', () => {
     socket.destroy();
   });
 
+  test('a client that resets while the backend is still connecting is counted client_closed, and nothing of it is left', async () => {
+    const hole = await keep(blackhole());
+    const door = await frontDoor({
+      listener: frontDoorListener([passthroughRoute('leaver', 'hole-long', { default: true })], { name: 'leaver-edge' }),
+      backends: [backend('hole-long', [hole.port], { connectTimeoutMs: 10_000 })],
+    });
+    const outcome = (o: string) => metricValue('gatehouse_passthrough_connections_total', { listener: 'leaver-edge', route: 'leaver', outcome: o });
+    const socket = net.connect({ host: '127.0.0.1', port: door.address().port });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(HELLO);
+    // Routed (a hello counted) and then connecting, for as long as the blackhole lets it.
+    await waitFor('the hello routed', async () => (await metricValue('gatehouse_client_hello_total', { listener: 'leaver-edge', outcome: 'hello' })) === 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(door.openConnections()).toBe(1);
+    socket.resetAndDestroy();
+    await waitFor('the relay noticed the client leave', () => door.openConnections() === 0);
+    expect(await outcome('client_closed')).toBe(1);
+    expect(await outcome('upstream_connect_timeout')).toBe(0);
+    expect(await outcome('relayed')).toBe(0);
+  });
+
   test('least connections sends a new connection to the endpoint with the fewest open ones', async () => {
     const a = await keep(tlsBackend({ name: 'a', cert: serverA, ca: pki.ca.rootPem }));
     const b = await keep(tlsBackend({ name: 'b', cert: serverA, ca: pki.ca.rootPem }));

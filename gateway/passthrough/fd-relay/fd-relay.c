@@ -1,9 +1,12 @@
-// The passthrough relay's byte pump, in C on Node's own event loop: once a relay is connected,
-// the two sockets' bytes move without entering JavaScript. The pump's sockets are in an epoll
+// The passthrough relay's byte pump, in C on Node's own event loop: it connects to the backend
+// endpoint TypeScript picks, and once connected, the two sockets' bytes move without entering
+// JavaScript. The pump's sockets are in an epoll
 // set of its own, which libuv watches as one descriptor; each wake-up handles every ready
-// socket, then tells JavaScript in one call which relays closed. Measured on relayed
-// TLS connections (bench scenario 4): each read and write done in JavaScript costs a callback
-// into V8, objects and garbage, which made gatehouse's user time per connection ~4x HAProxy's.
+// socket, then tells JavaScript in one call what happened: connected, failed to connect, closed.
+// Measured on relayed TLS connections (bench scenario 4): each read and write done in JavaScript
+// costs a callback into V8, objects and garbage, which made gatehouse's user time per connection
+// ~4x HAProxy's; connecting through a Node TCP handle cost a handle, a request object and a
+// callback more per connection.
 // Everything with a decision in it (routing, balancing, failover, metrics, idle limits) stays in
 // TypeScript (../relay.ts); this file only copies bytes, passes FIN and resets on, and reports.
 //
@@ -15,8 +18,11 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +34,24 @@
 #define READ_BYTES (64 * 1024)
 /** Ready sockets taken per epoll_wait; more wait for the next loop iteration (level-triggered). */
 #define EVENTS_PER_WAKE 128
-/** Closed relays reported per call into JavaScript: (id, bytes to the backend, bytes to the client). */
+/** Reports per call into JavaScript, REPORT_FIELDS numbers each: (id, kind, a, b). */
 #define REPORTS_PER_CALL 256
+#define REPORT_FIELDS 4
+// Each ready socket yields at most one report, so a wake-up's reports fit in one call: JavaScript
+// never runs (and never dials a backend anew) while a wake-up still holds events.
+_Static_assert(EVENTS_PER_WAKE <= REPORTS_PER_CALL, "one call per wake-up");
+
+/** What a report says, and what its a and b are. */
+enum report_kind {
+  REPORT_CLOSED = 0,         // closed by itself; a: bytes to the backend, b: bytes to the client
+  REPORT_CONNECTED = 1,      // the backend connection is up, relaying starts
+  REPORT_CONNECT_FAILED = 2, // a: -errno; the relay waits for dial() or close()
+  REPORT_CLIENT_LEFT = 3,    // the client reset or closed before the backend answered: closed
+  REPORT_NONE = -1,
+};
+
+/** A relay waits (for JavaScript to dial), connects, then relays. */
+enum phase { WAITING, CONNECTING, RELAYING };
 /** Slots are reused; the generation in each id tells a stale id from the slot's new relay. */
 #define GENERATION_FACTOR 4294967296.0
 
@@ -56,8 +78,9 @@ typedef struct {
 } side_t;
 
 struct relay {
-  /** side[0] is the client, side[1] the backend. */
+  /** side[0] is the client, side[1] the backend (fd -1 while there is none). */
   side_t side[2];
+  enum phase phase;
   /** dir[i] reads side i and writes side 1 - i. */
   direction_t dir[2];
   uint32_t slot;
@@ -132,7 +155,7 @@ static void give_slot(relay_t *relay) {
   free_slots[free_count++] = relay->slot;
 }
 
-/** Tells JavaScript which relays closed by themselves since the last call: onClosed(count). */
+/** Tells JavaScript what happened to relays since the last call: onReports(count). */
 static void report_closed(void) {
   if (report_count == 0) return;
   napi_env env = relay_env;
@@ -151,23 +174,49 @@ static void report_closed(void) {
   napi_close_handle_scope(env, scope);
 }
 
+/** Queues a report for the end of the wake-up. */
+static void report(relay_t *relay, enum report_kind kind, double a, double b) {
+  if (report_count == REPORTS_PER_CALL) report_closed(); // not reached: see EVENTS_PER_WAKE
+  double *out = reports_out + REPORT_FIELDS * report_count++;
+  out[0] = relay_id(relay);
+  out[1] = (double)kind;
+  out[2] = a;
+  out[3] = b;
+}
+
+/** Watches `side` for `events` (0: out of the set). Returns 0 or -errno. */
+static int set_events(side_t *side, uint32_t events) {
+  if (events == side->events) return 0;
+  struct epoll_event event = {.events = events, .data.ptr = side};
+  int op = events == 0 ? EPOLL_CTL_DEL : side->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (epoll_ctl(epoll_fd, op, side->fd, &event) < 0) return -errno;
+  side->events = events;
+  return 0;
+}
+
+/** Closes the backend socket, if there is one. */
+static void drop_backend(relay_t *relay) {
+  side_t *backend = &relay->side[1];
+  if (backend->fd < 0) return;
+  set_events(backend, 0);
+  close(backend->fd);
+  backend->fd = -1;
+}
+
 /**
  * Closes both sockets, `reset_side` (0, 1, or -1 for none) with a RST, and frees the relay.
- * JavaScript hears of it (at the end of the wake-up) only when `report` is set.
+ * JavaScript hears of it (at the end of the wake-up) unless `kind` is REPORT_NONE.
  */
-static void finish(relay_t *relay, int reset_side, int report) {
+static void finish(relay_t *relay, int reset_side, enum report_kind kind) {
   if (relay->closed) return;
   relay->closed = 1;
-  if (report) {
-    if (report_count == REPORTS_PER_CALL) report_closed();
-    double *out = reports_out + 3 * report_count++;
-    out[0] = relay_id(relay);
-    out[1] = relay->dir[0].bytes;
-    out[2] = relay->dir[1].bytes;
-  }
+  if (kind != REPORT_NONE) report(relay, kind, relay->dir[0].bytes, relay->dir[1].bytes);
   give_slot(relay);
   for (int i = 0; i < 2; i++) {
+    free(relay->dir[i].pending);
+    relay->dir[i].pending = NULL;
     side_t *side = &relay->side[i];
+    if (side->fd < 0) continue;
     if (i == reset_side) {
       struct linger abort_on_close = {1, 0};
       setsockopt(side->fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
@@ -176,8 +225,6 @@ static void finish(relay_t *relay, int reset_side, int report) {
     // removal is for a descriptor that might have been duplicated elsewhere meanwhile.
     if (side->events != 0) epoll_ctl(epoll_fd, EPOLL_CTL_DEL, side->fd, NULL);
     close(side->fd);
-    free(relay->dir[i].pending);
-    relay->dir[i].pending = NULL;
   }
   if (--open_relays == 0) uv_unref((uv_handle_t *)&epoll_watcher);
   if (waking) {
@@ -190,7 +237,7 @@ static void finish(relay_t *relay, int reset_side, int report) {
 
 /** A read or write of `failing` returned `status`: a reset is passed on to the other side. */
 static void fail(relay_t *relay, int status, int failing) {
-  finish(relay, status == -ECONNRESET ? 1 - failing : -1, 1);
+  finish(relay, status == -ECONNRESET ? 1 - failing : -1, REPORT_CLOSED);
 }
 
 /** Writes what direction `d` holds to its destination: 0 (written, or waiting), or -errno. */
@@ -212,15 +259,21 @@ static int flush(relay_t *relay, int d) {
   return 0;
 }
 
-/** Keeps `bytes` for direction `d` and writes what the destination takes now. */
-static int hold(relay_t *relay, int d, const char *bytes, size_t length) {
+/** Keeps a copy of `bytes` for direction `d` to write later. Returns 0 or -ENOMEM. */
+static int keep(relay_t *relay, int d, const char *bytes, size_t length) {
   direction_t *dir = &relay->dir[d];
   dir->pending = malloc(length);
   if (dir->pending == NULL) return -ENOMEM;
   memcpy(dir->pending, bytes, length);
   dir->pending_length = length;
   dir->pending_offset = 0;
-  return flush(relay, d);
+  return 0;
+}
+
+/** Keeps `bytes` for direction `d` and writes what the destination takes now. */
+static int hold(relay_t *relay, int d, const char *bytes, size_t length) {
+  int err = keep(relay, d, bytes, length);
+  return err < 0 ? err : flush(relay, d);
 }
 
 /**
@@ -262,16 +315,10 @@ static int forward(relay_t *relay, int d, int *failing) {
  * of the set: epoll would report a hang-up of an idle side again and again). Returns 0 or -errno.
  */
 static int watch(relay_t *relay, int i) {
-  side_t *side = &relay->side[i];
   uint32_t events = 0;
   if (!relay->dir[i].ended && relay->dir[i].pending == NULL) events |= EPOLLIN;
   if (relay->dir[1 - i].pending != NULL) events |= EPOLLOUT;
-  if (events == side->events) return 0;
-  struct epoll_event event = {.events = events, .data.ptr = side};
-  int op = events == 0 ? EPOLL_CTL_DEL : side->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  if (epoll_ctl(epoll_fd, op, side->fd, &event) < 0) return -errno;
-  side->events = events;
-  return 0;
+  return set_events(&relay->side[i], events);
 }
 
 /** Passes on each FIN whose bytes are all written; closes when both are; else polls again. */
@@ -281,7 +328,7 @@ static void settle(relay_t *relay) {
     if (!dir->ended || dir->finished || dir->pending != NULL) continue;
     // The other way finished already: closing sends this FIN too.
     if (relay->dir[1 - d].finished) {
-      finish(relay, -1, 1);
+      finish(relay, -1, REPORT_CLOSED);
       return;
     }
     if (shutdown(relay->side[1 - d].fd, SHUT_WR) < 0) {
@@ -291,7 +338,7 @@ static void settle(relay_t *relay) {
     dir->finished = 1;
   }
   if (relay->dir[0].finished && relay->dir[1].finished) {
-    finish(relay, -1, 1);
+    finish(relay, -1, REPORT_CLOSED);
     return;
   }
   for (int i = 0; i < 2; i++) {
@@ -303,10 +350,53 @@ static void settle(relay_t *relay) {
   }
 }
 
+/** The backend accepted: writes the first bytes, passes on an early FIN, starts relaying. */
+static void relay_connected(relay_t *relay) {
+  relay->phase = RELAYING;
+  report(relay, REPORT_CONNECTED, 0, 0);
+  int err;
+  if (relay->dir[0].pending != NULL && (err = flush(relay, 0)) < 0) {
+    fail(relay, err, 1);
+    return;
+  }
+  settle(relay);
+}
+
+/**
+ * While connecting or waiting: the client is watched for leaving (a FIN is only noted: its
+ * bytes and FIN are relayed once connected), the backend for the end of its connect.
+ */
+static void on_connect_event(relay_t *relay, int i, uint32_t events) {
+  side_t *side = &relay->side[i];
+  if (i == 0) {
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      finish(relay, -1, REPORT_CLIENT_LEFT);
+      return;
+    }
+    set_events(side, 0); // a FIN: level-triggered, it would be reported again and again
+    return;
+  }
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(side->fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = errno;
+  else if (error == 0 && (events & (EPOLLERR | EPOLLHUP))) error = ECONNRESET;
+  if (error != 0) {
+    drop_backend(relay);
+    relay->phase = WAITING;
+    report(relay, REPORT_CONNECT_FAILED, -error, 0);
+    return;
+  }
+  relay_connected(relay);
+}
+
 /** What epoll reported for one side: an error, data (or FIN) to read, room to write. */
 static void on_side_ready(side_t *side, uint32_t events) {
   relay_t *relay = side->relay;
   int i = side == &relay->side[0] ? 0 : 1;
+  if (relay->phase != RELAYING) {
+    on_connect_event(relay, i, events);
+    return;
+  }
   if (events & EPOLLERR) {
     int error = 0;
     socklen_t length = sizeof error;
@@ -366,8 +456,8 @@ static double *float64_array(napi_env env, napi_value value, size_t length) {
 }
 
 /**
- * init(onClosed(count), counters: Float64Array(3), reports: Float64Array(3 * 256)). onClosed
- * finds (id, bytes to the backend, bytes to the client) for each of `count` relays in reports.
+ * init(onReports(count), counters: Float64Array(3), reports: Float64Array(4 * 256)). onReports
+ * finds (id, kind, a, b) for each of `count` reports in reports (enum report_kind).
  */
 static napi_value init(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -377,8 +467,8 @@ static napi_value init(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "fd-relay: init called twice");
     return NULL;
   }
-  if (argc < 3 || (counters_out = float64_array(env, argv[1], 3)) == NULL || (reports_out = float64_array(env, argv[2], 3 * REPORTS_PER_CALL)) == NULL) {
-    napi_throw_type_error(env, NULL, "fd-relay: init(onClosed, Float64Array(3), Float64Array(768))");
+  if (argc < 3 || (counters_out = float64_array(env, argv[1], 3)) == NULL || (reports_out = float64_array(env, argv[2], REPORT_FIELDS * REPORTS_PER_CALL)) == NULL) {
+    napi_throw_type_error(env, NULL, "fd-relay: init(onReports, Float64Array(3), Float64Array(1024))");
     return NULL;
   }
   uv_loop_t *loop;
@@ -402,73 +492,138 @@ static napi_value init(napi_env env, napi_callback_info info) {
 }
 
 /**
- * start(clientFd, backendFd, first: Uint8Array, clientEnded: boolean) -> id. Takes copies (dup)
- * of both descriptors: the caller closes its handles right after. `first` is written to the
- * backend before anything read from the client; with clientEnded, the client's FIN follows it.
+ * adopt(clientFd, first: Uint8Array, clientEnded: boolean) -> id. Takes a copy (dup) of the
+ * client's descriptor: the caller closes its handle once connected. The relay waits for dial();
+ * `first` goes to the backend before anything read from the client, and with clientEnded the
+ * client's FIN follows it. The client is watched for leaving from now on.
  */
-static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], result;
+static napi_value adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fds[2];
+  int32_t client_fd = -1;
   void *first = NULL;
   size_t first_length = 0;
   bool client_ended = false;
-  if (argc < 4 || napi_get_value_int32(env, argv[0], &fds[0]) != napi_ok || napi_get_value_int32(env, argv[1], &fds[1]) != napi_ok ||
-      napi_get_typedarray_info(env, argv[2], &(napi_typedarray_type){0}, &first_length, &first, NULL, NULL) != napi_ok ||
-      napi_get_value_bool(env, argv[3], &client_ended) != napi_ok || fds[0] < 0 || fds[1] < 0) {
-    napi_throw_type_error(env, NULL, "fd-relay: start(clientFd, backendFd, Uint8Array, boolean)");
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &client_fd) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], &(napi_typedarray_type){0}, &first_length, &first, NULL, NULL) != napi_ok ||
+      napi_get_value_bool(env, argv[2], &client_ended) != napi_ok || client_fd < 0) {
+    napi_throw_type_error(env, NULL, "fd-relay: adopt(clientFd, Uint8Array, boolean)");
     return NULL;
   }
   if (epoll_fd < 0) {
-    napi_throw_error(env, NULL, "fd-relay: start before init");
+    napi_throw_error(env, NULL, "fd-relay: adopt before init");
     return NULL;
   }
   relay_t *relay = calloc(1, sizeof *relay);
-  if (relay == NULL) return throw_errno(env, "start", ENOMEM);
-  for (int i = 0; i < 2; i++) {
-    int fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
-      int error = errno;
-      if (i == 1) close(relay->side[0].fd);
-      free(relay);
-      return throw_errno(env, "dup", error);
-    }
-    relay->side[i].fd = fd;
+  if (relay == NULL) return throw_errno(env, "adopt", ENOMEM);
+  relay->side[1].fd = -1;
+  relay->side[0].fd = fcntl(client_fd, F_DUPFD_CLOEXEC, 0);
+  if (relay->side[0].fd < 0) {
+    int error = errno;
+    free(relay);
+    return throw_errno(env, "dup", error);
   }
   int err = take_slot(relay);
   if (err < 0) {
     close(relay->side[0].fd);
-    close(relay->side[1].fd);
     free(relay);
-    return throw_errno(env, "start", -err);
+    return throw_errno(env, "adopt", -err);
   }
   relay->side[0].relay = relay->side[1].relay = relay;
+  relay->phase = WAITING;
   if (open_relays++ == 0) uv_ref((uv_handle_t *)&epoll_watcher);
   relay->dir[0].ended = client_ended;
   relay->dir[0].bytes = (double)first_length;
   napi_create_double(env, relay_id(relay), &result);
-  if (first_length > 0 && (err = hold(relay, 0, first, first_length)) < 0) {
-    finish(relay, -1, 0);
-    return throw_errno(env, "first write", -err);
-  }
-  // Neither way has finished yet, so this only passes on an early FIN and starts watching; a
-  // failure here is thrown, not reported (the caller still holds its handles).
-  for (int i = 0; i < 2; i++) {
-    if ((err = watch(relay, i)) < 0) {
-      finish(relay, -1, 0);
-      return throw_errno(env, "epoll_ctl", -err);
-    }
-  }
-  if (relay->dir[0].ended && relay->dir[0].pending == NULL) {
-    if (shutdown(relay->side[1].fd, SHUT_WR) < 0) {
-      err = errno;
-      finish(relay, -1, 0);
-      return throw_errno(env, "shutdown", err);
-    }
-    relay->dir[0].finished = 1;
+  if ((first_length > 0 && (err = keep(relay, 0, first, first_length)) < 0) || (!client_ended && (err = set_events(&relay->side[0], EPOLLRDHUP)) < 0)) {
+    finish(relay, -1, REPORT_NONE);
+    return throw_errno(env, "adopt", -err);
   }
   return result;
+}
+
+/** Starts a non-blocking connect of `relay`'s backend socket: 0, or -errno when it failed at once. */
+static int dial_backend(relay_t *relay, const char *ip, uint32_t port, bool ipv6) {
+  struct sockaddr_storage address = {0};
+  socklen_t length;
+  if (ipv6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) != 1) return -EINVAL;
+    length = sizeof *in6;
+  } else {
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&address;
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, ip, &in4->sin_addr) != 1) return -EINVAL;
+    length = sizeof *in4;
+  }
+  int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // EINTR: the connect goes on in the background, as with EINPROGRESS.
+  if (connect(fd, (struct sockaddr *)&address, length) < 0 && errno != EINPROGRESS && errno != EINTR) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  side_t *backend = &relay->side[1];
+  backend->fd = fd;
+  backend->events = 0;
+  int err = set_events(backend, EPOLLOUT); // writable (or an error) once the connect is done
+  if (err < 0) {
+    drop_backend(relay);
+    return err;
+  }
+  relay->phase = CONNECTING;
+  return 0;
+}
+
+/**
+ * dial(id, ip, port, ipv6: boolean) -> 0 | -errno. Connects a waiting relay's backend; the
+ * outcome comes as a report (connected, or connect failed). An attempt still running is dropped
+ * first. A failure at once (-errno) leaves the relay waiting.
+ */
+static napi_value dial(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double id = -1;
+  char ip[64];
+  uint32_t port = 0;
+  bool ipv6 = false;
+  if (argc < 4 || napi_get_value_double(env, argv[0], &id) != napi_ok || napi_get_value_string_utf8(env, argv[1], ip, sizeof ip, NULL) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &port) != napi_ok || napi_get_value_bool(env, argv[3], &ipv6) != napi_ok || port > 65535) {
+    napi_throw_type_error(env, NULL, "fd-relay: dial(id, ip, port, boolean)");
+    return NULL;
+  }
+  relay_t *relay = find(id);
+  int err = -ENOENT;
+  if (relay != NULL && relay->phase != RELAYING) {
+    drop_backend(relay);
+    relay->phase = WAITING;
+    err = dial_backend(relay, ip, port, ipv6);
+  }
+  napi_create_int32(env, err, &result);
+  return result;
+}
+
+/** hangUp(id): drops the backend connect still running (the connect time limit); the relay waits. */
+static napi_value hang_up(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  double id = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1) napi_get_value_double(env, argv[0], &id);
+  relay_t *relay = find(id);
+  if (relay != NULL && relay->phase == CONNECTING) {
+    drop_backend(relay);
+    relay->phase = WAITING;
+  }
+  return NULL;
 }
 
 /** counters(id) -> false when closed; else true, with the counters array set to [to backend, to client, held]. */
@@ -499,14 +654,16 @@ static napi_value close_relay(napi_env env, napi_callback_info info) {
   if (argc >= 1) napi_get_value_double(env, argv[0], &id);
   if (argc >= 2) napi_get_value_int32(env, argv[1], &reset_side);
   relay_t *relay = find(id);
-  if (relay != NULL) finish(relay, reset_side, 0);
+  if (relay != NULL) finish(relay, reset_side, REPORT_NONE);
   return NULL;
 }
 
 static napi_value module_init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"init", NULL, init, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"start", NULL, start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adopt", NULL, adopt, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dial", NULL, dial, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hangUp", NULL, hang_up, NULL, NULL, NULL, napi_enumerable, NULL},
       {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_relay, NULL, NULL, NULL, napi_enumerable, NULL},
   };
