@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -551,7 +552,14 @@ static int dial_backend(relay_t *relay, const char *ip, uint32_t port, bool ipv6
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&address;
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) != 1) return -EINVAL;
+    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) != 1) {
+      // A scoped address (fe80::1%eth0): getaddrinfo parses the zone, without a lookup.
+      struct addrinfo hints = {.ai_family = AF_INET6, .ai_flags = AI_NUMERICHOST}, *found;
+      if (getaddrinfo(ip, NULL, &hints, &found) != 0) return -EINVAL;
+      memcpy(in6, found->ai_addr, sizeof *in6);
+      freeaddrinfo(found);
+      in6->sin6_port = htons((uint16_t)port);
+    }
     length = sizeof *in6;
   } else {
     struct sockaddr_in *in4 = (struct sockaddr_in *)&address;
