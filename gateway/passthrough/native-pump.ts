@@ -32,6 +32,8 @@ const REPORT_CLOSED = 0;
 const REPORT_CONNECTED = 1;
 const REPORT_CONNECT_FAILED = 2;
 const REPORT_CLIENT_LEFT = 3;
+/** fd-relay.c's DIAL_GONE. */
+export const DIAL_GONE = 1;
 
 /** A pumped relay's owner: told what the pump did by itself. */
 export interface PumpOwner {
@@ -95,7 +97,10 @@ export class NativePump {
     return id;
   }
 
-  /** Connects the relay's backend: 0 (the owner hears how it went), or a libuv status at once. */
+  /**
+   * Connects the relay's backend: 0 (the owner hears how it went), a libuv status at once, or
+   * DIAL_GONE: the pump closed the relay meanwhile and its owner is about to hear so.
+   */
   dial(id: number, ip: string, family: number, port: number): number {
     return this.#addon.dial(id, ip, port, family === 6);
   }

@@ -4,9 +4,9 @@
 // one read buffer while its reader is slow. With the native pump (native-pump.ts) the connect and
 // the bytes are done in C and this class makes the decisions (which endpoint, when to give up);
 // without it, through Node's TCP handles and in TypeScript (relay-direction.ts), with the same
-// behaviour. Half-close is passed on (FIN
-// one way, data the other), a reset is passed on as a reset. The connect time limit and the idle
-// limit (no byte either way) are kept by deadline sweeps, not a timer per connection.
+// behaviour. Half-close is passed on (FIN one way, data the other), a reset is passed on as a
+// reset. The connect time limit and the idle limit (no byte either way) are kept by deadline
+// sweeps, not a timer per connection.
 import dns from 'node:dns';
 import net from 'node:net';
 import type { Backend } from '../config/types.js';
@@ -18,7 +18,7 @@ import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
 import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
-import { nativePump, type PumpOwner } from './native-pump.js';
+import { DIAL_GONE, nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
 
@@ -184,6 +184,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
   /** Connects the native pump's relay to one endpoint. */
   #dial(ip: string, family: number, port: number): void {
     const error = nativePump!.dial(this.#pumped, ip, family, port);
+    if (error === DIAL_GONE) return; // the client left as the last attempt failed: clientLeft() follows
     if (error !== 0) {
       this.#target.connecting.delete(this);
       this.#failed('upstream_unavailable', errorName(error));

@@ -590,10 +590,14 @@ static int dial_backend(relay_t *relay, const char *ip, uint32_t port, bool ipv6
   return 0;
 }
 
+/** What dial() returns for a relay that is gone or relaying already: closed by the pump in the
+ * same wake-up as the report being handled, whose own report (client left) comes next. */
+#define DIAL_GONE 1
+
 /**
- * dial(id, ip, port, ipv6: boolean) -> 0 | -errno. Connects a waiting relay's backend; the
- * outcome comes as a report (connected, or connect failed). An attempt still running is dropped
- * first. A failure at once (-errno) leaves the relay waiting.
+ * dial(id, ip, port, ipv6: boolean) -> 0 | -errno | DIAL_GONE. Connects a waiting relay's
+ * backend; the outcome comes as a report (connected, or connect failed). An attempt still running
+ * is dropped first. A failure at once (-errno) leaves the relay waiting.
  */
 static napi_value dial(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -609,7 +613,7 @@ static napi_value dial(napi_env env, napi_callback_info info) {
     return NULL;
   }
   relay_t *relay = find(id);
-  int err = -ENOENT;
+  int err = DIAL_GONE;
   if (relay != NULL && relay->phase != RELAYING) {
     drop_backend(relay);
     relay->phase = WAITING;
