@@ -191,7 +191,7 @@ describe('endpoints and balancing', () => {
     socket.destroy();
   });
 
-  test('a client that resets while the backend is still connecting is counted client_closed, and nothing of it is left', async () => {
+  test('a client that resets while the backend is still connecting is counted client_closed, and the front door holds nothing of it', async () => {
     const hole = await keep(blackhole());
     const door = await frontDoor({
       listener: frontDoorListener([passthroughRoute('leaver', 'hole-long', { default: true })], { name: 'leaver-edge' }),
