@@ -204,6 +204,11 @@ describe('ClientConnection (HTTP/1.1 server side)', () => {
     await pipelined.until(() => pipelined.closed, 3000);
     expect(pipelined.received).toMatch(/slow \/slow-pHTTP\/1\.1 408 /);
 
+    // The same after a request with a body, whose end the read went on past.
+    const afterBody = new RawClient().send('POST /slow-b HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nabGET /next HTTP/1.1\r\nhost: x\r\n');
+    await afterBody.until(() => afterBody.closed, 3000);
+    expect(afterBody.received).toMatch(/slow \/slow-bHTTP\/1\.1 408 /);
+
     const silent = new RawClient();
     await silent.until(() => silent.closed, 3000);
     expect(silent.closed).toBe(true);

@@ -11,7 +11,7 @@ import { RequestBody, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
-import { createParser, METHODS, type NativeParser, type ParseError, watchMessageComplete } from './native-parser.js';
+import { createParser, METHODS, type NativeParser, type ParseError, watchMessageBegin, watchMessageComplete } from './native-parser.js';
 
 export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;
 
@@ -36,6 +36,8 @@ const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.client' });
 /** How long a connection we ended may wait for the client to close its side. */
 const LINGER_MS = 5_000;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const CR = 13;
+const LF = 10;
 
 const enum Wait {
   None,
@@ -59,6 +61,8 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   #partialHeaders: string[] | undefined;
   #partialUrl = '';
   #headStarted = false;
+  /** The last thing parsed in the current read was a head without a body. */
+  #headEnded = false;
   #bodyFull = false;
   #paused = false;
   #clientEnded = false;
@@ -100,27 +104,38 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   // --- parser callbacks -------------------------------------------------------------------------
 
   readonly #onData = (chunk: Buffer): void => {
+    // Bytes outside a request body begin a head (a lone CRLF between requests does not). llhttp's
+    // message-begin callback would tell, at the cost of a call into JavaScript for every request.
+    if (!this.#headStarted && this.#reading === undefined && (chunk.length > 2 || (chunk[0] !== CR && chunk[0] !== LF))) this.#headStarted = true;
     let data = chunk;
     for (;;) {
       const parsed = (this.#parser ??= this.#createParser()).execute(data);
       if (typeof parsed !== 'number') return this.#protocolError(parsed);
       // llhttp stops after a request that asked for an upgrade; it is served as a plain request
       // (Upgrade is hop-by-hop and dropped), so parsing goes on with the bytes after it.
-      if (this.#closed || this.#closing || parsed === 0 || parsed >= data.length) return;
+      if (this.#closed || this.#closing) return;
+      if (parsed === 0 || parsed >= data.length) break;
       data = data.subarray(parsed);
     }
+    // The last thing parsed was a bodiless head: another began after it unless the read ended with it.
+    if (this.#headEnded) {
+      this.#headEnded = false;
+      this.#headStarted = !endsWithEmptyLine(chunk);
+    }
+    if (this.#headStarted && this.#wait === Wait.Idle) this.#setWait(Wait.Head, this.options.headersMs);
   };
 
   #createParser(): NativeParser {
     return createParser('request', PARSER_RESOURCE, {
-      onMessageBegin: this.#onMessageBegin,
       onHeaders: this.#onHeaderChunk,
       onHeadersComplete: this.#onHeadersComplete,
       onBody: this.#onBody,
     });
   }
 
+  /** Watched only after a head with a body: where the body ends, a read may go on with the next head. */
   readonly #onMessageBegin = (): void => {
+    watchMessageBegin(this.#parser!, undefined);
     this.#headStarted = true;
     if (this.#wait === Wait.Idle) this.#setWait(Wait.Head, this.options.headersMs);
   };
@@ -167,9 +182,11 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       body,
       expectContinue: expectContinue && !http10,
     };
+    this.#headEnded = body === null;
     if (body !== null) {
       this.#reading = exchange;
       watchMessageComplete(this.#parser!, this.#onMessageComplete); // only a body's end needs telling
+      watchMessageBegin(this.#parser!, this.#onMessageBegin);
     }
     if (methodName === 'CONNECT') {
       // A tunnel request: everything after its head would be opaque bytes. Not a proxy we offer.
@@ -325,3 +342,9 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
 }
 
 function noop(): void {}
+
+/** Whether `chunk` ends with the empty line that ends a head (strict llhttp takes CRLF only). */
+function endsWithEmptyLine(chunk: Buffer): boolean {
+  const n = chunk.length;
+  return n >= 4 && chunk[n - 1] === LF && chunk[n - 2] === CR && chunk[n - 3] === LF && chunk[n - 4] === CR;
+}

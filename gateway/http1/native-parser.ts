@@ -51,11 +51,13 @@ export interface ParserCallbacks {
 export function createParser(kind: 'request' | 'response', resource: object, callbacks: ParserCallbacks): NativeParser {
   const parser = new HTTPParser();
   parser.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, resource, 0, HTTPParser.kLenientNone);
-  if (callbacks.onMessageBegin) parser[HTTPParser.kOnMessageBegin] = callbacks.onMessageBegin;
+  // Every callback slot is an own property, set or not: the parser looks each one up at every
+  // message, and a missing one is searched for along the prototype chain.
+  parser[HTTPParser.kOnMessageBegin] = callbacks.onMessageBegin;
   parser[HTTPParser.kOnHeaders] = callbacks.onHeaders;
   parser[HTTPParser.kOnHeadersComplete] = callbacks.onHeadersComplete;
   parser[HTTPParser.kOnBody] = callbacks.onBody;
-  if (callbacks.onMessageComplete) parser[HTTPParser.kOnMessageComplete] = callbacks.onMessageComplete;
+  parser[HTTPParser.kOnMessageComplete] = callbacks.onMessageComplete;
   return parser;
 }
 
@@ -65,4 +67,9 @@ export function createParser(kind: 'request' | 'response', resource: object, cal
  */
 export function watchMessageComplete(parser: NativeParser, callback: (() => void) | undefined): void {
   parser[HTTPParser.kOnMessageComplete] = callback;
+}
+
+/** Sets (or clears) the callback for the beginning of the next message, as watchMessageComplete. */
+export function watchMessageBegin(parser: NativeParser, callback: (() => void) | undefined): void {
+  parser[HTTPParser.kOnMessageBegin] = callback;
 }

@@ -1,10 +1,12 @@
 // One keep-alive HTTP/1.1 connection to an upstream endpoint, one request at a time: the request
 // head written as one string, the body streamed with backpressure (chunked when its length is
-// unknown), the response parsed by Node's native llhttp (../http1/native-parser.ts) and
-// handed to the exchange handler without building objects. Timeouts are deadlines that the pool
-// checks on a coarse tick, not a timer per request.
+// unknown), the response head parsed by Node's native llhttp (../http1/native-parser.ts) and
+// handed to the exchange handler without building objects. A Content-Length body, the usual
+// case, is counted off the socket reads here: llhttp would copy it into a new Buffer and call
+// into JavaScript twice more (body, message end) for every response. Timeouts are deadlines that
+// the pool checks on a coarse tick, not a timer per request.
 import type { Socket } from 'node:net';
-import { createParser, type NativeParser } from '../http1/native-parser.js';
+import { createParser, type NativeParser, watchMessageComplete } from '../http1/native-parser.js';
 import { SocketIo } from '../net/socket-io.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
@@ -35,6 +37,8 @@ export class UpstreamConnection {
   #informational = false;
   #keepAlive = true;
   #partialHeaders: string[] | undefined;
+  /** Bytes of a Content-Length body still to come, read past the parser; -1 when llhttp frames the body. */
+  #bodyLeft = -1;
   #closed = false;
   /** Absolute coarse time after which the current phase has timed out; 0 when none applies. */
   #deadline = 0;
@@ -52,7 +56,6 @@ export class UpstreamConnection {
       onHeaders: this.#onHeaderChunk,
       onHeadersComplete: this.#onHeadersComplete,
       onBody: this.#onBody,
-      onMessageComplete: this.#onMessageComplete,
     });
     this.#io = new SocketIo(socket, { onData: this.#onSocketData, onEnd: this.#onSocketEnd });
     socket.on('error', this.#onSocketError);
@@ -149,6 +152,7 @@ export class UpstreamConnection {
   readonly #abort = (): void => {
     if (this.#handler === undefined) return;
     this.#handler = undefined;
+    this.#bodyLeft = -1;
     this.#body = null;
     this.socket.destroy();
   };
@@ -159,13 +163,36 @@ export class UpstreamConnection {
       this.socket.destroy();
       return;
     }
-    const result = this.#parser.execute(chunk);
-    if (result instanceof Error) {
-      this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `invalid upstream response: ${(result as Error & { reason?: string }).reason ?? result.message}`));
-      return;
+    if (this.#bodyLeft >= 0) {
+      this.#countedBody(chunk);
+    } else {
+      const result = this.#parser.execute(chunk);
+      if (typeof result !== 'number') {
+        this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `invalid upstream response: ${result?.reason ?? result?.message}`));
+        return;
+      }
+      // The parser stopped at the end of a head whose Content-Length body is counted here.
+      if (this.#bodyLeft >= 0) this.#countedBody(chunk.subarray(result));
     }
     this.#handler?.onReadDone();
   };
+
+  /** Body bytes of a Content-Length response (see #onHeadersComplete), as many as it has left. */
+  #countedBody(bytes: Buffer): void {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    const left = this.#bodyLeft;
+    if (bytes.length > 0 && left > 0) {
+      const body = bytes.length <= left ? bytes : bytes.subarray(0, left);
+      this.#bodyLeft = left - body.length;
+      this.#onBody(body);
+    }
+    if (this.#bodyLeft !== 0 || this.#handler !== handler) return;
+    // More bytes than the response announced: no request is waiting for them, so the connection goes.
+    if (bytes.length > left) this.#keepAlive = false;
+    this.#bodyLeft = -1;
+    this.#onMessageComplete();
+  }
 
   readonly #onHeaderChunk = (headers: string[]): void => {
     // More than 32 header pairs arrive in pieces before onHeadersComplete.
@@ -194,13 +221,28 @@ export class UpstreamConnection {
     }
     if (statusCode < 200) {
       this.#informational = true; // 1xx: Node's server sends its own 100-continue
+      watchMessageComplete(this.#parser, this.#onMessageComplete);
       return 0;
     }
     this.#keepAlive = shouldKeepAlive;
     this.#setDeadline(this.owner.bodyMs, 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT');
     handler.onHeaders(statusCode, all, this.#resume, statusMessage);
+    if (this.#handler !== handler) return 1; // the client went away meanwhile
     // A HEAD response (and 204/304, which llhttp knows) has no body whatever its headers say.
-    return this.#headOnly ? 1 : 0;
+    if (this.#headOnly) {
+      watchMessageComplete(this.#parser, this.#onMessageComplete);
+      return 1;
+    }
+    const length = statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
+    if (length < 0) {
+      // Chunked or delimited by the close of the connection: llhttp frames the body.
+      watchMessageComplete(this.#parser, this.#onMessageComplete);
+      return 0;
+    }
+    // 2 tells llhttp to stop at the end of the head as if the rest were another protocol; it is
+    // ready for the next response afterwards, and execute() returns where the body begins.
+    this.#bodyLeft = length;
+    return 2;
   };
 
   readonly #onBody = (chunk: Buffer): void => {
@@ -211,6 +253,7 @@ export class UpstreamConnection {
   };
 
   readonly #onMessageComplete = (): void => {
+    watchMessageComplete(this.#parser, undefined);
     if (this.#informational) {
       this.#informational = false;
       return;
@@ -236,6 +279,7 @@ export class UpstreamConnection {
   #fail(err: Error): void {
     const handler = this.#handler;
     this.#handler = undefined;
+    this.#bodyLeft = -1;
     this.#body = null;
     this.#deadline = 0;
     this.socket.destroy();
@@ -244,7 +288,9 @@ export class UpstreamConnection {
 
   readonly #onSocketEnd = (): void => {
     // A response delimited by the close of the connection ends here.
-    if (this.#handler !== undefined) {
+    if (this.#handler !== undefined && this.#bodyLeft > 0) {
+      this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream response cut short'));
+    } else if (this.#handler !== undefined) {
       const result = this.#parser.finish();
       if (result instanceof Error) this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream response cut short'));
     }
@@ -269,4 +315,18 @@ export class UpstreamConnection {
     this.#parser.free();
     this.owner.closed(this);
   };
+}
+
+/**
+ * The body length a response's Content-Length header announces, or -1 without one. llhttp (strict)
+ * has already refused a malformed value, a second differing one, and one beside Transfer-Encoding.
+ */
+function contentLength(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    const length = Number(headers[i + 1]);
+    return Number.isSafeInteger(length) ? length : -1; // beyond 2^53 bytes, llhttp counts
+  }
+  return -1;
 }
