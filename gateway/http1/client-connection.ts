@@ -4,6 +4,7 @@
 // request-head and keep-alive timeouts are deadlines swept by one interval. Node's http server
 // spends about as much CPU per request as the TLS record work itself; this keeps only what a
 // proxy needs.
+import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { isReadBufferView, SocketIo } from '../net/socket-io.js';
 import type { ClientRequest } from './client-request.js';

@@ -2,6 +2,7 @@
 // until the first body bytes (or the end) so that head and body leave in one write, and the
 // framing follows the headers given (Content-Length as is; otherwise chunked for HTTP/1.1 clients
 // or close-delimited for HTTP/1.0). Hop-by-hop headers are the caller's to remove.
+import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { SocketIo } from '../net/socket-io.js';
 import { httpDate } from './http-date.js';
 

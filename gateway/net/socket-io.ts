@@ -8,6 +8,7 @@
 // allocates nothing (Node would allocate, shrink and wrap a 64 KiB buffer per read); what must
 // outlive the read is copied by whoever keeps it. The socket stays the owner of the connection:
 // 'close', destroy(), end(), its address and TLS state are used as before.
+import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { handleOf, lastReadResult, type StreamHandle, UV_EOF, writeLatin1To, writeTo } from './stream-handles.js';
 

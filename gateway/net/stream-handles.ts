@@ -8,6 +8,7 @@
 // depends on Node's internals; `checkStreamHandles()` fails at start if they are not as expected.
 // Sockets that need a stream (TLS termination, plaintext HTTP) get a net.Socket around the
 // handle, as net.Server would have made.
+import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';

@@ -2,6 +2,7 @@
 // written once from the parser's flat header list (no objects) together with the body when one
 // socket read carried all of it (one write to the client instead of two), body streamed with
 // backpressure both ways, and a failure before the response head becomes a JSON 502/504.
+import { performance } from 'node:perf_hooks'; // the global is a getter on globalThis: read on every use
 import type { ClientResponse } from '../http1/client-response.js';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';

@@ -5,6 +5,7 @@
 // case, is counted off the socket reads here: llhttp would copy it into a new Buffer and call
 // into JavaScript twice more (body, message end) for every response. Timeouts are deadlines that
 // the pool checks on a coarse tick, not a timer per request.
+import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { createParser, type NativeParser, watchMessageComplete } from '../http1/native-parser.js';
 import { SocketIo } from '../net/socket-io.js';
