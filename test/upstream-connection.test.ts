@@ -216,6 +216,13 @@ describe('upstream connection: response framing', () => {
     expect(await owner.isClosed).toBe(true);
   });
 
+  it('refuses a response with both Content-Length and Transfer-Encoding (llhttp, strict) as a bad response', async () => {
+    const { conn } = await connection([['HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n']]);
+    const outcome = await exchange(conn);
+    expect(outcome.error).toBe('GATEHOUSE_UPSTREAM_BAD_RESPONSE');
+    expect(outcome.completed).toBe(0);
+  });
+
   it('refuses a response with two different Content-Lengths (llhttp, strict) as a bad response', async () => {
     const { conn } = await connection([['HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd']]);
     const outcome = await exchange(conn);
