@@ -68,8 +68,6 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
   #clientEnded = false;
   /** The client is being read (stopped at its FIN or when it sent too much while connecting). */
   #clientReading = true;
-  /** The client's handle is open (with the native pump, until the backend connected). */
-  #clientOpen = true;
   #first = 0;
   #tries = 0;
   #endpoint = -1;
@@ -160,9 +158,8 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
     });
     this.#backend = handle;
     if (error !== 0) {
-      this.#target.connecting.delete(this);
       this.#closeBackend();
-      this.#failed('upstream_unavailable', errorName(error));
+      this.connectFailed(error);
     }
   }
 
@@ -185,16 +182,12 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
   #dial(ip: string, family: number, port: number): void {
     const error = nativePump!.dial(this.#pumped, ip, family, port);
     if (error === DIAL_GONE) return; // the client left as the last attempt failed: clientLeft() follows
-    if (error !== 0) {
-      this.#target.connecting.delete(this);
-      this.#failed('upstream_unavailable', errorName(error));
-    }
+    if (error !== 0) this.connectFailed(error);
   }
 
   connected(): void {
     if (this.#state !== 'connecting') return;
     this.#target.connecting.delete(this);
-    this.#clientOpen = false;
     this.#client.close(); // the pump has its own descriptor
     this.#relaying();
   }
@@ -354,7 +347,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
     if (this.#pumped >= 0) {
       this.#readPump(); // its last counts, before it forgets them
       nativePump!.close(this.#pumped, undefined);
-      if (this.#clientOpen) client.close();
+      if (wasConnecting) client.close(); // the pump's client handle is closed once connected
     } else {
       if (reset === client) client.reset();
       else client.close();

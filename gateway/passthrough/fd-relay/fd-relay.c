@@ -195,8 +195,9 @@ static int set_events(side_t *side, uint32_t events) {
   return 0;
 }
 
-/** Closes the backend socket, if there is one. */
+/** Before relaying: closes the backend socket, if there is one, and the relay waits for dial(). */
 static void drop_backend(relay_t *relay) {
+  relay->phase = WAITING;
   side_t *backend = &relay->side[1];
   if (backend->fd < 0) return;
   set_events(backend, 0);
@@ -383,7 +384,6 @@ static void on_connect_event(relay_t *relay, int i, uint32_t events) {
   else if (error == 0 && (events & (EPOLLERR | EPOLLHUP))) error = ECONNRESET;
   if (error != 0) {
     drop_backend(relay);
-    relay->phase = WAITING;
     report(relay, REPORT_CONNECT_FAILED, -error, 0);
     return;
   }
@@ -618,7 +618,6 @@ static napi_value dial(napi_env env, napi_callback_info info) {
   int err = DIAL_GONE;
   if (relay != NULL && relay->phase != RELAYING) {
     drop_backend(relay);
-    relay->phase = WAITING;
     err = dial_backend(relay, ip, port, ipv6);
   }
   napi_create_int32(env, err, &result);
@@ -633,10 +632,7 @@ static napi_value hang_up(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc >= 1) napi_get_value_double(env, argv[0], &id);
   relay_t *relay = find(id);
-  if (relay != NULL && relay->phase == CONNECTING) {
-    drop_backend(relay);
-    relay->phase = WAITING;
-  }
+  if (relay != NULL && relay->phase == CONNECTING) drop_backend(relay);
   return NULL;
 }
 
