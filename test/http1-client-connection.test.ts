@@ -204,6 +204,13 @@ describe('ClientConnection (HTTP/1.1 server side)', () => {
     await pipelined.until(() => pipelined.closed, 3000);
     expect(pipelined.received).toMatch(/slow \/slow-pHTTP\/1\.1 408 /);
 
+    // A head that begins on an idle keep-alive connection runs on the head timeout, not the idle one.
+    const idleThenSlow = new RawClient().send('GET /a HTTP/1.1\r\nhost: x\r\n\r\n');
+    await idleThenSlow.until((r) => r.endsWith('GET /a'), 3000);
+    idleThenSlow.send('GET /b HTTP/1.1\r\nhost: x\r\n');
+    await idleThenSlow.until(() => idleThenSlow.closed, 3000);
+    expect(idleThenSlow.received).toMatch(/GET \/aHTTP\/1\.1 408 /);
+
     // The same after a request with a body, whose end the read went on past.
     const afterBody = new RawClient().send('POST /slow-b HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nabGET /next HTTP/1.1\r\nhost: x\r\n');
     await afterBody.until(() => afterBody.closed, 3000);

@@ -137,8 +137,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   /** Watched only after a head with a body: where the body ends, a read may go on with the next head. */
   readonly #onMessageBegin = (): void => {
     watchMessageBegin(this.#parser!, undefined);
-    this.#headStarted = true;
-    if (this.#wait === Wait.Idle) this.#setWait(Wait.Head, this.options.headersMs);
+    this.#headStarted = true; // its clock is started at the end of the read (#onData)
   };
 
   readonly #onHeaderChunk = (headers: string[], url: string): void => {

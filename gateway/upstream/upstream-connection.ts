@@ -229,21 +229,17 @@ export class UpstreamConnection {
     this.#setDeadline(this.owner.bodyMs, 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT');
     handler.onHeaders(statusCode, all, this.#resume, statusMessage);
     if (this.#handler !== handler) return 1; // the client went away meanwhile
-    // A HEAD response (and 204/304, which llhttp knows) has no body whatever its headers say.
-    if (this.#headOnly) {
-      watchMessageComplete(this.#parser, this.#onMessageComplete);
-      return 1;
+    // A HEAD response (and 204/304) has no body whatever its headers say.
+    const length = this.#headOnly || statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
+    if (length >= 0) {
+      // 2 tells llhttp to stop at the end of the head as if the rest were another protocol; it is
+      // ready for the next response afterwards, and execute() returns where the body begins.
+      this.#bodyLeft = length;
+      return 2;
     }
-    const length = statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
-    if (length < 0) {
-      // Chunked or delimited by the close of the connection: llhttp frames the body.
-      watchMessageComplete(this.#parser, this.#onMessageComplete);
-      return 0;
-    }
-    // 2 tells llhttp to stop at the end of the head as if the rest were another protocol; it is
-    // ready for the next response afterwards, and execute() returns where the body begins.
-    this.#bodyLeft = length;
-    return 2;
+    // Bodiless, chunked or delimited by the close of the connection: llhttp frames the message.
+    watchMessageComplete(this.#parser, this.#onMessageComplete);
+    return this.#headOnly ? 1 : 0;
   };
 
   readonly #onBody = (chunk: Buffer): void => {
@@ -289,11 +285,9 @@ export class UpstreamConnection {
 
   readonly #onSocketEnd = (): void => {
     // A response delimited by the close of the connection ends here.
-    if (this.#handler !== undefined && this.#bodyLeft > 0) {
+    // A counted body short of its length is cut short; llhttp tells for any other framing.
+    if (this.#handler !== undefined && (this.#bodyLeft > 0 || this.#parser.finish() instanceof Error)) {
       this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream response cut short'));
-    } else if (this.#handler !== undefined) {
-      const result = this.#parser.finish();
-      if (result instanceof Error) this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream response cut short'));
     }
     this.#keepAlive = false;
     this.socket.destroy();
