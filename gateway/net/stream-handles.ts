@@ -199,6 +199,12 @@ export function acceptHandles(server: net.Server, accept: (handle: TcpHandle) =>
   };
 }
 
+/** The descriptor of a listening net.Server's own socket; undefined where it has none (a cluster worker sharing the primary's). */
+export function listeningFd(server: net.Server): number | undefined {
+  const fd = (server as unknown as { _handle: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 /** The native handle under a connected net.Socket or TLSSocket (TLSWrap for TLS); undefined once closed. */
 export function handleOf(socket: net.Socket): StreamHandle | undefined {
   const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;

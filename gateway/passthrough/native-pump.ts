@@ -3,6 +3,7 @@
 // it, or with GATEHOUSE_NATIVE_PUMP=off, relays connect through Node's TCP handles and pump bytes
 // in TypeScript (relay-direction.ts), which behaves the same and costs more CPU per connection
 // (README, Benchmarks).
+import { Buffer } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -11,18 +12,23 @@ import type { TcpHandle } from '../net/stream-handles.js';
 
 /** The addon's functions (fd-relay.c documents each). */
 interface FdRelayAddon {
-  init(onReports: (count: number) => void, counters: Float64Array, reports: Float64Array): void;
+  init(onReports: (count: number) => void, counters: Float64Array, reports: Float64Array, peeked: Uint8Array): void;
   adopt(clientFd: number, first: Uint8Array, clientEnded: boolean): number;
   dial(id: number, ip: string, port: number, ipv6: boolean): number;
   hangUp(id: number): void;
   counters(id: number): boolean;
   close(id: number, resetSide: number): void;
+  peek(fd: number): number;
+  deferAccept(listeningFd: number, seconds: number): number;
 }
 
 /** Where `build-addon` puts the compiled addon, from the repository's root. */
 export const ADDON_PATH = 'gateway/passthrough/fd-relay/build/fd_relay.node';
 /** The repository's root, from this file in gateway/passthrough/ or in dist/gateway/passthrough/. */
 const ROOTS = ['../../', '../../../'];
+
+/** What peek() looks at: a ClientHello of the front door's default bound, record headers included, fits. */
+const PEEK_BYTES = 17 * 1024;
 
 /** fd-relay.c's REPORTS_PER_CALL and REPORT_FIELDS. */
 const REPORTS_PER_CALL = 256;
@@ -54,10 +60,12 @@ export class NativePump {
   /** What the pump reports in, REPORT_FIELDS numbers each: id, kind, a, b. */
   readonly #reports = new Float64Array(REPORT_FIELDS * REPORTS_PER_CALL);
   readonly #open = new Map<number, PumpOwner>();
+  /** What peek() fills, shared by every call. */
+  readonly #peeked = Buffer.allocUnsafeSlow(PEEK_BYTES);
 
   constructor(addon: FdRelayAddon) {
     this.#addon = addon;
-    addon.init((count) => this.#reported(count), this.#counters, this.#reports);
+    addon.init((count) => this.#reported(count), this.#counters, this.#reports, this.#peeked);
   }
 
   #reported(count: number): void {
@@ -108,6 +116,23 @@ export class NativePump {
   /** Drops the backend connect still running (its time limit passed); the relay waits. */
   hangUp(id: number): void {
     this.#addon.hangUp(id);
+  }
+
+  /**
+   * What the client has sent so far, left in the socket for whoever reads it (MSG_PEEK): a view
+   * that the next peek() overwrites, or undefined when nothing is there yet.
+   */
+  peek(client: TcpHandle): Buffer | undefined {
+    const n = this.#addon.peek(client.fd);
+    return n > 0 ? this.#peeked.subarray(0, n) : undefined;
+  }
+
+  /**
+   * Has the kernel hand over new connections of a listening socket only once their first bytes
+   * are there (TCP_DEFER_ACCEPT), or after `seconds`. Returns 0 or a negative errno.
+   */
+  deferAccept(listeningFd: number, seconds: number): number {
+    return this.#addon.deferAccept(listeningFd, seconds);
   }
 
   /** Relays being pumped. */

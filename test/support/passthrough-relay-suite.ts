@@ -315,6 +315,23 @@ describe('the relay', () => {
     socket.destroy();
   });
 
+  test('a hello that comes in pieces, and the bytes after it, reach the backend once each and in order (the front door reads it: no peek can route it)', async () => {
+    const raw = await keep(rawBackend());
+    const door = await frontDoor({ listener: frontDoorListener([passthroughRoute('pieces', 'pieces', { sni: ['node.example.com'] })]), backends: [backend('pieces', [raw.port])] });
+    const socket = net.connect({ host: '127.0.0.1', port: door.address().port });
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    const after = Buffer.from('after the hello');
+    socket.write(HELLO.subarray(0, 30));
+    await new Promise((r) => setTimeout(r, 100));
+    socket.write(HELLO.subarray(30));
+    socket.write(after);
+    const expected = Buffer.concat([HELLO, after]);
+    await waitFor('hello and bytes at the backend', () => Buffer.concat(raw.received).length >= expected.length);
+    expect(Buffer.concat(raw.received).equals(expected)).toBe(true);
+    socket.destroy();
+  });
+
   test('megabytes both ways at once arrive intact (the read buffers are reused between reads and connections)', async () => {
     const SIZE = 12 << 20;
     const upload = randomBytes(SIZE);

@@ -93,10 +93,13 @@ struct relay {
 
 static napi_env relay_env;
 static napi_ref on_closed_ref;
-static napi_ref arrays_ref[2];
+static napi_ref arrays_ref[3];
 static napi_async_context async_context;
 static double *counters_out;
 static double *reports_out;
+/** Where peek() puts a new connection's first bytes, and its size. */
+static uint8_t *peek_out;
+static size_t peek_size;
 static uint32_t report_count;
 
 static int epoll_fd = -1;
@@ -457,19 +460,22 @@ static double *float64_array(napi_env env, napi_value value, size_t length) {
 }
 
 /**
- * init(onReports(count), counters: Float64Array(3), reports: Float64Array(4 * 256)). onReports
- * finds (id, kind, a, b) for each of `count` reports in reports (enum report_kind).
+ * init(onReports(count), counters: Float64Array(3), reports: Float64Array(4 * 256), peeked:
+ * Uint8Array). onReports finds (id, kind, a, b) for each of `count` reports in reports (enum
+ * report_kind); peek() puts what it sees in peeked.
  */
 static napi_value init(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], resource_name;
+  size_t argc = 4;
+  napi_value argv[4], resource_name;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (on_closed_ref != NULL) {
     napi_throw_error(env, NULL, "fd-relay: init called twice");
     return NULL;
   }
-  if (argc < 3 || (counters_out = float64_array(env, argv[1], 3)) == NULL || (reports_out = float64_array(env, argv[2], REPORT_FIELDS * REPORTS_PER_CALL)) == NULL) {
-    napi_throw_type_error(env, NULL, "fd-relay: init(onReports, Float64Array(3), Float64Array(1024))");
+  napi_typedarray_type peek_type;
+  if (argc < 4 || (counters_out = float64_array(env, argv[1], 3)) == NULL || (reports_out = float64_array(env, argv[2], REPORT_FIELDS * REPORTS_PER_CALL)) == NULL ||
+      napi_get_typedarray_info(env, argv[3], &peek_type, &peek_size, (void **)&peek_out, NULL, NULL) != napi_ok || peek_type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "fd-relay: init(onReports, Float64Array(3), Float64Array(1024), Uint8Array)");
     return NULL;
   }
   uv_loop_t *loop;
@@ -487,6 +493,7 @@ static napi_value init(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[0], 1, &on_closed_ref);
   napi_create_reference(env, argv[1], 1, &arrays_ref[0]); // the arrays live as long as the pump
   napi_create_reference(env, argv[2], 1, &arrays_ref[1]);
+  napi_create_reference(env, argv[3], 1, &arrays_ref[2]);
   napi_create_string_utf8(env, "gatehouse:fd-relay", NAPI_AUTO_LENGTH, &resource_name);
   napi_async_init(env, NULL, resource_name, &async_context);
   return NULL;
@@ -668,6 +675,49 @@ static napi_value close_relay(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/** Reads the call's first `count` (at most 4) arguments as int32; those missing keep their value. */
+static void int32_args(napi_env env, napi_callback_info info, int32_t *out, size_t count) {
+  napi_value argv[4];
+  size_t argc = count;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  for (size_t i = 0; i < argc && i < count; i++) napi_get_value_int32(env, argv[i], &out[i]);
+}
+
+static napi_value int32_value(napi_env env, int32_t value) {
+  napi_value result;
+  napi_create_int32(env, value, &result);
+  return result;
+}
+
+/**
+ * peek(fd) -> bytes | -errno: copies what the socket has received into the peeked array without
+ * taking it from the socket (MSG_PEEK), so whoever reads the socket next reads it all again.
+ * -EAGAIN: nothing yet.
+ */
+static napi_value peek(napi_env env, napi_callback_info info) {
+  int32_t fd = -1;
+  int32_args(env, info, &fd, 1);
+  ssize_t n;
+  if (fd < 0 || peek_out == NULL) n = -EBADF;
+  else {
+    do n = recv(fd, peek_out, peek_size, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) n = -errno;
+  }
+  return int32_value(env, (int32_t)n);
+}
+
+/**
+ * deferAccept(listeningFd, seconds) -> 0 | -errno: TCP_DEFER_ACCEPT, the kernel hands over a new
+ * connection once its first bytes are there (or after `seconds`), so that peek() finds them.
+ */
+static napi_value defer_accept(napi_env env, napi_callback_info info) {
+  int32_t args[2] = {-1, 0}; // fd, seconds
+  int32_args(env, info, args, 2);
+  int err = args[0] < 0 ? -EBADF : setsockopt(args[0], IPPROTO_TCP, TCP_DEFER_ACCEPT, &args[1], sizeof args[1]) < 0 ? -errno : 0;
+  return int32_value(env, err);
+}
+
 static napi_value module_init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"init", NULL, init, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -676,6 +726,8 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"hangUp", NULL, hang_up, NULL, NULL, NULL, napi_enumerable, NULL},
       {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_relay, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peek", NULL, peek, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"deferAccept", NULL, defer_accept, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
   return exports;
