@@ -152,10 +152,18 @@ export function backendMetrics(backend: string, endpoints: readonly { host: stri
   return { connectFailed: (endpoint, reason) => bound[endpoint]![reason].inc() };
 }
 
+/** A relay's own running totals, read when its bytes are counted. */
+export interface RelayTotals {
+  /** Bytes relayed to the backend (the client's, not the PROXY header). */
+  toBackendBytes(): number;
+  toClientBytes(): number;
+  /** Bytes the relay holds now, not yet taken by the kernel. */
+  heldBytes(): number;
+}
+
 /**
- * Counts one relay's bytes from its own running totals (read through the two functions), so
- * that no metric work happens per chunk. Registered while the relay is open so that a
- * scrape also sees long-lived connections.
+ * Counts one relay's bytes from its own running totals, so that no metric work happens per
+ * chunk. Registered while the relay is open so that a scrape also sees long-lived connections.
  */
 export class RelayByteCounter {
   #toBackend = 0;
@@ -163,17 +171,18 @@ export class RelayByteCounter {
 
   constructor(
     private readonly metrics: RouteMetrics,
-    private readonly readToBackend: () => number,
-    private readonly readToClient: () => number,
-    /** Bytes the relay holds now, not yet taken by the kernel. */
-    readonly held: () => number,
+    private readonly totals: RelayTotals,
   ) {
     openRelays.add(this);
   }
 
+  held(): number {
+    return this.totals.heldBytes();
+  }
+
   flush(): void {
-    const toBackend = this.readToBackend();
-    const toClient = this.readToClient();
+    const toBackend = this.totals.toBackendBytes();
+    const toClient = this.totals.toClientBytes();
     if (toBackend > this.#toBackend) this.metrics.toBackend.inc(toBackend - this.#toBackend);
     if (toClient > this.#toClient) this.metrics.toClient.inc(toClient - this.#toClient);
     this.#toBackend = toBackend;

@@ -16,7 +16,7 @@ import { connectTo, errorName, lastReadBytes, lastReadResult, localAddress, peer
 import type { PassthroughOutcome } from '../reasons.js';
 import type { Balancer } from './balancer.js';
 import type { LogBudget } from './log-budget.js';
-import { RelayByteCounter, type RouteMetrics } from './passthrough-metrics.js';
+import { RelayByteCounter, type RelayTotals, type RouteMetrics } from './passthrough-metrics.js';
 import { proxyHeader } from './proxy-protocol.js';
 import { DIAL_GONE, nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
@@ -59,7 +59,7 @@ export function relay(client: TcpHandle, target: PassthroughTarget, options: Rel
 
 type AttemptFailure = 'upstream_unavailable' | 'upstream_connect_timeout';
 
-class Relay implements Expirable, DirectionEvents, PumpOwner {
+class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
   readonly #client: TcpHandle;
   readonly #target: PassthroughTarget;
   readonly #options: RelayOptions;
@@ -273,7 +273,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
   #relaying(): void {
     this.#state = 'relaying';
     this.#target.metrics.outcome.relayed.inc();
-    this.#bytes = new RelayByteCounter(this.#target.metrics, () => this.#upBytes() - this.#headerLength, () => this.#downBytes(), () => this.#heldBytes());
+    this.#bytes = new RelayByteCounter(this.#target.metrics, this);
     this.#options.idle.add(this, this.#options.idleMs);
   }
 
@@ -300,7 +300,15 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
     return this.#pumpedDown;
   }
 
-  #heldBytes(): number {
+  toBackendBytes(): number {
+    return this.#upBytes() - this.#headerLength;
+  }
+
+  toClientBytes(): number {
+    return this.#downBytes();
+  }
+
+  heldBytes(): number {
     if (this.#up !== undefined) return this.#up.held() + this.#down!.held();
     this.#readPump();
     return this.#pumpedHeld;
@@ -361,8 +369,8 @@ class Relay implements Expirable, DirectionEvents, PumpOwner {
         listener: this.#target.listener,
         route: this.#target.route,
         endpoint: this.#endpoint,
-        to_backend: this.#upBytes() - this.#headerLength,
-        to_client: this.#downBytes(),
+        to_backend: this.toBackendBytes(),
+        to_client: this.toClientBytes(),
         ms: Date.now() - this.#startedAt,
       });
     }

@@ -66,8 +66,13 @@ enum report_kind {
 
 /** A relay waits (for JavaScript to dial), connects, then relays. */
 enum phase { WAITING, CONNECTING, RELAYING };
-/** Slots are reused; the generation in each id tells a stale id from the slot's new relay. */
-#define GENERATION_FACTOR 4294967296.0
+/**
+ * Slots are reused; the generation in each id tells a stale id from the slot's new relay. An id
+ * is (generation << SLOT_BITS) | slot, under 2^30: a small integer to V8, never a heap number.
+ */
+#define SLOT_BITS 20
+#define MAX_SLOTS (1u << SLOT_BITS)
+#define GENERATION_MASK 0x3FFu
 
 typedef struct relay relay_t;
 
@@ -134,19 +139,20 @@ static uint32_t free_count;
 static char read_buffer[READ_BYTES];
 
 static double relay_id(const relay_t *relay) {
-  return (double)relay->generation * GENERATION_FACTOR + (double)relay->slot;
+  return (double)((relay->generation << SLOT_BITS) | relay->slot);
 }
 
 static relay_t *find(double id) {
-  if (!(id >= 0)) return NULL;
-  uint32_t slot = (uint32_t)(uint64_t)id;
-  uint32_t generation = (uint32_t)(id / GENERATION_FACTOR);
+  if (!(id >= 0 && id < (double)(MAX_SLOTS << 10))) return NULL;
+  uint32_t slot = (uint32_t)id & (MAX_SLOTS - 1);
+  uint32_t generation = (uint32_t)id >> SLOT_BITS;
   if (slot >= slot_count || slots[slot] == NULL || slots[slot]->generation != generation) return NULL;
   return slots[slot];
 }
 
 static int take_slot(relay_t *relay) {
   if (free_count == 0) {
+    if (slot_count == MAX_SLOTS) return -EMFILE;
     uint32_t grown = slot_count == 0 ? 1024 : slot_count * 2;
     relay_t **s = realloc(slots, grown * sizeof *s);
     if (s == NULL) return -ENOMEM;
@@ -166,7 +172,7 @@ static int take_slot(relay_t *relay) {
   }
   uint32_t slot = free_slots[--free_count];
   relay->slot = slot;
-  relay->generation = generations[slot] = (generations[slot] + 1) & 0xFFFFF;
+  relay->generation = generations[slot] = (generations[slot] + 1) & GENERATION_MASK;
   slots[slot] = relay;
   return 0;
 }
