@@ -32,7 +32,7 @@ export interface ServedCertificate {
 export interface ServerTlsState {
   readonly served: readonly ServedCertificate[];
   readonly defaultCert: ServedCertificate;
-  /** Options for tls.Server#setSecureContext: the default certificate when there is no SNI. */
+  /** Options for tls.Server#setSecureContext: the default certificate, for handshakes without SNI or without a choice. */
   readonly defaultOptions: tls.SecureContextOptions;
   select(servername: string): ServedCertificate;
   readonly trustBundlePem: string;

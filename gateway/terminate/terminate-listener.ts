@@ -15,6 +15,7 @@ import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
 import { handshakeFailureReason } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
+import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
 import type { TerminateRouter } from './terminate-router.js';
 import { sharedPortOptions } from '../net/shared-port.js';
@@ -36,6 +37,7 @@ export class TerminateListener {
   /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown. */
   readonly #http = new Set<ClientConnection>();
   readonly #httpOptions: ClientConnectionOptions;
+  readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
 
   constructor(private readonly options: TerminateListenerOptions) {
     checkStreamHandles(); // connections are served on the TLS handles (SocketIo): a clear error at start
@@ -54,11 +56,12 @@ export class TerminateListener {
       ...this.#tls.defaultOptions,
       requestCert: true,
       rejectUnauthorized: true,
-      SNICallback: (servername, callback) => callback(null, this.#tls.select(servername).context),
+      SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
       ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
       noDelay: true,
     });
+    this.#useSniWhereThereIsAChoice();
     this.server.maxConnections = listener.maxConnections;
     this.server.on('secureConnection', (socket: TLSSocket) => {
       const cert = socket.getPeerX509Certificate();
@@ -110,6 +113,12 @@ export class TerminateListener {
   replaceTls(state: ServerTlsState): void {
     this.server.setSecureContext({ ...state.defaultOptions });
     this.#tls = state;
+    this.#useSniWhereThereIsAChoice();
+  }
+
+  /** One certificate: handshakes take the server's context (the default certificate's) without asking. */
+  #useSniWhereThereIsAChoice(): void {
+    setSniCallback(this.server, this.#tls.served.length > 1 ? this.#selectBySni : undefined);
   }
 
   replaceRouter(router: TerminateRouter<CompiledRoute>): void {
