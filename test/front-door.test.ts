@@ -134,6 +134,32 @@ describe('terminate handoff', () => {
     raw.destroy();
   });
 
+  test('accepted connections have TCP_NODELAY (from the listening socket where the native pump set it there)', async () => {
+    const fds: number[] = [];
+    const door = await frontDoor({
+      listener: frontDoorListener([terminateAll]),
+      backends: [],
+      terminate: (socket: net.Socket) => {
+        fds.push((socket as unknown as { _handle: { fd: number } })._handle.fd);
+      },
+    });
+    const client = net.connect({ host: '127.0.0.1', port: door.address().port }, () => client.write(NODE_HELLO));
+    client.on('error', () => {});
+    await waitFor('the handoff', () => fds.length === 1);
+    // Another process reads the option off this one's descriptor (pidfd_getfd, Linux 5.6+).
+    const script = [
+      'import ctypes, os, socket, sys',
+      'pidfd = os.pidfd_open(int(sys.argv[1]))',
+      'fd = ctypes.CDLL(None, use_errno=True).syscall(438, pidfd, int(sys.argv[2]), 0)',
+      'assert fd >= 0, os.strerror(ctypes.get_errno())',
+      'print(socket.socket(fileno=fd).getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))',
+    ].join('\n');
+    const result = await run('python3', ['-c', script, String(process.pid), String(fds[0])], { timeoutMs: 5000 });
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).not.toBe('0');
+    client.destroy();
+  });
+
   test('a client without a certificate is refused by the TLS server, through the front door', async () => {
     const server = mtlsServer();
     const door = await frontDoor({ listener: frontDoorListener([terminateAll]), backends: [], terminate: (socket) => server.emit('connection', socket) });

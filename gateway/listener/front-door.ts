@@ -177,9 +177,10 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
     });
   });
   server.on('error', (err) => log.error('front_door_error', { listener: name, error: err.message }));
-  // Connections are handed over once their hello is there, so that most are routed on a peek.
+  // Connections are handed over once their hello is there, so that most are routed on a peek,
+  // and with TCP_NODELAY already set.
   const fd = listeningFd(server);
-  if (nativePump !== undefined && fd !== undefined) nativePump.deferAccept(fd, DEFER_ACCEPT_SECONDS);
+  const tuned = nativePump !== undefined && fd !== undefined && nativePump.tuneListener(fd, DEFER_ACCEPT_SECONDS) === 0;
   acceptHandles(
     server,
     (handle) => {
@@ -189,7 +190,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
         handle.close();
         return;
       }
-      handle.setNoDelay(true);
+      if (!tuned) handle.setNoDelay(true);
       metrics.active.inc();
       const first = new FirstBytes(handle, snapshot, door);
       connections.add(first);

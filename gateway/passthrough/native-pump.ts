@@ -19,7 +19,7 @@ interface FdRelayAddon {
   counters(id: number): boolean;
   close(id: number, resetSide: number): void;
   peek(fd: number): number;
-  deferAccept(listeningFd: number, seconds: number): number;
+  tuneListener(listeningFd: number, deferSeconds: number): number;
 }
 
 /** Where `build-addon` puts the compiled addon, from the repository's root. */
@@ -129,10 +129,11 @@ export class NativePump {
 
   /**
    * Has the kernel hand over new connections of a listening socket only once their first bytes
-   * are there (TCP_DEFER_ACCEPT), or after `seconds`. Returns 0 or a negative errno.
+   * are there (TCP_DEFER_ACCEPT), or after `deferSeconds`, with TCP_NODELAY set (inherited from
+   * the listening socket). Returns 0 or a negative errno.
    */
-  deferAccept(listeningFd: number, seconds: number): number {
-    return this.#addon.deferAccept(listeningFd, seconds);
+  tuneListener(listeningFd: number, deferSeconds: number): number {
+    return this.#addon.tuneListener(listeningFd, deferSeconds);
   }
 
   /** Relays being pumped. */

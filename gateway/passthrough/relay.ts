@@ -205,6 +205,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
   }
 
   closed(toBackend: number, toClient: number): void {
+    this.#pumped = -1; // closed by the pump, its counts are these
     this.#pumpedUp = toBackend;
     this.#pumpedDown = toClient;
     this.#pumpedHeld = 0;

@@ -736,13 +736,17 @@ static napi_value peek(napi_env env, napi_callback_info info) {
 }
 
 /**
- * deferAccept(listeningFd, seconds) -> 0 | -errno: TCP_DEFER_ACCEPT, the kernel hands over a new
- * connection once its first bytes are there (or after `seconds`), so that peek() finds them.
+ * tuneListener(listeningFd, deferSeconds) -> 0 | -errno: TCP_DEFER_ACCEPT, the kernel hands over
+ * a new connection once its first bytes are there (or after `deferSeconds`), so that peek() finds
+ * them; and TCP_NODELAY, which accepted sockets inherit (Linux), instead of a call per connection.
  */
-static napi_value defer_accept(napi_env env, napi_callback_info info) {
+static napi_value tune_listener(napi_env env, napi_callback_info info) {
   int32_t args[2] = {-1, 0}; // fd, seconds
   int32_args(env, info, args, 2);
-  int err = args[0] < 0 ? -EBADF : setsockopt(args[0], IPPROTO_TCP, TCP_DEFER_ACCEPT, &args[1], sizeof args[1]) < 0 ? -errno : 0;
+  int one = 1;
+  int err = args[0] < 0 ? -EBADF : 0;
+  if (err == 0 && setsockopt(args[0], IPPROTO_TCP, TCP_DEFER_ACCEPT, &args[1], sizeof args[1]) < 0) err = -errno;
+  if (err == 0 && setsockopt(args[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) err = -errno;
   return int32_value(env, err);
 }
 
@@ -755,7 +759,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, close_relay, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peek", NULL, peek, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"deferAccept", NULL, defer_accept, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tuneListener", NULL, tune_listener, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
   return exports;
