@@ -1,6 +1,7 @@
-// The passthrough relay's backend connect and byte pump in C (fd-relay/fd-relay.c), when it was
-// built: `npm install` compiles it where there is a C compiler (fd-relay/build-addon.ts). Without
-// it, or with GATEHOUSE_NATIVE_PUMP=off, relays connect through Node's TCP handles and pump bytes
+// The passthrough relay's backend connect and byte pump in C (fd-relay/fd-relay.c), and the front
+// door's peek at a new connection's hello, when it was built: `npm install` compiles it where
+// there is a C compiler (fd-relay/build-addon.ts). Without it, or with GATEHOUSE_NATIVE_PUMP=off,
+// the front door reads every hello, and relays connect through Node's TCP handles and pump bytes
 // in TypeScript (relay-direction.ts), which behaves the same and costs more CPU per connection
 // (README, Benchmarks).
 import { Buffer } from 'node:buffer';

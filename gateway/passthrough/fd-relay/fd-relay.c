@@ -9,6 +9,8 @@
 // callback more per connection.
 // Everything with a decision in it (routing, balancing, failover, metrics, idle limits) stays in
 // TypeScript (../relay.ts); this file only copies bytes, passes FIN and resets on, and reports.
+// For the front door it also peeks at a new connection's first bytes and tunes listening sockets
+// (peek, tuneListener at the end), the two socket calls Node has no API for.
 //
 // The model is relay-direction.ts's: a direction reads its source into one shared buffer and
 // writes it to the destination at once; what the destination does not take is kept (one read's
