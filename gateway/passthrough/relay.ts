@@ -353,9 +353,12 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
     const client = this.#client;
     const backend = this.#backend;
     this.#backend = undefined;
-    if (this.#pumped >= 0) {
-      this.#readPump(); // its last counts, before it forgets them
-      nativePump!.close(this.#pumped, undefined);
+    if (nativePump !== undefined) {
+      // Still open in the pump unless it reported the relay closed (or the client gone).
+      if (this.#pumped >= 0) {
+        this.#readPump(); // its last counts, before it forgets them
+        nativePump.close(this.#pumped, undefined);
+      }
       if (wasConnecting) client.close(); // the pump's client handle is closed once connected
     } else {
       if (reset === client) client.reset();

@@ -73,8 +73,9 @@ enum phase { WAITING, CONNECTING, RELAYING };
  * is (generation << SLOT_BITS) | slot, under 2^30: a small integer to V8, never a heap number.
  */
 #define SLOT_BITS 20
+#define GENERATION_BITS 10
 #define MAX_SLOTS (1u << SLOT_BITS)
-#define GENERATION_MASK 0x3FFu
+#define GENERATION_MASK ((1u << GENERATION_BITS) - 1)
 
 typedef struct relay relay_t;
 
@@ -145,7 +146,7 @@ static double relay_id(const relay_t *relay) {
 }
 
 static relay_t *find(double id) {
-  if (!(id >= 0 && id < (double)(MAX_SLOTS << 10))) return NULL;
+  if (!(id >= 0 && id < (double)(MAX_SLOTS << GENERATION_BITS))) return NULL;
   uint32_t slot = (uint32_t)id & (MAX_SLOTS - 1);
   uint32_t generation = (uint32_t)id >> SLOT_BITS;
   if (slot >= slot_count || slots[slot] == NULL || slots[slot]->generation != generation) return NULL;
