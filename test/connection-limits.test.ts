@@ -10,13 +10,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Listener, ListenerTimeouts, Route } from '../gateway/config/types.js';
-import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { backend, passthroughRoute } from './support/front-door-harness.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { captureLogs, metricValue, waitFor } from './support/lifecycle-harness.js';
 import { request, type TestResponse } from './support/mtls-client.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { startProxyParties, type ProxyParties } from './support/proxy-parties.js';
+import { id } from './support/test-pki.js';
 
 /** A real ClientHello (SNI node.example.com), as the front door tests use it. */
 const HELLO = Buffer.from(fs.readFileSync(path.join(import.meta.dirname, 'fixtures', 'hellos', 'node.hex'), 'utf8').replace(/\s/g, ''), 'hex');
@@ -25,19 +25,17 @@ const LONG_RECORD = Buffer.from([0x16, 0x03, 0x03, 0x40, 0x00]);
 const TRICKLE_MS = 300;
 const LIMIT_MS = 1000;
 
-let pki: TestPki;
-let upstream: DemoUpstream;
+let parties: ProxyParties;
 let gateway: RunningGateway;
-const certs: Record<string, WrittenCert> = {};
 const open = new Set<net.Socket>();
 
 /** The listeners under test, all on one gateway; `door` ones have a passthrough route, which puts the front door before the TLS server. */
 function listener(name: string, door: boolean, extra: { maxConnections?: number; maxConnectionsPerSource?: number; timeouts?: Partial<ListenerTimeouts> } = {}): Listener {
   const base = terminateListener({
     name,
-    cert: certs.server!.certFile,
-    key: certs.server!.keyFile,
-    trustBundle: pki.caFile,
+    cert: parties.server.certFile,
+    key: parties.server.keyFile,
+    trustBundle: parties.pki.caFile,
     routes: [terminateRoute('echo', 'echo', allow(id('frontend')))],
   });
   const routes: Route[] = door ? [...base.routes, passthroughRoute('relay', 'relay', { sni: ['relay.test'] })] : [...base.routes];
@@ -53,12 +51,7 @@ function listener(name: string, door: boolean, extra: { maxConnections?: number;
 const portOf = (name: string): number => gateway.listeners.get(name)!.address().port;
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  certs.server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  certs.gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  certs.upstream = await pki.issue('upstream', { spiffeId: id('echo'), dnsNames: ['localhost'], usage: 'server' });
-  certs.frontend = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  upstream = await startDemoUpstream({ certPem: certs.upstream.chainPem, keyPem: certs.upstream.keyPem, caPem: pki.ca.rootPem });
+  parties = await startProxyParties();
   const config = {
     ...gatewayConfig(
       [
@@ -69,9 +62,9 @@ beforeAll(async () => {
         listener('source-bare', false, { maxConnectionsPerSource: 2, timeouts: { handshakeMs: 10_000 } }),
         listener('source-door', true, { maxConnectionsPerSource: 2, timeouts: { helloMs: 10_000 } }),
       ],
-      [mtlsUpstream({ name: 'echo', port: upstream.port, cert: certs.gatewayClient.certFile, key: certs.gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('echo') })],
+      [parties.echo],
     ),
-    backends: [backend('relay', [upstream.port])],
+    backends: [backend('relay', [parties.upstream.port])],
   };
   gateway = await startGateway(config, { admin: false });
 });
@@ -83,8 +76,7 @@ afterEach(() => {
 
 afterAll(async () => {
   await gateway?.close();
-  await upstream?.close();
-  pki?.cleanup();
+  await parties?.close();
 });
 
 type Attack = 'nothing' | 'half_hello' | 'whole_hello' | 'trickled_hello' | 'hello_then_trickle';
@@ -136,7 +128,7 @@ function attacker(port: number, attack: Attack, opts: { localAddress?: string; w
 }
 
 function get(port: number, localAddress?: string): Promise<TestResponse> {
-  return request({ port, ca: pki.ca.rootPem, cert: certs.frontend, path: '/hello', localAddress });
+  return request({ port, ca: parties.pki.ca.rootPem, cert: parties.frontend, path: '/hello', localAddress });
 }
 
 /** A request from `localAddress` served within a few tries: the gateway sees a close a moment after the client does, and until then a try may be refused. */

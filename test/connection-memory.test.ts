@@ -6,21 +6,19 @@
 // buffers per handshake, never given back.
 import v8 from 'node:v8';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { ClientConnection } from '../gateway/http1/client-connection.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { UpstreamConnection } from '../gateway/upstream/upstream-connection.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { waitFor } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { startProxyParties, type ProxyParties } from './support/proxy-parties.js';
+import { id } from './support/test-pki.js';
 
 const CONNECTIONS = 60;
 
-let pki: TestPki;
-let upstream: DemoUpstream;
+let parties: ProxyParties;
 let gateway: RunningGateway;
-const certs: Record<string, WrittenCert> = {};
 
 /** Live instances of `type` after a full garbage collection. */
 function alive(type: abstract new (...args: never[]) => unknown): number {
@@ -29,27 +27,21 @@ function alive(type: abstract new (...args: never[]) => unknown): number {
 }
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  certs.server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  certs.gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  certs.upstream = await pki.issue('upstream', { spiffeId: id('echo'), dnsNames: ['localhost'], usage: 'server' });
-  certs.frontend = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  upstream = await startDemoUpstream({ certPem: certs.upstream.chainPem, keyPem: certs.upstream.keyPem, caPem: pki.ca.rootPem });
-  const echo = mtlsUpstream({ name: 'echo', port: upstream.port, cert: certs.gatewayClient.certFile, key: certs.gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('echo'), connections: 4 });
-  const listener = terminateListener({ cert: certs.server.certFile, key: certs.server.keyFile, trustBundle: pki.caFile, routes: [terminateRoute('echo', 'echo', allow(id('frontend')))] });
+  parties = await startProxyParties();
+  const { pki, server, echo } = parties;
+  const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: pki.caFile, routes: [terminateRoute('echo', 'echo', allow(id('frontend')))] });
   gateway = await startGateway(gatewayConfig([listener], [{ ...echo, timeouts: { ...echo.timeouts, idleMs: 200 } }]), { admin: false });
 });
 
 afterAll(async () => {
   await gateway?.close();
-  await upstream?.close();
-  pki?.cleanup();
+  await parties?.close();
 });
 
 test(`after ${CONNECTIONS} connections, each with a proxied request, closed on both sides, none of their connection objects is alive`, async () => {
   const port = gateway.listeners.get('public')!.address().port;
   for (let batch = 0; batch < CONNECTIONS / 4; batch++) {
-    const responses = await Promise.all([0, 1, 2, 3].map(() => request({ port, ca: pki.ca.rootPem, cert: certs.frontend, path: '/hello' })));
+    const responses = await Promise.all([0, 1, 2, 3].map(() => request({ port, ca: parties.pki.ca.rootPem, cert: parties.frontend, path: '/hello' })));
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   }
   expect(gateway.clusters.get('echo')!.stats().connected).toBeGreaterThan(0);
