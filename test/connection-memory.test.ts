@@ -10,7 +10,7 @@ import { ClientConnection } from '../gateway/http1/client-connection.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { UpstreamConnection } from '../gateway/upstream/upstream-connection.js';
 import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { waitFor } from './support/lifecycle-harness.js';
+import { metricValue, waitFor } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
 import { startProxyParties, type ProxyParties } from './support/proxy-parties.js';
 import { id } from './support/test-pki.js';
@@ -49,4 +49,17 @@ test(`after ${CONNECTIONS} connections, each with a proxied request, closed on b
   await waitFor('the pool has closed its idle upstream connections', () => gateway.clusters.get('echo')!.stats().connected === 0, 5000, 50);
   expect(alive(ClientConnection)).toBe(0);
   expect(alive(UpstreamConnection)).toBe(0);
+});
+
+test('the gateway reports its memory (resident, V8 heap and its young generation, external) and its identity cache on /metrics', async () => {
+  gateway.refreshGauges(); // what the admin server does before a scrape
+  const rss = await metricValue('gatehouse_process_memory_bytes', { kind: 'rss' });
+  const now = process.memoryUsage();
+  expect(rss).toBeGreaterThan(now.rss / 2);
+  expect(rss).toBeLessThan(now.rss * 2);
+  expect(await metricValue('gatehouse_process_memory_bytes', { kind: 'heap_total' })).toBeGreaterThan(now.heapTotal / 2);
+  expect(await metricValue('gatehouse_process_memory_bytes', { kind: 'v8_new_space' })).toBeGreaterThan(0);
+  expect(await metricValue('gatehouse_process_memory_bytes', { kind: 'external' })).toBeGreaterThan(0);
+  expect(gateway.identities.size).toBe(1); // one client certificate made every request
+  expect(await metricValue('gatehouse_identity_cache_entries')).toBe(1);
 });
