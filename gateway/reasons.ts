@@ -13,6 +13,10 @@ export const CERT_REASONS = [
   'bad_svid',
   'crl_stale',
   'handshake_failed',
+  // The SPIFFE ID's trust domain has no bundle on this listener, or the chain ends at another trust domain's CA.
+  'trust_domain_mismatch',
+  // No SPIFFE ID (no URI SAN, or a URI SAN of another scheme): no allow-list can ever match it.
+  'no_spiffe_id',
 ] as const;
 export type CertReason = (typeof CERT_REASONS)[number];
 

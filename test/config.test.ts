@@ -214,7 +214,7 @@ describe('a valid configuration', () => {
           { sni: ['api.example.org', '*.api.example.org'], cert: file('server.crt'), key: file('server.key') },
           { sni: [], cert: file('default.crt'), key: file('default.key') },
         ],
-        clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl') },
+        clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl'), requireSpiffeId: true },
         minVersion: 'TLSv1.2',
         alpn: ['http/1.1'],
       },

@@ -1,6 +1,8 @@
 // Reads the PEM files a config names, with errors that name the config field and the file.
 import fs from 'node:fs';
-import type { ListenerTls, UpstreamTls } from '../config/types.js';
+import { trustFiles } from '../config/peer-trust.js';
+import type { ListenerTls, PeerTrust, UpstreamTls } from '../config/types.js';
+import type { TrustBundlePem } from '../identity/trust-domain-store.js';
 import type { ServerTlsFiles } from '../terminate/server-tls-state.js';
 import type { UpstreamTlsFiles } from '../upstream/upstream-tls-state.js';
 
@@ -32,7 +34,7 @@ export function readListenerTlsFiles(prefix: string, tls: ListenerTls): ServerTl
       certPem: readPem(`${prefix}.certificates[${i}].cert`, c.cert),
       keyPem: readPem(`${prefix}.certificates[${i}].key`, c.key),
     })),
-    trustBundlePem: readPem(`${prefix}.client_auth.trust_bundle`, tls.clientAuth.trustBundle),
+    trust: readTrust(`${prefix}.client_auth`, tls.clientAuth),
     crlPem: tls.clientAuth.crl === undefined ? undefined : readPem(`${prefix}.client_auth.crl`, tls.clientAuth.crl),
   };
 }
@@ -41,7 +43,11 @@ export function readUpstreamTlsFiles(prefix: string, tls: UpstreamTls): Upstream
   return {
     certPem: readPem(`${prefix}.cert`, tls.cert),
     keyPem: readPem(`${prefix}.key`, tls.key),
-    trustBundlePem: readPem(`${prefix}.trust_bundle`, tls.trustBundle),
+    trust: readTrust(prefix, tls),
     crlPem: tls.crl === undefined ? undefined : readPem(`${prefix}.crl`, tls.crl),
   };
+}
+
+function readTrust(prefix: string, trust: PeerTrust): TrustBundlePem[] {
+  return trustFiles(trust).map((t) => ({ trustDomain: t.trustDomain, pem: readPem(`${prefix}.${t.field}`, t.file) }));
 }

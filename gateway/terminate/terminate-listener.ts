@@ -7,10 +7,12 @@ import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
 import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
-import { IdentityCache } from '../identity/peer-identity.js';
+import { identityOf, IdentityCache, type PeerIdentity } from '../identity/peer-identity.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
+import type { CertReason } from '../reasons.js';
+import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
 import { handshakeFailureReason } from './handshake-failure.js';
@@ -37,14 +39,16 @@ export class TerminateListener {
   /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown. */
   readonly #http = new Set<ClientConnection>();
   readonly #httpOptions: ClientConnectionOptions;
+  readonly #handshakes: ReturnType<typeof handshakeCounter>;
   readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
 
   constructor(private readonly options: TerminateListenerOptions) {
     checkStreamHandles(); // connections are served on the TLS handles (SocketIo): a clear error at start
     const { listener } = options;
+    this.#handshakes = handshakeCounter(listener.name);
     this.#tls = options.tls;
     this.#router = options.router;
-    const handshakes = handshakeCounter(listener.name);
+    const handshakes = this.#handshakes;
     const timeouts = listener.timeouts;
     this.#httpOptions = {
       handler: createRequestHandler(listener.name, () => this.#router),
@@ -55,7 +59,10 @@ export class TerminateListener {
     this.server = tls.createServer({
       ...this.#tls.defaultOptions,
       requestCert: true,
-      rejectUnauthorized: true,
+      // OpenSSL verifies every client chain all the same; the refusal of a chain it found wrong is
+      // made in 'secureConnection' below, so that it can name the certificate in the log and tell a
+      // trust-domain violation from other failures. Node would destroy the socket first.
+      rejectUnauthorized: false,
       SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
       ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
@@ -64,39 +71,53 @@ export class TerminateListener {
     this.#useSniWhereThereIsAChoice();
     this.server.maxConnections = listener.maxConnections;
     this.server.on('secureConnection', (socket: TLSSocket) => {
+      const state = this.#tls;
       const cert = socket.getPeerX509Certificate();
       if (!cert) {
-        handshakes.rejected('no_cert');
-        socket.destroy();
+        this.#refuse(socket, 'no_cert', undefined);
+        return;
+      }
+      if (!socket.authorized) {
+        // Not cached: anyone can present a certificate OpenSSL refuses.
+        this.#refuse(socket, verificationReason(socket.authorizationError as unknown as string | null, state), identityOf(cert));
         return;
       }
       const identity = options.identities.get(cert);
-      if (identity.svidProblem !== undefined) {
-        handshakes.rejected('bad_svid');
-        log.warn('handshake_rejected', { listener: listener.name, reason: 'bad_svid', detail: identity.svidProblem, subject: identity.subject, remote: socket.remoteAddress });
-        socket.destroy();
-        return;
-      }
-      const refused = this.#tls.admit?.(identity);
+      const refused = clientRefusal(identity, state);
       if (refused !== undefined) {
-        handshakes.rejected(refused);
-        log.warn('handshake_rejected', { listener: listener.name, reason: refused, subject: identity.subject, serial: identity.serialNumber, remote: socket.remoteAddress });
-        socket.destroy();
+        this.#refuse(socket, refused, identity);
         return;
       }
-      handshakes.accepted();
+      handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
-      const served = sni === undefined ? this.#tls.defaultCert : this.#tls.select(sni);
+      const served = sni === undefined ? state.defaultCert : state.select(sni);
       setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
       this.#serveHttp(socket);
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-      const reason = handshakeFailureReason(err, socket);
+      const reason = handshakeFailureReason(err, socket, this.#tls);
       handshakes.rejected(reason);
       log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
     });
+  }
+
+  /** A handshake the listener does not let in: counted, logged with what the certificate says, closed before any byte is read. */
+  #refuse(socket: TLSSocket, reason: CertReason, identity: PeerIdentity | undefined): void {
+    this.#handshakes.rejected(reason);
+    // OpenSSL's ordinary verdicts (an unknown CA, an expired certificate) are routine; what the gateway finds is not.
+    const level = socket.authorized || reason === 'trust_domain_mismatch' ? 'warn' : 'info';
+    log[level]('handshake_rejected', {
+      listener: this.options.listener.name,
+      reason,
+      detail: identity && refusalDetail(reason, identity, this.#tls),
+      identity: identity?.spiffeId ?? null,
+      subject: identity?.subject ?? null,
+      serial: identity?.serialNumber ?? null,
+      remote: socket.remoteAddress,
+    });
+    socket.destroy();
   }
 
   #serveHttp(socket: Socket): void {
