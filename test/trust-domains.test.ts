@@ -7,15 +7,18 @@
 // The same for an upstream whose certificate the wrong domain's CA minted for expect_id. And
 // certificates without a SPIFFE ID: refused at the handshake by default (require_spiffe_id), or
 // counted as their own outcome where a listener lets them in.
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIntermediateCa, createRootCa, issueLeaf, type CertificateAuthority } from '../certs/dev-ca.js';
+import { createCrl, createIntermediateCa, createRootCa, issueLeaf, type CertificateAuthority } from '../certs/dev-ca.js';
 import type { Authorization } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
+import { identityOf } from '../gateway/identity/peer-identity.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
+import { clientRefusal, refusalDetail } from '../gateway/terminate/client-admission.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { captureLogs, metricValue, waitFor, writeAtomically } from './support/lifecycle-harness.js';
+import { captureLogs, metricValue, rawExchange, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request, type ClientCert } from './support/mtls-client.js';
 import { OpensslCa, type OpensslCertificate } from './support/openssl-ca.js';
 import { id, TestPki, TRUST_DOMAIN, type WrittenCert } from './support/test-pki.js';
@@ -152,6 +155,25 @@ describe('a bundle per trust domain (trust_domains)', () => {
     await expectRefused('domains', ours.elsewhere, 'trust_domain_mismatch');
   });
 
+  it("behind OpenSSL, checks itself that the SPIFFE ID's trust domain has a bundle", () => {
+    const identity = identityOf(new X509Certificate(ours.elsewhere.certPem));
+    const state = { requireSpiffeId: true, trustDomains: new Set([TRUST_DOMAIN, PARTNER]) };
+    expect(clientRefusal(identity, state)).toBe('trust_domain_mismatch');
+    expect(refusalDetail('trust_domain_mismatch', identity, state)).toBe(`trust domain 'elsewhere.example' has no bundle on this listener (trust_domains: ${TRUST_DOMAIN}, ${PARTNER})`);
+    expect(clientRefusal(identity, { ...state, trustDomains: new Set(['elsewhere.example']) })).toBeUndefined();
+  });
+
+  it('refuses a client without a certificate as no_cert, and one of an unknown CA as unknown_ca, logged at info', async () => {
+    const stranger = await createRootCa({ commonName: 'Stranger CA', trustDomain: TRUST_DOMAIN });
+    const strangerLeaf = await issueLeaf(stranger, { spiffeId: id('frontend'), usage: 'client' });
+    const before = await handshakes('domains', 'rejected', 'no_cert');
+    await expect(request({ port: portOf('domains'), ca: pki.ca.rootPem })).rejects.toThrow();
+    await waitFor('a no_cert refusal on domains', async () => (await handshakes('domains', 'rejected', 'no_cert')) === before + 1, 2000);
+    await expectRefused('domains', strangerLeaf, 'unknown_ca');
+    const line = logs.events('handshake_rejected').find((l) => l.listener === 'domains' && l.reason === 'unknown_ca');
+    expect(line).toMatchObject({ level: 'info', identity: id('frontend'), subject: 'CN=frontend' });
+  });
+
   it('refuses a certificate without a SPIFFE ID: it has no trust domain to be verified by', async () => {
     await expectRefused('domains', ours.noSan, 'no_spiffe_id');
   });
@@ -185,5 +207,105 @@ describe('certificates without a SPIFFE ID', () => {
     expect(await handshakes('lenient', 'accepted', 'ok')).toBe(before.ok);
     expect((await get('lenient', ours.frontend)).status).toBe(200);
     expect(await handshakes('lenient', 'accepted', 'ok')).toBe(before.ok + 1);
+  });
+});
+
+describe('trust_domains bundles on a running gateway', () => {
+  const FAST = { debounceMs: 50, pollMs: 0, tickMs: 1000 };
+  const anyOf = (...trustDomains: string[]): Authorization => ({ allow: trustDomains.map((trustDomain) => ({ kind: 'trust_domain' as const, trustDomain })), allowPlaintext: false });
+
+  it('are watched and reloaded like trust_bundle: a partner CA written into its file is trusted for its own domain only; sessions from before a bundle change do not resume', async () => {
+    const dir = path.join(pki.dir, 'reload');
+    fs.mkdirSync(dir);
+    const partnerBundle = path.join(dir, 'partner.crt');
+    const standIn = await createRootCa({ commonName: 'Stand-in CA', trustDomain: PARTNER });
+    fs.writeFileSync(partnerBundle, standIn.rootPem);
+    const config = gatewayConfig(
+      [
+        terminateListener({
+          name: 'reload',
+          cert: ours.server.certFile,
+          key: ours.server.keyFile,
+          trustDomains: [
+            { trustDomain: TRUST_DOMAIN, bundle: files.ours! },
+            { trustDomain: PARTNER, bundle: partnerBundle },
+          ],
+          routes: [terminateRoute('all', 'echo', anyOf(TRUST_DOMAIN, PARTNER))],
+        }),
+      ],
+      [mtlsUpstream({ name: 'echo', port: echo.port, cert: ours.gatewayClient.certFile, key: ours.gatewayClient.keyFile, trustBundle: files.ours, expectId: PAYMENTS })],
+    );
+    const g = await startGateway({ ...config, lifecycle: { ...config.lifecycle, watch: true } }, { admin: false, lifecycle: FAST });
+    try {
+      const port = g.listeners.get('reload')!.address().port;
+      const reloads = () => metricValue('gatehouse_tls_reload_total', { target: 'listener/reload', result: 'success' });
+      await expect(request({ port, ca: pki.ca.rootPem, cert: theirs.own })).rejects.toThrow();
+
+      const before = await reloads();
+      writeAtomically(partnerBundle, partner.pem);
+      await waitFor('the partner CA to be trusted', () => request({ port, ca: pki.ca.rootPem, cert: theirs.own }).then((r) => r.status === 200, () => false), 3000);
+      expect(await reloads()).toBe(before + 1);
+      await expect(request({ port, ca: pki.ca.rootPem, cert: theirs.forged })).rejects.toThrow();
+      expect(logs.events('handshake_rejected').some((l) => l.listener === 'reload' && l.reason === 'trust_domain_mismatch' && l.identity === id('frontend'))).toBe(true);
+
+      // A session of the partner's client, then the partner's bundle replaced: the session must not skip the new verification.
+      const first = await rawExchange(port, pki.ca.rootPem, theirs.own);
+      expect(first.status).toBe('HTTP/1.1 200 OK');
+      expect(first.session).toBeDefined();
+      const resumed = await rawExchange(port, pki.ca.rootPem, theirs.own, first.session);
+      expect(resumed).toMatchObject({ reused: true, status: 'HTTP/1.1 200 OK' });
+      writeAtomically(partnerBundle, standIn.rootPem);
+      await waitFor('the partner CA to be dropped', async () => (await reloads()) === before + 2, 3000);
+      const after = await rawExchange(port, pki.ca.rootPem, theirs.own, first.session);
+      expect(after).toMatchObject({ reused: false, status: undefined });
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('refuse a CA that carries name constraints of its own: the gateway would replace them with its own', async () => {
+    const constrained = OpensslCa.create(path.join(pki.dir, 'constrained'), 'constrained', 'Constrained Root CA', ['nameConstraints=critical,permitted;URI:partner.example']);
+    const listener = terminateListener({ name: 'nc', cert: ours.server.certFile, key: ours.server.keyFile, trustDomains: [{ trustDomain: PARTNER, bundle: constrained.certFile }], routes: [] });
+    await expect(startGateway(gatewayConfig([listener], []), { admin: false })).rejects.toThrow(/^listeners\[0\]\.tls: CA '[^']*CN=Constrained Root CA[^']*' carries name constraints of its own/);
+  });
+
+  it('with a CRL: revoked certificates are refused, the others verify through the cross-certificates; a CA listed for two trust domains vouches for both', async () => {
+    const other = await createRootCa({ commonName: 'Other Root CA', trustDomain: 'other.example' });
+    const otherFile = path.join(pki.dir, 'other-ca.crt');
+    fs.writeFileSync(otherFile, other.rootPem);
+    const direct = await pki.issue('direct', { spiffeId: id('frontend'), usage: 'client' });
+    const revoked = await pki.issue('revoked', { spiffeId: id('frontend'), usage: 'client' });
+    const otherLeaf = pki.write('other-leaf', await issueLeaf(other, { spiffeId: 'spiffe://other.example/ns/o/sa/client', usage: 'client' }));
+    const thirdLeaf = pki.write('third-leaf', await issueLeaf(other, { spiffeId: 'spiffe://third.example/ns/t/sa/client', usage: 'client' }));
+    const crl = path.join(pki.dir, 'domains.crl');
+    const revokedNow = [{ serialNumber: revoked.serialNumber, revocationDate: new Date(Date.now() - 1000) }];
+    fs.writeFileSync(crl, (await createCrl(pki.ca, revokedNow)) + (await createCrl(other, [])));
+    const config = gatewayConfig(
+      [
+        terminateListener({
+          name: 'crl',
+          cert: ours.server.certFile,
+          key: ours.server.keyFile,
+          trustDomains: [
+            { trustDomain: TRUST_DOMAIN, bundle: files.ours! },
+            { trustDomain: 'other.example', bundle: otherFile },
+            { trustDomain: 'third.example', bundle: otherFile },
+          ],
+          crl,
+          routes: [terminateRoute('all', 'echo', anyOf(TRUST_DOMAIN, 'other.example', 'third.example'))],
+        }),
+      ],
+      [mtlsUpstream({ name: 'echo', port: echo.port, cert: ours.gatewayClient.certFile, key: ours.gatewayClient.keyFile, trustBundle: files.ours, expectId: PAYMENTS })],
+    );
+    const g = await startGateway(config, { admin: false });
+    try {
+      const port = g.listeners.get('crl')!.address().port;
+      for (const cert of [direct, otherLeaf, thirdLeaf]) expect((await request({ port, ca: pki.ca.rootPem, cert })).status).toBe(200);
+      const before = await handshakes('crl', 'rejected', 'revoked');
+      await expect(request({ port, ca: pki.ca.rootPem, cert: revoked })).rejects.toThrow();
+      await waitFor('the revoked refusal', async () => (await handshakes('crl', 'rejected', 'revoked')) === before + 1, 2000);
+    } finally {
+      await g.close();
+    }
   });
 });

@@ -203,7 +203,7 @@ const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
   if (!m) return undefined;
   const trust = readPeerTrust(m, "the CAs that issue the clients' certificates", cx);
   const requireSpiffeId = m.withDefault('require_spiffe_id', bool, true);
-  if (trust.trustDomains && !requireSpiffeId) {
+  if (trust.trustDomains && m.has('require_spiffe_id') && !requireSpiffeId) {
     cx.problems.atValue(m.pathOf('require_spiffe_id'), 'cannot be false with trust_domains: a client is verified by the bundle of its SPIFFE ID\'s trust domain, and a certificate without one has none');
   }
   return { ...trust, crl: m.optional('crl', filePath), requireSpiffeId };

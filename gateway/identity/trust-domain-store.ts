@@ -45,7 +45,10 @@ export function singleBundleStore(pem: string): PeerTrustStore {
 
 export async function buildPeerTrustStore(bundles: readonly TrustBundlePem[]): Promise<PeerTrustStore> {
   if (bundles.length === 1 && bundles[0]!.trustDomain === undefined) return singleBundleStore(bundles[0]!.pem);
-  const roots = new Map<string, { cert: X509Certificate; domains: Set<string> }>();
+  // Self-signed CAs by name and key, each with every trust domain it is listed for: a CA of several
+  // domains must permit all of them in each of its cross-certificates, or OpenSSL, choosing among
+  // certificates of the same name and key, could pick one that permits another domain.
+  const roots = new Map<string, { certs: Map<string, X509Certificate>; domains: Set<string> }>();
   const others = new Map<string, X509Certificate>();
   for (const { trustDomain, pem } of bundles) {
     if (trustDomain === undefined) throw new Error('a trust_bundle cannot be mixed with trust_domains');
@@ -55,18 +58,18 @@ export async function buildPeerTrustStore(bundles: readonly TrustBundlePem[]): P
         others.set(cert.fingerprint256, cert);
         continue;
       }
-      // A CA listed for several trust domains gets one cross-certificate permitting all of them:
-      // two would compete for the same issuer name, and OpenSSL would pick one.
       const key = sameCa(cert);
-      const root = roots.get(key) ?? { cert, domains: new Set<string>() };
+      const root = roots.get(key) ?? { certs: new Map<string, X509Certificate>(), domains: new Set<string>() };
+      root.certs.set(cert.fingerprint256, cert);
       root.domains.add(trustDomain);
       roots.set(key, root);
     }
   }
+  const cas = [...roots.values()].flatMap((r) => [...r.certs.values()].map((cert) => ({ cert, domains: [...r.domains] })));
   // The private root outlives every CA it cross-certifies (each cross-certificate keeps its CA's dates).
-  const notAfter = new Date(Math.max(Date.now() + DAY_MS, ...[...roots.values()].map((r) => Date.parse(r.cert.validTo))));
+  const notAfter = new Date(Math.max(Date.now() + DAY_MS, ...cas.map((ca) => Date.parse(ca.cert.validTo))));
   const anchor = await createRootCa({ commonName: 'gatehouse trust domains', notBefore: new Date(Date.now() - CLOCK_SKEW_MS), notAfter });
-  const crossed = await Promise.all([...roots.values()].map((r) => crossCertify(anchor, r.cert, [...r.domains])));
+  const crossed = await Promise.all(cas.map((ca) => crossCertify(anchor, ca.cert, ca.domains)));
   return {
     caPem: [anchor.certPem, ...crossed, ...[...others.values()].map((c) => c.toString() + '\n')].join(''),
     anchorCrlPem: await createCrl(anchor, [], { nextUpdate: notAfter }),

@@ -7,13 +7,13 @@
 // set for the next such moment rebuilds the state on time; the periodic tick is the backstop.
 import { createHash } from 'node:crypto';
 import type { StaleCrlPolicy } from '../config/types.js';
+import type { PeerTrustStore } from '../identity/trust-domain-store.js';
 import { log } from '../log.js';
 import { ConfigFileError } from '../runtime/read-tls-files.js';
 import { tlsReloads, type CrlEntry, type ExpiryEntry } from './lifecycle-metrics.js';
 import { LifecycleWarnings } from './lifecycle-warnings.js';
 import { normalizeSerial, RevocationList } from './revocation.js';
 import { subjectOf, TlsMaterialError, type LoadedCertificate } from './tls-material.js';
-import type { PeerTrustStore } from '../identity/trust-domain-store.js';
 
 export interface ValidatedMaterial {
   readonly certificates: readonly LoadedCertificate[];

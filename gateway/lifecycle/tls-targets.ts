@@ -12,14 +12,14 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import { trustFiles } from '../config/peer-trust.js';
 import type { Listener, PeerTrust, Upstream } from '../config/types.js';
-import { buildPeerTrustStore, unconstrainableProblem, type TrustBundlePem } from '../identity/trust-domain-store.js';
+import { buildPeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
 import { buildServerTlsState, type ServerTlsFiles, type ServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
 import type { TerminateListener } from '../terminate/terminate-listener.js';
 import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
 import { buildUpstreamTlsState, type UpstreamTlsFiles, type UpstreamTlsState } from '../upstream/upstream-tls-state.js';
 import { closeRevokedConnections, RevocationList } from './revocation.js';
-import { checkCrls, checkPresentedChain, checkTrustBundle, describe, TlsMaterialError, type LoadedCertificate, type LoadedCrl, type Source } from './tls-material.js';
+import { checkCrls, checkPresentedChain, checkTrustBundle, type LoadedCertificate, type LoadedCrl, type Source } from './tls-material.js';
 import type { CrlEnforcement, TlsTarget, ValidatedMaterial } from './tls-reloader.js';
 
 /** An upstream certificate refused by a CRL the gateway enforces itself (stale CRL, policy `enforce`). */
@@ -60,12 +60,6 @@ async function validateTrust(
   const warnings: string[] = [];
   for (const bundle of bundles) {
     const trust = checkTrustBundle(bundle, bundle.pem, now);
-    if (bundle.trustDomain !== undefined) {
-      for (const ca of trust.cas) {
-        const problem = unconstrainableProblem(ca);
-        if (problem) throw new TlsMaterialError(bundle.field, bundle.file, `CA ${describe(ca)} ${problem}`);
-      }
-    }
     cas.push(...trust.cas);
     warnings.push(...trust.warnings);
   }

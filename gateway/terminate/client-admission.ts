@@ -14,7 +14,7 @@ export function verificationReason(code: string | null | undefined, state: Pick<
 }
 
 /** Why a client that OpenSSL verified is refused, or undefined: per handshake, so a few field reads and a set lookup. */
-export function clientRefusal(identity: PeerIdentity, state: ServerTlsState): CertReason | undefined {
+export function clientRefusal(identity: PeerIdentity, state: Pick<ServerTlsState, 'requireSpiffeId' | 'trustDomains' | 'admit'>): CertReason | undefined {
   if (identity.svidProblem !== undefined) return 'bad_svid';
   if (identity.spiffeId === undefined) {
     if (state.requireSpiffeId) return 'no_spiffe_id';
@@ -25,7 +25,7 @@ export function clientRefusal(identity: PeerIdentity, state: ServerTlsState): Ce
 }
 
 /** What the log says about a refusal, beyond the reason. */
-export function refusalDetail(reason: CertReason, identity: PeerIdentity, state: ServerTlsState): string | undefined {
+export function refusalDetail(reason: CertReason, identity: PeerIdentity, state: Pick<ServerTlsState, 'trustDomains'>): string | undefined {
   switch (reason) {
     case 'bad_svid':
       return identity.svidProblem;

@@ -59,10 +59,13 @@ export class TerminateListener {
     this.server = tls.createServer({
       ...this.#tls.defaultOptions,
       requestCert: true,
-      // OpenSSL verifies every client chain all the same; the refusal of a chain it found wrong is
-      // made in 'secureConnection' below, so that it can name the certificate in the log and tell a
-      // trust-domain violation from other failures. Node would destroy the socket first.
-      rejectUnauthorized: false,
+      // With trust_domains, a chain OpenSSL refused is refused in 'secureConnection' below instead of
+      // by Node, which would destroy the socket first: the log then names the certificate (subject,
+      // SPIFFE ID) that crossed trust domains. OpenSSL verifies every chain all the same. The price:
+      // without Node's rejectUnauthorized, OpenSSL does not require a certificate, so a client that
+      // sends none sees its connection closed after the handshake instead of a certificate_required
+      // alert. A single trust_bundle keeps Node's refusal and the alert.
+      rejectUnauthorized: listener.tls?.clientAuth.trustDomains === undefined,
       SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
       ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
