@@ -10,12 +10,14 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCrl, createIntermediateCa, createRootCa, issueLeaf, type CertificateAuthority } from '../certs/dev-ca.js';
 import type { Authorization } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { identityOf } from '../gateway/identity/peer-identity.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
+import { certReasonFromOpenssl } from '../gateway/reasons.js';
 import { clientRefusal, refusalDetail } from '../gateway/terminate/client-admission.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { captureLogs, metricValue, rawExchange, waitFor, writeAtomically } from './support/lifecycle-harness.js';
@@ -61,6 +63,7 @@ beforeAll(async () => {
   theirs.own = partner.issue('partner-client', { san: [`URI:${partnerId('client')}`] });
   theirs.forged = partner.issue('forged', { san: [`URI:${id('frontend')}`] });
   theirs.forgedUpstream = partner.issue('forged-upstream', { san: [`URI:${PAYMENTS}`, 'DNS:localhost'], usage: 'server' });
+  theirs.weakKey = partner.issue('weak-key', { san: [`URI:${partnerId('weak')}`], key: 'rsa:1024' });
 
   files.ours = pki.caFile;
   files.partner = partner.certFile;
@@ -151,16 +154,29 @@ describe('a bundle per trust domain (trust_domains)', () => {
     expect(echo.received.at(-1)!.peer).toBe(id('gateway'));
   });
 
+  it("does not take OpenSSL's other verdicts that Node reports alike (a key below the security level) for a trust domain mismatch", async () => {
+    const mismatches = await handshakes('domains', 'rejected', 'trust_domain_mismatch');
+    const reason = certReasonFromOpenssl('UNSPECIFIED');
+    const before = await handshakes('domains', 'rejected', reason);
+    // Our own client would not load a 1024-bit key at its default security level either.
+    const socket = tls.connect({ port: portOf('domains'), host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: theirs.weakKey!.chainPem, key: theirs.weakKey!.keyPem, ciphers: 'DEFAULT:@SECLEVEL=0' });
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('close', resolve));
+    await waitFor(`a ${reason} refusal on domains`, async () => (await handshakes('domains', 'rejected', reason)) === before + 1, 2000);
+    expect(await handshakes('domains', 'rejected', 'trust_domain_mismatch')).toBe(mismatches);
+    expect(logs.events('handshake_rejected').find((l) => l.listener === 'domains' && l.identity === partnerId('weak'))).toMatchObject({ reason });
+  });
+
   it("refuses our CA's certificate for a trust domain that has no bundle on the listener", async () => {
     await expectRefused('domains', ours.elsewhere, 'trust_domain_mismatch');
   });
 
   it("behind OpenSSL, checks itself that the SPIFFE ID's trust domain has a bundle", () => {
     const identity = identityOf(new X509Certificate(ours.elsewhere.certPem));
-    const state = { requireSpiffeId: true, trustDomains: new Set([TRUST_DOMAIN, PARTNER]) };
+    const state = { requireSpiffeId: true, trustDomains: new Map([[TRUST_DOMAIN, [new X509Certificate(pki.ca.rootPem)]], [PARTNER, [new X509Certificate(partner.pem)]]]) };
     expect(clientRefusal(identity, state)).toBe('trust_domain_mismatch');
     expect(refusalDetail('trust_domain_mismatch', identity, state)).toBe(`trust domain 'elsewhere.example' has no bundle on this listener (trust_domains: ${TRUST_DOMAIN}, ${PARTNER})`);
-    expect(clientRefusal(identity, { ...state, trustDomains: new Set(['elsewhere.example']) })).toBeUndefined();
+    expect(clientRefusal(identity, { ...state, trustDomains: new Map([['elsewhere.example', []]]) })).toBeUndefined();
   });
 
   it('refuses a client without a certificate as no_cert, and one of an unknown CA as unknown_ca, logged at info', async () => {
@@ -176,6 +192,8 @@ describe('a bundle per trust domain (trust_domains)', () => {
 
   it('refuses a certificate without a SPIFFE ID: it has no trust domain to be verified by', async () => {
     await expectRefused('domains', ours.noSan, 'no_spiffe_id');
+    // OpenSSL refuses this one already (its URI is outside every CA's trust domain), but what is wrong with it is the same.
+    await expectRefused('domains', ours.httpsUri, 'no_spiffe_id');
   });
 
   it("fails the connection to an upstream whose certificate the partner CA minted for expect_id as upstream_identity_mismatch, sending it nothing", async () => {

@@ -27,8 +27,8 @@ export interface PeerTrustStore {
   readonly caPem: string;
   /** A CRL of the private root, empty: with CRLs on, OpenSSL wants one for every certificate of the chain, cross-certificates included. */
   readonly anchorCrlPem: string | undefined;
-  /** The trust domains with a bundle (trust_domains); undefined for a single trust_bundle, which vouches for any. */
-  readonly trustDomains: ReadonlySet<string> | undefined;
+  /** The CAs of each trust domain's bundle, as configured (trust_domains); undefined for a single trust_bundle, which vouches for any domain. */
+  readonly trustDomains: ReadonlyMap<string, readonly X509Certificate[]> | undefined;
 }
 
 const NAME_CONSTRAINTS = '2.5.29.30';
@@ -50,10 +50,12 @@ export async function buildPeerTrustStore(bundles: readonly TrustBundlePem[]): P
   // certificates of the same name and key, could pick one that permits another domain.
   const roots = new Map<string, { certs: Map<string, X509Certificate>; domains: Set<string> }>();
   const others = new Map<string, X509Certificate>();
+  const trustDomains = new Map<string, X509Certificate[]>();
   for (const { trustDomain, pem } of bundles) {
     if (trustDomain === undefined) throw new Error('a trust_bundle cannot be mixed with trust_domains');
-    for (const block of pemBlocks(pem, 'CERTIFICATE')) {
-      const cert = new X509Certificate(block);
+    const cas = pemBlocks(pem, 'CERTIFICATE').map((block) => new X509Certificate(block));
+    trustDomains.set(trustDomain, cas);
+    for (const cert of cas) {
       if (!isSelfSigned(cert)) {
         others.set(cert.fingerprint256, cert);
         continue;
@@ -73,7 +75,7 @@ export async function buildPeerTrustStore(bundles: readonly TrustBundlePem[]): P
   return {
     caPem: [anchor.certPem, ...crossed, ...[...others.values()].map((c) => c.toString() + '\n')].join(''),
     anchorCrlPem: await createCrl(anchor, [], { nextUpdate: notAfter }),
-    trustDomains: new Set(bundles.map((b) => b.trustDomain!)),
+    trustDomains,
   };
 }
 
@@ -85,12 +87,17 @@ export function opensslCrls(crlPem: string | undefined, store: PeerTrustStore): 
 }
 
 /**
- * Whether OpenSSL's verdict on a chain is X509_V_ERR_PERMITTED_VIOLATION, which with trust_domains
- * means the leaf names a trust domain its chain's CA may not vouch for. Node has no code of its own
- * for it and reports UNSPECIFIED.
+ * Whether a connection failed on X509_V_ERR_PERMITTED_VIOLATION, which with trust_domains means the
+ * leaf names a trust domain its chain's CA may not vouch for. Node has no code of its own for it
+ * (UNSPECIFIED, like a few others), but its error carries OpenSSL's text.
  */
-export function isNameConstraintViolation(code: string | null | undefined): boolean {
-  return code === 'UNSPECIFIED' || code === 'PERMITTED_VIOLATION';
+export function isPermittedSubtreeViolation(err: { readonly code?: string; readonly message: string }): boolean {
+  return (err.code === 'UNSPECIFIED' || err.code === 'PERMITTED_VIOLATION') && err.message === 'permitted subtree violation';
+}
+
+/** Whether `ca` issued `cert` (name and signature). */
+export function issued(ca: X509Certificate, cert: X509Certificate): boolean {
+  return cert.checkIssued(ca) && cert.verify(ca.publicKey);
 }
 
 /** Why a CA of a trust_domains bundle cannot be constrained to its trust domain, if it cannot. */
@@ -103,7 +110,7 @@ function hasNameConstraints(cert: x509.X509Certificate): boolean {
 }
 
 function isSelfSigned(cert: X509Certificate): boolean {
-  return cert.checkIssued(cert) && cert.verify(cert.publicKey);
+  return issued(cert, cert);
 }
 
 /** Certificates of one CA: the same name and key (a root re-issued with new dates is the same CA). */

@@ -3,14 +3,12 @@
 import type { TLSSocket } from 'node:tls';
 import type { HandshakeReason } from '../metrics/tls-metrics.js';
 import { certReasonFromOpenssl } from '../reasons.js';
-import { verificationReason } from './client-admission.js';
-import type { ServerTlsState } from './server-tls-state.js';
 
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_UNKNOWN_PROTOCOL', 'ERR_SSL_PACKET_LENGTH_TOO_LONG']);
 
-export function handshakeFailureReason(err: Error & { code?: string }, socket: TLSSocket, state: Pick<ServerTlsState, 'trustDomains'>): HandshakeReason {
+export function handshakeFailureReason(err: Error & { code?: string }, socket: TLSSocket): HandshakeReason {
   const verification = socket.authorizationError as unknown as string | null | undefined;
-  if (verification) return verificationReason(verification, state);
+  if (verification) return certReasonFromOpenssl(verification);
   const code = err.code;
   if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_cert';
   if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';

@@ -38,8 +38,8 @@ export interface ServerTlsState {
   readonly defaultOptions: tls.SecureContextOptions;
   select(servername: string): ServedCertificate;
   readonly crlPem: string | undefined;
-  /** With trust_domains: the trust domains a client's SPIFFE ID may name (OpenSSL checked that its chain ends in that domain's bundle). */
-  readonly trustDomains: ReadonlySet<string> | undefined;
+  /** With trust_domains: the trust domains a client's SPIFFE ID may name, with their CAs (OpenSSL checked that its chain ends in that domain's bundle). */
+  readonly trustDomains: PeerTrustStore['trustDomains'];
   /** Refuse certificates without a SPIFFE ID at the handshake (client_auth.require_spiffe_id, or trust_domains). */
   readonly requireSpiffeId: boolean;
   /** A check OpenSSL cannot make with this state (a stale CRL the gateway enforces itself, lifecycle/); a reason refuses the handshake. */

@@ -48,7 +48,6 @@ export class TerminateListener {
     this.#handshakes = handshakeCounter(listener.name);
     this.#tls = options.tls;
     this.#router = options.router;
-    const handshakes = this.#handshakes;
     const timeouts = listener.timeouts;
     this.#httpOptions = {
       handler: createRequestHandler(listener.name, () => this.#router),
@@ -81,8 +80,9 @@ export class TerminateListener {
         return;
       }
       if (!socket.authorized) {
-        // Not cached: anyone can present a certificate OpenSSL refuses.
-        this.#refuse(socket, verificationReason(socket.authorizationError as unknown as string | null, state), identityOf(cert));
+        // Only with trust_domains (elsewhere Node refused it already). Not cached: anyone can present a certificate OpenSSL refuses.
+        const identity = identityOf(cert);
+        this.#refuse(socket, verificationReason(socket.authorizationError as unknown as string | null, identity, state), identity);
         return;
       }
       const identity = options.identities.get(cert);
@@ -91,7 +91,7 @@ export class TerminateListener {
         this.#refuse(socket, refused, identity);
         return;
       }
-      handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
+      this.#handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
       const served = sni === undefined ? state.defaultCert : state.select(sni);
       setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
@@ -100,8 +100,8 @@ export class TerminateListener {
       this.#serveHttp(socket);
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-      const reason = handshakeFailureReason(err, socket, this.#tls);
-      handshakes.rejected(reason);
+      const reason = handshakeFailureReason(err, socket);
+      this.#handshakes.rejected(reason);
       log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
     });
   }

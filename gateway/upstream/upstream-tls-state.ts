@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { UpstreamTls } from '../config/types.js';
 import { trustDomainOf } from '../identity/spiffe-id.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
-import { isNameConstraintViolation, opensslCrls, type PeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
+import { isPermittedSubtreeViolation, opensslCrls, type PeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
 
 export interface UpstreamTlsFiles {
   certPem: string;
@@ -61,7 +61,7 @@ export function buildUpstreamTlsState(config: UpstreamTls, files: UpstreamTlsFil
   };
   const expectedDomain = expectId === undefined ? undefined : trustDomainOf(expectId);
   const connectError = (err: Error & { code?: string }): Error =>
-    trust.trustDomains !== undefined && isNameConstraintViolation(err.code)
+    trust.trustDomains !== undefined && isPermittedSubtreeViolation(err)
       ? new UpstreamIdentityMismatchError(expectId ?? '', `a certificate whose chain does not end in the bundle of trust domain '${expectedDomain}' (${err.message})`)
       : err;
   return {

@@ -16,6 +16,8 @@ export interface OpensslLeafOptions {
   /** subjectAltName entries, e.g. ['URI:spiffe://partner.example/ns/a/sa/b', 'DNS:localhost']; none: no SAN at all. */
   readonly san?: readonly string[];
   readonly usage?: 'client' | 'server';
+  /** `-newkey` argument; default an EC P-256 key. */
+  readonly key?: string;
 }
 
 function openssl(args: readonly string[]): void {
@@ -63,7 +65,8 @@ export class OpensslCa {
       ...(opts.san && opts.san.length > 0 ? [`subjectAltName=${opts.san.join(',')}`] : []),
     ];
     fs.writeFileSync(ext, lines.join('\n') + '\n');
-    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', keyFile, '-out', csr]);
+    const key = opts.key === undefined ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', opts.key];
+    openssl(['req', '-new', ...key, '-nodes', '-subj', `/CN=${name}`, '-keyout', keyFile, '-out', csr]);
     openssl(['x509', '-req', '-in', csr, '-CA', this.certFile, '-CAkey', this.keyFile, '-CAcreateserial', '-days', '1', '-extfile', ext, '-out', certFile]);
     return { certFile, keyFile, chainPem: fs.readFileSync(certFile, 'utf8'), keyPem: fs.readFileSync(keyFile, 'utf8') };
   }
