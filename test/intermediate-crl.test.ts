@@ -15,7 +15,7 @@ import type { GatewayConfig, Upstream } from '../gateway/config/types.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { captureLogs, metricValue, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
-import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { allow, gatewayConfig, terminateListener, terminateRoute, terminateYaml } from './support/gateway-config.js';
 import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -132,28 +132,7 @@ describe('a CRL per issuing CA (root and intermediate, made by openssl)', () => 
 describe('checking the CRL files of a configuration', () => {
   const config = (crl: string) => {
     const file = path.join(pki.dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
-    fs.writeFileSync(
-      file,
-      `listeners:
-  - name: public
-    address: 127.0.0.1:18443
-    tls:
-      certificates:
-        - cert: ${server.certFile}
-          key: ${server.keyFile}
-      client_auth:
-        trust_bundle: ${root.certFile}
-        crl: ${crl}
-    routes:
-      - name: all
-        match: { path_prefix: / }
-        upstream: origin
-        authorize: { allow: [{ trust_domain: ossl.test }] }
-upstreams:
-  - name: origin
-    endpoints: [127.0.0.1:18080]
-`,
-    );
+    fs.writeFileSync(file, terminateYaml({ certFile: server.certFile, keyFile: server.keyFile, trustBundle: root.certFile, clientAuthLines: `        crl: ${crl}\n` }));
     return { file, result: loadConfigFile(file) };
   };
 
