@@ -11,11 +11,11 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblem, loadConfigFile } from '../gateway/config/load-config.js';
-import type { GatewayConfig, Upstream } from '../gateway/config/types.js';
+import type { GatewayConfig } from '../gateway/config/types.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { captureLogs, metricValue, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
-import { allow, gatewayConfig, terminateListener, terminateRoute, terminateYaml } from './support/gateway-config.js';
+import { allow, gatewayConfig, plainUpstream, terminateListener, terminateRoute, terminateYaml } from './support/gateway-config.js';
 import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -61,11 +61,9 @@ afterAll(async () => {
   serverPki?.cleanup();
 });
 
-const plainOrigin = (): Upstream => ({ name: 'origin', endpoints: [{ host: '127.0.0.1', port: originPort }], connections: 4, timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 30_000, bodyMs: 5000 } });
-
 async function start(crl: string[] | undefined, opts: { watch?: boolean } = {}) {
   const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: root.certFile, routes: [terminateRoute('all', 'origin', allow('spiffe://ossl.test/*'))] });
-  const base = gatewayConfig([{ ...listener, tls: { ...listener.tls!, clientAuth: { trustBundle: root.certFile, crl } } }], [plainOrigin()]);
+  const base = gatewayConfig([{ ...listener, tls: { ...listener.tls!, clientAuth: { trustBundle: root.certFile, crl } } }], [plainUpstream('origin', originPort)]);
   const config: GatewayConfig = { ...base, lifecycle: { ...base.lifecycle, watch: opts.watch ?? false } };
   const gateway = await startGateway(config, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
   gateways.push(gateway);

@@ -7,12 +7,11 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Upstream } from '../gateway/config/types.js';
 import { certReasonFromOpenssl } from '../gateway/reasons.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { captureLogs, metricValue, waitFor } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
-import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { allow, gatewayConfig, plainUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -69,11 +68,9 @@ afterAll(async () => {
   serverPki?.cleanup();
 });
 
-const rawUpstream = (): Upstream => ({ name: 'raw', endpoints: [{ host: '127.0.0.1', port: upstreamPort }], connections: 4, timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 30_000, bodyMs: 5000 } });
-
 async function start(crl?: string) {
   const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: root.certFile, crl, routes: [terminateRoute('all', 'raw', allow('spiffe://ossl.test/*'))] });
-  const gateway = await startGateway(gatewayConfig([listener], [rawUpstream()]), { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
+  const gateway = await startGateway(gatewayConfig([listener], [plainUpstream('raw', upstreamPort)]), { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
   gateways.push(gateway);
   return gateway.listeners.get('public')!.address().port;
 }

@@ -56,6 +56,11 @@ export function mtlsUpstream(opts: { name: string; port: number; cert: string; k
   };
 }
 
+/** An upstream reached in plaintext HTTP (a test origin that is not the subject of the test). */
+export function plainUpstream(name: string, port: number): Upstream {
+  return { name, endpoints: [{ host: '127.0.0.1', port }], connections: 4, timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 30_000, bodyMs: 5000 } };
+}
+
 export function gatewayConfig(listeners: Listener[], upstreams: Upstream[]): GatewayConfig {
   return {
     source: '<test>',
