@@ -30,7 +30,8 @@ export interface ServerCertificate {
 
 export interface ClientAuth {
   readonly trustBundle: string;
-  readonly crl?: string;
+  /** CRL files, one or a list (one per issuing CA: roots and intermediates); each file may hold several CRLs. */
+  readonly crl?: string | readonly string[];
 }
 
 export interface ListenerTls {
@@ -39,6 +40,10 @@ export interface ListenerTls {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** ALPN offered by terminate routes. */
   readonly alpn: readonly string[];
+  /** TLS 1.2 (and optionally TLS 1.3) cipher suites; absent: ECDHE with AEAD only (config/tls-suites.ts). */
+  readonly ciphers?: readonly string[];
+  /** Key exchange groups; absent: OpenSSL's default list. */
+  readonly curves?: readonly string[];
 }
 
 /** One entry of an allow-list: an exact SPIFFE ID, a trust domain, or an ID path prefix. */
@@ -109,13 +114,21 @@ export interface UpstreamTls {
   readonly cert: string;
   readonly key: string;
   readonly trustBundle: string;
-  readonly crl?: string;
+  readonly crl?: string | readonly string[];
   /** SNI sent to the upstream; default: the endpoint host when it is a name. */
   readonly serverName?: string;
   /** The upstream must present this SPIFFE ID (URI SAN)... */
   readonly expectId?: string;
   /** ...or this DNS name. One of the two is required. */
   readonly expectDns?: string;
+  /** As for listeners: absent means ECDHE with AEAD only, and OpenSSL's default groups. */
+  readonly ciphers?: readonly string[];
+  readonly curves?: readonly string[];
+}
+
+/** The CRL files of a `crl` field, whether it names one or a list. */
+export function crlFiles(crl: string | readonly string[] | undefined): readonly string[] {
+  return crl === undefined ? [] : typeof crl === 'string' ? [crl] : crl;
 }
 
 export interface UpstreamTimeouts {

@@ -10,7 +10,7 @@
 // (a map lookup; a CRL update then costs no full-handshake storm). Toward upstreams, where Node offers
 // no hook on resumption: the session cache key covers bundle, CRL and CRL enforcement.
 import { createHash } from 'node:crypto';
-import type { Listener, Upstream } from '../config/types.js';
+import { crlFiles, type Listener, type Upstream } from '../config/types.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
 import { buildServerTlsState, type ServerTlsFiles, type ServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
 import type { TerminateListener } from '../terminate/terminate-listener.js';
@@ -26,9 +26,9 @@ export class UpstreamRevokedError extends Error {
   readonly code = 'CERT_REVOKED';
 }
 
-/** The files as OpenSSL gets them: without the CRL when the gateway enforces it (stale, policy `enforce`). */
-function forOpenssl<F extends { crlPem?: string }>(files: F, enforcement: CrlEnforcement): F {
-  return enforcement === 'gateway' ? { ...files, crlPem: undefined } : files;
+/** The files as OpenSSL gets them: without the CRLs when the gateway enforces them (stale, policy `enforce`). */
+function forOpenssl<F extends { crlPem?: string; crls?: readonly unknown[] }>(files: F, enforcement: CrlEnforcement): F {
+  return enforcement === 'gateway' ? { ...files, crlPem: undefined, crls: undefined } : files;
 }
 
 /** A session partition key: sessions made under other trust material never resume. Same files, same key, on every worker and replica. */
@@ -41,14 +41,14 @@ function partition(base: string, ...material: string[]): string {
 async function validateTrust(
   certificates: LoadedCertificate[],
   bundle: Source & { pem: string },
-  crl: (Source & { pem: string }) | undefined,
+  crl: readonly (Source & { pem: string })[] | undefined,
   now: number,
 ): Promise<ValidatedMaterial> {
   const trust = checkTrustBundle(bundle, bundle.pem, now);
   const warnings = [...trust.warnings];
   let crls: LoadedCrl[] = [];
-  if (crl) {
-    const checked = await checkCrls(crl, crl.pem, trust.cas, now);
+  if (crl && crl.length > 0) {
+    const checked = await checkCrls(crl, trust.cas, now);
     crls = checked.crls;
     warnings.push(...checked.warnings);
   }
@@ -66,7 +66,7 @@ export function listenerTarget(
   return {
     name: `listener/${listener.name}`,
     field,
-    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), tls.clientAuth.trustBundle, ...(tls.clientAuth.crl ? [tls.clientAuth.crl] : [])],
+    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), tls.clientAuth.trustBundle, ...crlFiles(tls.clientAuth.crl)],
     read: () => readListenerTlsFiles(field, tls),
     contents: (files) => [...files.certificates.flatMap((c) => [c.certPem, c.keyPem]), files.trustBundlePem, files.crlPem],
     validate(files, now) {
@@ -80,13 +80,7 @@ export function listenerTarget(
         );
         for (const cert of chain) certificates.push({ role: 'server', cert });
       });
-      const { trustBundle, crl } = tls.clientAuth;
-      return validateTrust(
-        certificates,
-        { field: `${field}.client_auth.trust_bundle`, file: trustBundle, pem: files.trustBundlePem },
-        crl !== undefined && files.crlPem !== undefined ? { field: `${field}.client_auth.crl`, file: crl, pem: files.crlPem } : undefined,
-        now,
-      );
+      return validateTrust(certificates, { field: `${field}.client_auth.trust_bundle`, file: tls.clientAuth.trustBundle, pem: files.trustBundlePem }, files.crls, now);
     },
     build(files, revocation, enforcement) {
       const tuning = opts.tuning();
@@ -116,7 +110,7 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
   return {
     name: `upstream/${upstream.name}`,
     field,
-    paths: [tls.cert, tls.key, tls.trustBundle, ...(tls.crl ? [tls.crl] : [])],
+    paths: [tls.cert, tls.key, tls.trustBundle, ...crlFiles(tls.crl)],
     read: () => readUpstreamTlsFiles(field, tls),
     contents: (files) => [files.certPem, files.keyPem, files.trustBundlePem, files.crlPem],
     validate(files, now) {
@@ -124,7 +118,7 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
       return validateTrust(
         chain.map((cert) => ({ role: 'client' as const, cert })),
         { field: `${field}.trust_bundle`, file: tls.trustBundle, pem: files.trustBundlePem },
-        tls.crl !== undefined && files.crlPem !== undefined ? { field: `${field}.crl`, file: tls.crl, pem: files.crlPem } : undefined,
+        files.crls,
         now,
       );
     },

@@ -9,6 +9,8 @@ import type { ListenerTls } from '../config/types.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 import type { CertReason } from '../reasons.js';
+import { cipherString, curveString } from '../config/tls-suites.js';
+import type { PemText } from '../runtime/read-tls-files.js';
 
 export interface ServerCertificateFiles {
   sni: readonly string[];
@@ -19,7 +21,10 @@ export interface ServerCertificateFiles {
 export interface ServerTlsFiles {
   certificates: readonly ServerCertificateFiles[];
   trustBundlePem: string;
+  /** Every CRL file's text, concatenated: what OpenSSL loads. */
   crlPem?: string;
+  /** The same, file by file with the config field naming each (one per issuing CA: roots and intermediates). */
+  crls?: readonly PemText[];
 }
 
 export interface ServedCertificate {
@@ -107,9 +112,20 @@ function optionsOf(file: ServerCertificateFiles, files: ServerTlsFiles, config: 
     // Every CRL of the file: given one string, Node loads only its first block.
     crl: files.crlPem === undefined ? undefined : pemBlocks(files.crlPem, 'X509 CRL'),
     minVersion: config.minVersion,
+    ciphers: cipherString(config.ciphers),
+    ecdhCurve: curveString(config.curves),
     sessionIdContext: tuning.sessionIdContext,
     sessionTimeout: tuning.sessionTimeoutSec,
-    // Without keys Node would still issue tickets under random per-process keys: turn them off.
-    ...(tuning.ticketKeys ? { ticketKeys: tuning.ticketKeys } : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
+    ...(tuning.ticketKeys && { ticketKeys: tuning.ticketKeys }),
+    secureOptions: secureOptionsOf(tuning),
   };
+}
+
+/**
+ * Client-initiated renegotiation is refused outright: each one costs a full handshake of CPU, and
+ * our socket I/O bypasses Node's own limit (3 per 10 minutes). Without ticket keys Node would still
+ * issue tickets under random per-process keys: tickets go off too.
+ */
+function secureOptionsOf(tuning: TlsTuning): number {
+  return cryptoConstants.SSL_OP_NO_RENEGOTIATION | (tuning.ticketKeys ? 0 : cryptoConstants.SSL_OP_NO_TICKET);
 }

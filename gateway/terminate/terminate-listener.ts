@@ -13,7 +13,7 @@ import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
-import { handshakeFailureReason } from './handshake-failure.js';
+import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
@@ -95,7 +95,10 @@ export class TerminateListener {
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
       handshakes.rejected(reason);
-      log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
+      // A certificate OpenSSL refused has been closed by Node before this event: its address and
+      // certificate are gone with the handle (no public API reaches the socket earlier), so the
+      // code is OpenSSL's verification result rather than the ECONNRESET of that close.
+      log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null });
     });
   }
 

@@ -1,17 +1,22 @@
 // Everything a new upstream connection needs to speak mTLS, built once (and again on reload):
 // the secure context with our client certificate and the upstream trust bundle, the expected
 // upstream identity, and the fingerprint that keys the session cache.
-import { X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { pemBlocks } from '../../certs/pem-blocks.js';
 import type { UpstreamTls } from '../config/types.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
+import { cipherString, curveString } from '../config/tls-suites.js';
+import type { PemText } from '../runtime/read-tls-files.js';
 
 export interface UpstreamTlsFiles {
   certPem: string;
   keyPem: string;
   trustBundlePem: string;
+  /** Every CRL file's text, concatenated: what OpenSSL loads. */
   crlPem?: string;
+  /** The same, file by file with the config field naming each. */
+  crls?: readonly PemText[];
 }
 
 export class UpstreamIdentityMismatchError extends Error {
@@ -38,6 +43,10 @@ export function buildUpstreamTlsState(config: UpstreamTls, files: UpstreamTlsFil
     // Every CRL of the file: given one string, Node loads only its first block.
     crl: files.crlPem === undefined ? undefined : pemBlocks(files.crlPem, 'X509 CRL'),
     minVersion: 'TLSv1.2',
+    // The same suites as listeners: ECDHE with AEAD only unless configured; no renegotiation an upstream could ask for.
+    ciphers: cipherString(config.ciphers),
+    ecdhCurve: curveString(config.curves),
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
   });
   const leaf = new X509Certificate(files.certPem);
   const isIp = /^[\d.]+$|:/.test(endpointHost);
