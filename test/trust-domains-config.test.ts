@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createIntermediateCa, createRootCa, issueLeaf } from '../certs/dev-ca.js';
 import { main as validateMain } from '../gateway/commands/validate.js';
 import { parseConfig, type ConfigResult } from '../gateway/config/load-config.js';
-import { OpensslCa } from './support/openssl-ca.js';
+import { OpensslPki } from './support/openssl-pki.js';
 
 let dir: string;
 const file = (name: string) => path.join(dir, name);
@@ -28,11 +28,15 @@ beforeAll(async () => {
   write('server.key', server.keyPem);
   write('client.crt', client.chainPem);
   write('client.key', client.keyPem);
-  const partner = OpensslCa.create(path.join(dir, 'partner'), 'partner', 'Partner Root CA');
-  write('partner.crt', partner.pem);
-  write('merged.crt', ours.rootPem + partner.pem);
-  const constrained = OpensslCa.create(path.join(dir, 'constrained'), 'constrained', 'Constrained Root CA', ['nameConstraints=critical,permitted;URI:partner.example']);
-  write('constrained.crt', constrained.pem);
+  const openssl = OpensslPki.create();
+  try {
+    const partner = openssl.ca('Partner Root CA');
+    write('partner.crt', partner.certPem);
+    write('merged.crt', ours.rootPem + partner.certPem);
+    write('constrained.crt', openssl.ca('Constrained Root CA', undefined, 'ec', 'partner.example').certPem);
+  } finally {
+    openssl.cleanup();
+  }
 });
 
 afterAll(() => {

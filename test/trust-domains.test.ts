@@ -22,7 +22,7 @@ import { clientRefusal, refusalDetail } from '../gateway/terminate/client-admiss
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { captureLogs, metricValue, rawExchange, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request, type ClientCert } from './support/mtls-client.js';
-import { OpensslCa, type OpensslCertificate } from './support/openssl-ca.js';
+import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, TRUST_DOMAIN, type WrittenCert } from './support/test-pki.js';
 
 const PARTNER = 'partner.example';
@@ -31,13 +31,14 @@ const PAYMENTS = id('payments');
 
 let pki: TestPki;
 let intermediate: CertificateAuthority;
+let openssl: OpensslPki;
 let partner: OpensslCa;
 let gateway: RunningGateway;
 let echo: DemoUpstream;
 let impostor: DemoUpstream;
 let logs: ReturnType<typeof captureLogs>;
 const ours: Record<string, WrittenCert> = {};
-const theirs: Record<string, OpensslCertificate> = {};
+const theirs: Record<string, OpensslLeaf> = {};
 const files: Record<string, string> = {};
 
 const partnerDomain: Authorization = { allow: [{ kind: 'trust_domain', trustDomain: PARTNER }], allowPlaintext: false };
@@ -59,16 +60,17 @@ beforeAll(async () => {
   ours.noSan = await svid('no-san', { commonName: 'legacy-client', usage: 'client' });
   ours.httpsUri = await svid('https-uri', { extraUris: ['https://legacy.test.gatehouse/client'], usage: 'client' });
 
-  partner = OpensslCa.create(path.join(pki.dir, 'partner'), 'partner-ca', 'Partner Root CA');
-  theirs.own = partner.issue('partner-client', { san: [`URI:${partnerId('client')}`] });
-  theirs.forged = partner.issue('forged', { san: [`URI:${id('frontend')}`] });
-  theirs.forgedUpstream = partner.issue('forged-upstream', { san: [`URI:${PAYMENTS}`, 'DNS:localhost'], usage: 'server' });
-  theirs.weakKey = partner.issue('weak-key', { san: [`URI:${partnerId('weak')}`], key: 'rsa:1024' });
+  openssl = OpensslPki.create();
+  partner = openssl.ca('Partner Root CA');
+  theirs.own = openssl.leaf('partner-client', partner, { spiffeId: partnerId('client') });
+  theirs.forged = openssl.leaf('forged', partner, { spiffeId: id('frontend') });
+  theirs.forgedUpstream = openssl.leaf('forged-upstream', partner, { spiffeId: PAYMENTS, usage: 'server' });
+  theirs.weakKey = openssl.leaf('weak-key', partner, { spiffeId: partnerId('weak'), key: 'rsa1024' });
 
   files.ours = pki.caFile;
   files.partner = partner.certFile;
   files.merged = path.join(pki.dir, 'merged.crt');
-  fs.writeFileSync(files.merged, pki.ca.rootPem + partner.pem);
+  fs.writeFileSync(files.merged, pki.ca.rootPem + partner.certPem);
 
   echo = await startDemoUpstream({ certPem: ours.payments.chainPem, keyPem: ours.payments.keyPem, caPem: pki.ca.rootPem });
   impostor = await startDemoUpstream({ certPem: theirs.forgedUpstream.chainPem, keyPem: theirs.forgedUpstream.keyPem, caPem: pki.ca.rootPem });
@@ -105,6 +107,7 @@ afterAll(async () => {
   await echo?.close();
   await impostor?.close();
   pki?.cleanup();
+  openssl?.cleanup();
 });
 
 const portOf = (listener: string) => gateway.listeners.get(listener)!.address().port;
@@ -141,7 +144,7 @@ describe('a bundle per trust domain (trust_domains)', () => {
     await expectRefused('domains', theirs.forged, 'trust_domain_mismatch');
     expect(echo.received.length).toBe(received);
     const line = logs.events('handshake_rejected').find((l) => l.listener === 'domains' && l.reason === 'trust_domain_mismatch' && l.identity === id('frontend'));
-    expect(line).toMatchObject({ level: 'warn', subject: 'CN=forged', detail: `its chain does not end in the bundle of trust domain '${TRUST_DOMAIN}'` });
+    expect(line).toMatchObject({ level: 'warn', subject: 'O=gatehouse openssl test,CN=forged', detail: `its chain does not end in the bundle of trust domain '${TRUST_DOMAIN}'` });
     expect(String(line!.remote)).toMatch(/127\.0\.0\.1$/);
   });
 
@@ -173,7 +176,7 @@ describe('a bundle per trust domain (trust_domains)', () => {
 
   it("behind OpenSSL, checks itself that the SPIFFE ID's trust domain has a bundle", () => {
     const identity = identityOf(new X509Certificate(ours.elsewhere.certPem));
-    const state = { requireSpiffeId: true, trustDomains: new Map([[TRUST_DOMAIN, [new X509Certificate(pki.ca.rootPem)]], [PARTNER, [new X509Certificate(partner.pem)]]]) };
+    const state = { requireSpiffeId: true, trustDomains: new Map([[TRUST_DOMAIN, [new X509Certificate(pki.ca.rootPem)]], [PARTNER, [new X509Certificate(partner.certPem)]]]) };
     expect(clientRefusal(identity, state)).toBe('trust_domain_mismatch');
     expect(refusalDetail('trust_domain_mismatch', identity, state)).toBe(`trust domain 'elsewhere.example' has no bundle on this listener (trust_domains: ${TRUST_DOMAIN}, ${PARTNER})`);
     expect(clientRefusal(identity, { ...state, trustDomains: new Map([['elsewhere.example', []]]) })).toBeUndefined();
@@ -260,7 +263,7 @@ describe('trust_domains bundles on a running gateway', () => {
       await expect(request({ port, ca: pki.ca.rootPem, cert: theirs.own })).rejects.toThrow();
 
       const before = await reloads();
-      writeAtomically(partnerBundle, partner.pem);
+      writeAtomically(partnerBundle, partner.certPem);
       await waitFor('the partner CA to be trusted', () => request({ port, ca: pki.ca.rootPem, cert: theirs.own }).then((r) => r.status === 200, () => false), 3000);
       expect(await reloads()).toBe(before + 1);
       await expect(request({ port, ca: pki.ca.rootPem, cert: theirs.forged })).rejects.toThrow();
@@ -282,7 +285,7 @@ describe('trust_domains bundles on a running gateway', () => {
   });
 
   it('refuse a CA that carries name constraints of its own: the gateway would replace them with its own', async () => {
-    const constrained = OpensslCa.create(path.join(pki.dir, 'constrained'), 'constrained', 'Constrained Root CA', ['nameConstraints=critical,permitted;URI:partner.example']);
+    const constrained = openssl.ca('Constrained Root CA', undefined, 'ec', PARTNER);
     const listener = terminateListener({ name: 'nc', cert: ours.server.certFile, key: ours.server.keyFile, trustDomains: [{ trustDomain: PARTNER, bundle: constrained.certFile }], routes: [] });
     await expect(startGateway(gatewayConfig([listener], []), { admin: false })).rejects.toThrow(/^listeners\[0\]\.tls: CA '[^']*CN=Constrained Root CA[^']*' carries name constraints of its own/);
   });

@@ -31,6 +31,7 @@ import type {
   UpstreamTls,
   XfccDetails,
 } from './types.js';
+import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
 // ---- defaults (routes/reference.yaml) ----
@@ -88,6 +89,38 @@ const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/
 const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
 const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
+
+/** One file, or a list of them (`crl: a.crl` or `crl: [root.crl, intermediate.crl]`). */
+const fileOrFiles: Reader<string | string[]> = (node, at, cx) => (isScalar(node) ? filePath(node, at, cx) : listOf(filePath, { min: 1, unique: true, example: '[root.crl, intermediate.crl]' })(node, at, cx));
+
+/** A cipher suite or group name checked against OpenSSL; a weak but valid choice is a warning. */
+function suiteName(what: string, check: (name: string) => SuiteCheck): Reader<string> {
+  const asText = formatted(what, (s) => ({ ok: true, value: s }));
+  return (node, at, cx) => {
+    const name = asText(node, at, cx);
+    if (name === undefined) return undefined;
+    const result = check(name);
+    if (!result.ok) {
+      cx.problems.atValue(at, result.problem);
+      return undefined;
+    }
+    if (result.warning !== undefined) cx.problems.warn(at, result.warning);
+    return result.value;
+  };
+}
+const cipherList = listOf(suiteName('a cipher suite name', checkCipherName), { min: 1, unique: true, example: '[ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-RSA-AES128-GCM-SHA256]' });
+const curveList = listOf(suiteName('a key exchange group', checkCurveName), { min: 1, unique: true, example: '[X25519, P-256]' });
+
+/** `ciphers` and `curves` together, as OpenSSL will load them (once each name passed). */
+function readSuites(m: MapReader<'ciphers' | 'curves'>, minVersion: 'TLSv1.2' | 'TLSv1.3', cx: ReadContext): { ciphers?: string[]; curves?: string[] } {
+  const ciphers = m.optional('ciphers', cipherList);
+  const curves = m.optional('curves', curveList);
+  if ((ciphers !== undefined || curves !== undefined) && !cx.problems.hasProblemAt(m.pathOf('ciphers')) && !cx.problems.hasProblemAt(m.pathOf('curves'))) {
+    const problem = checkSuites(ciphers, curves, minVersion);
+    if (problem !== undefined) cx.problems.atValue(m.pathOf(ciphers !== undefined ? 'ciphers' : 'curves'), problem);
+  }
+  return { ...(ciphers && { ciphers }), ...(curves && { curves }) };
+}
 
 /** Terminate listeners serve HTTP/1.1 (node:https); offering anything else would break clients that pick it. */
 const terminateAlpn = formatted('an ALPN protocol id', (s) =>
@@ -177,18 +210,20 @@ const readListenerTimeouts: Reader<ListenerTimeouts> = timeouts(
 );
 
 const readListenerTls: Reader<ListenerTls> = (node, at, cx) => {
-  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn'], {
+  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn', 'ciphers', 'curves'], {
     trust_bundle: 'client_auth.trust_bundle',
     trust_domains: 'client_auth.trust_domains',
     crl: 'client_auth.crl',
     require_spiffe_id: 'client_auth.require_spiffe_id',
   });
   if (!m) return undefined;
+  const minVersion = m.withDefault('min_version', oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2');
   return {
     certificates: m.required('certificates', listOf(readServerCertificate, { min: 1 }), 'a TLS listener needs a certificate') ?? [],
     clientAuth: m.required('client_auth', readClientAuth, 'mTLS is always on for TLS listeners: name the trust bundle of the client CAs') ?? NO_CLIENT_AUTH,
-    minVersion: m.withDefault('min_version', oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2'),
+    minVersion,
     alpn: m.withDefault('alpn', listOf(terminateAlpn, { min: 1, unique: true }), ['http/1.1']),
+    ...readSuites(m, minVersion, cx),
   };
 };
 
@@ -206,7 +241,7 @@ const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
   if (trust.trustDomains && m.has('require_spiffe_id') && !requireSpiffeId) {
     cx.problems.atValue(m.pathOf('require_spiffe_id'), 'cannot be false with trust_domains: a client is verified by the bundle of its SPIFFE ID\'s trust domain, and a certificate without one has none');
   }
-  return { ...trust, crl: m.optional('crl', filePath), requireSpiffeId };
+  return { ...trust, crl: m.optional('crl', fileOrFiles), requireSpiffeId };
 };
 
 const bundleByDomain = mapOf(parseTrustDomain, filePath, { min: 1, example: '{ example.com: ca-example.pem, partner.example: ca-partner.pem }' });
@@ -360,7 +395,7 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);
 
 const readUpstreamTls: Reader<UpstreamTls> = (node, at, cx) => {
-  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'trust_domains', 'crl', 'server_name', 'expect_id', 'expect_dns']);
+  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'trust_domains', 'crl', 'server_name', 'expect_id', 'expect_dns', 'ciphers', 'curves']);
   if (!m) return undefined;
   if (m.has('expect_id') && m.has('expect_dns')) {
     cx.problems.atKey(m.pathOf('expect_dns'), "set expect_id or expect_dns, not both: the upstream's identity is one or the other");
@@ -371,10 +406,11 @@ const readUpstreamTls: Reader<UpstreamTls> = (node, at, cx) => {
     cert: m.required('cert', filePath, "the gateway's client certificate chain toward this upstream") ?? '',
     key: m.required('key', filePath) ?? '',
     ...readPeerTrust(m, "the CAs that issue the upstream's certificate", cx),
-    crl: m.optional('crl', filePath),
+    crl: m.optional('crl', fileOrFiles),
     serverName: m.optional('server_name', dnsName),
     expectId: m.optional('expect_id', workloadId),
     expectDns: m.optional('expect_dns', dnsName),
+    ...readSuites(m, 'TLSv1.2', cx),
   };
   if (tls.trustDomains) checkExpectedTrustDomain(tls, m, cx);
   return tls;

@@ -43,7 +43,8 @@ export interface PeerTrust {
 }
 
 export interface ClientAuth extends PeerTrust {
-  readonly crl?: string;
+  /** CRL files, one or a list (one per issuing CA: roots and intermediates); each file may hold several CRLs. */
+  readonly crl?: string | readonly string[];
   /** Refuse certificates without a SPIFFE ID at the handshake (no allow-list can name them). */
   readonly requireSpiffeId: boolean;
 }
@@ -54,6 +55,10 @@ export interface ListenerTls {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** ALPN offered by terminate routes. */
   readonly alpn: readonly string[];
+  /** TLS 1.2 (and optionally TLS 1.3) cipher suites; absent: ECDHE with AEAD only (config/tls-suites.ts). */
+  readonly ciphers?: readonly string[];
+  /** Key exchange groups; absent: OpenSSL's default list. */
+  readonly curves?: readonly string[];
 }
 
 /** One entry of an allow-list: an exact SPIFFE ID, a trust domain, or an ID path prefix. */
@@ -123,13 +128,21 @@ export interface UpstreamTls extends PeerTrust {
   /** The gateway's client certificate chain and key toward this upstream. */
   readonly cert: string;
   readonly key: string;
-  readonly crl?: string;
+  readonly crl?: string | readonly string[];
   /** SNI sent to the upstream; default: the endpoint host when it is a name. */
   readonly serverName?: string;
   /** The upstream must present this SPIFFE ID (URI SAN)... */
   readonly expectId?: string;
   /** ...or this DNS name. One of the two is required. */
   readonly expectDns?: string;
+  /** As for listeners: absent means ECDHE with AEAD only, and OpenSSL's default groups. */
+  readonly ciphers?: readonly string[];
+  readonly curves?: readonly string[];
+}
+
+/** The CRL files of a `crl` field, whether it names one or a list. */
+export function crlFiles(crl: string | readonly string[] | undefined): readonly string[] {
+  return crl === undefined ? [] : typeof crl === 'string' ? [crl] : crl;
 }
 
 export interface UpstreamTimeouts {

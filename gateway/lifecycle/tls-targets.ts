@@ -11,7 +11,7 @@
 // no hook on resumption: the session cache key covers bundle, CRL and CRL enforcement.
 import { createHash, type X509Certificate } from 'node:crypto';
 import { trustFiles } from '../config/peer-trust.js';
-import type { Listener, PeerTrust, Upstream } from '../config/types.js';
+import { crlFiles, type Listener, type PeerTrust, type Upstream } from '../config/types.js';
 import { buildPeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
 import { buildServerTlsState, type ServerTlsFiles, type ServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
@@ -28,9 +28,9 @@ export class UpstreamRevokedError extends Error {
   readonly code = 'CERT_REVOKED';
 }
 
-/** The files as OpenSSL gets them: without the CRL when the gateway enforces it (stale, policy `enforce`). */
-function forOpenssl<F extends { crlPem?: string }>(files: F, enforcement: CrlEnforcement): F {
-  return enforcement === 'gateway' ? { ...files, crlPem: undefined } : files;
+/** The files as OpenSSL gets them: without the CRLs when the gateway enforces them (stale, policy `enforce`). */
+function forOpenssl<F extends { crlPem?: string; crls?: readonly unknown[] }>(files: F, enforcement: CrlEnforcement): F {
+  return enforcement === 'gateway' ? { ...files, crlPem: undefined, crls: undefined } : files;
 }
 
 /** A session partition key: sessions made under other trust material never resume. Same files, same key, on every worker and replica. */
@@ -53,7 +53,7 @@ function trustMaterial(files: readonly TrustBundlePem[]): string[] {
 async function validateTrust(
   certificates: LoadedCertificate[],
   bundles: readonly (Source & TrustBundlePem)[],
-  crl: (Source & { pem: string }) | undefined,
+  crl: readonly (Source & { pem: string })[] | undefined,
   now: number,
 ): Promise<ValidatedMaterial> {
   const cas: X509Certificate[] = [];
@@ -64,8 +64,8 @@ async function validateTrust(
     warnings.push(...trust.warnings);
   }
   let crls: LoadedCrl[] = [];
-  if (crl) {
-    const checked = await checkCrls(crl, crl.pem, cas, now);
+  if (crl && crl.length > 0) {
+    const checked = await checkCrls(crl, cas, now);
     crls = checked.crls;
     warnings.push(...checked.warnings);
   }
@@ -88,7 +88,7 @@ export function listenerTarget(
   return {
     name: `listener/${listener.name}`,
     field,
-    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), ...trustFiles(tls.clientAuth).map((t) => t.file), ...(tls.clientAuth.crl ? [tls.clientAuth.crl] : [])],
+    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), ...trustFiles(tls.clientAuth).map((t) => t.file), ...crlFiles(tls.clientAuth.crl)],
     read: () => readListenerTlsFiles(field, tls),
     contents: (files) => [...files.certificates.flatMap((c) => [c.certPem, c.keyPem]), ...files.trust.map((t) => t.pem), files.crlPem],
     validate(files, now) {
@@ -102,13 +102,7 @@ export function listenerTarget(
         );
         for (const cert of chain) certificates.push({ role: 'server', cert });
       });
-      const { crl } = tls.clientAuth;
-      return validateTrust(
-        certificates,
-        trustSources(`${field}.client_auth`, tls.clientAuth, files.trust),
-        crl !== undefined && files.crlPem !== undefined ? { field: `${field}.client_auth.crl`, file: crl, pem: files.crlPem } : undefined,
-        now,
-      );
+      return validateTrust(certificates, trustSources(`${field}.client_auth`, tls.clientAuth, files.trust), files.crls, now);
     },
     build(files, { revocation, peerTrust }, enforcement) {
       const tuning = opts.tuning();
@@ -139,7 +133,7 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
   return {
     name: `upstream/${upstream.name}`,
     field,
-    paths: [tls.cert, tls.key, ...trustFiles(tls).map((t) => t.file), ...(tls.crl ? [tls.crl] : [])],
+    paths: [tls.cert, tls.key, ...trustFiles(tls).map((t) => t.file), ...crlFiles(tls.crl)],
     read: () => readUpstreamTlsFiles(field, tls),
     contents: (files) => [files.certPem, files.keyPem, ...files.trust.map((t) => t.pem), files.crlPem],
     validate(files, now) {
@@ -147,7 +141,7 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
       return validateTrust(
         chain.map((cert) => ({ role: 'client' as const, cert })),
         trustSources(field, tls, files.trust),
-        tls.crl !== undefined && files.crlPem !== undefined ? { field: `${field}.crl`, file: tls.crl, pem: files.crlPem } : undefined,
+        files.crls,
         now,
       );
     },

@@ -10,6 +10,8 @@ import type { PeerIdentity } from '../identity/peer-identity.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 import { opensslCrls, type PeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
 import type { CertReason } from '../reasons.js';
+import { cipherString, curveString } from '../config/tls-suites.js';
+import type { PemText } from '../runtime/read-tls-files.js';
 
 export interface ServerCertificateFiles {
   sni: readonly string[];
@@ -21,7 +23,10 @@ export interface ServerTlsFiles {
   certificates: readonly ServerCertificateFiles[];
   /** The client CAs: one trust_bundle, or a bundle per trust domain. */
   trust: readonly TrustBundlePem[];
+  /** Every CRL file's text, concatenated: what OpenSSL loads. */
   crlPem?: string;
+  /** The same, file by file with the config field naming each (one per issuing CA: roots and intermediates). */
+  crls?: readonly PemText[];
 }
 
 export interface ServedCertificate {
@@ -112,9 +117,20 @@ function optionsOf(file: ServerCertificateFiles, files: ServerTlsFiles, trust: P
     ca: trust.caPem,
     crl: opensslCrls(files.crlPem, trust),
     minVersion: config.minVersion,
+    ciphers: cipherString(config.ciphers),
+    ecdhCurve: curveString(config.curves),
     sessionIdContext: tuning.sessionIdContext,
     sessionTimeout: tuning.sessionTimeoutSec,
-    // Without keys Node would still issue tickets under random per-process keys: turn them off.
-    ...(tuning.ticketKeys ? { ticketKeys: tuning.ticketKeys } : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
+    ...(tuning.ticketKeys && { ticketKeys: tuning.ticketKeys }),
+    secureOptions: secureOptionsOf(tuning),
   };
+}
+
+/**
+ * Client-initiated renegotiation is refused outright: each one costs a full handshake of CPU, and
+ * our socket I/O bypasses Node's own limit (3 per 10 minutes). Without ticket keys Node would still
+ * issue tickets under random per-process keys: tickets go off too.
+ */
+function secureOptionsOf(tuning: TlsTuning): number {
+  return cryptoConstants.SSL_OP_NO_RENEGOTIATION | (tuning.ticketKeys ? 0 : cryptoConstants.SSL_OP_NO_TICKET);
 }

@@ -15,7 +15,7 @@ import type { CertReason } from '../reasons.js';
 import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
-import { handshakeFailureReason } from './handshake-failure.js';
+import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
@@ -102,7 +102,10 @@ export class TerminateListener {
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
       this.#handshakes.rejected(reason);
-      log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
+      // A certificate OpenSSL refused has been closed by Node before this event: its address and
+      // certificate are gone with the handle (no public API reaches the socket earlier), so the
+      // code is OpenSSL's verification result rather than the ECONNRESET of that close.
+      log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null });
     });
   }
 
@@ -114,6 +117,7 @@ export class TerminateListener {
     log[level]('handshake_rejected', {
       listener: this.options.listener.name,
       reason,
+      code: verificationCode(socket) ?? null,
       detail: identity && refusalDetail(reason, identity, this.#tls),
       identity: identity?.spiffeId ?? null,
       subject: identity?.subject ?? null,

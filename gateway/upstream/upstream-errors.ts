@@ -46,6 +46,8 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
       return { status: 502, reason: 'upstream_unavailable', beforeRequestSent: true };
+    case 'GATEHOUSE_UPSTREAM_BAD_RESPONSE': // llhttp refused the response, or it broke its own framing
+      return { status: 502, reason: 'upstream_protocol_error', beforeRequestSent: false };
   }
   if (typeof code === 'string' && (TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_'))) {
     return { status: 502, reason: 'upstream_tls_failed', beforeRequestSent: true };

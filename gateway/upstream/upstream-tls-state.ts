@@ -1,19 +1,24 @@
 // Everything a new upstream connection needs to speak mTLS, built once (and again on reload):
 // the secure context with our client certificate and the upstream trust store, the expected
 // upstream identity, and the fingerprint that keys the session cache.
-import { X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { UpstreamTls } from '../config/types.js';
 import { trustDomainOf } from '../identity/spiffe-id.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
+import { cipherString, curveString } from '../config/tls-suites.js';
 import { isPermittedSubtreeViolation, opensslCrls, type PeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
+import type { PemText } from '../runtime/read-tls-files.js';
 
 export interface UpstreamTlsFiles {
   certPem: string;
   keyPem: string;
   /** The upstream's CAs: one trust_bundle, or a bundle per trust domain. */
   trust: readonly TrustBundlePem[];
+  /** Every CRL file's text, concatenated: what OpenSSL loads. */
   crlPem?: string;
+  /** The same, file by file with the config field naming each. */
+  crls?: readonly PemText[];
 }
 
 export class UpstreamIdentityMismatchError extends Error {
@@ -41,6 +46,10 @@ export function buildUpstreamTlsState(config: UpstreamTls, files: UpstreamTlsFil
     ca: trust.caPem,
     crl: opensslCrls(files.crlPem, trust),
     minVersion: 'TLSv1.2',
+    // The same suites as listeners: ECDHE with AEAD only unless configured; no renegotiation an upstream could ask for.
+    ciphers: cipherString(config.ciphers),
+    ecdhCurve: curveString(config.curves),
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
   });
   const leaf = new X509Certificate(files.certPem);
   const isIp = /^[\d.]+$|:/.test(endpointHost);

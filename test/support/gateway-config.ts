@@ -70,6 +70,11 @@ export function mtlsUpstream(opts: {
   };
 }
 
+/** An upstream reached in plaintext HTTP (a test origin that is not the subject of the test). */
+export function plainUpstream(name: string, port: number): Upstream {
+  return { name, endpoints: [{ host: '127.0.0.1', port }], connections: 4, timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 30_000, bodyMs: 5000 } };
+}
+
 export function gatewayConfig(listeners: Listener[], upstreams: Upstream[]): GatewayConfig {
   return {
     source: '<test>',
@@ -81,4 +86,30 @@ export function gatewayConfig(listeners: Listener[], upstreams: Upstream[]): Gat
     sessionTickets: { enabled: true, rotateMs: 3600_000, perHandshake: 1 },
     workers: 1,
   };
+}
+
+/**
+ * The YAML of a one-listener terminate config (not started: for load/validate tests), its server
+ * certificate and trust bundle given; `tlsLines` / `clientAuthLines` / `upstreamTls` are extra lines
+ * already indented for their place. Line 10 is the first of `clientAuthLines`, then of `tlsLines`.
+ */
+export function terminateYaml(opts: { certFile: string; keyFile: string; trustBundle: string; clientAuthLines?: string; tlsLines?: string; upstreamTls?: string }): string {
+  return `listeners:
+  - name: public
+    address: 127.0.0.1:18443
+    tls:
+      certificates:
+        - cert: ${opts.certFile}
+          key: ${opts.keyFile}
+      client_auth:
+        trust_bundle: ${opts.trustBundle}
+${opts.clientAuthLines ?? ''}${opts.tlsLines ?? ''}    routes:
+      - name: all
+        match: { path_prefix: / }
+        upstream: origin
+        authorize: { allow: [{ trust_domain: example.org }] }
+upstreams:
+  - name: origin
+    endpoints: [127.0.0.1:18080]
+${opts.upstreamTls ?? ''}`;
 }
