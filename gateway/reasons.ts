@@ -18,6 +18,10 @@ export const CERT_REASONS = [
   // Refused by OpenSSL for a reason Node's verify result does not name ('UNSPECIFIED'): Node 24 reports the
   // three codes above this way, and also unhandled critical extensions, name constraints and key usage.
   'bad_certificate',
+  // The SPIFFE ID's trust domain has no bundle on this listener, or the chain ends at another trust domain's CA.
+  'trust_domain_mismatch',
+  // No SPIFFE ID (no URI SAN, or a URI SAN of another scheme): no allow-list can ever match it.
+  'no_spiffe_id',
 ] as const;
 export type CertReason = (typeof CERT_REASONS)[number];
 

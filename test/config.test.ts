@@ -214,7 +214,7 @@ describe('a valid configuration', () => {
           { sni: ['api.example.org', '*.api.example.org'], cert: file('server.crt'), key: file('server.key') },
           { sni: [], cert: file('default.crt'), key: file('default.key') },
         ],
-        clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl') },
+        clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl'), requireSpiffeId: true },
         minVersion: 'TLSv1.2',
         alpn: ['http/1.1'],
       },
@@ -329,11 +329,12 @@ describe('the example configurations in routes/', () => {
       at('listeners[0].tls.certificates[0].key', 'key: ../certs/example/api.key'),
       at('listeners[0].tls.certificates[1].cert', 'cert: ../certs/example/default.crt'),
       at('listeners[0].tls.certificates[1].key', 'key: ../certs/example/default.key'),
-      at('listeners[0].tls.client_auth.trust_bundle', 'trust_bundle: ../certs/example/ca.crt'),
+      at('listeners[0].tls.client_auth.trust_domains.example.com', 'example.com: ../certs/example/ca.crt'),
+      at('listeners[0].tls.client_auth.trust_domains.partner.example', 'partner.example: ../certs/example/partner-ca.crt'),
       at('listeners[0].tls.client_auth.crl', 'crl: ../certs/example/ca.crl'),
       at('upstreams[0].tls.cert', 'cert: ../certs/example/gateway-client.crt'),
       at('upstreams[0].tls.key', 'key: ../certs/example/gateway-client.key'),
-      at('upstreams[0].tls.trust_bundle', 'trust_bundle: ../certs/example/ca.crt', 1),
+      at('upstreams[0].tls.trust_bundle', 'trust_bundle: ../certs/example/ca.crt', 1), // the first is the listener's, commented out
       at('upstreams[0].tls.crl', 'crl: ../certs/example/ca.crl', 1),
     ]);
     expect(messageAt(result, 'listeners[0].tls.certificates[0].cert')).toContain(path.resolve('certs/example/api.crt'));
@@ -462,7 +463,7 @@ describe('gatehouse validate', () => {
   it('exits 1 for the reference (its files do not exist) and 0 for it with --schema-only', async () => {
     const full = await validate('--config', 'routes/reference.yaml');
     expect(full.code).toBe(1);
-    expect(full.err.trimEnd().split('\n')).toHaveLength(10);
+    expect(full.err.trimEnd().split('\n')).toHaveLength(11);
     for (const line of full.err.trimEnd().split('\n')) expect(line).toMatch(LINE);
     expect(await validate('--config', 'routes/reference.yaml', '--schema-only')).toEqual({
       code: 0,

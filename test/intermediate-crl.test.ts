@@ -63,7 +63,7 @@ afterAll(async () => {
 
 async function start(crl: string[] | undefined, opts: { watch?: boolean } = {}) {
   const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: root.certFile, routes: [terminateRoute('all', 'origin', allow('spiffe://ossl.test/*'))] });
-  const base = gatewayConfig([{ ...listener, tls: { ...listener.tls!, clientAuth: { trustBundle: root.certFile, crl } } }], [plainUpstream('origin', originPort)]);
+  const base = gatewayConfig([{ ...listener, tls: { ...listener.tls!, clientAuth: { ...listener.tls!.clientAuth, crl } } }], [plainUpstream('origin', originPort)]);
   const config: GatewayConfig = { ...base, lifecycle: { ...base.lifecycle, watch: opts.watch ?? false } };
   const gateway = await startGateway(config, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
   gateways.push(gateway);

@@ -10,9 +10,11 @@ import fs from 'node:fs';
 import '../../certs/dev-ca.js'; // loads reflect-metadata and sets @peculiar/x509's crypto provider first
 import * as x509 from '@peculiar/x509';
 import { pemBlocks } from '../../certs/pem-blocks.js';
+import { unconstrainableProblem } from '../identity/trust-domain-store.js';
 import { checkPresentedChain, describe, parseCertificates, TlsMaterialError, validityProblem } from '../lifecycle/tls-material.js';
 import { childPath, itemPath } from './config-problem.js';
-import type { GatewayConfig } from './types.js';
+import { trustDomainOfPattern, trustFiles } from './peer-trust.js';
+import type { GatewayConfig, Listener, PeerTrust } from './types.js';
 import type { ReadContext } from './yaml-reader.js';
 
 /** OpenSSL refuses a CRL whose thisUpdate is ahead of its clock; allow the usual issuing skew. */
@@ -27,8 +29,10 @@ export function checkFiles(config: GatewayConfig, cx: ReadContext, now: number):
   for (const listener of config.listeners) {
     if (!listener.tls) continue;
     const tlsAt = childPath(cx.pathOf(listener), 'tls');
-    const bundle = files.trustBundle(childPath(tlsAt, 'client_auth.trust_bundle'), listener.tls.clientAuth.trustBundle);
-    files.crls(childPath(tlsAt, 'client_auth.crl'), listener.tls.clientAuth.crl, bundle);
+    const { clientAuth } = listener.tls;
+    const bundle = files.peerTrust(childPath(tlsAt, 'client_auth'), clientAuth);
+    files.crls(childPath(tlsAt, 'client_auth.crl'), clientAuth.crl, bundle);
+    if (bundle && clientAuth.trustBundle !== undefined) warnSharedBundle(listener, clientAuth.trustBundle, bundle, childPath(tlsAt, 'client_auth.trust_bundle'), cx);
     for (const certificate of listener.tls.certificates) {
       const at = cx.pathOf(certificate);
       files.presented('server', { at: childPath(at, 'cert'), file: certificate.cert }, { at: childPath(at, 'key'), file: certificate.key });
@@ -37,7 +41,7 @@ export function checkFiles(config: GatewayConfig, cx: ReadContext, now: number):
   for (const upstream of config.upstreams) {
     if (!upstream.tls) continue;
     const tlsAt = childPath(cx.pathOf(upstream), 'tls');
-    const bundle = files.trustBundle(childPath(tlsAt, 'trust_bundle'), upstream.tls.trustBundle);
+    const bundle = files.peerTrust(tlsAt, upstream.tls);
     files.crls(childPath(tlsAt, 'crl'), upstream.tls.crl, bundle);
     files.presented('client', { at: childPath(tlsAt, 'cert'), file: upstream.tls.cert }, { at: childPath(tlsAt, 'key'), file: upstream.tls.key });
   }
@@ -111,6 +115,34 @@ class FileChecker {
     if (invalid.length === cas.length) this.cx.problems.atValue(at, `${file}: no certificate of the trust bundle is valid now: ${invalid.join('; ')}`);
     else for (const problem of invalid) this.cx.problems.warn(at, `${file}: ${problem}`);
     return cas;
+  }
+
+  /**
+   * The CAs of a trust_bundle, or of every bundle of trust_domains (undefined when one cannot be
+   * read). A CA of a trust domain must take a name constraint (identity/trust-domain-store.ts); one
+   * listed for several trust domains may issue identities of each, which is worth a warning.
+   */
+  peerTrust(at: string, trust: PeerTrust): X509Certificate[] | undefined {
+    const all: X509Certificate[] = [];
+    const domainsOf = new Map<string, string>();
+    let complete = true;
+    for (const { field, file, trustDomain } of trustFiles(trust)) {
+      const fieldAt = childPath(at, field);
+      const cas = this.trustBundle(fieldAt, file);
+      if (!cas) complete = false;
+      for (const ca of cas ?? []) {
+        all.push(ca);
+        if (trustDomain === undefined) continue;
+        const problem = unconstrainableProblem(ca);
+        if (problem !== undefined) this.cx.problems.atValue(fieldAt, `${file}: CA ${describe(ca)} ${problem}`);
+        const also = domainsOf.get(ca.fingerprint256);
+        if (also !== undefined && also !== trustDomain) {
+          this.cx.problems.warn(fieldAt, `${file}: CA ${describe(ca)} is also in the bundle of trust domain '${also}': it can issue identities of both`);
+        }
+        domainsOf.set(ca.fingerprint256, trustDomain);
+      }
+    }
+    return complete ? all : undefined;
   }
 
   /**
@@ -221,4 +253,21 @@ function usageProblem(leaf: X509Certificate, role: Role): string | undefined {
   return role === 'server'
     ? `certificate ${describe(leaf)} is not for TLS servers (its extended key usage lacks serverAuth)`
     : `certificate ${describe(leaf)} is not for TLS clients (its extended key usage lacks clientAuth)`;
+}
+
+/**
+ * One trust_bundle holding CAs that do not chain to one another, on a listener whose allow-lists
+ * name several trust domains: any of those CAs can issue an identity of any of those domains
+ * (a partner's CA can mint our IDs). trust_domains binds each CA to its own trust domain.
+ */
+function warnSharedBundle(listener: Listener, file: string, cas: readonly X509Certificate[], at: string, cx: ReadContext): void {
+  const hierarchies = cas.filter((ca) => !cas.some((other) => other !== ca && ca.checkIssued(other) && ca.verify(other.publicKey)));
+  const named = new Set(listener.routes.flatMap((r) => (r.kind === 'terminate' ? r.authorization.allow.map(trustDomainOfPattern) : [])).filter((d) => d !== undefined));
+  if (hierarchies.length < 2 || named.size < 2) return;
+  cx.problems.warn(
+    at,
+    `${file}: holds ${hierarchies.length} CAs that do not chain to one another (${hierarchies.map((ca) => describe(ca)).join(', ')}), and the allow-lists of listener ` +
+      `'${listener.name}' name the trust domains ${[...named].join(', ')}: each of these CAs can issue identities of every one of them. ` +
+      'Give each trust domain its own bundle with client_auth.trust_domains',
+  );
 }

@@ -5,6 +5,7 @@
 // so that the rules can still run and report what else is wrong; the config is only handed out
 // when nothing was reported.
 import { isScalar, type Node } from 'yaml';
+import { trustDomainOf } from '../identity/spiffe-id.js';
 import { parseAddress, parseAlpn, parseDuration, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
 import type {
   Address,
@@ -13,6 +14,7 @@ import type {
   Backend,
   ClientAuth,
   GatewayConfig,
+  PeerTrust,
   IdentityPattern,
   Lifecycle,
   Listener,
@@ -30,7 +32,7 @@ import type {
   XfccDetails,
 } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
-import { bool, describe, filePath, formatted, fraction, integer, listOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
+import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
 // ---- defaults (routes/reference.yaml) ----
 
@@ -47,7 +49,7 @@ const CONNECT_TIMEOUT_DEFAULT = 5_000;
 // ---- placeholders for wrong required values (never in a config that is handed out) ----
 
 const NO_ADDRESS: Address = { host: '', port: 0 };
-const NO_CLIENT_AUTH: ClientAuth = { trustBundle: '' };
+const NO_CLIENT_AUTH: ClientAuth = { trustBundle: '', requireSpiffeId: true };
 const DENY_ALL: Authorization = { allow: [], allowPlaintext: false };
 const ANY_PATH: RouteMatch = { pathPrefix: '/' };
 
@@ -208,7 +210,12 @@ const readListenerTimeouts: Reader<ListenerTimeouts> = timeouts(
 );
 
 const readListenerTls: Reader<ListenerTls> = (node, at, cx) => {
-  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn', 'ciphers', 'curves'], { trust_bundle: 'client_auth.trust_bundle', crl: 'client_auth.crl' });
+  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn', 'ciphers', 'curves'], {
+    trust_bundle: 'client_auth.trust_bundle',
+    trust_domains: 'client_auth.trust_domains',
+    crl: 'client_auth.crl',
+    require_spiffe_id: 'client_auth.require_spiffe_id',
+  });
   if (!m) return undefined;
   const minVersion = m.withDefault('min_version', oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2');
   return {
@@ -227,9 +234,30 @@ const readServerCertificate: Reader<ServerCertificate> = (node, at, cx) => {
 };
 
 const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
-  const m = cx.map(node, at, ['trust_bundle', 'crl']);
-  return m && { trustBundle: m.required('trust_bundle', filePath) ?? '', crl: m.optional('crl', fileOrFiles) };
+  const m = cx.map(node, at, ['trust_bundle', 'trust_domains', 'crl', 'require_spiffe_id']);
+  if (!m) return undefined;
+  const trust = readPeerTrust(m, "the CAs that issue the clients' certificates", cx);
+  const requireSpiffeId = m.withDefault('require_spiffe_id', bool, true);
+  if (trust.trustDomains && m.has('require_spiffe_id') && !requireSpiffeId) {
+    cx.problems.atValue(m.pathOf('require_spiffe_id'), 'cannot be false with trust_domains: a client is verified by the bundle of its SPIFFE ID\'s trust domain, and a certificate without one has none');
+  }
+  return { ...trust, crl: m.optional('crl', fileOrFiles), requireSpiffeId };
 };
+
+const bundleByDomain = mapOf(parseTrustDomain, filePath, { min: 1, example: '{ example.com: ca-example.pem, partner.example: ca-partner.pem }' });
+
+/** trust_bundle (one bundle), or trust_domains (a bundle per SPIFFE trust domain): exactly one of them. */
+function readPeerTrust(m: MapReader<'trust_bundle' | 'trust_domains'>, what: string, cx: ReadContext): PeerTrust {
+  if (m.has('trust_bundle') && m.has('trust_domains')) {
+    cx.problems.atKey(m.pathOf('trust_domains'), 'set trust_bundle or trust_domains, not both: one bundle for a single trust domain, or a bundle per trust domain');
+    return { trustBundle: '' };
+  }
+  if (m.has('trust_domains')) {
+    const domains = m.optional('trust_domains', bundleByDomain);
+    return { trustDomains: (domains ?? []).map(({ key, value }) => ({ trustDomain: key, bundle: value })) };
+  }
+  return { trustBundle: m.required('trust_bundle', filePath, `${what} (or trust_domains: a bundle per SPIFFE trust domain)`) ?? '' };
+}
 
 // ---- routes ----
 
@@ -367,24 +395,43 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);
 
 const readUpstreamTls: Reader<UpstreamTls> = (node, at, cx) => {
-  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'crl', 'server_name', 'expect_id', 'expect_dns', 'ciphers', 'curves']);
+  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'trust_domains', 'crl', 'server_name', 'expect_id', 'expect_dns', 'ciphers', 'curves']);
   if (!m) return undefined;
   if (m.has('expect_id') && m.has('expect_dns')) {
     cx.problems.atKey(m.pathOf('expect_dns'), "set expect_id or expect_dns, not both: the upstream's identity is one or the other");
   } else if (!m.has('expect_id') && !m.has('expect_dns')) {
     cx.problems.atValue(m.pathOf('expect_id'), "required key is missing: the upstream's identity to verify, expect_id (a SPIFFE ID) or expect_dns (a DNS name)");
   }
-  return {
+  const tls = {
     cert: m.required('cert', filePath, "the gateway's client certificate chain toward this upstream") ?? '',
     key: m.required('key', filePath) ?? '',
-    trustBundle: m.required('trust_bundle', filePath, "the CAs that issue the upstream's certificate") ?? '',
+    ...readPeerTrust(m, "the CAs that issue the upstream's certificate", cx),
     crl: m.optional('crl', fileOrFiles),
     serverName: m.optional('server_name', dnsName),
     expectId: m.optional('expect_id', workloadId),
     expectDns: m.optional('expect_dns', dnsName),
     ...readSuites(m, 'TLSv1.2', cx),
   };
+  if (tls.trustDomains) checkExpectedTrustDomain(tls, m, cx);
+  return tls;
 };
+
+/** With a bundle per trust domain, the upstream is verified by the bundle of expect_id's trust domain. */
+function checkExpectedTrustDomain(tls: UpstreamTls, m: MapReader<'expect_id' | 'expect_dns' | 'trust_domains'>, cx: ReadContext): void {
+  const domains = tls.trustDomains ?? [];
+  if (tls.expectDns !== undefined) {
+    cx.problems.atKey(m.pathOf('expect_dns'), "trust_domains picks the upstream's bundle by the trust domain of expect_id, and a DNS name has none: use expect_id, or trust_bundle");
+    return;
+  }
+  const expected = tls.expectId === undefined ? undefined : trustDomainOf(tls.expectId);
+  if (expected === undefined || domains.length === 0 || cx.problems.hasProblemAt(m.pathOf('trust_domains'))) return;
+  if (!domains.some((d) => d.trustDomain === expected)) {
+    cx.problems.atValue(
+      m.pathOf('expect_id'),
+      `trust domain '${expected}' has no bundle in trust_domains (${domains.map((d) => d.trustDomain).join(', ')}): the upstream's certificate could never be verified`,
+    );
+  }
+}
 
 const readBackend: Reader<Backend> = (node, at, cx) => {
   const m = cx.map(node, at, ['name', 'endpoints', 'balance', 'proxy_protocol', 'connect_timeout']);

@@ -28,10 +28,25 @@ export interface ServerCertificate {
   readonly key: string;
 }
 
-export interface ClientAuth {
-  readonly trustBundle: string;
+/** One SPIFFE trust domain and the file of its CA bundle. */
+export interface TrustDomainBundle {
+  readonly trustDomain: string;
+  readonly bundle: string;
+}
+
+/** The CAs that verify a peer: exactly one of the two is set. */
+export interface PeerTrust {
+  /** One bundle for every CA: a single trust domain. */
+  readonly trustBundle?: string;
+  /** A bundle per SPIFFE trust domain: a certificate's SPIFFE ID must chain to its own domain's bundle. */
+  readonly trustDomains?: readonly TrustDomainBundle[];
+}
+
+export interface ClientAuth extends PeerTrust {
   /** CRL files, one or a list (one per issuing CA: roots and intermediates); each file may hold several CRLs. */
   readonly crl?: string | readonly string[];
+  /** Refuse certificates without a SPIFFE ID at the handshake (no allow-list can name them). */
+  readonly requireSpiffeId: boolean;
 }
 
 export interface ListenerTls {
@@ -109,11 +124,10 @@ export interface ListenerTimeouts {
   readonly requestHeadersMs: number;
 }
 
-export interface UpstreamTls {
+export interface UpstreamTls extends PeerTrust {
   /** The gateway's client certificate chain and key toward this upstream. */
   readonly cert: string;
   readonly key: string;
-  readonly trustBundle: string;
   readonly crl?: string | readonly string[];
   /** SNI sent to the upstream; default: the endpoint host when it is a name. */
   readonly serverName?: string;

@@ -1,6 +1,8 @@
 // Reads the PEM files a config names, with errors that name the config field and the file.
 import fs from 'node:fs';
-import { crlFiles, type ListenerTls, type UpstreamTls } from '../config/types.js';
+import { trustFiles } from '../config/peer-trust.js';
+import { crlFiles, type ListenerTls, type PeerTrust, type UpstreamTls } from '../config/types.js';
+import type { TrustBundlePem } from '../identity/trust-domain-store.js';
 import type { ServerTlsFiles } from '../terminate/server-tls-state.js';
 import type { UpstreamTlsFiles } from '../upstream/upstream-tls-state.js';
 
@@ -51,7 +53,7 @@ export function readListenerTlsFiles(prefix: string, tls: ListenerTls): ServerTl
       certPem: readPem(`${prefix}.certificates[${i}].cert`, c.cert),
       keyPem: readPem(`${prefix}.certificates[${i}].key`, c.key),
     })),
-    trustBundlePem: readPem(`${prefix}.client_auth.trust_bundle`, tls.clientAuth.trustBundle),
+    trust: readTrust(`${prefix}.client_auth`, tls.clientAuth),
     ...readCrls(`${prefix}.client_auth.crl`, tls.clientAuth.crl),
   };
 }
@@ -60,7 +62,11 @@ export function readUpstreamTlsFiles(prefix: string, tls: UpstreamTls): Upstream
   return {
     certPem: readPem(`${prefix}.cert`, tls.cert),
     keyPem: readPem(`${prefix}.key`, tls.key),
-    trustBundlePem: readPem(`${prefix}.trust_bundle`, tls.trustBundle),
+    trust: readTrust(prefix, tls),
     ...readCrls(`${prefix}.crl`, tls.crl),
   };
+}
+
+function readTrust(prefix: string, trust: PeerTrust): TrustBundlePem[] {
+  return trustFiles(trust).map((t) => ({ trustDomain: t.trustDomain, pem: readPem(`${prefix}.${t.field}`, t.file) }));
 }

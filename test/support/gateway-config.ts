@@ -1,6 +1,6 @@
 // GatewayConfig literals for tests, with the defaults the YAML loader applies, so runtime tests do
 // not depend on the parser. Every address is loopback with an ephemeral port.
-import type { Authorization, GatewayConfig, Listener, TerminateRoute, Upstream, XfccMode } from '../../gateway/config/types.js';
+import type { Authorization, GatewayConfig, Listener, TerminateRoute, TrustDomainBundle, Upstream, XfccMode } from '../../gateway/config/types.js';
 
 export const DEFAULT_XFCC_DETAILS = { subject: true, uri: true, dns: true, cert: false, chain: false } as const;
 
@@ -26,8 +26,11 @@ export function terminateListener(opts: {
   cert: string;
   key: string;
   sni?: string[];
-  trustBundle: string;
+  /** One of the two: a single bundle, or a bundle per trust domain. */
+  trustBundle?: string;
+  trustDomains?: TrustDomainBundle[];
   crl?: string;
+  requireSpiffeId?: boolean;
   routes: TerminateRoute[];
 }): Listener {
   return {
@@ -36,7 +39,7 @@ export function terminateListener(opts: {
     mode: 'STRICT',
     tls: {
       certificates: [{ sni: opts.sni ?? [], cert: opts.cert, key: opts.key }],
-      clientAuth: { trustBundle: opts.trustBundle, crl: opts.crl },
+      clientAuth: { trustBundle: opts.trustBundle, trustDomains: opts.trustDomains, crl: opts.crl, requireSpiffeId: opts.requireSpiffeId ?? true },
       minVersion: 'TLSv1.2',
       alpn: ['http/1.1'],
     },
@@ -46,11 +49,22 @@ export function terminateListener(opts: {
   };
 }
 
-export function mtlsUpstream(opts: { name: string; port: number; cert: string; key: string; trustBundle: string; expectId?: string; expectDns?: string; connections?: number; ports?: number[] }): Upstream {
+export function mtlsUpstream(opts: {
+  name: string;
+  port: number;
+  cert: string;
+  key: string;
+  trustBundle?: string;
+  trustDomains?: TrustDomainBundle[];
+  expectId?: string;
+  expectDns?: string;
+  connections?: number;
+  ports?: number[];
+}): Upstream {
   return {
     name: opts.name,
     endpoints: (opts.ports ?? [opts.port]).map((port) => ({ host: '127.0.0.1', port })),
-    tls: { cert: opts.cert, key: opts.key, trustBundle: opts.trustBundle, expectId: opts.expectId, expectDns: opts.expectDns },
+    tls: { cert: opts.cert, key: opts.key, trustBundle: opts.trustBundle, trustDomains: opts.trustDomains, expectId: opts.expectId, expectDns: opts.expectDns },
     connections: opts.connections ?? 8,
     timeouts: { connectMs: 2000, headersMs: 5000, idleMs: 30_000, bodyMs: 5000 },
   };

@@ -1,7 +1,8 @@
 // An independent PKI made by the `openssl` CLI, for tests that must not lean on our own CA code:
-// roots and intermediates (each with its own CRL database, `openssl ca -gencrl`), leaves with a
-// chosen key (EC P-256, RSA 1024/2048) and digest (SHA-256, SHA-1), revocations, and self-signed
-// certificates. Files live in a temporary directory removed by cleanup().
+// roots and intermediates (each with its own CRL database, `openssl ca -gencrl`; a root may carry a
+// URI name constraint), client or server leaves with a chosen key (EC P-256, RSA 1024/2048) and
+// digest (SHA-256, SHA-1), revocations, and self-signed certificates. Files live in a temporary
+// directory removed by cleanup().
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,17 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = clientAuth
 subjectAltName = URI:$ENV::SPIFFE_ID
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = URI:$ENV::SPIFFE_ID, DNS:localhost
+[constrained_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+nameConstraints = critical, permitted;URI:$ENV::PERMITTED_URI
 `;
 
 const CA_DATABASE = `[ca]
@@ -66,11 +78,14 @@ export class OpensslPki {
   }
 
   #openssl(args: string[], env: Record<string, string> = {}): void {
-    execFileSync('openssl', args, { cwd: this.dir, env: { ...process.env, SPIFFE_ID: 'spiffe://unused', CA_DIR: this.dir, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('openssl', args, { cwd: this.dir, env: { ...process.env, SPIFFE_ID: 'spiffe://unused', PERMITTED_URI: 'unused', CA_DIR: this.dir, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   }
 
-  /** A root CA (no issuer) or an intermediate signed by `issuer`; EC P-256 unless `key` says otherwise. */
-  ca(name: string, issuer?: OpensslCa, key: KeyKind = 'ec'): OpensslCa {
+  /**
+   * A root CA (no issuer) or an intermediate signed by `issuer`; EC P-256 unless `key` says otherwise.
+   * `permittedUri`: a root that carries a name constraint of its own, permitting URIs of that host only.
+   */
+  ca(name: string, issuer?: OpensslCa, key: KeyKind = 'ec', permittedUri?: string): OpensslCa {
     const dir = path.join(this.dir, name);
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'index.txt'), '');
@@ -79,7 +94,8 @@ export class OpensslPki {
     const keyFile = path.join(dir, 'key.pem');
     const subject = `/CN=${name}/O=gatehouse openssl test`;
     if (!issuer) {
-      this.#openssl(['req', '-x509', ...KEY_ARGS[key], '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', subject, '-days', '2', '-config', 'extensions.cnf', '-extensions', 'ca']);
+      const extensions = permittedUri === undefined ? 'ca' : 'constrained_ca';
+      this.#openssl(['req', '-x509', ...KEY_ARGS[key], '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', subject, '-days', '2', '-config', 'extensions.cnf', '-extensions', extensions], { PERMITTED_URI: permittedUri ?? 'unused' });
     } else {
       const csr = path.join(dir, 'csr.pem');
       this.#openssl(['req', '-new', ...KEY_ARGS[key], '-nodes', '-keyout', keyFile, '-out', csr, '-subj', subject]);
@@ -89,14 +105,14 @@ export class OpensslPki {
     return { ...ca, chain: issuer ? [ca, ...issuer.chain] : [] };
   }
 
-  /** A client certificate with one SPIFFE ID, issued by `issuer`. */
-  leaf(name: string, issuer: OpensslCa, opts: { spiffeId: string; key?: KeyKind; digest?: 'sha256' | 'sha1' }): OpensslLeaf {
+  /** A client certificate with one SPIFFE ID, issued by `issuer`; with `usage: 'server'`, a server certificate for that ID and localhost. */
+  leaf(name: string, issuer: OpensslCa, opts: { spiffeId: string; key?: KeyKind; digest?: 'sha256' | 'sha1'; usage?: 'client' | 'server' }): OpensslLeaf {
     const certFile = path.join(this.dir, `${name}.crt`);
     const keyFile = path.join(this.dir, `${name}.key`);
     const csr = path.join(this.dir, `${name}.csr`);
     const subject = `/CN=${name}/O=gatehouse openssl test`;
     this.#openssl(['req', '-new', ...KEY_ARGS[opts.key ?? 'ec'], '-nodes', '-keyout', keyFile, '-out', csr, '-subj', subject]);
-    this.#sign(csr, certFile, issuer, opts.digest ?? 'sha256', 'client', opts.spiffeId);
+    this.#sign(csr, certFile, issuer, opts.digest ?? 'sha256', opts.usage ?? 'client', opts.spiffeId);
     const intermediates = issuer.chain.map((ca) => ca.certPem).join('');
     return { certFile, keyFile, chainPem: fs.readFileSync(certFile, 'utf8') + intermediates, keyPem: fs.readFileSync(keyFile, 'utf8'), subject: `CN=${name},O=gatehouse openssl test` };
   }
@@ -109,7 +125,7 @@ export class OpensslPki {
     return { certFile, keyFile, chainPem: fs.readFileSync(certFile, 'utf8'), keyPem: fs.readFileSync(keyFile, 'utf8'), subject: `CN=${name}` };
   }
 
-  #sign(csr: string, out: string, issuer: OpensslCa, digest: string, extensions: 'ca' | 'client', spiffeId = 'spiffe://unused'): void {
+  #sign(csr: string, out: string, issuer: OpensslCa, digest: string, extensions: 'ca' | 'client' | 'server', spiffeId = 'spiffe://unused'): void {
     this.#openssl(
       ['x509', '-req', '-in', csr, '-CA', issuer.certFile, '-CAkey', issuer.keyFile, '-CAcreateserial', '-out', out, '-days', '1', `-${digest}`, '-extfile', 'extensions.cnf', '-extensions', extensions],
       { SPIFFE_ID: spiffeId },
