@@ -42,7 +42,8 @@ interface UpstreamConnection {
 /**
  * An mTLS upstream that records what it receives and answers each complete request (head and
  * body, Content-Length or chunked) with `ok METHOD PATH body=LENGTH`; /late-body and /late-chunked
- * send their head at once and their body LATE_MS later.
+ * send their head at once and their body LATE_MS later; POST /early is answered once its head is
+ * in, before its body, and POST /early-open too but with a response that does not end.
  */
 class ScriptedUpstream {
   readonly connections: UpstreamConnection[] = [];
@@ -65,14 +66,22 @@ class ScriptedUpstream {
     const conn: UpstreamConnection = { data: '', closed: false };
     this.connections.push(conn);
     let offset = 0;
+    let answeredEarly = -1;
     socket.on('error', () => {});
     socket.on('close', () => (conn.closed = true));
     socket.on('data', (chunk: Buffer) => {
       conn.data += chunk.toString('latin1');
       for (;;) {
+        const early = /^POST \S*\/early(-open)? /.exec(conn.data.slice(offset));
+        if (answeredEarly !== offset && early !== null && conn.data.includes('\r\n\r\n', offset)) {
+          answeredEarly = offset;
+          // -open: a response that has begun and goes on (chunked, not ended).
+          socket.write(early[1] === undefined ? 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly' : 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nearly\r\n');
+        }
         const request = parseRequest(conn.data, offset);
         if (request === undefined) return;
         offset = request.end;
+        if (request.path.endsWith('/early') || request.path.endsWith('/early-open')) continue;
         if (request.path.endsWith('/late-body')) {
           socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n');
           setTimeout(() => socket.write('hello'), LATE_MS);
@@ -179,8 +188,9 @@ class RawClient {
     socket.on('close', () => (this.closed = true));
   }
 
-  static async connect(): Promise<RawClient> {
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: client.chainPem, key: client.keyPem });
+  /** `allowHalfOpen`: keep sending after the gateway ended its side. */
+  static async connect(options: { allowHalfOpen?: boolean } = {}): Promise<RawClient> {
+    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: client.chainPem, key: client.keyPem, ...options });
     open.push(socket);
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     return new RawClient(socket);
@@ -288,6 +298,18 @@ describe('request body timeout (timeouts.request_body)', () => {
     expect(await metricValue('gatehouse_http_refusals_total', { route: 'main', reason: 'request_body_timeout' })).toBe(before + 1);
   }, 15_000);
 
+  it('cuts the connection of a client that stops sending its body after the response began, and drops the upstream request', async () => {
+    const c = await RawClient.connect();
+    c.send(HEAD('POST', '/early-open', 'content-length: 20\r\n') + 'abc');
+    expect(await until(() => c.received.endsWith('5\r\nearly\r\n'))).toBe(true);
+    const conn = await upstreamConnectionWith('POST /early-open ');
+    // Well before the upstream body timeout (5 s without a byte from the upstream) would cut it.
+    expect(await until(() => c.closed, REQUEST_BODY_MS + 1700)).toBe(true);
+    expect(c.statuses()).toEqual([200]);
+    expect(c.received.endsWith('5\r\nearly\r\n')).toBe(true); // cut, not ended
+    expect(await until(() => conn.closed)).toBe(true);
+  }, 15_000);
+
   it('answers 400 to a client that ends its side in the middle of a body, and drops the upstream request', async () => {
     const c = await RawClient.connect();
     c.send(HEAD('POST', '/half-closed', 'content-length: 10\r\n') + 'abc');
@@ -297,6 +319,24 @@ describe('request body timeout (timeouts.request_body)', () => {
     expect(c.statuses()).toEqual([400]);
     expect(reasonOf(c.received)).toBe('bad_request');
     expect(await until(() => conn.closed)).toBe(true);
+  });
+});
+
+describe('a response that comes before the whole request body', () => {
+  it('still forwards the rest of the body from a client that goes on sending, so that the upstream connection can be reused', async () => {
+    const c = await RawClient.connect({ allowHalfOpen: true });
+    c.send(HEAD('POST', '/early', 'content-length: 10\r\n') + 'abc');
+    expect(await until(() => c.received.endsWith('early'))).toBe(true);
+    const conn = await upstreamConnectionWith('POST /early ');
+    c.send('defghij');
+    expect(await until(() => conn.data.endsWith('abcdefghij'))).toBe(true);
+    const next = await RawClient.connect();
+    next.send(HEAD('GET', '/after-early'));
+    expect(await until(() => next.received.endsWith('ok GET /after-early body=0'))).toBe(true);
+    expect(conn.data).toContain('GET /after-early ');
+    expect(conn.closed).toBe(false);
+    c.socket.destroy();
+    next.socket.destroy();
   });
 });
 

@@ -128,7 +128,8 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   // --- parser callbacks -------------------------------------------------------------------------
 
   readonly #onData = (chunk: Buffer): void => {
-    if (this.#closing || this.#lastWords !== undefined) return; // no further request is taken
+    // No further request is taken; only the rest of a body the upstream may still be reading is.
+    if (this.#lastWords !== undefined || (this.#closing && this.#reading === undefined)) return;
     if (this.#wait === Wait.Body) this.deadline = Date.now() + this.options.bodyMs!;
     // Bytes outside a request body begin a head (a lone CRLF between requests does not). llhttp's
     // message-begin callback would tell, at the cost of a call into JavaScript for every request.
@@ -346,6 +347,10 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   }
 
   #protocolError(err: ParseError): void {
+    if (this.#closing) {
+      this.socket.destroy(); // answered already: a body's rest after an early response was bad
+      return;
+    }
     const code = err.code ?? '';
     const reading = this.#reading;
     if (reading !== undefined) {
