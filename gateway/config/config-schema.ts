@@ -6,7 +6,7 @@
 // when nothing was reported.
 import { isScalar, type Node } from 'yaml';
 import { trustDomainOf } from '../identity/spiffe-id.js';
-import { parseAddress, parseAlpn, parseDuration, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
+import { parseAddress, parseAlpn, parseByteSize, parseDuration, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
 import type {
   Address,
   Admin,
@@ -39,10 +39,11 @@ import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, 
 const ADMIN_DEFAULT: Admin = { address: { host: '127.0.0.1', port: 9901 } };
 const LIFECYCLE_DEFAULT: Lifecycle = { watch: true, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 };
 const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000, perHandshake: 1 };
-const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 };
+const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 };
 const UPSTREAM_TIMEOUTS_DEFAULT: UpstreamTimeouts = { connectMs: 5_000, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 };
 const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true, cert: false, chain: false };
 const MAX_CONNECTIONS_DEFAULT = 10_000;
+const MAX_REQUEST_BODY_DEFAULT = 64 * 1024 * 1024;
 const UPSTREAM_CONNECTIONS_DEFAULT = 64;
 const CONNECT_TIMEOUT_DEFAULT = 5_000;
 
@@ -65,6 +66,12 @@ const duration: Reader<number> = (node, at, cx) => {
   cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
   return undefined;
 };
+
+/** Bytes: a whole number, a size with a unit (64MiB, 10MB) or `unlimited`. */
+const byteSize: Reader<number> = (node, at, cx) =>
+  isScalar(node) && typeof node.value === 'number'
+    ? integer(0, Number.MAX_SAFE_INTEGER)(node, at, cx)
+    : formatted('a size with a unit, like 64MiB, or unlimited', parseByteSize)(node, at, cx);
 
 /** A map of durations: YAML key → field, each with its default. */
 function timeouts<K extends string, F extends string>(fields: Readonly<Record<K, F>>, defaults: Readonly<Record<F, number>>): Reader<Record<F, number>> {
@@ -185,7 +192,7 @@ const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
   );
 };
 
-const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes'] as const;
+const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
 
 const readListener: Reader<Listener> = (node, at, cx) => {
   const m = cx.map(node, at, LISTENER_KEYS, { certificates: 'tls.certificates', client_auth: 'tls.client_auth', min_version: 'tls.min_version', alpn: 'tls.alpn' });
@@ -199,13 +206,14 @@ const readListener: Reader<Listener> = (node, at, cx) => {
       routes: m.required('routes', listOf(readRoute, { min: 1 })) ?? [],
       maxConnections: m.withDefault('max_connections', integer(1, 1_000_000), MAX_CONNECTIONS_DEFAULT),
       timeouts: m.withDefault('timeouts', readListenerTimeouts, LISTENER_TIMEOUTS_DEFAULT),
+      maxRequestBodyBytes: m.withDefault('max_request_body', byteSize, MAX_REQUEST_BODY_DEFAULT),
     },
     at,
   );
 };
 
 const readListenerTimeouts: Reader<ListenerTimeouts> = timeouts(
-  { hello: 'helloMs', handshake: 'handshakeMs', idle: 'idleMs', request_headers: 'requestHeadersMs' },
+  { hello: 'helloMs', handshake: 'handshakeMs', idle: 'idleMs', request_headers: 'requestHeadersMs', request_body: 'requestBodyMs' },
   LISTENER_TIMEOUTS_DEFAULT,
 );
 
@@ -261,9 +269,9 @@ function readPeerTrust(m: MapReader<'trust_bundle' | 'trust_domains'>, what: str
 
 // ---- routes ----
 
-const ROUTE_KEYS = ['name', 'match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'passthrough', 'backend'] as const;
+const ROUTE_KEYS = ['name', 'match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'passthrough', 'backend', 'max_request_body'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
-const TERMINATE_KEYS = ['match', 'upstream', 'authorize', 'xfcc', 'xfcc_details'] as const;
+const TERMINATE_KEYS = ['match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'max_request_body'] as const;
 const PASSTHROUGH_KEYS = ['passthrough', 'backend'] as const;
 
 const readRoute: Reader<Route> = (node, at, cx) => {
@@ -303,6 +311,7 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     authorization: m.required('authorize', readAuthorization, 'who may call this route (an empty allow list denies everyone)') ?? DENY_ALL,
     xfcc: m.withDefault('xfcc', oneOf(['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'] as const), 'sanitize_set'),
     xfccDetails: m.withDefault('xfcc_details', readXfccDetails, XFCC_DETAILS_DEFAULT),
+    maxRequestBodyBytes: m.optional('max_request_body', byteSize),
   };
 }
 

@@ -90,6 +90,8 @@ export interface TerminateRoute {
   readonly authorization: Authorization;
   readonly xfcc: XfccMode;
   readonly xfccDetails: XfccDetails;
+  /** Overrides the listener's maxRequestBodyBytes for this route (larger or smaller). */
+  readonly maxRequestBodyBytes?: number;
 }
 
 export interface PassthroughRoute {
@@ -113,6 +115,8 @@ export interface Listener {
   readonly routes: readonly Route[];
   readonly maxConnections: number;
   readonly timeouts: ListenerTimeouts;
+  /** Largest request body its terminate routes take (413 beyond); Infinity: unlimited. */
+  readonly maxRequestBodyBytes: number;
 }
 
 export interface ListenerTimeouts {
@@ -122,6 +126,8 @@ export interface ListenerTimeouts {
   /** Idle connection (keep-alive or relay) timeout. */
   readonly idleMs: number;
   readonly requestHeadersMs: number;
+  /** Longest silence from a client in the middle of a request body its upstream is waiting for. */
+  readonly requestBodyMs: number;
 }
 
 export interface UpstreamTls extends PeerTrust {

@@ -110,7 +110,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       if (listener.tls) {
         const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
         const tls = await named(`listeners[${i}].tls`, async () => buildServerTlsState(listener.tls!, files, await buildPeerTrustStore(files.trust), tlsTuning(config, listener, ticketKeys)));
-        const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!));
+        const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!, listener.maxRequestBodyBytes));
         terminate = new TerminateListener({ listener, tls, router: new TerminateRouter(routes), identities });
       } else if (terminateRoutes.length > 0) {
         throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);

@@ -53,6 +53,7 @@ export class TerminateListener {
       handler: createRequestHandler(listener.name, () => this.#router),
       headersMs: timeouts.requestHeadersMs,
       idleMs: timeouts.idleMs,
+      bodyMs: timeouts.requestBodyMs,
       onRefused: listenerRefusals(listener.name),
     };
     this.server = tls.createServer({

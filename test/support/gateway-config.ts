@@ -45,7 +45,8 @@ export function terminateListener(opts: {
     },
     routes: opts.routes,
     maxConnections: 10_000,
-    timeouts: { helloMs: 5000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 },
+    timeouts: { helloMs: 5000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 },
+    maxRequestBodyBytes: 64 * 1024 * 1024, // the default of the YAML
   };
 }
 
