@@ -9,6 +9,8 @@ import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
 
 export class CompiledRoute {
   readonly policy: AuthorizationPolicy;
+  /** The route's own limit, else its listener's (Infinity: none). */
+  readonly maxRequestBodyBytes: number;
   readonly #statusCounters = new Map<number, Inc>();
   readonly #refusalCounters = new Map<string, Inc>();
   readonly latency: HistogramSeries;
@@ -17,8 +19,10 @@ export class CompiledRoute {
     readonly listener: string,
     readonly config: TerminateRoute,
     readonly cluster: UpstreamCluster,
+    listenerMaxRequestBodyBytes: number,
   ) {
     this.policy = new AuthorizationPolicy(config.authorization);
+    this.maxRequestBodyBytes = config.maxRequestBodyBytes ?? listenerMaxRequestBodyBytes;
     this.latency = upstreamDuration.series(cluster.name);
   }
 
