@@ -97,7 +97,8 @@ export function certReasonFromOpenssl(code: string | null | undefined): CertReas
 
 /**
  * Why the front door closed a connection before it reached a route (listener/front-door.ts):
- * `gatehouse_front_door_refusals_total{reason}` and the `reason` of its log lines.
+ * `gatehouse_front_door_refusals_total{reason}` and the `reason` of its log lines. A bare TLS
+ * listener counts its accept refusals (max_connections, max_connections_per_source) there too.
  */
 export const FRONT_DOOR_REASONS = [
   'not_tls', // not a TLS ClientHello, and the listener is STRICT (or the bytes are not HTTP)
@@ -107,6 +108,7 @@ export const FRONT_DOOR_REASONS = [
   'unrecognized_name', // no route for the SNI/ALPN and no default: TLS alert 112 sent
   'max_connections',
   'no_terminate_handler', // a terminate route matched but the listener has no TLS server wired
+  'max_connections_per_source', // the client's address already holds max_connections_per_source connections
 ] as const;
 export type FrontDoorReason = (typeof FRONT_DOOR_REASONS)[number];
 

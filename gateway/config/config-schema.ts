@@ -192,7 +192,7 @@ const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
   );
 };
 
-const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
+const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'max_connections_per_source', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
 
 const readListener: Reader<Listener> = (node, at, cx) => {
   const m = cx.map(node, at, LISTENER_KEYS, { certificates: 'tls.certificates', client_auth: 'tls.client_auth', min_version: 'tls.min_version', alpn: 'tls.alpn' });
@@ -205,6 +205,7 @@ const readListener: Reader<Listener> = (node, at, cx) => {
       tls: m.optional('tls', readListenerTls),
       routes: m.required('routes', listOf(readRoute, { min: 1 })) ?? [],
       maxConnections: m.withDefault('max_connections', integer(1, 1_000_000), MAX_CONNECTIONS_DEFAULT),
+      maxConnectionsPerSource: m.optional('max_connections_per_source', integer(1, 1_000_000)),
       timeouts: m.withDefault('timeouts', readListenerTimeouts, LISTENER_TIMEOUTS_DEFAULT),
       maxRequestBodyBytes: m.withDefault('max_request_body', byteSize, MAX_REQUEST_BODY_DEFAULT),
     },

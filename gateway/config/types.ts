@@ -113,15 +113,19 @@ export interface Listener {
   /** Absent on passthrough-only listeners. */
   readonly tls?: ListenerTls;
   readonly routes: readonly Route[];
+  /** Open connections per worker process; more are closed at accept and counted. */
   readonly maxConnections: number;
+  /** Open connections per client address and worker process; absent: no such limit. */
+  readonly maxConnectionsPerSource?: number;
   readonly timeouts: ListenerTimeouts;
   /** Largest request body its terminate routes take (413 beyond); Infinity: unlimited. */
   readonly maxRequestBodyBytes: number;
 }
 
 export interface ListenerTimeouts {
-  /** Time allowed to receive a complete ClientHello (or the first plaintext bytes). */
+  /** Time allowed to receive a complete ClientHello (or the first plaintext bytes), from accept. */
   readonly helloMs: number;
+  /** Time allowed for the TLS handshake, from accept (or the front door's handoff) to its end. */
   readonly handshakeMs: number;
   /** Idle connection (keep-alive or relay) timeout. */
   readonly idleMs: number;
