@@ -222,7 +222,7 @@ describe('a valid configuration', () => {
         {
           kind: 'terminate',
           name: 'payments',
-          match: { host: 'api.example.org', pathPrefix: '/payments' },
+          match: { host: 'api.example.org', pathPrefix: '/payments', caseInsensitive: false },
           upstream: 'payments',
           authorization: {
             allow: [
@@ -234,6 +234,11 @@ describe('a valid configuration', () => {
           },
           xfcc: 'append_forward',
           xfccDetails: { subject: false, uri: true, dns: false, cert: true, chain: false },
+          stripHeaders: [],
+          trustClientIdentityHeaders: false,
+          mergeSlashes: true,
+          allowPathParameters: false,
+          allowDoubleEncoding: false,
         },
         { kind: 'passthrough', name: 'db', sni: ['db.example.org'], default: false, alpn: 'postgresql', backend: 'db' },
       ],

@@ -5,7 +5,7 @@
 // so that the rules can still run and report what else is wrong; the config is only handed out
 // when nothing was reported.
 import { isScalar, type Node } from 'yaml';
-import { parseAddress, parseAlpn, parseDuration, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
+import { parseAddress, parseAlpn, parseDuration, parseHeaderNamePattern, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
 import type {
   Address,
   Admin,
@@ -85,6 +85,7 @@ const pathPrefix = formatted('a path prefix, like /api', parsePathPrefix);
 const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/api', (s) => parseSpiffeId(s, { requirePath: true }));
 const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
 const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
+const headerNameList = listOf(formatted('a header name, or a prefix ending in *', parseHeaderNamePattern), { unique: true, example: '[x-internal-user, "x-debug-*"]' });
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
 
 /** Terminate listeners serve HTTP/1.1 (node:https); offering anything else would break clients that pick it. */
@@ -198,15 +199,27 @@ const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
 
 // ---- routes ----
 
-const ROUTE_KEYS = ['name', 'match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'passthrough', 'backend'] as const;
+const TERMINATE_KEYS = [
+  'match',
+  'upstream',
+  'authorize',
+  'xfcc',
+  'xfcc_details',
+  'strip_headers',
+  'trust_client_identity_headers',
+  'merge_slashes',
+  'allow_path_parameters',
+  'allow_double_encoding',
+] as const;
+const ROUTE_KEYS = ['name', ...TERMINATE_KEYS, 'passthrough', 'backend'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
-const TERMINATE_KEYS = ['match', 'upstream', 'authorize', 'xfcc', 'xfcc_details'] as const;
 const PASSTHROUGH_KEYS = ['passthrough', 'backend'] as const;
 
 const readRoute: Reader<Route> = (node, at, cx) => {
   const m = cx.map(node, at, ROUTE_KEYS, {
     host: 'match.host',
     path_prefix: 'match.path_prefix',
+    case_insensitive: 'match.case_insensitive',
     allow: 'authorize.allow',
     allow_plaintext: 'authorize.allow_plaintext',
     sni: 'passthrough.sni',
@@ -240,12 +253,23 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     authorization: m.required('authorize', readAuthorization, 'who may call this route (an empty allow list denies everyone)') ?? DENY_ALL,
     xfcc: m.withDefault('xfcc', oneOf(['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'] as const), 'sanitize_set'),
     xfccDetails: m.withDefault('xfcc_details', readXfccDetails, XFCC_DETAILS_DEFAULT),
+    stripHeaders: m.withDefault('strip_headers', headerNameList, []),
+    trustClientIdentityHeaders: m.withDefault('trust_client_identity_headers', bool, false),
+    mergeSlashes: m.withDefault('merge_slashes', bool, true),
+    allowPathParameters: m.withDefault('allow_path_parameters', bool, false),
+    allowDoubleEncoding: m.withDefault('allow_double_encoding', bool, false),
   };
 }
 
 const readMatch: Reader<RouteMatch> = (node, at, cx) => {
-  const m = cx.map(node, at, ['host', 'path_prefix']);
-  return m && { host: m.optional('host', hostPattern), pathPrefix: m.withDefault('path_prefix', pathPrefix, '/') };
+  const m = cx.map(node, at, ['host', 'path_prefix', 'case_insensitive']);
+  return (
+    m && {
+      host: m.optional('host', hostPattern),
+      pathPrefix: m.withDefault('path_prefix', pathPrefix, '/'),
+      caseInsensitive: m.withDefault('case_insensitive', bool, false),
+    }
+  );
 };
 
 const readAuthorization: Reader<Authorization> = (node, at, cx) => {

@@ -87,7 +87,7 @@ export class TerminateListener {
       handshakes.accepted();
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
       const served = sni === undefined ? this.#tls.defaultCert : this.#tls.select(sni);
-      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
+      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true, tlsSocket: socket });
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
       this.#serveHttp(socket);
