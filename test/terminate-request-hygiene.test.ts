@@ -25,6 +25,8 @@ let gateway: RunningGateway;
 let upstream: DemoUpstream;
 let rawUpstream: tls.Server;
 let port: number;
+/** A listener none of whose routes allows ';' parameters or double encoding (the usual config). */
+let strictPort: number;
 let adminPort: number;
 const certs: Record<string, WrittenCert> = {};
 let intermediatePem: string;
@@ -98,6 +100,13 @@ beforeAll(async () => {
             route('catch-all', '/'),
           ],
         }),
+        terminateListener({
+          name: 'strict',
+          cert: certs.gatewayServer.certFile,
+          key: certs.gatewayServer.keyFile,
+          trustBundle: bundle,
+          routes: [terminateRoute('admin', 'echo', allow(id('admin')), { match: { pathPrefix: '/admin' } }), route('catch-all', '/')],
+        }),
       ],
       [
         mtlsUpstream({ name: 'echo', port: upstream.port, ...client }),
@@ -106,6 +115,7 @@ beforeAll(async () => {
     ),
   );
   port = gateway.listeners.get('public')!.address().port;
+  strictPort = gateway.listeners.get('strict')!.address().port;
   adminPort = (gateway.admin!.server.address() as AddressInfo).port;
 });
 
@@ -282,6 +292,19 @@ describe('request paths', () => {
     expect(res.json()).toMatchObject({ reason: 'bad_path', rule });
     expect(upstream.received.length).toBe(before);
     expect(await refusals('bad_path')).toBe(counted + 1);
+  });
+
+  it.each([
+    ['/%2561dmin', 'double_encoding'],
+    ['/admin;x=1', 'path_parameters'],
+    ['/;x/admin', 'path_parameters'],
+    ['/public/..;/admin', 'dot_segment'],
+  ])('refuses %s with rule %s before routing where no route allows ; or double encoding', async (target, rule) => {
+    const before = upstream.received.length;
+    const res = await rawRequest({ ...as('frontend'), port: strictPort }, get(target));
+    expect(res.status).toBe(400);
+    expect(res.json()).toMatchObject({ reason: 'bad_path', rule });
+    expect(upstream.received.length).toBe(before);
   });
 
   it.each([
