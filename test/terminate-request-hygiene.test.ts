@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createIntermediateCa, issueLeaf } from '../certs/dev-ca.js';
 import type { TerminateRoute, XfccMode } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
+import { log, setLogLevel, setLogSink, type LogLevel } from '../gateway/log.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { rawExchange, rawRequest, type RawConnectionOptions, type RawResponse } from './support/raw-https.js';
@@ -305,6 +306,25 @@ describe('request paths', () => {
     expect(res.status).toBe(400);
     expect(res.json()).toMatchObject({ reason: 'bad_path', rule });
     expect(upstream.received.length).toBe(before);
+  });
+
+  it('logs a refused path and a refused Host with the rule, as JSON lines', async () => {
+    const lines: string[] = [];
+    const level = (['debug', 'info', 'warn', 'error'] as LogLevel[]).find((l) => log.enabled(l)) ?? 'silent';
+    const previous = setLogSink((line) => lines.push(line));
+    setLogLevel('info');
+    try {
+      await rawRequest(as('frontend'), get('/public/..;/admin'));
+      await rawRequest(as('frontend'), get('/', ['Host: localhost', 'Host: localhost'], null));
+    } finally {
+      setLogLevel(level);
+      setLogSink(previous);
+    }
+    const refused = lines.map((line) => JSON.parse(line)).filter((entry) => entry.event === 'request_refused');
+    expect(refused).toEqual([
+      expect.objectContaining({ listener: 'public', reason: 'bad_path', rule: 'dot_segment', path: '/public/..;/admin' }),
+      expect.objectContaining({ listener: 'public', reason: 'bad_host', rule: 'duplicate' }),
+    ]);
   });
 
   it.each([
