@@ -239,6 +239,20 @@ describe('Host', () => {
     }
   });
 
+  it('checks every request of a keep-alive connection, whatever Host the one before it sent', async () => {
+    const [first, invalid, other, mismatched] = await rawExchange(
+      as('frontend'),
+      get('/', [], 'localhost'),
+      get('/', [], 'localhost/admin'),
+      get('/', [], 'LOCALHOST'),
+      get('/', [], 'api.test'),
+    );
+    expect(echoed(first!).headers.host).toBe('localhost');
+    expect(invalid!.json()).toMatchObject({ reason: 'bad_host', rule: 'invalid' });
+    expect(echoed(other!).headers.host).toBe('LOCALHOST');
+    expect(mismatched!.status).toBe(421);
+  });
+
   it('compares Host with SNI when the client sent one', async () => {
     const res = await rawRequest(as('frontend', 'localhost'), get('/', [], 'api.test'));
     expect(res.status).toBe(421);

@@ -21,6 +21,9 @@ export interface ConnectionContext {
   xfcc?: { readonly details: XfccDetails; readonly element: string };
   /** The client's certificate chain as PEM (peer-chain.ts), once a route asked for XFCC `Chain`. */
   chainPem?: string;
+  /** The last Host value a request on this connection sent, found valid, and its normalized form (host-header.ts). */
+  hostValue?: string;
+  host?: string;
 }
 
 const PLAINTEXT: ConnectionContext = Object.freeze({ identity: undefined, by: undefined, sni: undefined, mtls: false });

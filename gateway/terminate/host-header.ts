@@ -2,8 +2,11 @@
 // invalid one gets a 400). With several, the gateway would route by one while the upstream may
 // read another. A valid value is a DNS name, an IPv4 address or a bracketed IPv6 address, with an
 // optional port; the rarer reg-name characters RFC 3986 permits (sub-delims, '%') are refused too,
-// as no host is named with them and upstreams split values on some of them.
+// as no host is named with them and upstreams split values on some of them. Keep-alive requests
+// repeat their connection's Host: it is checked and normalized once per connection.
+import type { ConnectionContext } from './connection-context.js';
 import { equalsFolded } from './header-name-table.js';
+import { normalizeHost } from './host-pattern.js';
 
 export type HostRule = 'missing' | 'duplicate' | 'invalid';
 
@@ -27,8 +30,11 @@ for (const c of '0123456789abcdefABCDEF:.') IPV6_CHAR[c.charCodeAt(0)] = 1;
 
 const COLON = 0x3a;
 
-/** The value of the one Host header in `raw` ([name, value, …]), or why there is not exactly one valid one. */
-export function hostHeader(raw: readonly string[]): string | HostRefusal {
+/**
+ * The request's host, normalized (host-pattern.ts), from the one Host header in `raw`
+ * ([name, value, …]); or why there is not exactly one valid one.
+ */
+export function requestHost(raw: readonly string[], conn: ConnectionContext): string | HostRefusal {
   let value: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -38,7 +44,15 @@ export function hostHeader(raw: readonly string[]): string | HostRefusal {
     }
   }
   if (value === undefined || value === '') return HOST_REFUSALS.missing;
-  return isHostValue(value) ? value : HOST_REFUSALS.invalid;
+  if (value === conn.hostValue) return conn.host!;
+  if (!isHostValue(value)) return HOST_REFUSALS.invalid;
+  const host = normalizeHost(value);
+  if (conn.mtls) {
+    // (The shared context of plaintext connections is frozen.)
+    conn.hostValue = value;
+    conn.host = host;
+  }
+  return host;
 }
 
 function isHostValue(value: string): boolean {

@@ -10,8 +10,7 @@ import type { UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { connectionContext, type ConnectionContext } from './connection-context.js';
 import { sendError } from '../http1/error-response.js';
-import { hostHeader } from './host-header.js';
-import { normalizeHost } from './host-pattern.js';
+import { requestHost } from './host-header.js';
 import { ProxyExchange } from './proxy-exchange.js';
 import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters } from './request-path.js';
 import type { TerminateRouter } from './terminate-router.js';
@@ -43,9 +42,8 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
     // 2. One valid Host, agreeing with SNI: a client certificate policy is chosen by SNI, so no
     // fronting past it. A client that sent no SNI (one that connects by IP address) got the default
     // certificate; its Host is not compared, and routes and their allow lists still decide.
-    const hostValue = hostHeader(req.rawHeaders);
-    if (typeof hostValue !== 'string') return refuseMalformed(res, 'bad_host', hostValue, {});
-    const host = normalizeHost(hostValue);
+    const host = requestHost(req.rawHeaders, conn);
+    if (typeof host !== 'string') return refuseMalformed(res, 'bad_host', host, {});
     if (conn.sni !== undefined && host !== conn.sni) {
       return refuse(res, 421, 'sni_host_mismatch', `Host '${host}' does not match the TLS server name '${conn.sni}'`);
     }
