@@ -85,7 +85,8 @@ function pemOf(cert: x509.X509Certificate): string {
   return cert.toString('pem') + '\n';
 }
 
-function randomSerial(): string {
+/** A positive 128-bit serial, never zero-leading. */
+export function randomSerial(): string {
   const bytes = webcrypto.getRandomValues(new Uint8Array(16));
   bytes[0] = (bytes[0]! & 0x7f) | 0x01; // positive and never zero-leading
   return Buffer.from(bytes).toString('hex');

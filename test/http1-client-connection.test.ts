@@ -29,6 +29,7 @@ function handler(req: ClientRequest, res: ClientResponse): void {
     return;
   }
   if (req.body === null) return reply(200, 'OK', `${req.method} ${req.url}`);
+  if (req.url === '/limited' && !req.body.limit(5)) return reply(413, 'Content Too Large', 'too large');
   const parts: Buffer[] = [];
   req.body.on('data', (c: Buffer) => parts.push(c));
   req.body.on('end', () => reply(200, 'OK', `${req.method} ${req.url} body=${Buffer.concat(parts).toString()}`));
@@ -37,7 +38,7 @@ function handler(req: ClientRequest, res: ClientResponse): void {
 beforeAll(async () => {
   server = net.createServer((socket) => {
     // Idle longer than the head timeout: keep-alive tests pause between requests on a loaded machine.
-    new ClientConnection(socket, { handler, headersMs: 400, idleMs: 1500, onRefused: (status, reason) => refused.push(`${status} ${reason}`) });
+    new ClientConnection(socket, { handler, headersMs: 400, idleMs: 1500, bodyMs: 600, onRefused: (status, reason) => refused.push(`${status} ${reason}`) });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as net.AddressInfo).port;
@@ -225,6 +226,32 @@ describe('ClientConnection (HTTP/1.1 server side)', () => {
     await idle.until(() => idle.closed, 5000);
     expect(idle.received.endsWith('GET /x')).toBe(true);
     expect(idle.closed).toBe(true);
+  });
+
+  it('answers 408 itself to a body that stops coming while the handler reads it (nobody listens for its error)', async () => {
+    const c = new RawClient().send('POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc');
+    await c.until(() => c.closed, 3000);
+    expect(c.received).toMatch(/^HTTP\/1\.1 408 [^]*connection: close\r\n[^]*"reason":"request_body_timeout"/);
+    expect(refused).toContain('408 request_body_timeout');
+  });
+
+  it('takes a body up to the limit its handler sets, and answers 413 itself to a chunked one that grows past it', async () => {
+    const fits = new RawClient().send('POST /limited HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    await fits.until((r) => r.endsWith('body=hello'));
+    expect(fits.received).toMatch(/^HTTP\/1\.1 200 /);
+    fits.close();
+
+    const declared = new RawClient().send('POST /limited HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\nhello!');
+    await declared.until((r) => r.includes('too large'));
+    expect(declared.received).toMatch(/^HTTP\/1\.1 413 /);
+    declared.close();
+
+    const grows = new RawClient().send('POST /limited HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    grows.send('3\r\ndef\r\n0\r\n\r\n');
+    await grows.until(() => grows.closed);
+    expect(grows.received).toMatch(/^HTTP\/1\.1 413 [^]*"reason":"request_body_too_large"/);
+    expect(refused).toContain('413 request_body_too_large');
   });
 
   it('refuses CONNECT with 405', async () => {

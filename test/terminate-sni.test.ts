@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { IdentityCache } from '../gateway/identity/peer-identity.js';
+import { singleBundleStore } from '../gateway/identity/trust-domain-store.js';
 import { buildServerTlsState, type ServerTlsState } from '../gateway/terminate/server-tls-state.js';
 import { TerminateListener } from '../gateway/terminate/terminate-listener.js';
 import { TerminateRouter } from '../gateway/terminate/terminate-router.js';
@@ -20,8 +21,8 @@ let listener: TerminateListener;
 const config = () => terminateListener({ cert: first.certFile, key: first.keyFile, trustBundle: pki.caFile, routes: [] });
 
 function state(certificates: { cert: WrittenCert; sni: string[] }[]): ServerTlsState {
-  const files = { certificates: certificates.map(({ cert, sni }) => ({ sni, certPem: cert.chainPem, keyPem: cert.keyPem })), trustBundlePem: pki.ca.rootPem };
-  return buildServerTlsState(config().tls!, files, { sessionIdContext: 'terminate-sni-test', sessionTimeoutSec: 300 });
+  const files = { certificates: certificates.map(({ cert, sni }) => ({ sni, certPem: cert.chainPem, keyPem: cert.keyPem })), trust: [{ trustDomain: undefined, pem: pki.ca.rootPem }] };
+  return buildServerTlsState(config().tls!, files, singleBundleStore(pki.ca.rootPem), { sessionIdContext: 'terminate-sni-test', sessionTimeoutSec: 300 });
 }
 
 /** The certificate the listener shows a client that sends `servername` (undefined: no SNI). */

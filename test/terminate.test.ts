@@ -224,10 +224,19 @@ describe('terminate mode', () => {
     expect(upstream.received.at(-1)?.body.length).toBe(body.length);
   });
 
-  it('serves metrics, health and readiness on the admin endpoint', async () => {
+  it('serves health, readiness and metrics on the admin endpoint, the pool gauge counting the connections the upstream holds', async () => {
+    const health = await fetch(`http://127.0.0.1:${adminPort}/healthz`);
+    expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
+    const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`);
+    expect([ready.status, await ready.text()]).toEqual([200, 'ready\n']);
+    const requestsBefore = await metricValue('gatehouse_http_requests_total', { route: 'payments', status: '200' });
+    expect((await request({ port, ca: ca(), cert: certs.frontend })).status).toBe(200);
     expect(await metricValue('gatehouse_tls_handshakes_total', { result: 'accepted' })).toBeGreaterThan(0);
-    expect(await metricValue('gatehouse_http_requests_total', { route: 'payments', status: '200' })).toBeGreaterThan(0);
-    expect(await metricValue('gatehouse_upstream_pool_connections', { upstream: 'payments', state: 'connected' })).toBeGreaterThanOrEqual(0);
+    expect(await metricValue('gatehouse_http_requests_total', { route: 'payments', status: '200' })).toBe(requestsBefore + 1);
+    // The request left a pooled connection open: the gauge shows what the upstream counts on its side.
+    const held = await new Promise<number>((resolve, reject) => upstream.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    expect(held).toBeGreaterThan(0);
+    expect(await metricValue('gatehouse_upstream_pool_connections', { upstream: 'payments', state: 'connected' })).toBe(held);
   });
 });
 

@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EMBEDDED_DEFAULT_YAML, DEMO_UPSTREAM_PORT } from '../config/embedded-default.js';
+import { DEFAULT_DEMO_PORTS, demoPortsFrom, embeddedDefaultYaml, MAX_PORT_BASE, type DemoPorts } from '../config/embedded-default.js';
 import { formatProblem, loadConfigFile, parseConfig, type ConfigResult } from '../config/load-config.js';
 import type { GatewayConfig } from '../config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
@@ -16,11 +16,13 @@ import { applyTicketCount } from '../runtime/openssl-tuning.js';
 import { TicketKeySource } from '../runtime/ticket-keys.js';
 import { resolveWorkerCount, runClusterWorker, startClusterPrimary, type ClusterPrimary } from '../runtime/worker-cluster.js';
 
-const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--print-default]
+const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--port-base P] [--print-default]
 
   --config FILE     YAML configuration (see routes/reference.yaml); without it, the embedded demo
   --workers N       worker processes (overrides the config's \`workers\`); 0 = one per core, 1 = no cluster
-  --print-default   print the embedded default configuration and exit
+  --port-base P     the embedded demo on four consecutive loopback ports instead of 8443, 9443, 9901, 9444:
+                    terminate P, passthrough P+1, admin P+2, demo upstream P+3
+  --print-default   print the embedded default configuration (with --port-base: on those ports) and exit
 `;
 
 export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
@@ -28,7 +30,7 @@ export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({ args: argv, options: { config: { type: 'string' }, workers: { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    args = parseArgs({ args: argv, options: { config: { type: 'string' }, workers: { type: 'string' }, 'port-base': { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
   } catch (err) {
     process.stderr.write(`gatehouse start: ${(err as Error).message}\n`);
     return 2;
@@ -37,9 +39,20 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`gatehouse start: --workers: expected a whole number (0 = one per core), got '${args.workers}'\n`);
     return 2;
   }
+  const portBase = args['port-base'];
+  if (portBase !== undefined && (!/^\d{1,5}$/.test(portBase) || Number(portBase) < 1 || Number(portBase) > MAX_PORT_BASE)) {
+    process.stderr.write(`gatehouse start: --port-base: expected a port from 1 to ${MAX_PORT_BASE} (four consecutive ports from it), got '${portBase}'\n`);
+    return 2;
+  }
+  if (portBase !== undefined && args.config !== undefined) {
+    process.stderr.write('gatehouse start: --port-base moves the embedded demo; a --config file names its own addresses\n');
+    return 2;
+  }
+  const demoPorts = portBase === undefined ? DEFAULT_DEMO_PORTS : demoPortsFrom(Number(portBase));
+  const embeddedYaml = embeddedDefaultYaml(demoPorts);
   // A cluster worker: the primary (this same command) has validated the config and made the dev PKI.
   if (cluster.isWorker) {
-    const result = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(EMBEDDED_DEFAULT_YAML, '<embedded default>', DEV_DIR);
+    const result = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(embeddedYaml, '<embedded default>', DEV_DIR);
     if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
     await runClusterWorker(result.config);
     return -1;
@@ -49,13 +62,13 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (args['print-default']) {
-    process.stdout.write(EMBEDDED_DEFAULT_YAML);
+    process.stdout.write(embeddedYaml);
     return 0;
   }
 
   let demo: DemoUpstream | undefined;
   const pki = args.config ? undefined : await ensureDevPki(DEV_DIR);
-  const result: ConfigResult = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(EMBEDDED_DEFAULT_YAML, '<embedded default>', DEV_DIR);
+  const result: ConfigResult = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(embeddedYaml, '<embedded default>', DEV_DIR);
   if (!result.ok) {
     for (const problem of result.problems) process.stderr.write(formatProblem(problem) + '\n');
     return 1;
@@ -71,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
   if (relaunched !== undefined) return relaunched;
   if (pki) {
     const read = (name: string) => import('node:fs').then((fs) => fs.readFileSync(pki.file(name), 'utf8'));
-    demo = await startDemoUpstream({ certPem: await read('upstream.crt'), keyPem: await read('upstream.key'), caPem: await read('ca.crt'), port: DEMO_UPSTREAM_PORT });
+    demo = await startDemoUpstream({ certPem: await read('upstream.crt'), keyPem: await read('upstream.key'), caPem: await read('ca.crt'), port: demoPorts.upstream });
   }
 
   let keys: TicketKeySource | undefined;
@@ -92,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const gateway = running;
-  printBanner(result.config, demo !== undefined, workers);
+  printBanner(result.config, demo !== undefined ? demoPorts : undefined, workers);
   // The embedded default renews its one-hour certificates itself, as SPIRE would; the gateway's file
   // watchers pick them up (live rotation), the demo upstream is handed its own.
   const demoServer = demo?.server;
@@ -114,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
   return -1; // keep running
 }
 
-function printBanner(config: GatewayConfig, embedded: boolean, workers: number): void {
+function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, workers: number): void {
   const runtime = `Node ${process.version}, OpenSSL ${process.versions.openssl}, passthrough pump: ${pumpName()}`;
   const lines = [`gatehouse is running (${config.source}), ${workers === 1 ? 'one process' : `${workers} workers`}, ${runtime}`];
   for (const l of config.listeners) {
@@ -122,17 +135,17 @@ function printBanner(config: GatewayConfig, embedded: boolean, workers: number):
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
   }
   lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz${workers === 1 ? '' : '  /workers'}`);
-  if (embedded) {
+  if (embedded !== undefined) {
     const rel = path.relative(process.cwd(), DEV_DIR) || '.';
     const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;
     lines.push(
       '',
       'Try it (mTLS in, verified identity forwarded as x-forwarded-client-cert, mTLS out):',
-      `  curl ${tlsArgs} https://localhost:8443/hello`,
+      `  curl ${tlsArgs} https://localhost:${embedded.terminate}/hello`,
       'SNI passthrough (the demo upstream terminates TLS itself and sees your certificate):',
-      `  curl ${tlsArgs} --resolve ${DEV_PASSTHROUGH_SNI}:9443:127.0.0.1 https://${DEV_PASSTHROUGH_SNI}:9443/`,
+      `  curl ${tlsArgs} --resolve ${DEV_PASSTHROUGH_SNI}:${embedded.passthrough}:127.0.0.1 https://${DEV_PASSTHROUGH_SNI}:${embedded.passthrough}/`,
       'Without a client certificate the handshake is refused:',
-      `  curl --cacert ${rel}/ca.crt https://localhost:8443/`,
+      `  curl --cacert ${rel}/ca.crt https://localhost:${embedded.terminate}/`,
     );
   }
   process.stdout.write(lines.join('\n') + '\n');

@@ -3,15 +3,18 @@
 // the next), are valid now and fit their use; keys parse and match their certificate; trust
 // bundles and CRLs parse. The certificate and key checks are the ones hot reload applies
 // (lifecycle/tls-material.ts), so a config that validates also loads. CRL signatures are left to
-// that (asynchronous) reload check; here a CRL must parse and come from a CA of the bundle.
+// that (asynchronous) reload check; here a CRL must parse and not be from the future. A CRL may come
+// from a CA outside the bundle: an intermediate's, checked by OpenSSL against the peer's chain.
 import type { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import '../../certs/dev-ca.js'; // loads reflect-metadata and sets @peculiar/x509's crypto provider first
 import * as x509 from '@peculiar/x509';
 import { pemBlocks } from '../../certs/pem-blocks.js';
+import { unconstrainableProblem } from '../identity/trust-domain-store.js';
 import { checkPresentedChain, describe, parseCertificates, TlsMaterialError, validityProblem } from '../lifecycle/tls-material.js';
-import { childPath } from './config-problem.js';
-import type { GatewayConfig } from './types.js';
+import { childPath, itemPath } from './config-problem.js';
+import { trustDomainOfPattern, trustFiles } from './peer-trust.js';
+import type { GatewayConfig, Listener, PeerTrust } from './types.js';
 import type { ReadContext } from './yaml-reader.js';
 
 /** OpenSSL refuses a CRL whose thisUpdate is ahead of its clock; allow the usual issuing skew. */
@@ -26,8 +29,10 @@ export function checkFiles(config: GatewayConfig, cx: ReadContext, now: number):
   for (const listener of config.listeners) {
     if (!listener.tls) continue;
     const tlsAt = childPath(cx.pathOf(listener), 'tls');
-    const bundle = files.trustBundle(childPath(tlsAt, 'client_auth.trust_bundle'), listener.tls.clientAuth.trustBundle);
-    if (listener.tls.clientAuth.crl !== undefined) files.crl(childPath(tlsAt, 'client_auth.crl'), listener.tls.clientAuth.crl, bundle);
+    const { clientAuth } = listener.tls;
+    const bundle = files.peerTrust(childPath(tlsAt, 'client_auth'), clientAuth);
+    files.crls(childPath(tlsAt, 'client_auth.crl'), clientAuth.crl, bundle);
+    if (bundle && clientAuth.trustBundle !== undefined) warnSharedBundle(listener, clientAuth.trustBundle, bundle, childPath(tlsAt, 'client_auth.trust_bundle'), cx);
     for (const certificate of listener.tls.certificates) {
       const at = cx.pathOf(certificate);
       files.presented('server', { at: childPath(at, 'cert'), file: certificate.cert }, { at: childPath(at, 'key'), file: certificate.key });
@@ -36,8 +41,8 @@ export function checkFiles(config: GatewayConfig, cx: ReadContext, now: number):
   for (const upstream of config.upstreams) {
     if (!upstream.tls) continue;
     const tlsAt = childPath(cx.pathOf(upstream), 'tls');
-    const bundle = files.trustBundle(childPath(tlsAt, 'trust_bundle'), upstream.tls.trustBundle);
-    if (upstream.tls.crl !== undefined) files.crl(childPath(tlsAt, 'crl'), upstream.tls.crl, bundle);
+    const bundle = files.peerTrust(tlsAt, upstream.tls);
+    files.crls(childPath(tlsAt, 'crl'), upstream.tls.crl, bundle);
     files.presented('client', { at: childPath(tlsAt, 'cert'), file: upstream.tls.cert }, { at: childPath(tlsAt, 'key'), file: upstream.tls.key });
   }
   if (config.sessionTickets.keyFile !== undefined) files.readable('session_tickets.key_file', config.sessionTickets.keyFile);
@@ -112,19 +117,66 @@ class FileChecker {
     return cas;
   }
 
-  /** Every CRL of the file parses, is issued by a CA of the bundle and is not from the future. */
-  crl(at: string, file: string, bundle: readonly X509Certificate[] | undefined): void {
+  /**
+   * The CAs of a trust_bundle, or of every bundle of trust_domains (undefined when one cannot be
+   * read). A CA of a trust domain must take a name constraint (identity/trust-domain-store.ts); one
+   * listed for several trust domains may issue identities of each, which is worth a warning.
+   */
+  peerTrust(at: string, trust: PeerTrust): X509Certificate[] | undefined {
+    const all: X509Certificate[] = [];
+    const domainsOf = new Map<string, string>();
+    let complete = true;
+    for (const { field, file, trustDomain } of trustFiles(trust)) {
+      const fieldAt = childPath(at, field);
+      const cas = this.trustBundle(fieldAt, file);
+      if (!cas) complete = false;
+      for (const ca of cas ?? []) {
+        all.push(ca);
+        if (trustDomain === undefined) continue;
+        const problem = unconstrainableProblem(ca);
+        if (problem !== undefined) this.cx.problems.atValue(fieldAt, `${file}: CA ${describe(ca)} ${problem}`);
+        const also = domainsOf.get(ca.fingerprint256);
+        if (also !== undefined && also !== trustDomain) {
+          this.cx.problems.warn(fieldAt, `${file}: CA ${describe(ca)} is also in the bundle of trust domain '${also}': it can issue identities of both`);
+        }
+        domainsOf.set(ca.fingerprint256, trustDomain);
+      }
+    }
+    return complete ? all : undefined;
+  }
+
+  /**
+   * The files of a `crl` field: one (at the field) or a list (at each entry). CRLs from outside the
+   * bundle are intermediates'; but if none is from a CA of the bundle, OpenSSL would refuse everyone.
+   */
+  crls(at: string, crl: string | readonly string[] | undefined, bundle: readonly X509Certificate[] | undefined): void {
+    if (crl === undefined) return;
+    const entries = typeof crl === 'string' ? [{ at, file: crl }] : crl.map((file, i) => ({ at: itemPath(at, i), file }));
+    const issuers = entries.flatMap((e) => this.crl(e.at, e.file) ?? []);
+    if (!bundle || issuers.length === 0 || this.cx.problems.hasProblemAt(at)) return;
+    // Issuer names as @peculiar/x509 prints them, to compare with the CRLs' issuer names.
+    const cas = new Set(bundle.map((ca) => new x509.X509Certificate(ca.raw).subject));
+    if (!issuers.some((issuer) => cas.has(issuer))) {
+      this.cx.problems.atValue(
+        at,
+        `no CRL is from a CA of the trust bundle (the first is issued by '${issuers[0]}', which is not in the trust bundle): ` +
+          "OpenSSL checks each certificate of a chain against its issuer's CRL and would refuse every client; add the trust bundle CA's CRL",
+      );
+    }
+  }
+
+  /** Every CRL of the file parses and is not from the future; returns their issuers (undefined when the file is unusable). */
+  crl(at: string, file: string): string[] | undefined {
     const pem = this.read(at, file);
-    if (pem === undefined) return;
+    if (pem === undefined) return undefined;
     const blocks = pemBlocks(pem, 'X509 CRL');
     const begun = pem.split('-----BEGIN ').length - 1;
     if (blocks.length === 0) {
       this.cx.problems.atValue(at, `${file}: no X509 CRL PEM block${begun > 0 ? ' (a CRL file holds -----BEGIN X509 CRL----- blocks)' : ''}`);
-      return;
+      return undefined;
     }
+    const issuers: string[] = [];
     if (begun !== blocks.length) this.cx.problems.atValue(at, `${file}: holds ${begun} PEM blocks of which ${blocks.length} are complete X509 CRLs: truncated, or another kind of block`);
-    // Issuer names as @peculiar/x509 prints them, to compare with the CRLs' issuer names.
-    const issuers = new Set((bundle ?? []).map((ca) => new x509.X509Certificate(ca.raw).subject));
     blocks.forEach((block, i) => {
       let crl: x509.X509Crl;
       try {
@@ -133,9 +185,7 @@ class FileChecker {
         this.cx.problems.atValue(at, `${file}: CRL ${i + 1} does not parse: ${(err as Error).message}`);
         return;
       }
-      if (bundle && !issuers.has(crl.issuer)) {
-        this.cx.problems.atValue(at, `${file}: CRL ${i + 1} is issued by '${crl.issuer}', which is not a CA of the trust bundle`);
-      }
+      issuers.push(crl.issuer);
       if (crl.thisUpdate.getTime() > this.now + CRL_CLOCK_SKEW_MS) {
         this.cx.problems.atValue(at, `${file}: CRL ${i + 1} is not valid until ${crl.thisUpdate.toISOString()} (thisUpdate is in the future)`);
       }
@@ -143,6 +193,7 @@ class FileChecker {
         this.cx.problems.warn(at, `${file}: CRL ${i + 1} is stale since ${crl.nextUpdate.toISOString()} (nextUpdate); lifecycle.stale_crl decides what happens`);
       }
     });
+    return issuers;
   }
 
   #certificates(ref: FileRef, pem: string): X509Certificate[] | undefined {
@@ -202,4 +253,21 @@ function usageProblem(leaf: X509Certificate, role: Role): string | undefined {
   return role === 'server'
     ? `certificate ${describe(leaf)} is not for TLS servers (its extended key usage lacks serverAuth)`
     : `certificate ${describe(leaf)} is not for TLS clients (its extended key usage lacks clientAuth)`;
+}
+
+/**
+ * One trust_bundle holding CAs that do not chain to one another, on a listener whose allow-lists
+ * name several trust domains: any of those CAs can issue an identity of any of those domains
+ * (a partner's CA can mint our IDs). trust_domains binds each CA to its own trust domain.
+ */
+function warnSharedBundle(listener: Listener, file: string, cas: readonly X509Certificate[], at: string, cx: ReadContext): void {
+  const hierarchies = cas.filter((ca) => !cas.some((other) => other !== ca && ca.checkIssued(other) && ca.verify(other.publicKey)));
+  const named = new Set(listener.routes.flatMap((r) => (r.kind === 'terminate' ? r.authorization.allow.map(trustDomainOfPattern) : [])).filter((d) => d !== undefined));
+  if (hierarchies.length < 2 || named.size < 2) return;
+  cx.problems.warn(
+    at,
+    `${file}: holds ${hierarchies.length} CAs that do not chain to one another (${hierarchies.map((ca) => describe(ca)).join(', ')}), and the allow-lists of listener ` +
+      `'${listener.name}' name the trust domains ${[...named].join(', ')}: each of these CAs can issue identities of every one of them. ` +
+      'Give each trust domain its own bundle with client_auth.trust_domains',
+  );
 }

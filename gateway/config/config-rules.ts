@@ -5,6 +5,7 @@
 import { isIPv6 } from 'node:net';
 import { childPath, itemPath } from './config-problem.js';
 import { closest } from './did-you-mean.js';
+import { trustDomainOfPattern } from './peer-trust.js';
 import type { Address, GatewayConfig, Listener, PassthroughRoute, TerminateRoute } from './types.js';
 import type { ReadContext } from './yaml-reader.js';
 
@@ -25,6 +26,7 @@ export function checkRules(config: GatewayConfig, cx: ReadContext): void {
       used.add(`${route.kind}:${route.kind === 'terminate' ? route.upstream : route.backend}`);
     }
     checkListenerTls(listener, cx);
+    checkAllowedTrustDomains(listener, cx);
     checkClaims(listener, cx);
     checkPlaintextCallers(listener, cx);
   }
@@ -128,6 +130,23 @@ function checkListenerTls(listener: Listener, cx: ReadContext): void {
       const first = served.get(name);
       if (first === undefined) served.set(name, nameAt);
       else cx.problems.atValue(nameAt, `'${name}' is already served by ${where(first, cx)}`);
+    });
+  }
+}
+
+/** With trust_domains, an allow-list entry of a trust domain without a bundle can never match: no client of it gets through the handshake. */
+function checkAllowedTrustDomains(listener: Listener, cx: ReadContext): void {
+  const domains = listener.tls?.clientAuth.trustDomains;
+  if (!domains) return;
+  const bundled = new Set(domains.map((d) => d.trustDomain));
+  for (const route of listener.routes) {
+    if (route.kind !== 'terminate') continue;
+    const allowAt = childPath(cx.pathOf(route), 'authorize.allow');
+    if (cx.problems.hasProblemAt(allowAt)) continue; // indices would not line up with the file
+    route.authorization.allow.forEach((pattern, i) => {
+      const domain = trustDomainOfPattern(pattern);
+      if (domain === undefined || bundled.has(domain)) return;
+      cx.problems.warn(itemPath(allowAt, i), `trust domain '${domain}' has no bundle in client_auth.trust_domains (${[...bundled].join(', ')}): no client of it can connect, so this entry never matches`);
     });
   }
 }

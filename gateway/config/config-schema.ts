@@ -5,7 +5,20 @@
 // so that the rules can still run and report what else is wrong; the config is only handed out
 // when nothing was reported.
 import { isScalar, type Node } from 'yaml';
-import { parseAddress, parseAlpn, parseDuration, parseHeaderNamePattern, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
+import { trustDomainOf } from '../identity/spiffe-id.js';
+import {
+  parseAddress,
+  parseAlpn,
+  parseByteSize,
+  parseDuration,
+  parseHeaderNamePattern,
+  parseHostPattern,
+  parseIdentityPattern,
+  parseName,
+  parsePathPrefix,
+  parseSpiffeId,
+  parseTrustDomain,
+} from './config-values.js';
 import type {
   Address,
   Admin,
@@ -13,6 +26,7 @@ import type {
   Backend,
   ClientAuth,
   GatewayConfig,
+  PeerTrust,
   IdentityPattern,
   Lifecycle,
   Listener,
@@ -29,24 +43,26 @@ import type {
   UpstreamTls,
   XfccDetails,
 } from './types.js';
-import { bool, describe, filePath, formatted, fraction, integer, listOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
+import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
+import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
 // ---- defaults (routes/reference.yaml) ----
 
 const ADMIN_DEFAULT: Admin = { address: { host: '127.0.0.1', port: 9901 } };
 const LIFECYCLE_DEFAULT: Lifecycle = { watch: true, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 };
 const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000, perHandshake: 1 };
-const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 };
+const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 };
 const UPSTREAM_TIMEOUTS_DEFAULT: UpstreamTimeouts = { connectMs: 5_000, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 };
 const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true, cert: false, chain: false };
 const MAX_CONNECTIONS_DEFAULT = 10_000;
+const MAX_REQUEST_BODY_DEFAULT = 64 * 1024 * 1024;
 const UPSTREAM_CONNECTIONS_DEFAULT = 64;
 const CONNECT_TIMEOUT_DEFAULT = 5_000;
 
 // ---- placeholders for wrong required values (never in a config that is handed out) ----
 
 const NO_ADDRESS: Address = { host: '', port: 0 };
-const NO_CLIENT_AUTH: ClientAuth = { trustBundle: '' };
+const NO_CLIENT_AUTH: ClientAuth = { trustBundle: '', requireSpiffeId: true };
 const DENY_ALL: Authorization = { allow: [], allowPlaintext: false };
 const ANY_PATH: RouteMatch = { pathPrefix: '/' };
 
@@ -62,6 +78,12 @@ const duration: Reader<number> = (node, at, cx) => {
   cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
   return undefined;
 };
+
+/** Bytes: a whole number, a size with a unit (64MiB, 10MB) or `unlimited`. */
+const byteSize: Reader<number> = (node, at, cx) =>
+  isScalar(node) && typeof node.value === 'number'
+    ? integer(0, Number.MAX_SAFE_INTEGER)(node, at, cx)
+    : formatted('a size with a unit, like 64MiB, or unlimited', parseByteSize)(node, at, cx);
 
 /** A map of durations: YAML key → field, each with its default. */
 function timeouts<K extends string, F extends string>(fields: Readonly<Record<K, F>>, defaults: Readonly<Record<F, number>>): Reader<Record<F, number>> {
@@ -87,6 +109,38 @@ const trustDomain = formatted('a trust domain, like example.com', parseTrustDoma
 const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
 const headerNameList = listOf(formatted('a header name, or a prefix ending in *', parseHeaderNamePattern), { unique: true, example: '[x-internal-user, "x-debug-*"]' });
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
+
+/** One file, or a list of them (`crl: a.crl` or `crl: [root.crl, intermediate.crl]`). */
+const fileOrFiles: Reader<string | string[]> = (node, at, cx) => (isScalar(node) ? filePath(node, at, cx) : listOf(filePath, { min: 1, unique: true, example: '[root.crl, intermediate.crl]' })(node, at, cx));
+
+/** A cipher suite or group name checked against OpenSSL; a weak but valid choice is a warning. */
+function suiteName(what: string, check: (name: string) => SuiteCheck): Reader<string> {
+  const asText = formatted(what, (s) => ({ ok: true, value: s }));
+  return (node, at, cx) => {
+    const name = asText(node, at, cx);
+    if (name === undefined) return undefined;
+    const result = check(name);
+    if (!result.ok) {
+      cx.problems.atValue(at, result.problem);
+      return undefined;
+    }
+    if (result.warning !== undefined) cx.problems.warn(at, result.warning);
+    return result.value;
+  };
+}
+const cipherList = listOf(suiteName('a cipher suite name', checkCipherName), { min: 1, unique: true, example: '[ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-RSA-AES128-GCM-SHA256]' });
+const curveList = listOf(suiteName('a key exchange group', checkCurveName), { min: 1, unique: true, example: '[X25519, P-256]' });
+
+/** `ciphers` and `curves` together, as OpenSSL will load them (once each name passed). */
+function readSuites(m: MapReader<'ciphers' | 'curves'>, minVersion: 'TLSv1.2' | 'TLSv1.3', cx: ReadContext): { ciphers?: string[]; curves?: string[] } {
+  const ciphers = m.optional('ciphers', cipherList);
+  const curves = m.optional('curves', curveList);
+  if ((ciphers !== undefined || curves !== undefined) && !cx.problems.hasProblemAt(m.pathOf('ciphers')) && !cx.problems.hasProblemAt(m.pathOf('curves'))) {
+    const problem = checkSuites(ciphers, curves, minVersion);
+    if (problem !== undefined) cx.problems.atValue(m.pathOf(ciphers !== undefined ? 'ciphers' : 'curves'), problem);
+  }
+  return { ...(ciphers && { ciphers }), ...(curves && { curves }) };
+}
 
 /** Terminate listeners serve HTTP/1.1 (node:https); offering anything else would break clients that pick it. */
 const terminateAlpn = formatted('an ALPN protocol id', (s) =>
@@ -151,7 +205,7 @@ const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
   );
 };
 
-const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes'] as const;
+const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
 
 const readListener: Reader<Listener> = (node, at, cx) => {
   const m = cx.map(node, at, LISTENER_KEYS, { certificates: 'tls.certificates', client_auth: 'tls.client_auth', min_version: 'tls.min_version', alpn: 'tls.alpn' });
@@ -165,24 +219,32 @@ const readListener: Reader<Listener> = (node, at, cx) => {
       routes: m.required('routes', listOf(readRoute, { min: 1 })) ?? [],
       maxConnections: m.withDefault('max_connections', integer(1, 1_000_000), MAX_CONNECTIONS_DEFAULT),
       timeouts: m.withDefault('timeouts', readListenerTimeouts, LISTENER_TIMEOUTS_DEFAULT),
+      maxRequestBodyBytes: m.withDefault('max_request_body', byteSize, MAX_REQUEST_BODY_DEFAULT),
     },
     at,
   );
 };
 
 const readListenerTimeouts: Reader<ListenerTimeouts> = timeouts(
-  { hello: 'helloMs', handshake: 'handshakeMs', idle: 'idleMs', request_headers: 'requestHeadersMs' },
+  { hello: 'helloMs', handshake: 'handshakeMs', idle: 'idleMs', request_headers: 'requestHeadersMs', request_body: 'requestBodyMs' },
   LISTENER_TIMEOUTS_DEFAULT,
 );
 
 const readListenerTls: Reader<ListenerTls> = (node, at, cx) => {
-  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn'], { trust_bundle: 'client_auth.trust_bundle', crl: 'client_auth.crl' });
+  const m = cx.map(node, at, ['certificates', 'client_auth', 'min_version', 'alpn', 'ciphers', 'curves'], {
+    trust_bundle: 'client_auth.trust_bundle',
+    trust_domains: 'client_auth.trust_domains',
+    crl: 'client_auth.crl',
+    require_spiffe_id: 'client_auth.require_spiffe_id',
+  });
   if (!m) return undefined;
+  const minVersion = m.withDefault('min_version', oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2');
   return {
     certificates: m.required('certificates', listOf(readServerCertificate, { min: 1 }), 'a TLS listener needs a certificate') ?? [],
     clientAuth: m.required('client_auth', readClientAuth, 'mTLS is always on for TLS listeners: name the trust bundle of the client CAs') ?? NO_CLIENT_AUTH,
-    minVersion: m.withDefault('min_version', oneOf(['TLSv1.2', 'TLSv1.3'] as const), 'TLSv1.2'),
+    minVersion,
     alpn: m.withDefault('alpn', listOf(terminateAlpn, { min: 1, unique: true }), ['http/1.1']),
+    ...readSuites(m, minVersion, cx),
   };
 };
 
@@ -193,9 +255,30 @@ const readServerCertificate: Reader<ServerCertificate> = (node, at, cx) => {
 };
 
 const readClientAuth: Reader<ClientAuth> = (node, at, cx) => {
-  const m = cx.map(node, at, ['trust_bundle', 'crl']);
-  return m && { trustBundle: m.required('trust_bundle', filePath) ?? '', crl: m.optional('crl', filePath) };
+  const m = cx.map(node, at, ['trust_bundle', 'trust_domains', 'crl', 'require_spiffe_id']);
+  if (!m) return undefined;
+  const trust = readPeerTrust(m, "the CAs that issue the clients' certificates", cx);
+  const requireSpiffeId = m.withDefault('require_spiffe_id', bool, true);
+  if (trust.trustDomains && m.has('require_spiffe_id') && !requireSpiffeId) {
+    cx.problems.atValue(m.pathOf('require_spiffe_id'), 'cannot be false with trust_domains: a client is verified by the bundle of its SPIFFE ID\'s trust domain, and a certificate without one has none');
+  }
+  return { ...trust, crl: m.optional('crl', fileOrFiles), requireSpiffeId };
 };
+
+const bundleByDomain = mapOf(parseTrustDomain, filePath, { min: 1, example: '{ example.com: ca-example.pem, partner.example: ca-partner.pem }' });
+
+/** trust_bundle (one bundle), or trust_domains (a bundle per SPIFFE trust domain): exactly one of them. */
+function readPeerTrust(m: MapReader<'trust_bundle' | 'trust_domains'>, what: string, cx: ReadContext): PeerTrust {
+  if (m.has('trust_bundle') && m.has('trust_domains')) {
+    cx.problems.atKey(m.pathOf('trust_domains'), 'set trust_bundle or trust_domains, not both: one bundle for a single trust domain, or a bundle per trust domain');
+    return { trustBundle: '' };
+  }
+  if (m.has('trust_domains')) {
+    const domains = m.optional('trust_domains', bundleByDomain);
+    return { trustDomains: (domains ?? []).map(({ key, value }) => ({ trustDomain: key, bundle: value })) };
+  }
+  return { trustBundle: m.required('trust_bundle', filePath, `${what} (or trust_domains: a bundle per SPIFFE trust domain)`) ?? '' };
+}
 
 // ---- routes ----
 
@@ -205,6 +288,7 @@ const TERMINATE_KEYS = [
   'authorize',
   'xfcc',
   'xfcc_details',
+  'max_request_body',
   'strip_headers',
   'trust_client_identity_headers',
   'merge_slashes',
@@ -253,6 +337,7 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     authorization: m.required('authorize', readAuthorization, 'who may call this route (an empty allow list denies everyone)') ?? DENY_ALL,
     xfcc: m.withDefault('xfcc', oneOf(['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'] as const), 'sanitize_set'),
     xfccDetails: m.withDefault('xfcc_details', readXfccDetails, XFCC_DETAILS_DEFAULT),
+    maxRequestBodyBytes: m.optional('max_request_body', byteSize),
     stripHeaders: m.withDefault('strip_headers', headerNameList, []),
     trustClientIdentityHeaders: m.withDefault('trust_client_identity_headers', bool, false),
     mergeSlashes: m.withDefault('merge_slashes', bool, true),
@@ -356,23 +441,43 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);
 
 const readUpstreamTls: Reader<UpstreamTls> = (node, at, cx) => {
-  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'crl', 'server_name', 'expect_id', 'expect_dns']);
+  const m = cx.map(node, at, ['cert', 'key', 'trust_bundle', 'trust_domains', 'crl', 'server_name', 'expect_id', 'expect_dns', 'ciphers', 'curves']);
   if (!m) return undefined;
   if (m.has('expect_id') && m.has('expect_dns')) {
     cx.problems.atKey(m.pathOf('expect_dns'), "set expect_id or expect_dns, not both: the upstream's identity is one or the other");
   } else if (!m.has('expect_id') && !m.has('expect_dns')) {
     cx.problems.atValue(m.pathOf('expect_id'), "required key is missing: the upstream's identity to verify, expect_id (a SPIFFE ID) or expect_dns (a DNS name)");
   }
-  return {
+  const tls = {
     cert: m.required('cert', filePath, "the gateway's client certificate chain toward this upstream") ?? '',
     key: m.required('key', filePath) ?? '',
-    trustBundle: m.required('trust_bundle', filePath, "the CAs that issue the upstream's certificate") ?? '',
-    crl: m.optional('crl', filePath),
+    ...readPeerTrust(m, "the CAs that issue the upstream's certificate", cx),
+    crl: m.optional('crl', fileOrFiles),
     serverName: m.optional('server_name', dnsName),
     expectId: m.optional('expect_id', workloadId),
     expectDns: m.optional('expect_dns', dnsName),
+    ...readSuites(m, 'TLSv1.2', cx),
   };
+  if (tls.trustDomains) checkExpectedTrustDomain(tls, m, cx);
+  return tls;
 };
+
+/** With a bundle per trust domain, the upstream is verified by the bundle of expect_id's trust domain. */
+function checkExpectedTrustDomain(tls: UpstreamTls, m: MapReader<'expect_id' | 'expect_dns' | 'trust_domains'>, cx: ReadContext): void {
+  const domains = tls.trustDomains ?? [];
+  if (tls.expectDns !== undefined) {
+    cx.problems.atKey(m.pathOf('expect_dns'), "trust_domains picks the upstream's bundle by the trust domain of expect_id, and a DNS name has none: use expect_id, or trust_bundle");
+    return;
+  }
+  const expected = tls.expectId === undefined ? undefined : trustDomainOf(tls.expectId);
+  if (expected === undefined || domains.length === 0 || cx.problems.hasProblemAt(m.pathOf('trust_domains'))) return;
+  if (!domains.some((d) => d.trustDomain === expected)) {
+    cx.problems.atValue(
+      m.pathOf('expect_id'),
+      `trust domain '${expected}' has no bundle in trust_domains (${domains.map((d) => d.trustDomain).join(', ')}): the upstream's certificate could never be verified`,
+    );
+  }
+}
 
 const readBackend: Reader<Backend> = (node, at, cx) => {
   const m = cx.map(node, at, ['name', 'endpoints', 'balance', 'proxy_protocol', 'connect_timeout']);

@@ -23,6 +23,19 @@ export function parseDuration(text: string): Parsed<number> {
   return ok(ms);
 }
 
+const UNIT_BYTES: Readonly<Record<string, number>> = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+const SIZE = /^(\d+(?:\.\d+)?) ?([A-Za-z]+)$/;
+
+/** "64MiB", "512KiB", "10MB", "1.5GiB" → bytes; "unlimited" → Infinity. */
+export function parseByteSize(text: string): Parsed<number> {
+  if (text === 'unlimited') return ok(Infinity);
+  const match = SIZE.exec(text);
+  const unit = match === null ? undefined : UNIT_BYTES[match[2]!];
+  if (unit === undefined) return fail(`'${text}' is not a size: write a number and a unit (B, KB, MB, GB, KiB, MiB, GiB, TiB), like 64MiB, or unlimited`);
+  const bytes = Number(match![1]) * unit;
+  return Number.isSafeInteger(bytes) ? ok(bytes) : fail(`'${text}' is not a whole number of bytes`);
+}
+
 /** A DNS label; '_' is tolerated because internal service names use it. */
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 

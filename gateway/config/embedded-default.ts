@@ -2,15 +2,32 @@
 // It is YAML like any user config (paths relative to the dev PKI directory), so it goes through
 // the same validation, and `gatehouse start --print-default` shows a working starting point.
 
-export const DEMO_UPSTREAM_PORT = 9444;
+/** The demo's four loopback ports; `--port-base` moves them (a second demo, a test beside a running one). */
+export interface DemoPorts {
+  readonly terminate: number;
+  readonly passthrough: number;
+  readonly admin: number;
+  readonly upstream: number;
+}
 
-export const EMBEDDED_DEFAULT_YAML = `# gatehouse embedded default: a working mTLS demo on loopback.
+export const DEFAULT_DEMO_PORTS: DemoPorts = { terminate: 8443, passthrough: 9443, admin: 9901, upstream: 9444 };
+
+/** Highest `--port-base`: its four consecutive ports must all be valid. */
+export const MAX_PORT_BASE = 65_532;
+
+/** `--port-base P`: terminate on P, passthrough on P+1, admin on P+2, the demo upstream on P+3. */
+export function demoPortsFrom(base: number): DemoPorts {
+  return { terminate: base, passthrough: base + 1, admin: base + 2, upstream: base + 3 };
+}
+
+export function embeddedDefaultYaml(ports: DemoPorts = DEFAULT_DEMO_PORTS): string {
+  return `# gatehouse embedded default: a working mTLS demo on loopback.
 admin:
-  address: 127.0.0.1:9901
+  address: 127.0.0.1:${ports.admin}
 
 listeners:
   - name: terminate
-    address: 127.0.0.1:8443
+    address: 127.0.0.1:${ports.terminate}
     mode: STRICT
     tls:
       certificates:
@@ -29,7 +46,7 @@ listeners:
         xfcc: sanitize_set
 
   - name: passthrough
-    address: 127.0.0.1:9443
+    address: 127.0.0.1:${ports.passthrough}
     routes:
       - name: echo
         passthrough:
@@ -38,7 +55,7 @@ listeners:
 
 upstreams:
   - name: demo
-    endpoints: [127.0.0.1:${DEMO_UPSTREAM_PORT}]
+    endpoints: [127.0.0.1:${ports.upstream}]
     tls:
       cert: gateway-client.crt
       key: gateway-client.key
@@ -48,5 +65,6 @@ upstreams:
 
 backends:
   - name: demo-tls
-    endpoints: [127.0.0.1:${DEMO_UPSTREAM_PORT}]
+    endpoints: [127.0.0.1:${ports.upstream}]
 `;
+}

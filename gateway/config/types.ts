@@ -28,9 +28,25 @@ export interface ServerCertificate {
   readonly key: string;
 }
 
-export interface ClientAuth {
-  readonly trustBundle: string;
-  readonly crl?: string;
+/** One SPIFFE trust domain and the file of its CA bundle. */
+export interface TrustDomainBundle {
+  readonly trustDomain: string;
+  readonly bundle: string;
+}
+
+/** The CAs that verify a peer: exactly one of the two is set. */
+export interface PeerTrust {
+  /** One bundle for every CA: a single trust domain. */
+  readonly trustBundle?: string;
+  /** A bundle per SPIFFE trust domain: a certificate's SPIFFE ID must chain to its own domain's bundle. */
+  readonly trustDomains?: readonly TrustDomainBundle[];
+}
+
+export interface ClientAuth extends PeerTrust {
+  /** CRL files, one or a list (one per issuing CA: roots and intermediates); each file may hold several CRLs. */
+  readonly crl?: string | readonly string[];
+  /** Refuse certificates without a SPIFFE ID at the handshake (no allow-list can name them). */
+  readonly requireSpiffeId: boolean;
 }
 
 export interface ListenerTls {
@@ -39,6 +55,10 @@ export interface ListenerTls {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** ALPN offered by terminate routes. */
   readonly alpn: readonly string[];
+  /** TLS 1.2 (and optionally TLS 1.3) cipher suites; absent: ECDHE with AEAD only (config/tls-suites.ts). */
+  readonly ciphers?: readonly string[];
+  /** Key exchange groups; absent: OpenSSL's default list. */
+  readonly curves?: readonly string[];
 }
 
 /** One entry of an allow-list: an exact SPIFFE ID, a trust domain, or an ID path prefix. */
@@ -72,6 +92,8 @@ export interface TerminateRoute {
   readonly authorization: Authorization;
   readonly xfcc: XfccMode;
   readonly xfccDetails: XfccDetails;
+  /** Overrides the listener's maxRequestBodyBytes for this route (larger or smaller). */
+  readonly maxRequestBodyBytes?: number;
   /** Request headers removed besides the client identity headers: lowercase names, `prefix*` for a prefix. */
   readonly stripHeaders?: readonly string[];
   /** Let the callers' own client identity headers through (they are trusted proxies). Default false. */
@@ -105,6 +127,8 @@ export interface Listener {
   readonly routes: readonly Route[];
   readonly maxConnections: number;
   readonly timeouts: ListenerTimeouts;
+  /** Largest request body its terminate routes take (413 beyond); Infinity: unlimited. */
+  readonly maxRequestBodyBytes: number;
 }
 
 export interface ListenerTimeouts {
@@ -114,20 +138,29 @@ export interface ListenerTimeouts {
   /** Idle connection (keep-alive or relay) timeout. */
   readonly idleMs: number;
   readonly requestHeadersMs: number;
+  /** Longest silence from a client in the middle of a request body its upstream is waiting for. */
+  readonly requestBodyMs: number;
 }
 
-export interface UpstreamTls {
+export interface UpstreamTls extends PeerTrust {
   /** The gateway's client certificate chain and key toward this upstream. */
   readonly cert: string;
   readonly key: string;
-  readonly trustBundle: string;
-  readonly crl?: string;
+  readonly crl?: string | readonly string[];
   /** SNI sent to the upstream; default: the endpoint host when it is a name. */
   readonly serverName?: string;
   /** The upstream must present this SPIFFE ID (URI SAN)... */
   readonly expectId?: string;
   /** ...or this DNS name. One of the two is required. */
   readonly expectDns?: string;
+  /** As for listeners: absent means ECDHE with AEAD only, and OpenSSL's default groups. */
+  readonly ciphers?: readonly string[];
+  readonly curves?: readonly string[];
+}
+
+/** The CRL files of a `crl` field, whether it names one or a list. */
+export function crlFiles(crl: string | readonly string[] | undefined): readonly string[] {
+  return crl === undefined ? [] : typeof crl === 'string' ? [crl] : crl;
 }
 
 export interface UpstreamTimeouts {

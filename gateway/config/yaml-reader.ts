@@ -259,3 +259,46 @@ export function listOf<T>(item: Reader<T>, options: { min?: number; example?: st
     return values;
   };
 }
+
+/**
+ * A mapping whose keys are data too (trust domain → bundle file): each key checked by `parseKey`,
+ * each value read by `value`, at the path `<map>.<key>`. Wrong entries are reported and left out.
+ */
+export function mapOf<V>(parseKey: (s: string) => Parsed<string>, value: Reader<V>, options: { min?: number; example?: string } = {}): Reader<{ key: string; value: V }[]> {
+  return (node, at, cx) => {
+    if (!isMap(node)) {
+      cx.problems.atValue(at, `expected a mapping${options.example ? `, like ${options.example}` : ''}, got ${describe(node)}`);
+      return undefined;
+    }
+    const entries: { key: string; value: V }[] = [];
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      const raw = isScalar(pair.key) ? pair.key.value : undefined;
+      const keyOffset = offsetOf(pair.key) ?? offsetOf(node) ?? 0;
+      if (typeof raw !== 'string') {
+        cx.problems.atOffset(keyOffset, at, `keys must be plain words, got ${describe(pair.key as Node)}`);
+        continue;
+      }
+      const entryAt = childPath(at, raw);
+      if (seen.has(raw)) {
+        cx.problems.atOffset(keyOffset, entryAt, `duplicate key '${raw}' (first at line ${cx.problems.lineOf(entryAt)})`);
+        continue;
+      }
+      seen.add(raw);
+      cx.problems.place(entryAt, offsetOf(pair.value) ?? keyOffset, keyOffset);
+      const key = parseKey(raw);
+      if (!key.ok) {
+        cx.problems.atKey(entryAt, key.problem);
+        continue;
+      }
+      const resolved = cx.resolve(pair.value, entryAt);
+      const read = resolved === undefined ? undefined : value(resolved, entryAt, cx);
+      if (read !== undefined) entries.push({ key: key.value, value: read });
+    }
+    if (node.items.length < (options.min ?? 0)) {
+      cx.problems.atValue(at, 'must not be empty');
+      return undefined;
+    }
+    return entries;
+  };
+}

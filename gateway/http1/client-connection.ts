@@ -1,14 +1,16 @@
 // A client's HTTP/1.1 connection after the TLS handshake (or plaintext on PERMISSIVE listeners),
 // served without node:http: llhttp parses straight from socket reads into flat header lists, one
 // request is answered at a time (pipelined ones wait, parsed, with the socket paused), and the
-// request-head and keep-alive timeouts are deadlines swept by one interval. Node's http server
-// spends about as much CPU per request as the TLS record work itself; this keeps only what a
-// proxy needs.
+// request-head, request-body and keep-alive timeouts are deadlines swept by one interval. A head
+// goes to the handler at the end of the read that carried it, so that whatever else that read
+// holds (a malformed body, a refused request behind it) is known before anything is forwarded.
+// Node's http server spends about as much CPU per request as the TLS record work itself; this
+// keeps only what a proxy needs.
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { isReadBufferView, SocketIo } from '../net/socket-io.js';
 import type { ClientRequest } from './client-request.js';
-import { RequestBody, type BodySource } from './client-request.js';
+import { RequestBody, RequestBodyError, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
@@ -22,6 +24,8 @@ export interface ClientConnectionOptions {
   readonly headersMs: number;
   /** Keep-alive: between the end of a response and the first byte of the next request. */
   readonly idleMs: number;
+  /** Between body bytes while the body's reader waits for them (absent or 0: no limit). */
+  readonly bodyMs?: number;
   /** A request refused before reaching the handler (malformed, too large, too slow), for metrics. */
   readonly onRefused?: (status: number, reason: string) => void;
 }
@@ -32,6 +36,16 @@ interface Exchange {
   readonly body: RequestBody | null;
   readonly expectContinue: boolean;
 }
+
+/** An answer the connection gives itself, without a handler. */
+interface Refusal {
+  readonly status: number;
+  readonly reason: string;
+  readonly message: string;
+}
+
+const VERSION_REFUSED: Refusal = { status: 505, reason: 'http_version_not_supported', message: 'this listener serves HTTP/1.1 and HTTP/1.0 only' };
+const CONNECT_REFUSED: Refusal = { status: 405, reason: 'method_not_allowed', message: 'CONNECT is not supported' };
 
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.client' });
 /** How long a connection we ended may wait for the client to close its side. */
@@ -44,6 +58,8 @@ const enum Wait {
   None,
   /** For a request head: the first one, or one whose first bytes arrived. */
   Head,
+  /** For the body of the request being answered, while its reader waits for it. */
+  Body,
   /** Keep-alive idle between requests. */
   Idle,
   /** We ended our side; the client should close. */
@@ -56,6 +72,10 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   readonly #remote: string;
   /** The exchange being answered; pipelined requests wait in #queue. */
   #current: Exchange | undefined;
+  /** #current's head came in the read being parsed: the handler gets it at the end of that read. */
+  #startPending = false;
+  /** A request refused behind those still to answer: said after them, then the connection closes. */
+  #lastWords: Refusal | undefined;
   readonly #queue: Exchange[] = [];
   /** The exchange whose body the parser is reading. */
   #reading: Exchange | undefined;
@@ -93,7 +113,10 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   expire(): void {
     const wait = this.#wait;
     this.deadline = 0;
-    if (wait === Wait.Head && this.#headStarted && this.#current === undefined) {
+    if (wait === Wait.Body) {
+      const reading = this.#reading;
+      if (reading !== undefined && reading === this.#current) this.#failBody(reading, new RequestBodyError(408, 'request_body_timeout', 'request body not received in time'));
+    } else if (wait === Wait.Head && this.#headStarted && this.#current === undefined) {
       this.#refuse(408, 'request_timeout', 'request head not received in time');
     } else if (wait === Wait.Idle || wait === Wait.Head) {
       this.#endConnection();
@@ -105,19 +128,30 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   // --- parser callbacks -------------------------------------------------------------------------
 
   readonly #onData = (chunk: Buffer): void => {
+    // No further request is taken; only the rest of a body the upstream may still be reading is.
+    if (this.#lastWords !== undefined || (this.#closing && this.#reading === undefined)) return;
+    if (this.#wait === Wait.Body) this.deadline = Date.now() + this.options.bodyMs!;
     // Bytes outside a request body begin a head (a lone CRLF between requests does not). llhttp's
     // message-begin callback would tell, at the cost of a call into JavaScript for every request.
     if (!this.#headStarted && this.#reading === undefined && (chunk.length > 2 || (chunk[0] !== CR && chunk[0] !== LF))) this.#headStarted = true;
     let data = chunk;
     for (;;) {
       const parsed = (this.#parser ??= this.#createParser()).execute(data);
-      if (typeof parsed !== 'number') return this.#protocolError(parsed);
+      if (typeof parsed !== 'number') {
+        this.#protocolError(parsed);
+        break;
+      }
       // llhttp stops after a request that asked for an upgrade; it is served as a plain request
       // (Upgrade is hop-by-hop and dropped), so parsing goes on with the bytes after it.
-      if (this.#closed || this.#closing) return;
+      if (this.#closed || this.#closing || this.#lastWords !== undefined) break;
       if (parsed === 0 || parsed >= data.length) break;
       data = data.subarray(parsed);
     }
+    if (this.#startPending) {
+      this.#startPending = false;
+      if (!this.#closed) this.#start(this.#current!);
+    }
+    if (this.#closed || this.#closing || this.#lastWords !== undefined) return;
     // The last thing parsed was a bodiless head: another began after it unless the read ended with it.
     if (this.#headEnded) {
       this.#headEnded = false;
@@ -157,6 +191,8 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     _upgrade: boolean,
     shouldKeepAlive: boolean,
   ): number => {
+    // A body failed earlier in this read: nothing after it is taken (2: llhttp stops here).
+    if (this.#closing || this.#lastWords !== undefined) return 2;
     const raw = this.#partialHeaders === undefined ? (headers ?? []) : headers === undefined ? this.#partialHeaders : this.#partialHeaders.concat(headers);
     const target = this.#partialUrl === '' ? (url ?? '') : this.#partialUrl + (url ?? '');
     this.#partialHeaders = undefined;
@@ -164,17 +200,25 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     this.#headStarted = false;
     this.#setWait(Wait.None, 0);
 
-    let hasBody = false;
+    /** The announced body length; -1: chunked. */
+    let length = 0;
+    let codings: string | undefined;
     let expectContinue = false;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const n = name.length;
-      if (n === 14 && name.toLowerCase() === 'content-length') hasBody = raw[i + 1] !== '0';
-      else if (n === 17 && name.toLowerCase() === 'transfer-encoding') hasBody = true;
+      if (n === 14 && name.toLowerCase() === 'content-length') length = Number(raw[i + 1]); // digits only (llhttp)
+      else if (n === 17 && name.toLowerCase() === 'transfer-encoding') codings = codings === undefined ? raw[i + 1]! : `${codings}, ${raw[i + 1]!}`;
       else if (n === 6 && name.toLowerCase() === 'expect') expectContinue = raw[i + 1]!.toLowerCase() === '100-continue';
     }
+    if (codings !== undefined) length = -1; // llhttp (strict) refused it beside a Content-Length
     const methodName = METHODS[method] ?? 'GET';
-    const body = hasBody ? new RequestBody(this) : null;
+    if (versionMajor !== 1 || methodName === 'CONNECT' || (codings !== undefined && (codings.length !== 7 || codings.toLowerCase() !== 'chunked'))) {
+      // A tunnel's bytes after its head would be opaque; a version or coding we do not speak, unframed.
+      this.#refuseParsed(versionMajor !== 1 ? VERSION_REFUSED : methodName === 'CONNECT' ? CONNECT_REFUSED : transferCodingRefusal(codings!));
+      return 2;
+    }
+    const body = length !== 0 ? new RequestBody(this, length) : null;
     const http10 = versionMajor === 1 && versionMinor === 0;
     const exchange: Exchange = {
       req: { method: methodName, url: target, rawHeaders: raw, remoteAddress: this.#remote, socket: this.socket, body },
@@ -188,15 +232,10 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       watchMessageComplete(this.#parser!, this.#onMessageComplete); // only a body's end needs telling
       watchMessageBegin(this.#parser!, this.#onMessageBegin);
     }
-    if (methodName === 'CONNECT') {
-      // A tunnel request: everything after its head would be opaque bytes. Not a proxy we offer.
-      this.#closing = true;
-      if (this.#current === undefined) this.#refuse(405, 'method_not_allowed', 'CONNECT is not supported');
-      else this.socket.destroy();
-      return 0;
-    }
-    if (this.#current === undefined) this.#start(exchange);
-    else {
+    if (this.#current === undefined) {
+      this.#current = exchange;
+      this.#startPending = true;
+    } else {
       this.#queue.push(exchange);
       this.#updateFlow();
     }
@@ -206,8 +245,14 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   readonly #onBody = (chunk: Buffer): void => {
     const body = this.#reading?.body;
     if (body == null || body.destroyed) return;
+    // Only a chunked body can get here (a declared length over the limit was refused at its head).
+    if ((body.received += chunk.length) > body.maxBytes) {
+      this.#failBody(this.#reading!, new RequestBodyError(413, 'request_body_too_large', `request body is larger than ${body.maxBytes} bytes`));
+      return;
+    }
     if (!body.push(isReadBufferView(chunk) ? Buffer.from(chunk) : chunk)) {
       this.#bodyFull = true;
+      if (this.#wait === Wait.Body) this.#setWait(Wait.None, 0); // we stopped reading: not the client's delay
       this.#updateFlow();
     }
   };
@@ -217,6 +262,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     watchMessageComplete(this.#parser!, undefined);
     if (exchange === undefined) return;
     this.#reading = undefined;
+    if (this.#wait === Wait.Body) this.#setWait(Wait.None, 0);
     const body = exchange.body!;
     body.complete = true;
     if (!body.destroyed) body.push(null);
@@ -236,10 +282,13 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   /** BodySource: the upstream side wants (more of) the current request's body. */
   wantMore(body: RequestBody, first: boolean): void {
     const current = this.#current;
-    if (first && current !== undefined && current.body === body && current.expectContinue && !current.res.headersSent) {
-      this.io.write(CONTINUE);
-    }
-    if (this.#bodyFull && this.#reading?.body === body) {
+    if (current === undefined || current.body !== body) return;
+    if (first && current.expectContinue && !current.res.headersSent) this.io.write(CONTINUE);
+    if (this.#reading !== current) return;
+    // The reader waits for the client from now: its silence is timed.
+    const bodyMs = this.options.bodyMs ?? 0;
+    if (this.#wait !== Wait.Body && bodyMs > 0) this.#setWait(Wait.Body, bodyMs);
+    if (this.#bodyFull) {
       this.#bodyFull = false;
       this.#updateFlow();
     }
@@ -262,6 +311,13 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
       this.#start(next);
       return;
     }
+    const lastWords = this.#lastWords;
+    if (lastWords !== undefined) {
+      this.#lastWords = undefined;
+      this.#refuse(lastWords.status, lastWords.reason, lastWords.message);
+      this.#updateFlow(); // reading again lets the client's close be seen while we linger
+      return;
+    }
     // The next head may have begun while this request was served (pipelining): its clock starts now.
     if (this.#headStarted) this.#setWait(Wait.Head, this.options.headersMs);
     else this.#setWait(Wait.Idle, this.options.idleMs);
@@ -276,9 +332,9 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
 
   // --- flow and closing -------------------------------------------------------------------------
 
-  /** Reading pauses while pipelined requests wait or a body's consumer is full. */
+  /** Reading pauses while pipelined requests (or a refusal) wait or a body's consumer is full. */
   #updateFlow(): void {
-    const pause = this.#queue.length > 0 || this.#bodyFull;
+    const pause = this.#queue.length > 0 || this.#bodyFull || this.#lastWords !== undefined;
     if (pause === this.#paused || this.#closed) return;
     this.#paused = pause;
     if (pause) this.io.pause();
@@ -291,13 +347,57 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   }
 
   #protocolError(err: ParseError): void {
-    const code = err.code ?? '';
-    if (this.#current !== undefined || this.#closing) {
-      this.socket.destroy();
+    if (this.#closing) {
+      this.socket.destroy(); // answered already: a body's rest after an early response was bad
       return;
     }
-    if (code === 'HPE_HEADER_OVERFLOW') this.#refuse(431, 'request_header_too_large', 'request head exceeds the size limit');
-    else this.#refuse(400, 'bad_request', `malformed HTTP/1.1 request: ${err.reason ?? code}`);
+    const code = err.code ?? '';
+    const reading = this.#reading;
+    if (reading !== undefined) {
+      // The bad bytes were (the framing of) a request body.
+      this.#reading = undefined;
+      if (reading === this.#current && !this.#startPending) {
+        this.#failBody(reading, new RequestBodyError(400, 'bad_request', `malformed request body: ${err.reason ?? code}`));
+        return;
+      }
+      // Not handed to anyone yet: it is refused in its place, and nothing of it goes upstream.
+      reading.body!.destroy();
+      if (reading !== this.#current) this.#queue.pop(); // the last one parsed
+      else {
+        this.#current = undefined;
+        this.#startPending = false;
+      }
+    }
+    if (code === 'HPE_HEADER_OVERFLOW') this.#refuseParsed({ status: 431, reason: 'request_header_too_large', message: 'request head exceeds the size limit' });
+    else this.#refuseParsed({ status: 400, reason: 'bad_request', message: `malformed HTTP/1.1 request: ${err.reason ?? code}` });
+  }
+
+  /** Refuses the request just parsed: now, or after the responses to those before it. */
+  #refuseParsed(refusal: Refusal): void {
+    if (this.#current === undefined) this.#refuse(refusal.status, refusal.reason, refusal.message);
+    else {
+      this.#lastWords = refusal;
+      this.#updateFlow();
+    }
+  }
+
+  /**
+   * The body of the request being answered cannot be completed. Its reader (the upstream
+   * exchange) abandons what it forwarded and answers the error's status, or cuts a response that
+   * has begun; a body nobody reads is answered here. Either way no further request is taken.
+   */
+  #failBody(exchange: Exchange, err: RequestBodyError): void {
+    const body = exchange.body!;
+    this.#reading = undefined;
+    this.#closing = true;
+    this.#setWait(Wait.Linger, LINGER_MS); // the answer is on its way; then the client should close
+    if (body.listenerCount('error') > 0) {
+      body.destroy(err);
+      return;
+    }
+    body.destroy();
+    if (!exchange.res.headersSent) this.options.onRefused?.(err.status, err.reason);
+    sendError(exchange.res, err.status, err.reason, err.message);
   }
 
   /** Answers without a handler (bad or late request head) and closes. */
@@ -318,7 +418,10 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   readonly #onEnd = (): void => {
     // The client will send no more: answer what is in flight, then close.
     this.#clientEnded = true;
-    if (this.#current === undefined && this.#queue.length === 0) this.#endConnection();
+    const reading = this.#reading;
+    if (reading !== undefined && reading === this.#current && !this.#closing) {
+      this.#failBody(reading, new RequestBodyError(400, 'bad_request', 'the client ended the connection before the end of the request body'));
+    } else if (this.#current === undefined && this.#queue.length === 0) this.#endConnection();
   };
 
   readonly #onClose = (): void => {
@@ -342,6 +445,13 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
 }
 
 function noop(): void {}
+
+/** A request Transfer-Encoding other than chunked alone: unframed (400), or a coding we do not decode (501). */
+function transferCodingRefusal(codings: string): Refusal {
+  return /(?:^|,)[ \t]*chunked[ \t]*$/i.test(codings)
+    ? { status: 501, reason: 'unsupported_transfer_coding', message: `transfer coding not supported: ${codings} (only chunked)` }
+    : { status: 400, reason: 'bad_request', message: `Transfer-Encoding must end with chunked (RFC 9112 6.3), got: ${codings}` };
+}
 
 /** Whether `chunk` ends with the empty line that ends a head (strict llhttp takes CRLF only). */
 function endsWithEmptyLine(chunk: Buffer): boolean {

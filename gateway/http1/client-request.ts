@@ -1,6 +1,7 @@
 // One request parsed from a client connection: its head as the parser gave it (a flat raw header
 // list, no objects) and, when it has one, its body as a stream the upstream side reads with
-// backpressure onto the client socket.
+// backpressure onto the client socket. A body that cannot be completed (malformed, too slow, too
+// large) is destroyed with a RequestBodyError that says how to answer the client.
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 
@@ -28,14 +29,42 @@ export class RequestBody extends Readable {
   complete = false;
   /** Someone started reading it. */
   started = false;
+  /** Bytes received so far. */
+  received = 0;
+  /** Beyond this many bytes the connection fails the body with 413 (see limit). */
+  maxBytes = Infinity;
 
-  constructor(private readonly source: BodySource) {
+  constructor(
+    private readonly source: BodySource,
+    /** The Content-Length announced, or -1 for a chunked body. */
+    readonly declaredLength: number,
+  ) {
     super();
+  }
+
+  /**
+   * Sets the most bytes this body may have, before it is forwarded; false when the announced
+   * length (or what already arrived) is over it: answer 413 without reading on.
+   */
+  limit(maxBytes: number): boolean {
+    this.maxBytes = maxBytes;
+    return this.declaredLength <= maxBytes && this.received <= maxBytes;
   }
 
   override _read(): void {
     const first = !this.started;
     this.started = true;
     this.source.wantMore(this, first);
+  }
+}
+
+/** Why a request body could not be completed, with the answer the client gets if none has begun. */
+export class RequestBodyError extends Error {
+  constructor(
+    readonly status: 400 | 408 | 413,
+    readonly reason: 'bad_request' | 'request_body_timeout' | 'request_body_too_large',
+    message: string,
+  ) {
+    super(message);
   }
 }

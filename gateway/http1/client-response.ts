@@ -84,6 +84,14 @@ export class ClientResponse {
     this.#head = lines + '\r\n';
   }
 
+  /** Sends a head set by writeHead now, rather than with the first body bytes. */
+  flushHead(): void {
+    const head = this.#head;
+    if (head === undefined || this.#closed) return;
+    this.#head = undefined;
+    this.owner.io.write(head);
+  }
+
   /** Writes body bytes; false when the socket's buffer is full (wait for onDrain). */
   write(chunk: Buffer): boolean {
     if (this.#closed || this.#ended) return false;

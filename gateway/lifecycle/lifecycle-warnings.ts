@@ -43,13 +43,13 @@ export class LifecycleWarnings {
     for (const crl of crls) {
       const next = crl.nextUpdate?.getTime();
       if (next === undefined || now < next) continue;
-      const key = `crl:${crl.file}:${crl.issuer.fingerprint256}`;
+      const key = `crl:${crl.file}:${crl.issuerDn}`;
       seen.add(key);
       if (!this.#due(key, now)) continue;
       log.warn('crl_stale', {
         target: this.target,
         file: crl.file,
-        issuer: subjectOf(crl.issuer),
+        issuer: crl.issuerName,
         next_update: new Date(next).toISOString(),
         stale_for_s: Math.round((now - next) / 1000),
         policy: this.policy.staleCrl,

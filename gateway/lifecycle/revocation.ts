@@ -3,6 +3,8 @@
 // to enforce a stale CRL in the gateway itself (OpenSSL refuses every peer once a CRL is past its
 // nextUpdate, see tls-reloader.ts).
 import { X509Certificate } from 'node:crypto';
+import '../../certs/dev-ca.js'; // loads reflect-metadata and sets @peculiar/x509's crypto provider first
+import * as x509 from '@peculiar/x509';
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
 import { log } from '../log.js';
 import { connectionContext } from '../terminate/connection-context.js';
@@ -44,10 +46,15 @@ export class RevocationList {
     return this.#bySerial.size;
   }
 
-  /** True when a CRL lists this certificate's serial and was signed by the certificate's issuer. */
+  /**
+   * True when a CRL lists this certificate's serial and comes from the certificate's issuer: the
+   * bundle CA that signed the CRL, or, for an intermediate's CRL, the issuer named by the CRL.
+   */
   revokes(cert: X509Certificate): boolean {
     const crls = this.#bySerial.get(normalizeSerial(cert.serialNumber));
-    return crls !== undefined && crls.some((crl) => cert.checkIssued(crl.issuer));
+    if (crls === undefined) return false;
+    let issuerDn: string | undefined; // parsed once, and only on a serial hit
+    return crls.some((crl) => (crl.issuer ? cert.checkIssued(crl.issuer) : (issuerDn ??= new x509.X509Certificate(cert.raw).issuer) === crl.issuerDn));
   }
 
   /** The certificate or any issuer the peer sent along with it. */

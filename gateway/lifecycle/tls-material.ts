@@ -1,8 +1,8 @@
 // Strict checks of TLS material before it replaces what is serving: every PEM block complete and
 // parseable (OpenSSL silently drops a truncated last CA of a bundle), the key matching its
-// certificate, certificates within their validity, CRLs parseable and signed by a CA of the trust
-// bundle (OpenSSL would otherwise accept the CRL and then refuse every client with UNABLE_TO_GET_CRL).
-// Errors name the config field, the file and the problem.
+// certificate, certificates within their validity, CRLs parseable, a CRL from a CA of the trust
+// bundle signed by it, and a warning for each bundle CA without a CRL (OpenSSL then refuses every
+// client under it with UNABLE_TO_GET_CRL). Errors name the config field, the file and the problem.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import '../../certs/dev-ca.js'; // loads reflect-metadata and sets @peculiar/x509's crypto provider first
 import * as x509 from '@peculiar/x509';
@@ -34,8 +34,15 @@ export interface LoadedCertificate {
 
 export interface LoadedCrl {
   readonly file: string;
-  /** The trust bundle CA that signed it: revocation applies to certificates it issued. */
-  readonly issuer: X509Certificate;
+  /**
+   * The trust bundle CA that signed it, when the bundle holds it. Absent for an intermediate CA's
+   * CRL: OpenSSL checks its signature against the intermediate the peer presents with its chain.
+   */
+  readonly issuer?: X509Certificate;
+  /** The issuer's name as in logs ("CN=Issuing CA,O=example"). */
+  readonly issuerName: string;
+  /** The issuer's name as @peculiar/x509 prints it: what a certificate's issuer is compared with. */
+  readonly issuerDn: string;
   readonly serials: ReadonlySet<string>;
   readonly thisUpdate: Date;
   readonly nextUpdate: Date | undefined;
@@ -139,43 +146,61 @@ export function checkTrustBundle(src: Source, text: string, now: number): { cas:
   return { cas, warnings };
 }
 
-/** Every CRL of the file, each signed by a CA of the bundle. A CRL past nextUpdate is loaded (the stale_crl policy decides). */
-export async function checkCrls(src: Source, text: string, bundle: readonly X509Certificate[], now: number): Promise<{ crls: LoadedCrl[]; warnings: string[] }> {
+/**
+ * Every CRL of the files: one per issuing CA. A CRL from a CA of the bundle must verify with it; a
+ * CRL from any other issuer is an intermediate CA's, whose certificate arrives with the peer's
+ * chain (OpenSSL checks the signature then, and refuses the peer if it does not verify). A CRL past
+ * nextUpdate is loaded (the stale_crl policy decides).
+ */
+export async function checkCrls(sources: readonly (Source & { pem: string })[], bundle: readonly X509Certificate[], now: number): Promise<{ crls: LoadedCrl[]; warnings: string[] }> {
   const crls: LoadedCrl[] = [];
+  let foreign: { src: Source; n: number; issuer: string } | undefined;
   const candidates = bundle.map((node) => ({ node, peculiar: new x509.X509Certificate(node.raw) }));
-  for (const [i, block] of strictPemBlocks(src, text, ['X509 CRL']).entries()) {
-    let crl: x509.X509Crl;
-    try {
-      crl = new x509.X509Crl(block.pem);
-    } catch (err) {
-      throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} does not parse: ${(err as Error).message}`);
-    }
-    const sameName = candidates.filter((c) => c.peculiar.subject === crl.issuer);
-    if (sameName.length === 0) {
-      throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} is issued by '${crl.issuer}', which is not in the trust bundle`);
-    }
-    let issuer: X509Certificate | undefined;
-    for (const c of sameName) {
-      if (await crl.verify({ publicKey: c.peculiar }).catch(() => false)) {
-        issuer = c.node;
-        break;
+  for (const src of sources) {
+    for (const [i, block] of strictPemBlocks(src, src.pem, ['X509 CRL']).entries()) {
+      let crl: x509.X509Crl;
+      try {
+        crl = new x509.X509Crl(block.pem);
+      } catch (err) {
+        throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} does not parse: ${(err as Error).message}`);
       }
+      const sameName = candidates.filter((c) => c.peculiar.subject === crl.issuer);
+      let issuer: X509Certificate | undefined;
+      for (const c of sameName) {
+        if (await crl.verify({ publicKey: c.peculiar }).catch(() => false)) {
+          issuer = c.node;
+          break;
+        }
+      }
+      if (sameName.length > 0 && !issuer) throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} signature does not verify with the trust bundle's '${crl.issuer}'`);
+      if (!issuer) foreign ??= { src, n: i + 1, issuer: crl.issuer };
+      if (crl.thisUpdate.getTime() > now + CRL_CLOCK_SKEW_MS) {
+        throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} is not valid until ${crl.thisUpdate.toISOString()} (thisUpdate in the future)`);
+      }
+      crls.push({
+        file: src.file,
+        issuer,
+        issuerName: issuer ? subjectOf(issuer) : crl.issuer.replace(/, /g, ','),
+        issuerDn: crl.issuer,
+        serials: new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber))),
+        thisUpdate: crl.thisUpdate,
+        nextUpdate: crl.nextUpdate,
+      });
     }
-    if (!issuer) throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} signature does not verify with the trust bundle's '${crl.issuer}'`);
-    if (crl.thisUpdate.getTime() > now + CRL_CLOCK_SKEW_MS) {
-      throw new TlsMaterialError(src.field, src.file, `CRL ${i + 1} is not valid until ${crl.thisUpdate.toISOString()} (thisUpdate in the future)`);
-    }
-    crls.push({
-      file: src.file,
-      issuer,
-      serials: new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber))),
-      thisUpdate: crl.thisUpdate,
-      nextUpdate: crl.nextUpdate,
-    });
   }
   // OpenSSL checks CRLs for the whole chain (CRL_CHECK_ALL): a CA without a CRL gets all its clients refused.
+  // CRLs of intermediates alone cover no chain (the root's CRL checks the intermediate): a wrong file, surely.
+  if (foreign && !crls.some((crl) => crl.issuer)) {
+    throw new TlsMaterialError(
+      foreign.src.field,
+      foreign.src.file,
+      `no CRL is from a CA of the trust bundle (CRL ${foreign.n} is issued by '${foreign.issuer}', which is not in the trust bundle): ` +
+        "OpenSSL checks each certificate of a chain against its issuer's CRL and would refuse every client (UNABLE_TO_GET_CRL); add the trust bundle CA's CRL",
+    );
+  }
+  const field = sources.length === 1 ? sources[0]!.field : sources[0]!.field.replace(/\[\d+\]$/, '');
   const warnings = bundle
     .filter((ca) => !crls.some((crl) => crl.issuer === ca))
-    .map((ca) => `${src.field}: no CRL from trust bundle CA ${describe(ca)}: OpenSSL refuses certificates chaining to it (UNABLE_TO_GET_CRL)`);
+    .map((ca) => `${field}: no CRL from trust bundle CA ${describe(ca)}: OpenSSL refuses certificates chaining to it (UNABLE_TO_GET_CRL)`);
   return { crls, warnings };
 }

@@ -7,6 +7,7 @@
 // set for the next such moment rebuilds the state on time; the periodic tick is the backstop.
 import { createHash } from 'node:crypto';
 import type { StaleCrlPolicy } from '../config/types.js';
+import type { PeerTrustStore } from '../identity/trust-domain-store.js';
 import { log } from '../log.js';
 import { ConfigFileError } from '../runtime/read-tls-files.js';
 import { tlsReloads, type CrlEntry, type ExpiryEntry } from './lifecycle-metrics.js';
@@ -17,6 +18,8 @@ import { subjectOf, TlsMaterialError, type LoadedCertificate } from './tls-mater
 export interface ValidatedMaterial {
   readonly certificates: readonly LoadedCertificate[];
   readonly revocation: RevocationList;
+  /** What OpenSSL trusts, made from the bundles (with trust_domains, asynchronously: see identity/trust-domain-store.ts). */
+  readonly peerTrust: PeerTrustStore;
   /** Not fatal, logged once per load (e.g. an expired CA next to a valid one in a bundle). */
   readonly warnings: readonly string[];
 }
@@ -34,11 +37,11 @@ export interface TlsTarget<Files, State> {
   contents(files: Files): readonly (string | undefined)[];
   validate(files: Files, now: number): Promise<ValidatedMaterial>;
   /**
-   * A complete state. The gateway always checks `revocation` too (a resumed TLS session skips
-   * OpenSSL's checks); with `enforcement` 'gateway' the CRL is left out of OpenSSL altogether; with
-   * 'reject_all' the CRL is stale and every peer is refused.
+   * A complete state. The gateway always checks the material's revocation list too (a resumed TLS
+   * session skips OpenSSL's checks); with `enforcement` 'gateway' the CRL is left out of OpenSSL
+   * altogether; with 'reject_all' the CRL is stale and every peer is refused.
    */
-  build(files: Files, revocation: RevocationList, enforcement: CrlEnforcement): State;
+  build(files: Files, material: ValidatedMaterial, enforcement: CrlEnforcement): State;
   swap(state: State): void;
   /** After a swap: act on what the new CRL revokes (close established connections). */
   revoked?(list: RevocationList): void;
@@ -128,7 +131,7 @@ export class TlsReloader<Files, State> {
     const enforcement = this.#enforcementFor(material.revocation, now);
     let state: State;
     try {
-      state = target.build(files, material.revocation, enforcement);
+      state = target.build(files, material, enforcement);
     } catch (err) {
       return this.#failed(err);
     }
@@ -197,7 +200,7 @@ export class TlsReloader<Files, State> {
     const enforcement = this.#enforcementFor(current.material.revocation, now);
     if (enforcement !== current.enforcement) {
       try {
-        this.target.swap(this.target.build(current.files, current.material.revocation, enforcement));
+        this.target.swap(this.target.build(current.files, current.material, enforcement));
         this.#current = { ...current, enforcement };
         log.warn('crl_enforcement_changed', {
           target: this.name,

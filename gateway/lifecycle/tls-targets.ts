@@ -9,8 +9,10 @@
 // (the session id context) and the gateway re-checks CRL and expiry at every handshake, resumed or not
 // (a map lookup; a CRL update then costs no full-handshake storm). Toward upstreams, where Node offers
 // no hook on resumption: the session cache key covers bundle, CRL and CRL enforcement.
-import { createHash } from 'node:crypto';
-import type { Listener, Upstream } from '../config/types.js';
+import { createHash, type X509Certificate } from 'node:crypto';
+import { trustFiles } from '../config/peer-trust.js';
+import { crlFiles, type Listener, type PeerTrust, type Upstream } from '../config/types.js';
+import { buildPeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from '../runtime/read-tls-files.js';
 import { buildServerTlsState, type ServerTlsFiles, type ServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
 import type { TerminateListener } from '../terminate/terminate-listener.js';
@@ -26,9 +28,9 @@ export class UpstreamRevokedError extends Error {
   readonly code = 'CERT_REVOKED';
 }
 
-/** The files as OpenSSL gets them: without the CRL when the gateway enforces it (stale, policy `enforce`). */
-function forOpenssl<F extends { crlPem?: string }>(files: F, enforcement: CrlEnforcement): F {
-  return enforcement === 'gateway' ? { ...files, crlPem: undefined } : files;
+/** The files as OpenSSL gets them: without the CRLs when the gateway enforces them (stale, policy `enforce`). */
+function forOpenssl<F extends { crlPem?: string; crls?: readonly unknown[] }>(files: F, enforcement: CrlEnforcement): F {
+  return enforcement === 'gateway' ? { ...files, crlPem: undefined, crls: undefined } : files;
 }
 
 /** A session partition key: sessions made under other trust material never resume. Same files, same key, on every worker and replica. */
@@ -38,21 +40,41 @@ function partition(base: string, ...material: string[]): string {
   return hash.digest('hex');
 }
 
+/** The trust files as read, with the config field and file of each. */
+function trustSources(field: string, trust: PeerTrust, files: readonly TrustBundlePem[]): (Source & TrustBundlePem)[] {
+  return trustFiles(trust).map((t, i) => ({ field: `${field}.${t.field}`, file: t.file, ...files[i]! }));
+}
+
+/** Session partition material of the bundles: the text of each, with its trust domain where it has one. */
+function trustMaterial(files: readonly TrustBundlePem[]): string[] {
+  return files.flatMap((t) => (t.trustDomain === undefined ? [t.pem] : [t.trustDomain, t.pem]));
+}
+
 async function validateTrust(
   certificates: LoadedCertificate[],
-  bundle: Source & { pem: string },
-  crl: (Source & { pem: string }) | undefined,
+  bundles: readonly (Source & TrustBundlePem)[],
+  crl: readonly (Source & { pem: string })[] | undefined,
   now: number,
 ): Promise<ValidatedMaterial> {
-  const trust = checkTrustBundle(bundle, bundle.pem, now);
-  const warnings = [...trust.warnings];
+  const cas: X509Certificate[] = [];
+  const warnings: string[] = [];
+  for (const bundle of bundles) {
+    const trust = checkTrustBundle(bundle, bundle.pem, now);
+    cas.push(...trust.cas);
+    warnings.push(...trust.warnings);
+  }
   let crls: LoadedCrl[] = [];
-  if (crl) {
-    const checked = await checkCrls(crl, crl.pem, trust.cas, now);
+  if (crl && crl.length > 0) {
+    const checked = await checkCrls(crl, cas, now);
     crls = checked.crls;
     warnings.push(...checked.warnings);
   }
-  return { certificates: [...certificates, ...trust.cas.map((cert) => ({ role: 'trust_bundle' as const, cert }))], revocation: new RevocationList(crls), warnings };
+  return {
+    certificates: [...certificates, ...cas.map((cert) => ({ role: 'trust_bundle' as const, cert }))],
+    revocation: new RevocationList(crls),
+    peerTrust: await buildPeerTrustStore(bundles),
+    warnings,
+  };
 }
 
 export function listenerTarget(
@@ -66,9 +88,9 @@ export function listenerTarget(
   return {
     name: `listener/${listener.name}`,
     field,
-    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), tls.clientAuth.trustBundle, ...(tls.clientAuth.crl ? [tls.clientAuth.crl] : [])],
+    paths: [...tls.certificates.flatMap((c) => [c.cert, c.key]), ...trustFiles(tls.clientAuth).map((t) => t.file), ...crlFiles(tls.clientAuth.crl)],
     read: () => readListenerTlsFiles(field, tls),
-    contents: (files) => [...files.certificates.flatMap((c) => [c.certPem, c.keyPem]), files.trustBundlePem, files.crlPem],
+    contents: (files) => [...files.certificates.flatMap((c) => [c.certPem, c.keyPem]), ...files.trust.map((t) => t.pem), files.crlPem],
     validate(files, now) {
       const certificates: LoadedCertificate[] = [];
       files.certificates.forEach((c, i) => {
@@ -80,17 +102,12 @@ export function listenerTarget(
         );
         for (const cert of chain) certificates.push({ role: 'server', cert });
       });
-      const { trustBundle, crl } = tls.clientAuth;
-      return validateTrust(
-        certificates,
-        { field: `${field}.client_auth.trust_bundle`, file: trustBundle, pem: files.trustBundlePem },
-        crl !== undefined && files.crlPem !== undefined ? { field: `${field}.client_auth.crl`, file: crl, pem: files.crlPem } : undefined,
-        now,
-      );
+      return validateTrust(certificates, trustSources(`${field}.client_auth`, tls.clientAuth, files.trust), files.crls, now);
     },
-    build(files, revocation, enforcement) {
+    build(files, { revocation, peerTrust }, enforcement) {
       const tuning = opts.tuning();
-      const state = buildServerTlsState(tls, forOpenssl(files, enforcement), { ...tuning, sessionIdContext: partition(tuning.sessionIdContext, files.trustBundlePem).slice(0, 32) });
+      const sessionIdContext = partition(tuning.sessionIdContext, ...trustMaterial(files.trust)).slice(0, 32);
+      const state = buildServerTlsState(tls, forOpenssl(files, enforcement), peerTrust, { ...tuning, sessionIdContext });
       // OpenSSL refuses full handshakes once a CRL it holds is stale: resumed ones are refused too.
       const staleAt = enforcement === 'gateway' ? undefined : revocation.nextUpdateMs;
       return {
@@ -116,24 +133,24 @@ export function upstreamTarget(index: number, upstream: Upstream & { tls: NonNul
   return {
     name: `upstream/${upstream.name}`,
     field,
-    paths: [tls.cert, tls.key, tls.trustBundle, ...(tls.crl ? [tls.crl] : [])],
+    paths: [tls.cert, tls.key, ...trustFiles(tls).map((t) => t.file), ...crlFiles(tls.crl)],
     read: () => readUpstreamTlsFiles(field, tls),
-    contents: (files) => [files.certPem, files.keyPem, files.trustBundlePem, files.crlPem],
+    contents: (files) => [files.certPem, files.keyPem, ...files.trust.map((t) => t.pem), files.crlPem],
     validate(files, now) {
       const chain = checkPresentedChain({ field: `${field}.cert`, file: tls.cert, pem: files.certPem }, { field: `${field}.key`, file: tls.key, pem: files.keyPem }, now);
       return validateTrust(
         chain.map((cert) => ({ role: 'client' as const, cert })),
-        { field: `${field}.trust_bundle`, file: tls.trustBundle, pem: files.trustBundlePem },
-        tls.crl !== undefined && files.crlPem !== undefined ? { field: `${field}.crl`, file: tls.crl, pem: files.crlPem } : undefined,
+        trustSources(field, tls, files.trust),
+        files.crls,
         now,
       );
     },
-    build(files, revocation, enforcement) {
-      const state = buildUpstreamTlsState(tls, forOpenssl(files, enforcement), upstream.endpoints[0]!.host);
+    build(files, { revocation, peerTrust }, enforcement) {
+      const state = buildUpstreamTlsState(tls, forOpenssl(files, enforcement), peerTrust, upstream.endpoints[0]!.host);
       const checkIdentity = state.checkIdentity;
       return {
         ...state,
-        clientCertFingerprint: partition(state.clientCertFingerprint, files.trustBundlePem, files.crlPem ?? '', enforcement),
+        clientCertFingerprint: partition(state.clientCertFingerprint, ...trustMaterial(files.trust), files.crlPem ?? '', enforcement),
         // Runs on full handshakes only; the partition above keeps sessions from outliving the checks they passed.
         checkIdentity: (host, cert) =>
           revocation.revokesPeerChain(cert) ? new UpstreamRevokedError(`upstream certificate serial ${cert.serialNumber} is revoked`) : checkIdentity(host, cert),

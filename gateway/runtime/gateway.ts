@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { GatewayConfig, Listener, TerminateRoute } from '../config/types.js';
 import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
 import { IdentityCache } from '../identity/peer-identity.js';
+import { buildPeerTrustStore } from '../identity/trust-domain-store.js';
 import { startFrontDoor, type FrontDoor } from '../listener/front-door.js';
 import { attachLifecycle, type GatewayLifecycle, type LifecycleOptions } from '../lifecycle/attach-lifecycle.js';
 import { log } from '../log.js';
@@ -86,10 +87,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   };
 
   try {
-    config.upstreams.forEach((upstream, i) => {
+    for (const [i, upstream] of config.upstreams.entries()) {
       const tls = upstream.tls;
       const tlsState = tls
-        ? named(`upstreams[${i}].tls`, () => buildUpstreamTlsState(tls, readUpstreamTlsFiles(`upstreams[${i}].tls`, tls), upstream.endpoints[0]!.host))
+        ? await named(`upstreams[${i}].tls`, async () => {
+            const files = readUpstreamTlsFiles(`upstreams[${i}].tls`, tls);
+            return buildUpstreamTlsState(tls, files, await buildPeerTrustStore(files.trust), upstream.endpoints[0]!.host);
+          })
         : undefined;
       if (!upstream.tls) log.warn('upstream_plaintext', { upstream: upstream.name, note: 'traffic to this upstream is not encrypted' });
       clusters.set(
@@ -98,15 +102,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           onConnected: (name, resumed) => upstreamConnects.labels(name, String(resumed)).inc(),
         }),
       );
-    });
+    }
 
     for (const [i, listener] of config.listeners.entries()) {
       const terminateRoutes = listener.routes.filter((r): r is TerminateRoute => r.kind === 'terminate');
       let terminate: TerminateListener | undefined;
       if (listener.tls) {
         const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
-        const tls = named(`listeners[${i}].tls`, () => buildServerTlsState(listener.tls!, files, tlsTuning(config, listener, ticketKeys)));
-        const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!));
+        const tls = await named(`listeners[${i}].tls`, async () => buildServerTlsState(listener.tls!, files, await buildPeerTrustStore(files.trust), tlsTuning(config, listener, ticketKeys)));
+        const routes = terminateRoutes.map((route) => new CompiledRoute(listener.name, route, clusters.get(route.upstream)!, listener.maxRequestBodyBytes));
         terminate = new TerminateListener({ listener, tls, router: new TerminateRouter(routes), identities });
       } else if (terminateRoutes.length > 0) {
         throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
@@ -157,9 +161,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */
-function named<T>(field: string, build: () => T): T {
+async function named<T>(field: string, build: () => Promise<T>): Promise<T> {
   try {
-    return build();
+    return await build();
   } catch (err) {
     if (err instanceof Error && err.message.startsWith(field)) throw err;
     throw new Error(`${field}: ${(err as Error).message}`);

@@ -1,6 +1,8 @@
 // Reads the PEM files a config names, with errors that name the config field and the file.
 import fs from 'node:fs';
-import type { ListenerTls, UpstreamTls } from '../config/types.js';
+import { trustFiles } from '../config/peer-trust.js';
+import { crlFiles, type ListenerTls, type PeerTrust, type UpstreamTls } from '../config/types.js';
+import type { TrustBundlePem } from '../identity/trust-domain-store.js';
 import type { ServerTlsFiles } from '../terminate/server-tls-state.js';
 import type { UpstreamTlsFiles } from '../upstream/upstream-tls-state.js';
 
@@ -25,6 +27,25 @@ function readPem(field: string, file: string): string {
   return text;
 }
 
+/** A PEM file as read, with the config field that named it (`client_auth.crl` or `client_auth.crl[1]`). */
+export interface PemText {
+  readonly field: string;
+  readonly file: string;
+  readonly pem: string;
+}
+
+/** Every CRL file of a `crl` field (one, or a list), and their texts together; nothing when none is configured. */
+function readCrls(field: string, crl: string | readonly string[] | undefined): { crls?: PemText[]; crlPem?: string } {
+  if (crl === undefined) return {};
+  const one = typeof crl === 'string';
+  const crls = crlFiles(crl).map((file, i) => {
+    const at = one ? field : `${field}[${i}]`;
+    return { field: at, file, pem: readPem(at, file) };
+  });
+  // A file not ending in a newline must not glue its last END line to the next file's BEGIN.
+  return { crls, crlPem: crls.map((c) => (c.pem.endsWith('\n') ? c.pem : c.pem + '\n')).join('') };
+}
+
 export function readListenerTlsFiles(prefix: string, tls: ListenerTls): ServerTlsFiles {
   return {
     certificates: tls.certificates.map((c, i) => ({
@@ -32,8 +53,8 @@ export function readListenerTlsFiles(prefix: string, tls: ListenerTls): ServerTl
       certPem: readPem(`${prefix}.certificates[${i}].cert`, c.cert),
       keyPem: readPem(`${prefix}.certificates[${i}].key`, c.key),
     })),
-    trustBundlePem: readPem(`${prefix}.client_auth.trust_bundle`, tls.clientAuth.trustBundle),
-    crlPem: tls.clientAuth.crl === undefined ? undefined : readPem(`${prefix}.client_auth.crl`, tls.clientAuth.crl),
+    trust: readTrust(`${prefix}.client_auth`, tls.clientAuth),
+    ...readCrls(`${prefix}.client_auth.crl`, tls.clientAuth.crl),
   };
 }
 
@@ -41,7 +62,11 @@ export function readUpstreamTlsFiles(prefix: string, tls: UpstreamTls): Upstream
   return {
     certPem: readPem(`${prefix}.cert`, tls.cert),
     keyPem: readPem(`${prefix}.key`, tls.key),
-    trustBundlePem: readPem(`${prefix}.trust_bundle`, tls.trustBundle),
-    crlPem: tls.crl === undefined ? undefined : readPem(`${prefix}.crl`, tls.crl),
+    trust: readTrust(prefix, tls),
+    ...readCrls(`${prefix}.crl`, tls.crl),
   };
+}
+
+function readTrust(prefix: string, trust: PeerTrust): TrustBundlePem[] {
+  return trustFiles(trust).map((t) => ({ trustDomain: t.trustDomain, pem: readPem(`${prefix}.${t.field}`, t.file) }));
 }

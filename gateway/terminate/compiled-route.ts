@@ -11,6 +11,8 @@ import { RequestHeaderPolicy } from './upstream-request-headers.js';
 
 export class CompiledRoute {
   readonly policy: AuthorizationPolicy;
+  /** The route's own limit, else its listener's (Infinity: none). */
+  readonly maxRequestBodyBytes: number;
   readonly requestHeaders: RequestHeaderPolicy;
   /** request-path.ts ALLOW_* bits. */
   readonly pathAllowances: number;
@@ -23,8 +25,10 @@ export class CompiledRoute {
     readonly listener: string,
     readonly config: TerminateRoute,
     readonly cluster: UpstreamCluster,
+    listenerMaxRequestBodyBytes: number,
   ) {
     this.policy = new AuthorizationPolicy(config.authorization);
+    this.maxRequestBodyBytes = config.maxRequestBodyBytes ?? listenerMaxRequestBodyBytes;
     this.requestHeaders = RequestHeaderPolicy.of(config);
     this.pathAllowances = pathAllowancesOf(config);
     this.mergeSlashes = config.mergeSlashes !== false;

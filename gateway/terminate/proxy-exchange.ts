@@ -1,8 +1,10 @@
 // One request's trip to the upstream and back, as an upstream exchange handler: response head
-// written once from the parser's flat header list (no objects) together with the body when one
-// socket read carried all of it (one write to the client instead of two), body streamed with
-// backpressure both ways, and a failure before the response head becomes a JSON 502/504.
+// written once from the parser's flat header list (no objects), at the end of the socket read that
+// carried it, together with the body bytes that read carried (one write to the client instead of
+// two), body streamed with backpressure both ways, and a failure before the response head becomes
+// a JSON 502/504 (or the 400/408/413 of a request body the client got wrong).
 import { performance } from 'node:perf_hooks'; // the global is a getter on globalThis: read on every use
+import type { RequestBody } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
@@ -38,13 +40,22 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     private readonly answerFailure: (failure: UpstreamFailure, err: Error) => void,
   ) {}
 
-  /** Called once, after dispatch: a client that goes away aborts the upstream request. */
-  watchClient(): void {
+  /**
+   * Called once, after dispatch: a client that goes away aborts the upstream request, and so does
+   * a request body that fails (RequestBodyError), which is then answered (the connection it was
+   * streaming on, if any, reports it first through onError).
+   */
+  watchClient(body: RequestBody | null): void {
     this.res.onClose(() => {
       if (!this.#done) {
         this.#done = true;
         this.#abort?.(new Error('client closed the connection'));
       }
+    });
+    body?.once('error', (err: Error) => {
+      if (this.#done) return;
+      this.#abort?.(err);
+      this.onError(err);
     });
   }
 
@@ -95,10 +106,13 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     this.#head = undefined;
     this.res.writeHead(head.status, head.text, head.headers);
     const first = this.#first;
-    if (first !== undefined) {
-      this.#first = undefined;
-      if (!this.res.write(first)) this.res.onDrain(this.#onDrain);
+    if (first === undefined) {
+      // The body comes in a later read, maybe much later: the client gets the head now.
+      this.res.flushHead();
+      return;
     }
+    this.#first = undefined;
+    if (!this.res.write(first)) this.res.onDrain(this.#onDrain);
   }
 
   readonly #onDrain = (): void => {

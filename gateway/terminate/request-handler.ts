@@ -69,6 +69,13 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
         identity: conn.identity?.spiffeId ?? null,
       });
     }
+    // The body must fit the route's limit: known (a Content-Length) before anything goes upstream.
+    if (req.body !== null && !req.body.limit(route.maxRequestBodyBytes)) {
+      route.countRefusal('request_body_too_large');
+      route.countStatus(413);
+      log.info('request_refused', { listener, route: route.config.name, reason: 'request_body_too_large', identity: conn.identity?.spiffeId ?? null, path });
+      return sendError(res, 413, 'request_body_too_large', `request body is larger than ${route.maxRequestBodyBytes} bytes`, { route: route.config.name });
+    }
 
     // 5. Upstream head, then dispatch with the path that was routed.
     const head = upstreamRequestHead(req, conn, route.requestHeaders);
@@ -114,7 +121,7 @@ function dispatch(
       onFailure: (failure: UpstreamFailure, err: Error) => {
         // Fail over only when nothing reached the upstream and the body was not consumed.
         const retry = failure.beforeRequestSent && !hasBody && attempt < cluster.poolCount && !res.closed;
-        log.warn('upstream_failed', {
+        log.warn(failure.status < 500 ? 'request_body_failed' : 'upstream_failed', {
           route: route.config.name,
           upstream: cluster.name,
           reason: failure.reason,
@@ -127,10 +134,11 @@ function dispatch(
         return retry;
       },
     },
-    (failure) => {
+    (failure, err) => {
       route.countRefusal(failure.reason);
       route.countStatus(failure.status);
-      sendError(res, failure.status, failure.reason, `upstream '${cluster.name}' failed: ${failure.reason}`, { route: route.config.name });
+      const message = failure.status < 500 ? err.message : `upstream '${cluster.name}' failed: ${failure.reason}`;
+      sendError(res, failure.status, failure.reason, message, { route: route.config.name });
     },
   );
   cluster.pick().dispatch(
@@ -144,5 +152,5 @@ function dispatch(
     },
     exchange,
   );
-  exchange.watchClient();
+  exchange.watchClient(req.body);
 }

@@ -7,13 +7,15 @@ import type { Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
 import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
-import { IdentityCache } from '../identity/peer-identity.js';
+import { identityOf, IdentityCache, type PeerIdentity } from '../identity/peer-identity.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
+import type { CertReason } from '../reasons.js';
+import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { setConnectionContext } from './connection-context.js';
-import { handshakeFailureReason } from './handshake-failure.js';
+import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
@@ -37,25 +39,33 @@ export class TerminateListener {
   /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown. */
   readonly #http = new Set<ClientConnection>();
   readonly #httpOptions: ClientConnectionOptions;
+  readonly #handshakes: ReturnType<typeof handshakeCounter>;
   readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
 
   constructor(private readonly options: TerminateListenerOptions) {
     checkStreamHandles(); // connections are served on the TLS handles (SocketIo): a clear error at start
     const { listener } = options;
+    this.#handshakes = handshakeCounter(listener.name);
     this.#tls = options.tls;
     this.#router = options.router;
-    const handshakes = handshakeCounter(listener.name);
     const timeouts = listener.timeouts;
     this.#httpOptions = {
       handler: createRequestHandler(listener.name, () => this.#router),
       headersMs: timeouts.requestHeadersMs,
       idleMs: timeouts.idleMs,
+      bodyMs: timeouts.requestBodyMs,
       onRefused: listenerRefusals(listener.name),
     };
     this.server = tls.createServer({
       ...this.#tls.defaultOptions,
       requestCert: true,
-      rejectUnauthorized: true,
+      // With trust_domains, a chain OpenSSL refused is refused in 'secureConnection' below instead of
+      // by Node, which would destroy the socket first: the log then names the certificate (subject,
+      // SPIFFE ID) that crossed trust domains. OpenSSL verifies every chain all the same. The price:
+      // without Node's rejectUnauthorized, OpenSSL does not require a certificate, so a client that
+      // sends none sees its connection closed after the handshake instead of a certificate_required
+      // alert. A single trust_bundle keeps Node's refusal and the alert.
+      rejectUnauthorized: listener.tls?.clientAuth.trustDomains === undefined,
       SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
       ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
@@ -64,29 +74,27 @@ export class TerminateListener {
     this.#useSniWhereThereIsAChoice();
     this.server.maxConnections = listener.maxConnections;
     this.server.on('secureConnection', (socket: TLSSocket) => {
+      const state = this.#tls;
       const cert = socket.getPeerX509Certificate();
       if (!cert) {
-        handshakes.rejected('no_cert');
-        socket.destroy();
+        this.#refuse(socket, 'no_cert', undefined);
+        return;
+      }
+      if (!socket.authorized) {
+        // Only with trust_domains (elsewhere Node refused it already). Not cached: anyone can present a certificate OpenSSL refuses.
+        const identity = identityOf(cert);
+        this.#refuse(socket, verificationReason(socket.authorizationError as unknown as string | null, identity, state), identity);
         return;
       }
       const identity = options.identities.get(cert);
-      if (identity.svidProblem !== undefined) {
-        handshakes.rejected('bad_svid');
-        log.warn('handshake_rejected', { listener: listener.name, reason: 'bad_svid', detail: identity.svidProblem, subject: identity.subject, remote: socket.remoteAddress });
-        socket.destroy();
-        return;
-      }
-      const refused = this.#tls.admit?.(identity);
+      const refused = clientRefusal(identity, state);
       if (refused !== undefined) {
-        handshakes.rejected(refused);
-        log.warn('handshake_rejected', { listener: listener.name, reason: refused, subject: identity.subject, serial: identity.serialNumber, remote: socket.remoteAddress });
-        socket.destroy();
+        this.#refuse(socket, refused, identity);
         return;
       }
-      handshakes.accepted();
+      this.#handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
-      const served = sni === undefined ? this.#tls.defaultCert : this.#tls.select(sni);
+      const served = sni === undefined ? state.defaultCert : state.select(sni);
       setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true, tlsSocket: socket });
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
@@ -94,9 +102,30 @@ export class TerminateListener {
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
-      handshakes.rejected(reason);
-      log.info('handshake_rejected', { listener: listener.name, reason, code: err.code, remote: socket.remoteAddress, sni: socket.servername || null });
+      this.#handshakes.rejected(reason);
+      // A certificate OpenSSL refused has been closed by Node before this event: its address and
+      // certificate are gone with the handle (no public API reaches the socket earlier), so the
+      // code is OpenSSL's verification result rather than the ECONNRESET of that close.
+      log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null });
     });
+  }
+
+  /** A handshake the listener does not let in: counted, logged with what the certificate says, closed before any byte is read. */
+  #refuse(socket: TLSSocket, reason: CertReason, identity: PeerIdentity | undefined): void {
+    this.#handshakes.rejected(reason);
+    // OpenSSL's ordinary verdicts (an unknown CA, an expired certificate) are routine; what the gateway finds is not.
+    const level = socket.authorized || reason === 'trust_domain_mismatch' ? 'warn' : 'info';
+    log[level]('handshake_rejected', {
+      listener: this.options.listener.name,
+      reason,
+      code: verificationCode(socket) ?? null,
+      detail: identity && refusalDetail(reason, identity, this.#tls),
+      identity: identity?.spiffeId ?? null,
+      subject: identity?.subject ?? null,
+      serial: identity?.serialNumber ?? null,
+      remote: socket.remoteAddress,
+    });
+    socket.destroy();
   }
 
   #serveHttp(socket: Socket): void {

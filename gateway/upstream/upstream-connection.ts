@@ -4,7 +4,9 @@
 // handed to the exchange handler without building objects. A Content-Length body, the usual
 // case, is counted off the socket reads here: llhttp would copy it into a new Buffer and call
 // into JavaScript twice more (body, message end) for every response. Timeouts are deadlines that
-// the pool checks on a coarse tick, not a timer per request.
+// the pool checks on a coarse tick, not a timer per request. The response-head clock does not run
+// while the request body waits for the client (the client connection times that), only while
+// the upstream is what we wait for: a body it does not take, or a response after the request.
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { createParser, type NativeParser, watchMessageComplete } from '../http1/native-parser.js';
@@ -82,7 +84,7 @@ export class UpstreamConnection {
     this.#chunked = request.body !== null && !request.hasLength;
     if (this.#chunked) head += 'transfer-encoding: chunked\r\n';
     head += '\r\n';
-    this.#setDeadline(this.owner.headersMs, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
+    this.#setDeadline(request.body === null ? this.owner.headersMs : 0, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
     this.#io.write(head);
     if (request.body !== null) this.#streamBody(request.body);
   }
@@ -107,6 +109,10 @@ export class UpstreamConnection {
   }
 
   #streamBody(body: NonNullable<UpstreamRequest['body']>): void {
+    if (body.destroyed) {
+      this.#fail(body.errored ?? new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'client request body ended early'));
+      return;
+    }
     this.#body = body;
     const onData = (chunk: Buffer) => {
       if (this.#body !== body || chunk.length === 0) return;
@@ -114,6 +120,7 @@ export class UpstreamConnection {
       if (!this.#io.write(framed)) {
         body.pause();
         this.#io.onDrain(this.#onDrain);
+        this.#awaitHead(true); // the upstream is not taking the body
       }
     };
     const onEnd = () => {
@@ -122,29 +129,40 @@ export class UpstreamConnection {
       if (this.#chunked) this.#io.write('0\r\n\r\n');
       this.#body = null;
       this.#requestDone = true;
+      this.#awaitHead(true);
       if (this.#responseDone) this.#finish();
     };
-    const onError = () => {
+    const onError = (err?: unknown) => {
       if (this.#body !== body) return;
       cleanup();
       // The client's body broke off: the upstream got a truncated request, so the connection goes.
-      this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'client request body ended early'));
+      // Its error (a RequestBodyError: malformed, too slow, too large) tells how to answer the client.
+      this.#fail(err instanceof Error ? err : new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'client request body ended early'));
     };
     const cleanup = () => {
       body.removeListener('data', onData);
       body.removeListener('end', onEnd);
       body.removeListener('error', onError);
-      body.removeListener('aborted', onError);
+      body.removeListener('close', onError);
     };
     body.on('data', onData);
     body.once('end', onEnd);
     body.once('error', onError);
-    body.once('aborted', onError);
+    // Destroyed without an error (nobody listened then), a body ends with 'close' alone.
+    body.once('close', onError);
   }
 
   readonly #onDrain = (): void => {
-    this.#body?.resume();
+    if (this.#body === null) return;
+    this.#awaitHead(false); // the body waits for the client again
+    this.#body.resume();
   };
+
+  /** While no response head has come: whether its clock runs (the upstream is what we wait for). */
+  #awaitHead(upstreamsTurn: boolean): void {
+    if (this.#deadlineCode !== 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT' || this.#responseDone) return;
+    this.#setDeadline(upstreamsTurn ? this.owner.headersMs : 0, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
+  }
 
   readonly #resume = (): void => {
     if (!this.#closed) this.#io.resume();

@@ -70,7 +70,7 @@ export function createUpstreamConnector(opts: ConnectorOptions): Connect {
       clearTimeout(timer);
       // A session the upstream no longer accepts must not be offered again.
       if (sessionKey) sessions.delete(sessionKey);
-      callback(err, null);
+      callback(state ? state.connectError(err) : err, null);
     };
     socket.once(state ? 'secureConnect' : 'connect', onReady);
     socket.once('error', onError);

@@ -1,10 +1,12 @@
 // What an upstream failure means for the client: a status and a stable reason. The error is the
-// upstream's fault (502/504), never a client error, and says whether retrying elsewhere is safe
-// (only when nothing was sent: the connection never came up).
+// upstream's fault (502/504), unless the exchange broke off because the client's own request body
+// failed (400/408/413, see RequestBodyError), and says whether retrying elsewhere is safe (only
+// when nothing was sent: the connection never came up).
+import { RequestBodyError } from '../http1/client-request.js';
 import type { RequestReason } from '../reasons.js';
 
 export interface UpstreamFailure {
-  readonly status: 502 | 504;
+  readonly status: 400 | 408 | 413 | 502 | 504;
   readonly reason: RequestReason;
   /** True when no request byte can have reached the upstream. */
   readonly beforeRequestSent: boolean;
@@ -29,6 +31,7 @@ const TLS_VERIFY_CODES = new Set([
 ]);
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  if (err instanceof RequestBodyError) return { status: err.status, reason: err.reason, beforeRequestSent: false };
   const code = (err as { code?: unknown } | null)?.code;
   switch (code) {
     case 'GATEHOUSE_UPSTREAM_IDENTITY_MISMATCH':
@@ -46,6 +49,8 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
       return { status: 502, reason: 'upstream_unavailable', beforeRequestSent: true };
+    case 'GATEHOUSE_UPSTREAM_BAD_RESPONSE': // llhttp refused the response, or it broke its own framing
+      return { status: 502, reason: 'upstream_protocol_error', beforeRequestSent: false };
   }
   if (typeof code === 'string' && (TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_'))) {
     return { status: 502, reason: 'upstream_tls_failed', beforeRequestSent: true };

@@ -8,7 +8,7 @@ import type { Backend, Listener, ListenerTimeouts, MtlsMode, Route } from '../..
 import { startFrontDoor, type FrontDoor, type FrontDoorOptions } from '../../gateway/listener/front-door.js';
 import type { ClientCert } from './mtls-client.js';
 
-export const TEST_TIMEOUTS: ListenerTimeouts = { helloMs: 5000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000 };
+export const TEST_TIMEOUTS: ListenerTimeouts = { helloMs: 5000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 };
 
 export function frontDoorListener(routes: Route[], extra: { name?: string; mode?: MtlsMode; maxConnections?: number; timeouts?: Partial<ListenerTimeouts> } = {}): Listener {
   return {
@@ -18,6 +18,7 @@ export function frontDoorListener(routes: Route[], extra: { name?: string; mode?
     routes,
     maxConnections: extra.maxConnections ?? 10_000,
     timeouts: { ...TEST_TIMEOUTS, ...extra.timeouts },
+    maxRequestBodyBytes: 64 * 1024 * 1024,
   };
 }
 

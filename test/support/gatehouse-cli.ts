@@ -27,6 +27,26 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The first of `count` consecutive loopback ports that are free now (for `gatehouse start
+ * --port-base`), picked below Linux's ephemeral range so outgoing connections do not take them.
+ */
+export async function freePortRun(count: number): Promise<number> {
+  const bindable = (port: number) =>
+    new Promise<net.Server | undefined>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => resolve(s));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const servers = await Promise.all(Array.from({ length: count }, (_, i) => bindable(base + i)));
+    await Promise.all(servers.map((s) => s && new Promise((resolve) => s.close(resolve))));
+    if (servers.every((s) => s !== undefined)) return base;
+  }
+  throw new Error(`no ${count} consecutive free loopback ports found in 50 attempts`);
+}
+
 export interface TerminateConfig {
   /** Where the YAML file goes. */
   file: string;
