@@ -6,17 +6,17 @@
 // header names do not reach the client.
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createIntermediateCa, issueLeaf } from '../certs/dev-ca.js';
 import type { TerminateRoute, XfccMode } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
-import { log, setLogLevel, setLogSink, type LogLevel } from '../gateway/log.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { rawExchange, rawRequest, type RawConnectionOptions, type RawResponse } from './support/raw-https.js';
+import { startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
+import { captureLogs, metricValue } from './support/lifecycle-harness.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
 const XFCC_MODES: readonly XfccMode[] = ['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'];
@@ -24,11 +24,10 @@ const XFCC_MODES: readonly XfccMode[] = ['sanitize', 'forward_only', 'append_for
 let pki: TestPki;
 let gateway: RunningGateway;
 let upstream: DemoUpstream;
-let rawUpstream: tls.Server;
+let rawUpstream: ScriptedTlsUpstream;
 let port: number;
 /** A listener none of whose routes allows ';' parameters or double encoding (the usual config). */
 let strictPort: number;
-let adminPort: number;
 const certs: Record<string, WrittenCert> = {};
 let intermediatePem: string;
 
@@ -41,23 +40,6 @@ const RAW_RESPONSES: Record<string, string> = {
   '/raw/keep-alive':
     'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nSet-Cookie: session=kept\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok',
 };
-
-async function startRawUpstream(cert: WrittenCert, caPem: string): Promise<tls.Server> {
-  const server = tls.createServer({ cert: cert.chainPem, key: cert.keyPem, ca: caPem, requestCert: true, rejectUnauthorized: true }, (socket) => {
-    let pending = '';
-    socket.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('latin1');
-      for (let end = pending.indexOf('\r\n\r\n'); end !== -1; end = pending.indexOf('\r\n\r\n')) {
-        const target = pending.slice(0, pending.indexOf('\r\n')).split(' ')[1]!;
-        pending = pending.slice(end + 4);
-        socket.write(RAW_RESPONSES[target] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      }
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
 
 beforeAll(async () => {
   pki = await TestPki.create();
@@ -73,7 +55,9 @@ beforeAll(async () => {
   fs.writeFileSync(bundle, pki.ca.rootPem + intermediate.certPem);
 
   upstream = await startDemoUpstream({ certPem: certs.upstream.chainPem, keyPem: certs.upstream.keyPem, caPem: pki.ca.rootPem });
-  rawUpstream = await startRawUpstream(certs.upstream, pki.ca.rootPem);
+  rawUpstream = await startScriptedTlsUpstream(certs.upstream, pki.ca.rootPem, ({ socket, path }) =>
+    socket.write(RAW_RESPONSES[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'),
+  );
 
   const callers = allow(id('frontend'), id('chained'));
   const route = (name: string, pathPrefix: string, extra: Partial<TerminateRoute> = {}, upstreamName = 'echo') =>
@@ -111,19 +95,18 @@ beforeAll(async () => {
       ],
       [
         mtlsUpstream({ name: 'echo', port: upstream.port, ...client }),
-        mtlsUpstream({ name: 'raw', port: (rawUpstream.address() as AddressInfo).port, ...client }),
+        mtlsUpstream({ name: 'raw', port: rawUpstream.port, ...client }),
       ],
     ),
   );
   port = gateway.listeners.get('public')!.address().port;
   strictPort = gateway.listeners.get('strict')!.address().port;
-  adminPort = (gateway.admin!.server.address() as AddressInfo).port;
 });
 
 afterAll(async () => {
   await gateway?.close();
   await upstream?.close();
-  await new Promise((resolve) => (rawUpstream ? rawUpstream.close(resolve) : resolve(undefined)));
+  await rawUpstream?.close();
   pki?.cleanup();
 });
 
@@ -138,11 +121,7 @@ const echoed = (res: RawResponse) => {
   return res.json<{ path: string; headers: Record<string, string> }>();
 };
 
-async function refusals(reason: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('gatehouse_http_refusals_total{') && l.includes('listener="public"') && l.includes(`reason="${reason}"`));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
-}
+const refusals = (reason: string) => metricValue('gatehouse_http_refusals_total', { listener: 'public', reason });
 
 describe('client identity headers', () => {
   /** One of each kind the product promises to remove (a prefix by a few of its members). */
@@ -323,18 +302,14 @@ describe('request paths', () => {
   });
 
   it('logs a refused path and a refused Host with the rule, as JSON lines', async () => {
-    const lines: string[] = [];
-    const level = (['debug', 'info', 'warn', 'error'] as LogLevel[]).find((l) => log.enabled(l)) ?? 'silent';
-    const previous = setLogSink((line) => lines.push(line));
-    setLogLevel('info');
+    const logs = captureLogs();
     try {
       await rawRequest(as('frontend'), get('/public/..;/admin'));
       await rawRequest(as('frontend'), get('/', ['Host: localhost', 'Host: localhost'], null));
     } finally {
-      setLogLevel(level);
-      setLogSink(previous);
+      logs.restore();
     }
-    const refused = lines.map((line) => JSON.parse(line)).filter((entry) => entry.event === 'request_refused');
+    const refused = logs.events('request_refused');
     expect(refused).toEqual([
       expect.objectContaining({ listener: 'public', reason: 'bad_path', rule: 'dot_segment', path: '/public/..;/admin' }),
       expect.objectContaining({ listener: 'public', reason: 'bad_host', rule: 'duplicate' }),
