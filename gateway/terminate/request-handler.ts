@@ -10,9 +10,10 @@ import type { UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { connectionContext, type ConnectionContext } from './connection-context.js';
 import { sendError } from '../http1/error-response.js';
-import { requestHost } from './host-header.js';
+import type { RequestReason } from '../reasons.js';
+import { requestHost, type HostRefusal } from './host-header.js';
 import { ProxyExchange } from './proxy-exchange.js';
-import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters } from './request-path.js';
+import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters, type PathRefusal } from './request-path.js';
 import type { TerminateRouter } from './terminate-router.js';
 import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-request-headers.js';
 
@@ -23,7 +24,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
     sendError(res, status, reason, message, extra);
   };
   /** A malformed request (bad_path, bad_host): logged with the rule that refused it, which the 400 names too. */
-  const refuseMalformed = (res: ClientResponse, reason: string, refusal: { rule: string; message: string }, fields: Record<string, unknown>) => {
+  const refuseMalformed = (res: ClientResponse, reason: RequestReason, refusal: PathRefusal | HostRefusal, fields: Record<string, unknown>) => {
     log.info('request_refused', { listener, reason, rule: refusal.rule, ...fields });
     refuse(res, 400, reason, refusal.message, { rule: refusal.rule });
   };
@@ -84,7 +85,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
 }
 
 /** A refusal the listener deferred because some route allows it, when this route does not. */
-function disallowedByRoute(route: CompiledRoute, path: string) {
+function disallowedByRoute(route: CompiledRoute, path: string): PathRefusal | undefined {
   const allowed = route.pathAllowances;
   if ((allowed & ALLOW_PATH_PARAMETERS) === 0 && path.includes(';')) return PATH_REFUSALS.path_parameters;
   if ((allowed & ALLOW_DOUBLE_ENCODING) === 0 && hasDoubleEncoding(path)) return PATH_REFUSALS.double_encoding;
