@@ -38,13 +38,14 @@ export const REQUEST_REASONS = [
   'upstream_body_timeout',
   'upstream_reset',
   'upstream_tls_failed',
-  'bad_path',
+  'bad_path', // a path refused by request-path.ts (400; the body and log name the rule)
   'upstream_protocol_error', // a response llhttp refuses, cut short of its framing, or an upgrade nobody asked for
   'bad_request', // malformed request (head, or a chunked body found bad after the head went upstream)
   'request_body_timeout', // the client went silent mid-body for timeouts.request_body while the upstream waited
   'request_body_too_large', // the body is larger than max_request_body (announced or counted)
   'http_version_not_supported', // a request line with a version other than HTTP/1.x (505)
   'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
+  'bad_host', // no Host, more than one, or one that is no host[:port] (400; the body and log name the rule)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

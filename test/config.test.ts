@@ -246,7 +246,7 @@ describe('a valid configuration', () => {
         {
           kind: 'terminate',
           name: 'payments',
-          match: { host: 'api.example.org', pathPrefix: '/payments' },
+          match: { host: 'api.example.org', pathPrefix: '/payments', caseInsensitive: false },
           upstream: 'payments',
           authorization: {
             allow: [
@@ -259,6 +259,11 @@ describe('a valid configuration', () => {
           xfcc: 'append_forward',
           xfccDetails: { subject: false, uri: true, dns: false, cert: true, chain: false },
           maxRequestBodyBytes: 512 * 1024,
+          stripHeaders: [],
+          trustClientIdentityHeaders: false,
+          mergeSlashes: true,
+          allowPathParameters: false,
+          allowDoubleEncoding: false,
         },
         { kind: 'passthrough', name: 'db', sni: ['db.example.org'], default: false, alpn: 'postgresql', backend: 'db' },
       ],

@@ -78,6 +78,8 @@ export interface RouteMatch {
   /** Host header / SNI to match, exact or `*.suffix`; absent: any. */
   readonly host?: string;
   readonly pathPrefix: string;
+  /** Match the path prefix ignoring ASCII case (default false: case-sensitive). */
+  readonly caseInsensitive?: boolean;
   /** Passthrough routes may also require an ALPN protocol offered by the client. */
   readonly alpn?: string;
 }
@@ -92,6 +94,16 @@ export interface TerminateRoute {
   readonly xfccDetails: XfccDetails;
   /** Overrides the listener's maxRequestBodyBytes for this route (larger or smaller). */
   readonly maxRequestBodyBytes?: number;
+  /** Request headers removed besides the client identity headers: lowercase names, `prefix*` for a prefix. */
+  readonly stripHeaders?: readonly string[];
+  /** Let the callers' own client identity headers through (they are trusted proxies). Default false. */
+  readonly trustClientIdentityHeaders?: boolean;
+  /** Forward '//' merged, as routed (default true); false forwards them as sent (routing still merges). */
+  readonly mergeSlashes?: boolean;
+  /** Accept ';' path parameters (routed as if removed, forwarded as sent). Default false. */
+  readonly allowPathParameters?: boolean;
+  /** Accept '%25' before two hex digits (a path an upstream decoding twice reads differently). Default false. */
+  readonly allowDoubleEncoding?: boolean;
 }
 
 export interface PassthroughRoute {

@@ -110,7 +110,7 @@ export class TerminateListener {
       this.#handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
       const served = sni === undefined ? state.defaultCert : state.select(sni);
-      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
+      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true, tlsSocket: socket });
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
       this.#serveHttp(socket);
