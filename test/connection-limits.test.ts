@@ -12,10 +12,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Listener, ListenerTimeouts, Route } from '../gateway/config/types.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { backend, passthroughRoute } from './support/front-door-harness.js';
-import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { captureLogs, metricValue, waitFor } from './support/lifecycle-harness.js';
 import { request, type TestResponse } from './support/mtls-client.js';
-import { startProxyParties, type ProxyParties } from './support/proxy-parties.js';
+import { listenerPort, startProxyParties, type ProxyParties } from './support/proxy-parties.js';
 import { id } from './support/test-pki.js';
 
 /** A real ClientHello (SNI node.example.com), as the front door tests use it. */
@@ -31,13 +31,7 @@ const open = new Set<net.Socket>();
 
 /** The listeners under test, all on one gateway; `door` ones have a passthrough route, which puts the front door before the TLS server. */
 function listener(name: string, door: boolean, extra: { maxConnections?: number; maxConnectionsPerSource?: number; timeouts?: Partial<ListenerTimeouts> } = {}): Listener {
-  const base = terminateListener({
-    name,
-    cert: parties.server.certFile,
-    key: parties.server.keyFile,
-    trustBundle: parties.pki.caFile,
-    routes: [terminateRoute('echo', 'echo', allow(id('frontend')))],
-  });
+  const base = parties.certs.listener([terminateRoute('echo', 'echo', allow(id('frontend')))], { name });
   const routes: Route[] = door ? [...base.routes, passthroughRoute('relay', 'relay', { sni: ['relay.test'] })] : [...base.routes];
   return {
     ...base,
@@ -48,7 +42,7 @@ function listener(name: string, door: boolean, extra: { maxConnections?: number;
   };
 }
 
-const portOf = (name: string): number => gateway.listeners.get(name)!.address().port;
+const portOf = (name: string): number => listenerPort(gateway, name);
 
 beforeAll(async () => {
   parties = await startProxyParties();

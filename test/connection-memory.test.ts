@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ClientConnection } from '../gateway/http1/client-connection.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { UpstreamConnection } from '../gateway/upstream/upstream-connection.js';
-import { allow, gatewayConfig, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { metricValue, waitFor } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
 import { startProxyParties, type ProxyParties } from './support/proxy-parties.js';
@@ -28,8 +28,8 @@ function alive(type: abstract new (...args: never[]) => unknown): number {
 
 beforeAll(async () => {
   parties = await startProxyParties();
-  const { pki, server, echo } = parties;
-  const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: pki.caFile, routes: [terminateRoute('echo', 'echo', allow(id('frontend')))] });
+  const { certs, echo } = parties;
+  const listener = certs.listener([terminateRoute('echo', 'echo', allow(id('frontend')))]);
   gateway = await startGateway(gatewayConfig([listener], [{ ...echo, timeouts: { ...echo.timeouts, idleMs: 200 } }]), { admin: false });
 });
 

@@ -9,13 +9,13 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblem, loadConfigFile } from '../gateway/config/load-config.js';
 import type { GatewayConfig } from '../gateway/config/types.js';
-import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { captureLogs, metricValue, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
 import { allow, gatewayConfig, plainUpstream, terminateListener, terminateRoute, terminateYaml } from './support/gateway-config.js';
+import { gatewayPerTest } from './support/gateway-per-test.js';
 import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -29,7 +29,7 @@ const leaves: Record<string, OpensslLeaf> = {};
 let origin: http.Server;
 let originPort: number;
 let logs: ReturnType<typeof captureLogs>;
-const gateways: RunningGateway[] = [];
+const startGatewayForTest = gatewayPerTest();
 
 beforeAll(async () => {
   logs = captureLogs();
@@ -50,10 +50,6 @@ beforeAll(async () => {
   originPort = (origin.address() as AddressInfo).port;
 });
 
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
-});
-
 afterAll(async () => {
   logs?.restore();
   await new Promise((resolve) => origin?.close(resolve));
@@ -65,9 +61,7 @@ async function start(crl: string[] | undefined, opts: { watch?: boolean } = {}) 
   const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: root.certFile, routes: [terminateRoute('all', 'origin', allow('spiffe://ossl.test/*'))] });
   const base = gatewayConfig([{ ...listener, tls: { ...listener.tls!, clientAuth: { ...listener.tls!.clientAuth, crl } } }], [plainUpstream('origin', originPort)]);
   const config: GatewayConfig = { ...base, lifecycle: { ...base.lifecycle, watch: opts.watch ?? false } };
-  const gateway = await startGateway(config, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
-  gateways.push(gateway);
-  return gateway.listeners.get('public')!.address().port;
+  return startGatewayForTest(config);
 }
 
 const rejected = (reason: string) => metricValue('gatehouse_tls_handshakes_total', { listener: 'public', result: 'rejected', reason });

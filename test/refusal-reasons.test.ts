@@ -6,12 +6,12 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certReasonFromOpenssl } from '../gateway/reasons.js';
-import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { captureLogs, metricValue, waitFor } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
 import { allow, gatewayConfig, plainUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
+import { gatewayPerTest } from './support/gateway-per-test.js';
 import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -30,7 +30,7 @@ const answers: Record<string, string | null> = {
   '/hangup': null,
 };
 let logs: ReturnType<typeof captureLogs>;
-const gateways: RunningGateway[] = [];
+const startGatewayForTest = gatewayPerTest();
 
 beforeAll(async () => {
   logs = captureLogs();
@@ -57,10 +57,6 @@ beforeAll(async () => {
   upstreamPort = (upstream.address() as AddressInfo).port;
 });
 
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
-});
-
 afterAll(async () => {
   logs?.restore();
   await new Promise((resolve) => upstream?.close(resolve));
@@ -70,9 +66,7 @@ afterAll(async () => {
 
 async function start(crl?: string) {
   const listener = terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: root.certFile, crl, routes: [terminateRoute('all', 'raw', allow('spiffe://ossl.test/*'))] });
-  const gateway = await startGateway(gatewayConfig([listener], [plainUpstream('raw', upstreamPort)]), { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
-  gateways.push(gateway);
-  return gateway.listeners.get('public')!.address().port;
+  return startGatewayForTest(gatewayConfig([listener], [plainUpstream('raw', upstreamPort)]));
 }
 
 const rejected = (reason: string) => metricValue('gatehouse_tls_handshakes_total', { listener: 'public', result: 'rejected', reason });

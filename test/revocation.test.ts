@@ -12,7 +12,7 @@ import { createCrl, issueLeaf } from '../certs/dev-ca.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { normalizeSerial } from '../gateway/lifecycle/revocation.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { captureLogs, metricValue, rawExchange, runLoad, waitFor, writeAtomically } from './support/lifecycle-harness.js';
+import { captureLogs, metricValue, resumableRequest, runLoad, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
@@ -128,17 +128,17 @@ describe('revoking a client certificate', () => {
   it('refuses a revoked client that comes back on a resumed TLS session (which skips OpenSSL\'s CRL check)', async () => {
     const crl = await pki.writeCrl('resume.crl', []);
     const { port } = await start({ crl });
-    const first = await rawExchange(port, ca(), certs.doomed);
+    const first = await resumableRequest(port, ca(), certs.doomed);
     expect(first.status).toBe('HTTP/1.1 200 OK');
     expect(first.session).toBeDefined();
-    const resumed = await rawExchange(port, ca(), certs.doomed, first.session);
+    const resumed = await resumableRequest(port, ca(), certs.doomed, first.session);
     expect(resumed).toMatchObject({ reused: true, status: 'HTTP/1.1 200 OK' });
 
     const successes = await metricValue('gatehouse_tls_reload_total', { target: 'listener/public', result: 'success' });
     writeAtomically(crl, fs.readFileSync(await pki.writeCrl('resume-next.crl', [certs.doomed]), 'utf8'));
     await waitFor('the CRL reload', async () => (await metricValue('gatehouse_tls_reload_total', { target: 'listener/public', result: 'success' })) > successes);
     const before = await rejected('revoked');
-    const after = await rawExchange(port, ca(), certs.doomed, resumed.session ?? first.session);
+    const after = await resumableRequest(port, ca(), certs.doomed, resumed.session ?? first.session);
     expect(after.reused).toBe(true); // the session was accepted by OpenSSL...
     expect(after.status).toBeUndefined(); // ...and the gateway closed the connection before any request
     await waitFor('the refusal counted as revoked', async () => (await rejected('revoked')) === before + 1, 2000);
@@ -279,11 +279,11 @@ describe('a CRL past nextUpdate', () => {
   it('under `reject_all`: a session resumed from before the CRL went stale is refused too', async () => {
     const crl = await pki.writeCrl('stale-reject-resume.crl', [], { nextUpdate: new Date(Date.now() + 1500) });
     const { gateway, port } = await start({ crl, staleCrl: 'reject_all' });
-    const first = await rawExchange(port, ca(), certs.frontend);
+    const first = await resumableRequest(port, ca(), certs.frontend);
     expect(first.status).toBe('HTTP/1.1 200 OK');
     await waitFor('the CRL to go stale', () => gateway.lifecycle.reloaders.get('listener/public')!.enforcement === 'reject_all', 4000);
     const before = await rejected('crl_stale');
-    const resumed = await rawExchange(port, ca(), certs.frontend, first.session);
+    const resumed = await resumableRequest(port, ca(), certs.frontend, first.session);
     expect(resumed.reused).toBe(true);
     expect(resumed.status).toBeUndefined();
     await waitFor('the refusal counted as crl_stale', async () => (await rejected('crl_stale')) === before + 1, 2000);

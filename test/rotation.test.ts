@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCa, issueLeaf, type CertificateAuthority } from '../certs/dev-ca.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { captureLogs, metricValue, rawExchange, runLoad, servedSerial, waitFor, writeAtomically } from './support/lifecycle-harness.js';
+import { captureLogs, metricValue, resumableRequest, runLoad, servedSerial, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request } from './support/mtls-client.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
@@ -119,14 +119,14 @@ describe('rotation under load', () => {
   it('a client of a CA dropped from the bundle cannot come back on a resumed TLS session', async () => {
     const g = await gatewayIn('resume-after-drop');
     const newCa = await createRootCa({ commonName: 'Replacement Root CA', trustDomain: 'test.gatehouse' });
-    const first = await rawExchange(g.port, ca(), certs.frontend);
+    const first = await resumableRequest(g.port, ca(), certs.frontend);
     expect(first.status).toBe('HTTP/1.1 200 OK');
-    expect((await rawExchange(g.port, ca(), certs.frontend, first.session)).reused).toBe(true);
+    expect((await resumableRequest(g.port, ca(), certs.frontend, first.session)).reused).toBe(true);
 
     const successes = await reloads('listener/public', 'success');
     writeAtomically(g.bundle, newCa.rootPem);
     await waitFor('the new bundle', async () => (await reloads('listener/public', 'success')) > successes);
-    const after = await rawExchange(g.port, ca(), certs.frontend, first.session);
+    const after = await resumableRequest(g.port, ca(), certs.frontend, first.session);
     expect(after.reused).toBe(false); // sessions are partitioned by trust bundle: a full handshake...
     expect(after.status).toBeUndefined(); // ...which the new bundle refuses
   });

@@ -4,15 +4,15 @@
 // plaintext callers, and the upstream's hop-by-hop response headers stop at the gateway.
 import { createHash, X509Certificate } from 'node:crypto';
 import net from 'node:net';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Listener, XfccMode } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { request } from './support/mtls-client.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
+import { connectMtls, request } from './support/mtls-client.js';
+import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
 import { okResponse, startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { id, type TestPki, type WrittenCert } from './support/test-pki.js';
 
 const MODES: readonly XfccMode[] = ['sanitize', 'sanitize_set', 'forward_only', 'append_forward', 'always_forward_only'];
 /** What an earlier proxy (or a client pretending to be one) sent. */
@@ -39,11 +39,9 @@ let client: WrittenCert;
 let ourElement: string;
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost', 'api.test'], usage: 'server' });
-  const gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  const origin = await pki.issue('origin', { spiffeId: id('origin'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
+  const certs = await ProxyCerts.issue({ serverDnsNames: ['localhost', 'api.test'] });
+  ({ pki, frontend: client } = certs);
+  const { origin } = certs;
   const hash = createHash('sha256').update(new X509Certificate(client.certPem).raw).digest('hex');
   ourElement = `By=${id('gateway')};Hash=${hash};Subject="CN=frontend";URI=${id('frontend')}`;
 
@@ -59,24 +57,16 @@ beforeAll(async () => {
   });
 
   const callers = { ...allow(id('frontend')), allowPlaintext: true };
-  const base = terminateListener({
-    cert: server.certFile,
-    key: server.keyFile,
-    trustBundle: pki.caFile,
-    routes: [
-      ...MODES.map((mode) => terminateRoute(`xfcc-${mode}`, 'echo', callers, { match: { pathPrefix: `/xfcc/${mode}` }, xfcc: mode })),
-      terminateRoute('hop', 'scripted', callers, { match: { pathPrefix: '/hop' } }),
-      terminateRoute('api-host', 'echo', callers, { match: { host: 'api.test', pathPrefix: '/' } }),
-      terminateRoute('wild-host', 'echo', callers, { match: { host: '*.wild.test', pathPrefix: '/' } }),
-    ],
-  });
+  const base = certs.listener([
+    ...MODES.map((mode) => terminateRoute(`xfcc-${mode}`, 'echo', callers, { match: { pathPrefix: `/xfcc/${mode}` }, xfcc: mode })),
+    terminateRoute('hop', 'scripted', callers, { match: { pathPrefix: '/hop' } }),
+    terminateRoute('api-host', 'echo', callers, { match: { host: 'api.test', pathPrefix: '/' } }),
+    terminateRoute('wild-host', 'echo', callers, { match: { host: '*.wild.test', pathPrefix: '/' } }),
+  ]);
   // PERMISSIVE: the same routes serve mTLS and plaintext callers, which the XFCC modes tell apart.
   const listener: Listener = { ...base, mode: 'PERMISSIVE' };
-  const tlsFiles = { cert: gatewayClient.certFile, key: gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('origin') };
-  gateway = await startGateway(
-    gatewayConfig([listener], [mtlsUpstream({ name: 'echo', port: echo.port, ...tlsFiles }), mtlsUpstream({ name: 'scripted', port: scripted.port, ...tlsFiles })]),
-  );
-  port = gateway.listeners.get('public')!.address().port;
+  gateway = await startGateway(gatewayConfig([listener], [certs.upstream('echo', echo.port), certs.upstream('scripted', scripted.port)]));
+  port = listenerPort(gateway);
 });
 
 afterAll(async () => {
@@ -118,10 +108,9 @@ async function xfccSeen(mode: XfccMode, caller: 'mtls' | 'plaintext', incoming: 
  * One request on a fresh mTLS connection without `Connection: close` (so the gateway adds no
  * Connection header of its own); resolves with the raw response head and body once complete.
  */
-async function rawExchange(path: string): Promise<{ head: string; body: string }> {
-  const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: client.chainPem, key: client.keyPem });
+async function rawGet(path: string): Promise<{ head: string; body: string }> {
+  const socket = await connectMtls({ port, ca: pki.ca.rootPem, cert: client });
   try {
-    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     socket.write(`GET ${path} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
     let raw = '';
     return await new Promise((resolve, reject) => {
@@ -197,7 +186,7 @@ describe('terminate: x-forwarded-client-cert per route mode', () => {
 
 describe('terminate: hop-by-hop response headers', () => {
   it.each(['/hop/sized', '/hop/chunked'])('%s: none of the upstream connection headers reach the client; end-to-end ones do', async (path) => {
-    const { head, body } = await rawExchange(path);
+    const { head, body } = await rawGet(path);
     expect(head).toMatch(/^HTTP\/1\.1 200 /);
     const names = headerNames(head);
     for (const [name] of HOP_BY_HOP) expect(names, `${name} in\n${head}`).not.toContain(name);

@@ -4,12 +4,15 @@
 // Covered: request body timeout and size limits, a response head whose body comes late, pipelined
 // requests followed by a malformed one, malformed chunked bodies and transfer codings, HTTP/2.0
 // request lines.
-import type { AddressInfo } from 'node:net';
-import tls, { type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
+import { metricValue } from './support/lifecycle-harness.js';
+import { connectMtls } from './support/mtls-client.js';
+import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { startScriptedTlsUpstream, type ScriptedRequest, type ScriptedTlsUpstream, type Transcript } from './support/scripted-tls-upstream.js';
+import { id } from './support/test-pki.js';
 
 /** When the upstream sends the body of /late-* responses, after their head. */
 const LATE_MS = 2000;
@@ -33,123 +36,47 @@ async function until(done: () => boolean, ms = 5000): Promise<boolean> {
   return done();
 }
 
-interface UpstreamConnection {
-  /** Every byte received on this connection (latin1). */
-  data: string;
-  closed: boolean;
-}
-
 /**
- * An mTLS upstream that records what it receives and answers each complete request (head and
- * body, Content-Length or chunked) with `ok METHOD PATH body=LENGTH`; /late-body and /late-chunked
- * send their head at once and their body LATE_MS later; POST /early is answered once its head is
- * in, before its body, and POST /early-open too but with a response that does not end.
+ * The upstream's script: each complete request (head and body, Content-Length or chunked) is
+ * answered with `ok METHOD PATH body=LENGTH`; /late-body and /late-chunked send their head at once
+ * and their body LATE_MS later; POST /early is answered once its head is in, before its body, and
+ * POST /early-open too but with a response that does not end.
  */
-class ScriptedUpstream {
-  readonly connections: UpstreamConnection[] = [];
-  readonly server: tls.Server;
-
-  constructor(cert: WrittenCert, caPem: string) {
-    this.server = tls.createServer({ cert: cert.chainPem, key: cert.keyPem, ca: caPem, requestCert: true, rejectUnauthorized: true }, (socket) => this.#serve(socket));
+function answer({ socket, method, path, bodyLength }: ScriptedRequest): void {
+  if (path.endsWith('/early') || path.endsWith('/early-open')) {
+    // -open: a response that has begun and goes on (chunked, not ended).
+    if (method === 'POST') socket.write(path.endsWith('/early') ? 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly' : 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nearly\r\n');
+    return;
   }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  /** Everything every connection has received so far. */
-  get received(): string {
-    return this.connections.map((c) => c.data).join('');
-  }
-
-  #serve(socket: TLSSocket): void {
-    const conn: UpstreamConnection = { data: '', closed: false };
-    this.connections.push(conn);
-    let offset = 0;
-    let answeredEarly = -1;
-    socket.on('error', () => {});
-    socket.on('close', () => (conn.closed = true));
-    socket.on('data', (chunk: Buffer) => {
-      conn.data += chunk.toString('latin1');
-      for (;;) {
-        const early = /^POST \S*\/early(-open)? /.exec(conn.data.slice(offset));
-        if (answeredEarly !== offset && early !== null && conn.data.includes('\r\n\r\n', offset)) {
-          answeredEarly = offset;
-          // -open: a response that has begun and goes on (chunked, not ended).
-          socket.write(early[1] === undefined ? 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nearly' : 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nearly\r\n');
-        }
-        const request = parseRequest(conn.data, offset);
-        if (request === undefined) return;
-        offset = request.end;
-        if (request.path.endsWith('/early') || request.path.endsWith('/early-open')) continue;
-        if (request.path.endsWith('/late-body')) {
-          socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n');
-          setTimeout(() => socket.write('hello'), LATE_MS);
-        } else if (request.path === '/late-chunked') {
-          socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
-          setTimeout(() => socket.write('5\r\nhello\r\n0\r\n\r\n'), LATE_MS);
-        } else {
-          const body = `ok ${request.method} ${request.path} body=${request.bodyLength}`;
-          socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-        }
-      }
-    });
-  }
-}
-
-/** The request that starts at `offset`, once all of it (head and body) is in `data`. */
-function parseRequest(data: string, offset: number): { method: string; path: string; bodyLength: number; end: number } | undefined {
-  const headEnd = data.indexOf('\r\n\r\n', offset);
-  if (headEnd === -1) return undefined;
-  const head = data.slice(offset, headEnd).split('\r\n');
-  const [method = '', path = ''] = head[0]!.split(' ');
-  const header = (name: string) => head.find((line) => line.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
-  let pos = headEnd + 4;
-  if (header('transfer-encoding') === 'chunked') {
-    let bodyLength = 0;
-    for (;;) {
-      const lineEnd = data.indexOf('\r\n', pos);
-      if (lineEnd === -1) return undefined;
-      const size = parseInt(data.slice(pos, lineEnd), 16);
-      if (data.length < lineEnd + 2 + size + 2) return undefined;
-      pos = lineEnd + 2 + size + 2;
-      if (size === 0) return { method, path, bodyLength, end: pos };
-      bodyLength += size;
+  void bodyLength.then((length) => {
+    if (path.endsWith('/late-body')) {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n');
+      setTimeout(() => socket.write('hello'), LATE_MS);
+    } else if (path === '/late-chunked') {
+      socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+      setTimeout(() => socket.write('5\r\nhello\r\n0\r\n\r\n'), LATE_MS);
+    } else {
+      const body = `ok ${method} ${path} body=${length}`;
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     }
-  }
-  const length = Number(header('content-length') ?? 0);
-  if (data.length < pos + length) return undefined;
-  return { method, path, bodyLength: length, end: pos + length };
+  });
 }
 
-let pki: TestPki;
-let client: WrittenCert;
-let upstream: ScriptedUpstream;
+let certs: ProxyCerts;
+let upstream: ScriptedTlsUpstream;
 let gateway: RunningGateway;
 let port: number;
-let adminPort: number;
 const open: TLSSocket[] = [];
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  const gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  const origin = await pki.issue('origin', { spiffeId: id('origin'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  upstream = new ScriptedUpstream(origin, pki.ca.rootPem);
-  await new Promise<void>((resolve) => upstream.server.listen(0, '127.0.0.1', resolve));
-
-  const listener = terminateListener({
-    cert: server.certFile,
-    key: server.keyFile,
-    trustBundle: pki.caFile,
-    routes: [
-      terminateRoute('big', 'origin', allow(id('frontend')), { match: { pathPrefix: '/big' }, maxRequestBodyBytes: BIG_LIMIT }),
-      terminateRoute('single', 'single', allow(id('frontend')), { match: { pathPrefix: '/single' } }),
-      terminateRoute('main', 'origin', allow(id('frontend'))),
-    ],
-  });
-  const originUpstream = mtlsUpstream({ name: 'origin', port: upstream.port, cert: gatewayClient.certFile, key: gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('origin') });
+  certs = await ProxyCerts.issue();
+  upstream = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, answer);
+  const listener = certs.listener([
+    terminateRoute('big', 'origin', allow(id('frontend')), { match: { pathPrefix: '/big' }, maxRequestBodyBytes: BIG_LIMIT }),
+    terminateRoute('single', 'single', allow(id('frontend')), { match: { pathPrefix: '/single' } }),
+    terminateRoute('main', 'origin', allow(id('frontend'))),
+  ]);
+  const originUpstream = certs.upstream('origin', upstream.port);
   gateway = await startGateway(
     gatewayConfig(
       [{ ...listener, maxRequestBodyBytes: LIMIT, timeouts: { ...listener.timeouts, requestBodyMs: REQUEST_BODY_MS } }],
@@ -160,15 +87,14 @@ beforeAll(async () => {
       ],
     ),
   );
-  port = gateway.listeners.get('public')!.address().port;
-  adminPort = (gateway.admin!.server.address() as AddressInfo).port;
+  port = listenerPort(gateway);
 }, 30_000);
 
 afterAll(async () => {
   for (const socket of open) socket.destroy();
   await gateway?.close();
-  await new Promise<void>((resolve) => (upstream ? upstream.server.close(() => resolve()) : resolve()));
-  pki?.cleanup();
+  await upstream?.close();
+  certs?.pki.cleanup();
 });
 
 /** A raw mTLS client: what it sent is the test's, what came back is recorded with its arrival time. */
@@ -190,9 +116,8 @@ class RawClient {
 
   /** `allowHalfOpen`: keep sending after the gateway ended its side. */
   static async connect(options: { allowHalfOpen?: boolean } = {}): Promise<RawClient> {
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: client.chainPem, key: client.keyPem, ...options });
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend, ...options });
     open.push(socket);
-    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     return new RawClient(socket);
   }
 
@@ -212,16 +137,6 @@ class RawClient {
   }
 }
 
-async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(name + '{') && want.every((w) => line.includes(w))) total += Number(line.split(' ').pop());
-  }
-  return total;
-}
-
 const HEAD = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.1\r\nhost: localhost\r\n${extra}\r\n`;
 const reasonOf = (received: string) => /"reason":"([a-z_]+)"/.exec(received)?.[1];
 
@@ -237,9 +152,9 @@ async function warmPool(): Promise<void> {
 }
 
 /** The upstream connection that received `marker` (a request line), once it has. */
-async function upstreamConnectionWith(marker: string): Promise<UpstreamConnection> {
-  await until(() => upstream.connections.some((c) => c.data.includes(marker)));
-  const conn = upstream.connections.find((c) => c.data.includes(marker));
+async function upstreamConnectionWith(marker: string): Promise<Transcript> {
+  await until(() => upstream.transcripts.some((c) => c.data.includes(marker)));
+  const conn = upstream.transcripts.find((c) => c.data.includes(marker));
   if (conn === undefined) throw new Error(`the upstream never received ${marker}`);
   return conn;
 }

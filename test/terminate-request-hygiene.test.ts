@@ -13,11 +13,12 @@ import { createIntermediateCa, issueLeaf } from '../certs/dev-ca.js';
 import type { TerminateRoute, XfccMode } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { rawExchange, rawRequest, type RawConnectionOptions, type RawResponse } from './support/raw-https.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
+import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { rawRequest, rawRequestsOnOneConnection, type RawConnectionOptions, type RawResponse } from './support/raw-https.js';
 import { startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { captureLogs, metricValue } from './support/lifecycle-harness.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { id, type TestPki, type WrittenCert } from './support/test-pki.js';
 
 const XFCC_MODES: readonly XfccMode[] = ['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'];
 
@@ -42,35 +43,29 @@ const RAW_RESPONSES: Record<string, string> = {
 };
 
 beforeAll(async () => {
-  pki = await TestPki.create();
+  const proxyCerts = await ProxyCerts.issue({ serverDnsNames: ['localhost', 'api.test'], serverIpAddresses: ['127.0.0.1'] });
+  pki = proxyCerts.pki;
   const intermediate = await createIntermediateCa(pki.ca, { commonName: 'Test Intermediate CA', trustDomain: 'test.gatehouse' });
   intermediatePem = intermediate.certPem;
-  certs.gatewayServer = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost', 'api.test'], ipAddresses: ['127.0.0.1'], usage: 'server' });
-  certs.gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  certs.upstream = await pki.issue('upstream', { spiffeId: id('payments'), dnsNames: ['localhost'], usage: 'server' });
-  certs.frontend = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
+  certs.frontend = proxyCerts.frontend;
   certs.chained = pki.write('chained', await issueLeaf(intermediate, { spiffeId: id('chained'), usage: 'client' }));
   // The client CAs: the root and the intermediate that issues `chained` (peer-chain.ts says why).
   const bundle = path.join(pki.dir, 'client-cas.crt');
   fs.writeFileSync(bundle, pki.ca.rootPem + intermediate.certPem);
 
-  upstream = await startDemoUpstream({ certPem: certs.upstream.chainPem, keyPem: certs.upstream.keyPem, caPem: pki.ca.rootPem });
-  rawUpstream = await startScriptedTlsUpstream(certs.upstream, pki.ca.rootPem, ({ socket, path }) =>
+  upstream = await startDemoUpstream({ certPem: proxyCerts.origin.chainPem, keyPem: proxyCerts.origin.keyPem, caPem: pki.ca.rootPem });
+  rawUpstream = await startScriptedTlsUpstream(proxyCerts.origin, pki.ca.rootPem, ({ socket, path }) =>
     socket.write(RAW_RESPONSES[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'),
   );
 
   const callers = allow(id('frontend'), id('chained'));
   const route = (name: string, pathPrefix: string, extra: Partial<TerminateRoute> = {}, upstreamName = 'echo') =>
     terminateRoute(name, upstreamName, callers, { ...extra, match: { pathPrefix, ...extra.match } });
-  const client = { cert: certs.gatewayClient.certFile, key: certs.gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('payments') };
   gateway = await startGateway(
     gatewayConfig(
       [
-        terminateListener({
-          cert: certs.gatewayServer.certFile,
-          key: certs.gatewayServer.keyFile,
-          trustBundle: bundle,
-          routes: [
+        proxyCerts.listener(
+          [
             // Only spiffe://…/admin may call /admin: every spelling of it must meet this route.
             terminateRoute('admin', 'echo', allow(id('admin')), { match: { pathPrefix: '/admin', caseInsensitive: true } }),
             terminateRoute('internal', 'echo', allow(id('admin')), { match: { pathPrefix: '/internal' } }),
@@ -84,23 +79,15 @@ beforeAll(async () => {
             route('raw', '/raw', {}, 'raw'),
             route('catch-all', '/'),
           ],
-        }),
-        terminateListener({
-          name: 'strict',
-          cert: certs.gatewayServer.certFile,
-          key: certs.gatewayServer.keyFile,
-          trustBundle: bundle,
-          routes: [terminateRoute('admin', 'echo', allow(id('admin')), { match: { pathPrefix: '/admin' } }), route('catch-all', '/')],
-        }),
+          { trustBundle: bundle },
+        ),
+        proxyCerts.listener([terminateRoute('admin', 'echo', allow(id('admin')), { match: { pathPrefix: '/admin' } }), route('catch-all', '/')], { name: 'strict', trustBundle: bundle }),
       ],
-      [
-        mtlsUpstream({ name: 'echo', port: upstream.port, ...client }),
-        mtlsUpstream({ name: 'raw', port: rawUpstream.port, ...client }),
-      ],
+      [proxyCerts.upstream('echo', upstream.port), proxyCerts.upstream('raw', rawUpstream.port)],
     ),
   );
-  port = gateway.listeners.get('public')!.address().port;
-  strictPort = gateway.listeners.get('strict')!.address().port;
+  port = listenerPort(gateway);
+  strictPort = listenerPort(gateway, 'strict');
 });
 
 afterAll(async () => {
@@ -219,7 +206,7 @@ describe('Host', () => {
   });
 
   it('checks every request of a keep-alive connection, whatever Host the one before it sent', async () => {
-    const [first, invalid, other, mismatched] = await rawExchange(
+    const [first, invalid, other, mismatched] = await rawRequestsOnOneConnection(
       as('frontend'),
       get('/', [], 'localhost'),
       get('/', [], 'localhost/admin'),
@@ -387,10 +374,10 @@ describe('XFCC Chain', () => {
     });
     const chainReads = () => reads;
     try {
-      const plain = await rawExchange(as('chained'), get('/'), get('/xfcc/sanitize_set'));
+      const plain = await rawRequestsOnOneConnection(as('chained'), get('/'), get('/xfcc/sanitize_set'));
       for (const res of plain) expect(echoed(res).headers['x-forwarded-client-cert']).not.toContain('Chain=');
       expect(chainReads()).toBe(0);
-      const responses = await rawExchange(as('chained'), get('/chain'), get('/chain/2'), get('/'), get('/chain/3'));
+      const responses = await rawRequestsOnOneConnection(as('chained'), get('/chain'), get('/chain/2'), get('/'), get('/chain/3'));
       const chains = responses.filter((_, i) => i !== 2).map((res) => chainOf(echoed(res).headers['x-forwarded-client-cert']!));
       expect(chains[0]).toHaveLength(2);
       expect(chains).toEqual([chains[0], chains[0], chains[0]]);

@@ -4,26 +4,26 @@
 import { createHash } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { run } from './support/front-door-harness.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
+import { connectMtls } from './support/mtls-client.js';
+import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { id, type WrittenCert } from './support/test-pki.js';
 
 const MB = 1024 * 1024;
 const PAYLOAD = Buffer.alloc(6 * MB);
 for (let i = 0; i < PAYLOAD.length; i += 4) PAYLOAD.writeUInt32LE((i * 2654435761) >>> 0, i);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-let pki: TestPki;
+let certs: ProxyCerts;
 let gateway: RunningGateway;
 let upstream: https.Server;
 let port: number;
 const uploads: { length: number; sha: string; chunked: boolean }[] = [];
-let client: WrittenCert;
 /** Bytes the upstream has handed to its socket for /huge (more than loopback's socket buffers hold). */
 let hugeWritten = 0;
 const HUGE = 16 * PAYLOAD.length;
@@ -61,33 +61,27 @@ function startUpstream(cert: WrittenCert, caPem: string): Promise<https.Server> 
 }
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  const gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  const upstreamCert = await pki.issue('upstream', { spiffeId: id('files'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  upstream = await startUpstream(upstreamCert, pki.ca.rootPem);
-  const config = gatewayConfig(
-    [terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: pki.caFile, routes: [terminateRoute('files', 'files', allow(id('frontend')))] })],
-    [mtlsUpstream({ name: 'files', port: (upstream.address() as AddressInfo).port, cert: gatewayClient.certFile, key: gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('files') })],
-  );
+  certs = await ProxyCerts.issue();
+  upstream = await startUpstream(certs.origin, certs.pki.ca.rootPem);
+  const config = gatewayConfig([certs.listener([terminateRoute('files', 'files', allow(id('frontend')))])], [certs.upstream('files', (upstream.address() as AddressInfo).port)]);
   gateway = await startGateway(config);
-  port = gateway.listeners.get('public')!.address().port;
+  port = listenerPort(gateway);
 }, 30_000);
 
 afterAll(async () => {
   await gateway?.close();
   upstream?.closeAllConnections();
   await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
+  certs?.pki.cleanup();
 });
 
 function curl(args: string[]) {
-  return run('curl', ['-sS', '--http1.1', '--cacert', pki.caFile, '--cert', client.certFile, '--key', client.keyFile, ...args], { timeoutMs: 20_000 });
+  return run('curl', ['-sS', '--http1.1', '--cacert', certs.pki.caFile, '--cert', certs.frontend.certFile, '--key', certs.frontend.keyFile, ...args], { timeoutMs: 20_000 });
 }
 
 describe('terminate: large bodies both ways (curl)', () => {
   it('streams a chunked 6 MB upload to the upstream intact', async () => {
-    const file = path.join(pki.dir, 'upload.bin');
+    const file = path.join(certs.pki.dir, 'upload.bin');
     fs.writeFileSync(file, PAYLOAD);
     const r = await curl(['-H', 'Transfer-Encoding: chunked', '--data-binary', `@${file}`, `https://localhost:${port}/upload`]);
     expect(r.stderr).toBe('');
@@ -96,7 +90,7 @@ describe('terminate: large bodies both ways (curl)', () => {
   });
 
   it.each(['/stream', '/sized'])('downloads 6 MB from %s intact', async (route) => {
-    const out = path.join(pki.dir, `download${route.replace('/', '-')}.bin`);
+    const out = path.join(certs.pki.dir, `download${route.replace('/', '-')}.bin`);
     const r = await curl(['-D', '-', '-o', out, `https://localhost:${port}${route}`]);
     expect(r.stdout).toMatch(/^HTTP\/1\.1 200 /);
     if (route === '/stream') expect(r.stdout).toMatch(/transfer-encoding: chunked/i);
@@ -105,8 +99,7 @@ describe('terminate: large bodies both ways (curl)', () => {
   });
 
   it('holds back a slow reader: the upstream is paused instead of the gateway buffering the response', async () => {
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: client.chainPem, key: client.keyPem });
-    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
     socket.write('GET /huge HTTP/1.1\r\nhost: localhost\r\n\r\n');
     let received = 0;
     // Take one read, then stop reading. The first bytes may be slow on a loaded machine (a new

@@ -2,15 +2,15 @@
 // endpoint that refuses connections is failed over, an upstream that never answers gets a 504 at
 // its headers deadline, one that stalls mid-body has the client connection cut at its body deadline,
 // and a pool never opens more connections than its limit, counted by the upstream as it accepts them.
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { freePort } from './support/gatehouse-cli.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { request } from './support/mtls-client.js';
+import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
+import { connectMtls, request } from './support/mtls-client.js';
+import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
 import { okResponse, startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { id } from './support/test-pki.js';
 
 /** The pool checks deadlines on a 250 ms tick against a clock read at the last tick: a timeout fires up to one tick early or late. */
 const TICK_MS = 250;
@@ -19,22 +19,18 @@ const BODY_TIMEOUT_MS = 750;
 const POOL_LIMIT = 2;
 const HOLD_MS = 200;
 
-let pki: TestPki;
+let certs: ProxyCerts;
 let gateway: RunningGateway;
 let port: number;
-let client: WrittenCert;
 const upstreams: Record<'live' | 'silent' | 'stalledAfterHead' | 'stalledMidBody' | 'trickling' | 'limited', ScriptedTlsUpstream> = {} as never;
 let deadPort: number;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  const gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  const origin = await pki.issue('origin', { spiffeId: id('origin'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  const ca = pki.ca.rootPem;
+  certs = await ProxyCerts.issue();
+  const { origin } = certs;
+  const ca = certs.pki.ca.rootPem;
 
   upstreams.live = await startScriptedTlsUpstream(origin, ca, ({ socket, path }) => socket.write(okResponse(`live ${path}`)));
   upstreams.silent = await startScriptedTlsUpstream(origin, ca, () => {}); // reads the request, never answers
@@ -54,28 +50,27 @@ beforeAll(async () => {
   });
   deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
 
-  const tlsFiles = { cert: gatewayClient.certFile, key: gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('origin') };
   const timeouts = (headersMs: number, bodyMs: number): Upstream['timeouts'] => ({ connectMs: 2000, headersMs, idleMs: 30_000, bodyMs });
   const upstreamList: Upstream[] = [
-    mtlsUpstream({ name: 'failover', port: 0, ports: [deadPort, upstreams.live.port], ...tlsFiles }),
-    { ...mtlsUpstream({ name: 'silent', port: upstreams.silent.port, ...tlsFiles }), timeouts: timeouts(HEADERS_TIMEOUT_MS, 30_000) },
-    { ...mtlsUpstream({ name: 'stalledAfterHead', port: upstreams.stalledAfterHead.port, ...tlsFiles }), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
-    { ...mtlsUpstream({ name: 'stalledMidBody', port: upstreams.stalledMidBody.port, ...tlsFiles }), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
-    { ...mtlsUpstream({ name: 'trickling', port: upstreams.trickling.port, ...tlsFiles }), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
-    mtlsUpstream({ name: 'limited', port: upstreams.limited.port, connections: POOL_LIMIT, ...tlsFiles }),
+    certs.upstream('failover', 0, { ports: [deadPort, upstreams.live.port] }),
+    { ...certs.upstream('silent', upstreams.silent.port), timeouts: timeouts(HEADERS_TIMEOUT_MS, 30_000) },
+    { ...certs.upstream('stalledAfterHead', upstreams.stalledAfterHead.port), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
+    { ...certs.upstream('stalledMidBody', upstreams.stalledMidBody.port), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
+    { ...certs.upstream('trickling', upstreams.trickling.port), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
+    certs.upstream('limited', upstreams.limited.port, { connections: POOL_LIMIT }),
   ];
   const routes = upstreamList.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
-  gateway = await startGateway(gatewayConfig([terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: pki.caFile, routes })], upstreamList));
-  port = gateway.listeners.get('public')!.address().port;
+  gateway = await startGateway(gatewayConfig([certs.listener(routes)], upstreamList));
+  port = listenerPort(gateway);
 });
 
 afterAll(async () => {
   await gateway?.close();
   for (const upstream of Object.values(upstreams)) await upstream.close();
-  pki?.cleanup();
+  certs?.pki.cleanup();
 });
 
-const get = (path: string) => request({ port, ca: pki.ca.rootPem, cert: client, path });
+const get = (path: string) => request({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend, path });
 
 describe('terminate: upstream failures', () => {
   it('fails over to the next endpoint when one refuses the connection: every request is served', async () => {
@@ -104,8 +99,7 @@ describe('terminate: upstream failures', () => {
     ['stalledAfterHead', ''],
     ['stalledMidBody', 'first ten.'],
   ] as const)('cuts the client connection when the upstream stalls past its body timeout (%s), and closes the upstream connection', async (name, partialBody) => {
-    const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: client.chainPem, key: client.keyPem });
-    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
     const started = Date.now();
     socket.on('error', () => {});
     socket.write(`GET /${name} HTTP/1.1\r\nhost: localhost\r\n\r\n`);

@@ -9,38 +9,32 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblem, loadConfigFile } from '../gateway/config/load-config.js';
 import type { GatewayConfig, ListenerTls, Upstream } from '../gateway/config/types.js';
-import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { run } from './support/front-door-harness.js';
 import { request } from './support/mtls-client.js';
-import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute, terminateYaml } from './support/gateway-config.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+import { allow, gatewayConfig, terminateRoute, terminateYaml } from './support/gateway-config.js';
+import { gatewayPerTest } from './support/gateway-per-test.js';
+import { ProxyCerts } from './support/proxy-parties.js';
+import { id, type TestPki } from './support/test-pki.js';
 
 let pki: TestPki;
-const certs: Record<string, WrittenCert> = {};
+let certs: ProxyCerts;
 let upstream: https.Server;
 let upstreamPort: number;
-const gateways: RunningGateway[] = [];
+const startGatewayForTest = gatewayPerTest();
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  certs.server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
-  certs.client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  certs.gatewayClient = await pki.issue('gateway-client', { spiffeId: id('gateway'), usage: 'client' });
-  certs.upstream = await pki.issue('upstream', { spiffeId: id('payments'), dnsNames: ['localhost'], usage: 'server' });
+  certs = await ProxyCerts.issue({ origin: 'payments' });
+  pki = certs.pki;
   // An upstream that speaks only CBC suites over TLS 1.2, as old servers do.
   upstream = https.createServer(
-    { cert: certs.upstream.chainPem, key: certs.upstream.keyPem, ca: pki.ca.rootPem, requestCert: true, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384' },
+    { cert: certs.origin.chainPem, key: certs.origin.keyPem, ca: pki.ca.rootPem, requestCert: true, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384' },
     (_req, res) => res.end('cbc upstream\n'),
   );
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   upstreamPort = (upstream.address() as AddressInfo).port;
-});
-
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((g) => g.close()));
 });
 
 afterAll(async () => {
@@ -49,19 +43,16 @@ afterAll(async () => {
 });
 
 async function start(tlsExtra: Partial<ListenerTls> = {}, upstreams: Upstream[] = [cbcUpstream()]) {
-  const listener = terminateListener({ cert: certs.server.certFile, key: certs.server.keyFile, trustBundle: pki.caFile, routes: [terminateRoute('all', 'cbc', allow(id('frontend')))] });
+  const listener = certs.listener([terminateRoute('all', 'cbc', allow(id('frontend')))]);
   const config: GatewayConfig = gatewayConfig([{ ...listener, tls: { ...listener.tls!, ...tlsExtra } }], upstreams);
-  const gateway = await startGateway(config, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
-  gateways.push(gateway);
-  return gateway.listeners.get('public')!.address().port;
+  return startGatewayForTest(config);
 }
 
-const cbcUpstream = (): Upstream =>
-  mtlsUpstream({ name: 'cbc', port: upstreamPort, cert: certs.gatewayClient!.certFile, key: certs.gatewayClient!.keyFile, trustBundle: pki.caFile, expectId: id('payments') });
+const cbcUpstream = (): Upstream => certs.upstream('cbc', upstreamPort);
 
 /** `openssl s_client` with the test client certificate; stdin is closed at once: the handshake and nothing else. */
 function sClient(port: number, args: string[]) {
-  return run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caFile, '-cert', certs.client!.certFile, '-key', certs.client!.keyFile, ...args], { timeoutMs: 10_000 });
+  return run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-CAfile', pki.caFile, '-cert', certs.frontend.certFile, '-key', certs.frontend.keyFile, ...args], { timeoutMs: 10_000 });
 }
 
 const handshakeOk = (r: { code: number | null; stdout: string }) => r.code === 0 && /^\s*Verification: OK|Verify return code: 0 \(ok\)/m.test(r.stdout) && !/Cipher is \(NONE\)/.test(r.stdout);
@@ -72,7 +63,7 @@ const handshakeOk = (r: { code: number | null; stdout: string }) => r.code === 0
  */
 function renegotiateWithOpenssl(port: number): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-CAfile', pki.caFile, '-cert', certs.client!.certFile, '-key', certs.client!.keyFile]);
+    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', '-tls1_2', '-CAfile', pki.caFile, '-cert', certs.frontend.certFile, '-key', certs.frontend.keyFile]);
     let output = '';
     let asked = false;
     const onOutput = (chunk: Buffer) => {
@@ -109,7 +100,7 @@ describe('renegotiation', () => {
     const port = await start();
     for (let i = 0; i < 10; i++) {
       const error = await new Promise<Error | null>((resolve, reject) => {
-        const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: certs.client!.chainPem, key: certs.client!.keyPem, maxVersion: 'TLSv1.2' });
+        const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca: pki.ca.rootPem, cert: certs.frontend.chainPem, key: certs.frontend.keyPem, maxVersion: 'TLSv1.2' });
         socket.setTimeout(5000, () => {
           socket.destroy();
           reject(new Error('no answer to the renegotiation within 5 s'));
@@ -186,7 +177,7 @@ describe('protocol versions and suites (what testssl.sh and sslscan check)', () 
 
   it('upstream connections offer the same AEAD-only suites: a CBC-only upstream is refused (502 upstream_tls_failed)', async () => {
     const port = await start();
-    const res = await request({ port, ca: pki.ca.rootPem, cert: certs.client! });
+    const res = await request({ port, ca: pki.ca.rootPem, cert: certs.frontend });
     expect(res.status).toBe(502);
     expect(res.json().reason).toBe('upstream_tls_failed');
   });
@@ -194,7 +185,7 @@ describe('protocol versions and suites (what testssl.sh and sslscan check)', () 
   it('an upstream may be given CBC suites explicitly, and then it is reached', async () => {
     const withCbc: Upstream = { ...cbcUpstream(), tls: { ...cbcUpstream().tls!, ciphers: ['ECDHE-ECDSA-AES128-SHA'] } };
     const port = await start({}, [withCbc]);
-    const res = await request({ port, ca: pki.ca.rootPem, cert: certs.client! });
+    const res = await request({ port, ca: pki.ca.rootPem, cert: certs.frontend });
     expect(res.status).toBe(200);
     expect(res.body).toBe('cbc upstream\n');
   });
@@ -204,12 +195,12 @@ describe('tls.ciphers and tls.curves in a configuration file', () => {
   const load = (tlsLines: string, upstreamTlsLines = '') => {
     const file = path.join(pki.dir, `suites-${Math.random().toString(36).slice(2)}.yaml`);
     const upstreamTls = `    tls:
-      cert: ${certs.gatewayClient!.certFile}
-      key: ${certs.gatewayClient!.keyFile}
+      cert: ${certs.gatewayClient.certFile}
+      key: ${certs.gatewayClient.keyFile}
       trust_bundle: ${pki.caFile}
       expect_id: ${id('payments')}
 ${upstreamTlsLines}`;
-    fs.writeFileSync(file, terminateYaml({ certFile: certs.server!.certFile, keyFile: certs.server!.keyFile, trustBundle: pki.caFile, tlsLines, upstreamTls }));
+    fs.writeFileSync(file, terminateYaml({ certFile: certs.server.certFile, keyFile: certs.server.keyFile, trustBundle: pki.caFile, tlsLines, upstreamTls }));
     return { file, result: loadConfigFile(file) };
   };
   const problems = (r: ReturnType<typeof load>) => (r.result.ok ? [] : r.result.problems.map(formatProblem));

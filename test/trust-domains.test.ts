@@ -20,7 +20,7 @@ import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js
 import { certReasonFromOpenssl } from '../gateway/reasons.js';
 import { clientRefusal, refusalDetail } from '../gateway/terminate/client-admission.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
-import { captureLogs, metricValue, rawExchange, waitFor, writeAtomically } from './support/lifecycle-harness.js';
+import { captureLogs, metricValue, resumableRequest, waitFor, writeAtomically } from './support/lifecycle-harness.js';
 import { request, type ClientCert } from './support/mtls-client.js';
 import { OpensslPki, type OpensslCa, type OpensslLeaf } from './support/openssl-pki.js';
 import { id, TestPki, TRUST_DOMAIN, type WrittenCert } from './support/test-pki.js';
@@ -270,14 +270,14 @@ describe('trust_domains bundles on a running gateway', () => {
       expect(logs.events('handshake_rejected').some((l) => l.listener === 'reload' && l.reason === 'trust_domain_mismatch' && l.identity === id('frontend'))).toBe(true);
 
       // A session of the partner's client, then the partner's bundle replaced: the session must not skip the new verification.
-      const first = await rawExchange(port, pki.ca.rootPem, theirs.own);
+      const first = await resumableRequest(port, pki.ca.rootPem, theirs.own);
       expect(first.status).toBe('HTTP/1.1 200 OK');
       expect(first.session).toBeDefined();
-      const resumed = await rawExchange(port, pki.ca.rootPem, theirs.own, first.session);
+      const resumed = await resumableRequest(port, pki.ca.rootPem, theirs.own, first.session);
       expect(resumed).toMatchObject({ reused: true, status: 'HTTP/1.1 200 OK' });
       writeAtomically(partnerBundle, standIn.rootPem);
       await waitFor('the partner CA to be dropped', async () => (await reloads()) === before + 2, 3000);
-      const after = await rawExchange(port, pki.ca.rootPem, theirs.own, first.session);
+      const after = await resumableRequest(port, pki.ca.rootPem, theirs.own, first.session);
       expect(after).toMatchObject({ reused: false, status: undefined });
     } finally {
       await g.close();

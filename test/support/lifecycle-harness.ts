@@ -107,7 +107,7 @@ export function writeAtomically(file: string, data: string): void {
   fs.renameSync(tmp, file);
 }
 
-export interface RawExchange {
+export interface ResumableRequestResult {
   /** Whether the TLS session offered was resumed (the server skipped certificate verification). */
   reused: boolean;
   /** The status line the gateway answered, or undefined when it closed the connection first. */
@@ -117,9 +117,9 @@ export interface RawExchange {
 }
 
 /** One request on a fresh TLS connection, optionally resuming `session`; never throws for a refused connection. */
-export function rawExchange(port: number, ca: string, cert: ClientCert, session?: Buffer): Promise<RawExchange> {
+export function resumableRequest(port: number, ca: string, cert: ClientCert, session?: Buffer): Promise<ResumableRequestResult> {
   return new Promise((resolve) => {
-    const result: RawExchange = { reused: false, status: undefined, session: undefined };
+    const result: ResumableRequestResult = { reused: false, status: undefined, session: undefined };
     const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca, cert: cert.chainPem, key: cert.keyPem, session });
     let data = '';
     socket.setTimeout(5000, () => socket.destroy());

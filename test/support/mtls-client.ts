@@ -1,6 +1,8 @@
 // A small HTTPS client for tests: one request with an optional client certificate, returning
-// status, headers and body, or the error that ended the connection.
+// status, headers and body, or the error that ended the connection; and a bare mTLS connection for
+// tests that write their own bytes.
 import https from 'node:https';
+import tls, { type TLSSocket } from 'node:tls';
 
 export interface ClientCert {
   chainPem: string;
@@ -62,4 +64,12 @@ export function request(opts: TestRequest): Promise<TestResponse> {
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** An mTLS connection to 127.0.0.1 (SNI localhost unless `servername` says otherwise), once its handshake is done. */
+export async function connectMtls(opts: { port: number; ca: string; cert: ClientCert } & Omit<tls.ConnectionOptions, 'port' | 'ca' | 'cert' | 'key'>): Promise<TLSSocket> {
+  const { cert, ...options } = opts;
+  const socket = tls.connect({ host: '127.0.0.1', servername: 'localhost', ...options, cert: cert.chainPem, key: cert.keyPem });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  return socket;
 }

@@ -22,7 +22,7 @@ export interface RawConnectionOptions {
 }
 
 /** Sends `requests` (each a whole request head, CRLF line ends, with its empty line) on one connection. */
-export async function rawExchange(options: RawConnectionOptions, ...requests: string[]): Promise<RawResponse[]> {
+export async function rawRequestsOnOneConnection(options: RawConnectionOptions, ...requests: string[]): Promise<RawResponse[]> {
   const socket = tls.connect({
     host: '127.0.0.1',
     port: options.port,
@@ -61,7 +61,7 @@ export async function rawExchange(options: RawConnectionOptions, ...requests: st
 
 /** One request on its own connection. */
 export async function rawRequest(options: RawConnectionOptions, request: string): Promise<RawResponse> {
-  return (await rawExchange(options, request))[0]!;
+  return (await rawRequestsOnOneConnection(options, request))[0]!;
 }
 
 /** A complete response at the start of `data` (Content-Length or chunked), with its length in bytes. */
