@@ -14,6 +14,7 @@ import { RequestBody, RequestBodyError, type BodySource } from './client-request
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
+import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../terminate/connection-context.js';
 import { createParser, METHODS, type NativeParser, type ParseError, watchMessageBegin, watchMessageComplete } from './native-parser.js';
 
 export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;
@@ -96,6 +97,8 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   constructor(
     readonly socket: Socket,
     private readonly options: ClientConnectionOptions,
+    /** The connection's facts (SNI, ALPN, peer identity), passed on with each request. */
+    readonly context: ConnectionContext = PLAINTEXT_CONNECTION,
   ) {
     this.#remote = socket.remoteAddress ?? '';
     this.deadline = options.headersMs > 0 ? Date.now() + options.headersMs : 0;
@@ -221,7 +224,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     const body = length !== 0 ? new RequestBody(this, length) : null;
     const http10 = versionMajor === 1 && versionMinor === 0;
     const exchange: Exchange = {
-      req: { method: methodName, url: target, rawHeaders: raw, remoteAddress: this.#remote, socket: this.socket, body },
+      req: { method: methodName, url: target, rawHeaders: raw, remoteAddress: this.#remote, connection: this.context, body },
       res: new ClientResponse(this, { head: methodName === 'HEAD', http10, keepAlive: shouldKeepAlive }),
       body,
       expectContinue: expectContinue && !http10,
@@ -405,7 +408,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     this.#closing = true;
     this.options.onRefused?.(status, reason);
     const res = new ClientResponse(this, { head: false, http10: false, keepAlive: false });
-    this.#current = { req: { method: '', url: '', rawHeaders: [], remoteAddress: this.#remote, socket: this.socket, body: null }, res, body: null, expectContinue: false };
+    this.#current = { req: { method: '', url: '', rawHeaders: [], remoteAddress: this.#remote, connection: this.context, body: null }, res, body: null, expectContinue: false };
     sendError(res, status, reason, message);
   }
 

@@ -7,7 +7,7 @@ import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import type { UpstreamFailure } from '../upstream/upstream-errors.js';
 import type { CompiledRoute } from './compiled-route.js';
-import { connectionContext, type ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from './connection-context.js';
 import { sendError } from '../http1/error-response.js';
 import { normalizeHost } from './host-pattern.js';
 import { ProxyExchange } from './proxy-exchange.js';
@@ -25,7 +25,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
   };
 
   return function handleRequest(req: ClientRequest, res: ClientResponse): void {
-    const conn = connectionContext(req.socket);
+    const conn = req.connection;
     const url = req.url;
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);

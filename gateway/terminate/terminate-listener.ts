@@ -14,7 +14,7 @@ import { handshakeCounter } from '../metrics/tls-metrics.js';
 import type { CertReason } from '../reasons.js';
 import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
-import { setConnectionContext } from './connection-context.js';
+import { PLAINTEXT_CONNECTION, type ConnectionContext } from './connection-context.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
@@ -34,9 +34,9 @@ export class TerminateListener {
   readonly server: tls.Server;
   #tls: ServerTlsState;
   #router: TerminateRouter<CompiledRoute>;
-  /** Live mTLS client connections, so a revocation can close the ones using a revoked certificate. */
+  /** Live mTLS client sockets. */
   readonly connections = new Set<TLSSocket>();
-  /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown. */
+  /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown and revocation. */
   readonly #http = new Set<ClientConnection>();
   readonly #httpOptions: ClientConnectionOptions;
   readonly #handshakes: ReturnType<typeof handshakeCounter>;
@@ -95,10 +95,10 @@ export class TerminateListener {
       this.#handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
       const served = sni === undefined ? state.defaultCert : state.select(sni);
-      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true });
+      const alpn = typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : undefined;
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
-      this.#serveHttp(socket);
+      this.#serveHttp(socket, { identity, by: served.uri, sni, alpn, mtls: true });
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
@@ -128,8 +128,8 @@ export class TerminateListener {
     socket.destroy();
   }
 
-  #serveHttp(socket: Socket): void {
-    const connection = new ClientConnection(socket, this.#httpOptions);
+  #serveHttp(socket: Socket, context: ConnectionContext): void {
+    const connection = new ClientConnection(socket, this.#httpOptions, context);
     this.#http.add(connection);
     socket.once('close', () => this.#http.delete(connection));
   }
@@ -173,7 +173,12 @@ export class TerminateListener {
 
   /** PERMISSIVE: plaintext HTTP handed over by the front door (served with no identity). */
   acceptPlaintext(socket: Socket): void {
-    this.#serveHttp(socket);
+    this.#serveHttp(socket, PLAINTEXT_CONNECTION);
+  }
+
+  /** The HTTP connections being served, each with its context (revocation reads their identities). */
+  get served(): Iterable<ClientConnection> {
+    return this.#http;
   }
 
   address(): { host: string; port: number } | undefined {
