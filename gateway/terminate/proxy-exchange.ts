@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks'; // the global is a getter on globalThis: read on every use
 import type { RequestBody } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
-import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
+import { classifyUpstreamError, type RequestFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 import { HeaderNameSet } from './header-name-set.js';
 
@@ -17,7 +17,7 @@ export interface ExchangeEvents {
   /** Response head received: the status that will be counted, and the upstream latency. */
   onResponse(status: number, upstreamSeconds: number): void;
   /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
-  onFailure(failure: UpstreamFailure, err: Error): boolean;
+  onFailure(failure: RequestFailure, err: Error): boolean;
 }
 
 export class ProxyExchange implements UpstreamExchangeHandler {
@@ -34,7 +34,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   constructor(
     private readonly res: ClientResponse,
     private readonly events: ExchangeEvents,
-    private readonly answerFailure: (failure: UpstreamFailure, err: Error) => void,
+    private readonly answerFailure: (failure: RequestFailure, err: Error) => void,
   ) {}
 
   /**

@@ -5,10 +5,12 @@ import type { ClientRequest } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
-import type { UpstreamFailure } from '../upstream/upstream-errors.js';
+import type { RequestFailure } from '../upstream/upstream-errors.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
 import type { ConnectionContext } from './connection-context.js';
 import { sendError } from '../http1/error-response.js';
+import { failoverPool } from './failover.js';
 import { normalizeHost } from './host-pattern.js';
 import { ProxyExchange } from './proxy-exchange.js';
 import type { TerminateRouter } from './terminate-router.js';
@@ -64,7 +66,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
 
     // 4. Upstream head, then dispatch.
     const head = upstreamRequestHead(req, conn, route.config);
-    dispatch(req, res, route, conn, url, head, 1);
+    dispatch(req, res, route, conn, url, head, route.cluster.pick(), 1);
   };
 }
 
@@ -84,6 +86,7 @@ function dispatch(
   conn: ConnectionContext,
   url: string,
   head: UpstreamRequestHead,
+  pool: UpstreamPool,
   attempt: number,
 ): void {
   const hasBody = req.body !== null;
@@ -95,9 +98,9 @@ function dispatch(
         route.countStatus(status);
         route.latency.observe(seconds);
       },
-      onFailure: (failure: UpstreamFailure, err: Error) => {
-        // Fail over only when nothing reached the upstream and the body was not consumed.
-        const retry = failure.beforeRequestSent && !hasBody && attempt < cluster.poolCount && !res.closed;
+      onFailure: (failure: RequestFailure, err: Error) => {
+        const next = failoverPool(failure, cluster, pool, attempt, hasBody, res.closed);
+        const retry = next !== undefined;
         log.warn(failure.status < 500 ? 'request_body_failed' : 'upstream_failed', {
           route: route.config.name,
           upstream: cluster.name,
@@ -107,7 +110,7 @@ function dispatch(
           retry,
           identity: conn.identity?.spiffeId ?? null,
         });
-        if (retry) dispatch(req, res, route, conn, url, head, attempt + 1);
+        if (retry) dispatch(req, res, route, conn, url, head, next, attempt + 1);
         return retry;
       },
     },
@@ -118,7 +121,7 @@ function dispatch(
       sendError(res, failure.status, failure.reason, message, { route: route.config.name });
     },
   );
-  cluster.pick().dispatch(
+  pool.dispatch(
     {
       path: url,
       method: req.method,
