@@ -5,47 +5,25 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mintBenchPki, type BenchPki } from './certificates.js';
-import { CORES, DIST_BENCH, HOST, portsFrom, RESULTS_DIR, WORK_DIR, type Ports } from './layout.js';
+import { CORES, HOST, portsFrom, RESULTS_DIR, WORK_DIR, type Ports } from './layout.js';
 import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.js';
 import { gatehouseConfig } from './peers/gatehouse.js';
 import { haproxyConfig } from './peers/haproxy.js';
 import { nginxConfig } from './peers/nginx.js';
 import { DEFAULT_SETTINGS } from './peers/peer.js';
-import { canConnect, installCleanup, spawnTracked, stop, waitForPorts, type Tracked } from './processes.js';
+import { canConnect, installCleanup } from './processes.js';
+import { originArgs, originKeeper } from './origin-process.js';
 import { markdownReport, type ReportInput } from './report-markdown.js';
 import { svgChart } from './report-svg.js';
 import { acquireRunLock } from './run-lock.js';
 import { runScenario, type ScenarioResult } from './runner.js';
-import { originRuntime, type OriginRuntime } from './origin-runtime.js';
+import { originRuntime } from './origin-runtime.js';
 import { allScenarios } from './scenarios.js';
 import { buildH1load, ensureTools, loadAverage, machineInfo } from './tools.js';
 
 const log = (line: string): void => {
   process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 };
-
-const ORIGIN_SCRIPT = path.join(DIST_BENCH, 'origin.js');
-
-function originArgs(pki: BenchPki, ports: Ports): string[] {
-  return [ORIGIN_SCRIPT, '--port', String(ports.origin), '--cert', pki.origin.cert, '--key', pki.origin.key, '--ca', pki.caFile];
-}
-
-/** The origin process, started on the load core and restarted if it dies. */
-function originKeeper(pki: BenchPki, ports: Ports, runtime: OriginRuntime): { ensure: () => Promise<void>; stop: () => Promise<void> } {
-  let proc: Tracked | undefined;
-  return {
-    async ensure() {
-      if (proc?.isRunning()) return;
-      if (proc) log(`origin exited (${await proc.exited}): restarting it. ${proc.output().trim().slice(-200)}`);
-      proc = spawnTracked(runtime.execPath, originArgs(pki, ports), { cpus: CORES.origin });
-      const failure = await waitForPorts(proc, HOST, [ports.origin]);
-      if (failure) throw new Error(`the origin did not start: ${failure}: ${proc.output().trim().slice(-300)}`);
-    },
-    async stop() {
-      if (proc) await stop(proc);
-    },
-  };
-}
 
 /** The configurations the report shows: default settings plus scenario 4's relay listener. */
 const WITH_RELAY = { ...DEFAULT_SETTINGS, relay: true };
@@ -92,7 +70,7 @@ async function main(options: BenchOptions): Promise<number> {
   }
   const pki = await mintBenchPki(WORK_DIR);
   const runtime = originRuntime();
-  const origin = originKeeper(pki, ports, runtime);
+  const origin = originKeeper(pki, ports, runtime, log);
   const results: ScenarioResult[] = [];
   try {
     await origin.ensure();

@@ -38,13 +38,14 @@ export const REQUEST_REASONS = [
   'upstream_body_timeout',
   'upstream_reset',
   'upstream_tls_failed',
-  'bad_path',
+  'bad_path', // a path refused by request-path.ts (400; the body and log name the rule)
   'upstream_protocol_error', // a response llhttp refuses, cut short of its framing, or an upgrade nobody asked for
   'bad_request', // malformed request (head, or a chunked body found bad after the head went upstream)
   'request_body_timeout', // the client went silent mid-body for timeouts.request_body while the upstream waited
   'request_body_too_large', // the body is larger than max_request_body (announced or counted)
   'http_version_not_supported', // a request line with a version other than HTTP/1.x (505)
   'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
+  'bad_host', // no Host, more than one, or one that is no host[:port] (400; the body and log name the rule)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 
@@ -97,7 +98,8 @@ export function certReasonFromOpenssl(code: string | null | undefined): CertReas
 
 /**
  * Why the front door closed a connection before it reached a route (listener/front-door.ts):
- * `gatehouse_front_door_refusals_total{reason}` and the `reason` of its log lines.
+ * `gatehouse_front_door_refusals_total{reason}` and the `reason` of its log lines. A bare TLS
+ * listener counts its accept refusals (max_connections, max_connections_per_source) there too.
  */
 export const FRONT_DOOR_REASONS = [
   'not_tls', // not a TLS ClientHello, and the listener is STRICT (or the bytes are not HTTP)
@@ -107,6 +109,7 @@ export const FRONT_DOOR_REASONS = [
   'unrecognized_name', // no route for the SNI/ALPN and no default: TLS alert 112 sent
   'max_connections',
   'no_terminate_handler', // a terminate route matched but the listener has no TLS server wired
+  'max_connections_per_source', // the client's address already holds max_connections_per_source connections
 ] as const;
 export type FrontDoorReason = (typeof FRONT_DOOR_REASONS)[number];
 

@@ -201,6 +201,18 @@ describe('schema problems point at the exact node', () => {
       expect(messageAt(result, 'session_tickets.per_handshake')).toContain(message);
     }
   });
+
+  it('reads listeners[].max_connections_per_source (absent: no limit) and refuses a value below 1 at the value', () => {
+    const listener = (extra: string) => `listeners:\n  - name: relay\n    address: 127.0.0.1:1\n${extra}    routes:\n      - name: r\n        passthrough:\n          sni: [a.example.org]\n        backend: b\nbackends:\n  - name: b\n    endpoints: [127.0.0.1:2]\n`;
+    const read = (extra: string) => parseConfig(listener(extra), 'limits.yaml', certDir, { checkFiles: false });
+    const set = read('    max_connections_per_source: 50\n');
+    expect(set.ok && set.config.listeners[0]!.maxConnectionsPerSource).toBe(50);
+    const absent = read('');
+    expect(absent.ok && absent.config.listeners[0]!.maxConnectionsPerSource).toBeUndefined();
+    const zero = read('    max_connections_per_source: 0\n');
+    expect(positions(zero)).toEqual([w('listeners[0].max_connections_per_source', 4, 33)]);
+    expect(messageAt(zero, 'listeners[0].max_connections_per_source')).toContain('0 is out of range (1 to 1000000)');
+  });
 });
 
 describe('a valid configuration', () => {
@@ -234,7 +246,7 @@ describe('a valid configuration', () => {
         {
           kind: 'terminate',
           name: 'payments',
-          match: { host: 'api.example.org', pathPrefix: '/payments' },
+          match: { host: 'api.example.org', pathPrefix: '/payments', caseInsensitive: false },
           upstream: 'payments',
           authorization: {
             allow: [
@@ -247,6 +259,11 @@ describe('a valid configuration', () => {
           xfcc: 'append_forward',
           xfccDetails: { subject: false, uri: true, dns: false, cert: true, chain: false },
           maxRequestBodyBytes: 512 * 1024,
+          stripHeaders: [],
+          trustClientIdentityHeaders: false,
+          mergeSlashes: true,
+          allowPathParameters: false,
+          allowDoubleEncoding: false,
         },
         { kind: 'passthrough', name: 'db', sni: ['db.example.org'], default: false, alpn: 'postgresql', backend: 'db' },
       ],

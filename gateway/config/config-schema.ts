@@ -6,7 +6,19 @@
 // when nothing was reported.
 import { isScalar, type Node } from 'yaml';
 import { trustDomainOf } from '../identity/spiffe-id.js';
-import { parseAddress, parseAlpn, parseByteSize, parseDuration, parseHostPattern, parseIdentityPattern, parseName, parsePathPrefix, parseSpiffeId, parseTrustDomain } from './config-values.js';
+import {
+  parseAddress,
+  parseAlpn,
+  parseByteSize,
+  parseDuration,
+  parseHeaderNamePattern,
+  parseHostPattern,
+  parseIdentityPattern,
+  parseName,
+  parsePathPrefix,
+  parseSpiffeId,
+  parseTrustDomain,
+} from './config-values.js';
 import type {
   Address,
   Admin,
@@ -95,6 +107,7 @@ const pathPrefix = formatted('a path prefix, like /api', parsePathPrefix);
 const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/api', (s) => parseSpiffeId(s, { requirePath: true }));
 const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
 const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
+const headerNameList = listOf(formatted('a header name, or a prefix ending in *', parseHeaderNamePattern), { unique: true, example: '[x-internal-user, "x-debug-*"]' });
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
 
 /** One file, or a list of them (`crl: a.crl` or `crl: [root.crl, intermediate.crl]`). */
@@ -192,7 +205,7 @@ const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
   );
 };
 
-const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
+const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'max_connections_per_source', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
 
 const readListener: Reader<Listener> = (node, at, cx) => {
   const m = cx.map(node, at, LISTENER_KEYS, { certificates: 'tls.certificates', client_auth: 'tls.client_auth', min_version: 'tls.min_version', alpn: 'tls.alpn' });
@@ -205,6 +218,7 @@ const readListener: Reader<Listener> = (node, at, cx) => {
       tls: m.optional('tls', readListenerTls),
       routes: m.required('routes', listOf(readRoute, { min: 1 })) ?? [],
       maxConnections: m.withDefault('max_connections', integer(1, 1_000_000), MAX_CONNECTIONS_DEFAULT),
+      maxConnectionsPerSource: m.optional('max_connections_per_source', integer(1, 1_000_000)),
       timeouts: m.withDefault('timeouts', readListenerTimeouts, LISTENER_TIMEOUTS_DEFAULT),
       maxRequestBodyBytes: m.withDefault('max_request_body', byteSize, MAX_REQUEST_BODY_DEFAULT),
     },
@@ -269,15 +283,28 @@ function readPeerTrust(m: MapReader<'trust_bundle' | 'trust_domains'>, what: str
 
 // ---- routes ----
 
-const ROUTE_KEYS = ['name', 'match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'passthrough', 'backend', 'max_request_body'] as const;
+const TERMINATE_KEYS = [
+  'match',
+  'upstream',
+  'authorize',
+  'xfcc',
+  'xfcc_details',
+  'max_request_body',
+  'strip_headers',
+  'trust_client_identity_headers',
+  'merge_slashes',
+  'allow_path_parameters',
+  'allow_double_encoding',
+] as const;
+const ROUTE_KEYS = ['name', ...TERMINATE_KEYS, 'passthrough', 'backend'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
-const TERMINATE_KEYS = ['match', 'upstream', 'authorize', 'xfcc', 'xfcc_details', 'max_request_body'] as const;
 const PASSTHROUGH_KEYS = ['passthrough', 'backend'] as const;
 
 const readRoute: Reader<Route> = (node, at, cx) => {
   const m = cx.map(node, at, ROUTE_KEYS, {
     host: 'match.host',
     path_prefix: 'match.path_prefix',
+    case_insensitive: 'match.case_insensitive',
     allow: 'authorize.allow',
     allow_plaintext: 'authorize.allow_plaintext',
     sni: 'passthrough.sni',
@@ -312,12 +339,23 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     xfcc: m.withDefault('xfcc', oneOf(['sanitize', 'forward_only', 'append_forward', 'sanitize_set', 'always_forward_only'] as const), 'sanitize_set'),
     xfccDetails: m.withDefault('xfcc_details', readXfccDetails, XFCC_DETAILS_DEFAULT),
     maxRequestBodyBytes: m.optional('max_request_body', byteSize),
+    stripHeaders: m.withDefault('strip_headers', headerNameList, []),
+    trustClientIdentityHeaders: m.withDefault('trust_client_identity_headers', bool, false),
+    mergeSlashes: m.withDefault('merge_slashes', bool, true),
+    allowPathParameters: m.withDefault('allow_path_parameters', bool, false),
+    allowDoubleEncoding: m.withDefault('allow_double_encoding', bool, false),
   };
 }
 
 const readMatch: Reader<RouteMatch> = (node, at, cx) => {
-  const m = cx.map(node, at, ['host', 'path_prefix']);
-  return m && { host: m.optional('host', hostPattern), pathPrefix: m.withDefault('path_prefix', pathPrefix, '/') };
+  const m = cx.map(node, at, ['host', 'path_prefix', 'case_insensitive']);
+  return (
+    m && {
+      host: m.optional('host', hostPattern),
+      pathPrefix: m.withDefault('path_prefix', pathPrefix, '/'),
+      caseInsensitive: m.withDefault('case_insensitive', bool, false),
+    }
+  );
 };
 
 const readAuthorization: Reader<Authorization> = (node, at, cx) => {

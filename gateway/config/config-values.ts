@@ -105,10 +105,41 @@ export function parseAlpn(text: string): Parsed<string> {
   return /^[\x21-\x7e]{1,255}$/.test(text) ? ok(text) : fail(`'${text}' is not an ALPN protocol id (1 to 255 printable ASCII characters, like http/1.1)`);
 }
 
+/**
+ * A path prefix, in the form request paths are matched in (gateway/terminate/request-path.ts): a
+ * prefix in any other spelling would never match.
+ */
 export function parsePathPrefix(text: string): Parsed<string> {
   if (!text.startsWith('/')) return fail(`'${text}' must start with '/'`);
   if (/[\s?#]/.test(text)) return fail(`'${text}' must not contain whitespace, '?' or '#'`);
+  if (text.includes('//')) return fail(`'${text}': request paths are matched with '//' merged; write '${text.replace(/\/{2,}/g, '/')}'`);
+  if (/\/\.\.?(?:\/|$)/.test(text)) return fail(`'${text}' has a '.' or '..' segment, which requests are refused for`);
+  if (text.includes('\\')) return fail(`'${text}': requests with '\\' in their path are refused`);
+  if (text.includes(';')) return fail(`'${text}': request paths are matched without their ';' parameters (where a route allows them at all)`);
+  for (const [escape, hex] of text.matchAll(/%([0-9A-Fa-f]{2})?/g)) {
+    if (hex === undefined) return fail(`'${text}': '%' must be followed by two hex digits`);
+    const byte = parseInt(hex, 16);
+    const char = String.fromCharCode(byte);
+    if (/[A-Za-z0-9._~-]/.test(char)) return fail(`'${text}': requests are matched with ${escape} decoded; write '${char}'`);
+    if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f) return fail(`'${text}': requests with ${escape} in their path are refused`);
+    if (hex !== hex.toUpperCase()) return fail(`'${text}': requests are matched with uppercase escapes; write %${hex.toUpperCase()}`);
+  }
   return ok(text);
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the gateway itself reads or sets: strip_headers cannot name them. */
+const HANDLED_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connection', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-client-cert'];
+
+/** A request header name, or a prefix ending in `*` (strip_headers); lowercased. */
+export function parseHeaderNamePattern(text: string): Parsed<string> {
+  const prefix = text.endsWith('*');
+  const name = (prefix ? text.slice(0, -1) : text).toLowerCase();
+  if (!TOKEN.test(name) || name.includes('*')) return fail(`'${text}' is not a header name (letters, digits and !#$%&'+-.^_\`|~), or a prefix of one followed by '*'`);
+  if (!prefix && HANDLED_HEADERS.includes(name)) {
+    return fail(name === 'x-forwarded-client-cert' ? `'${text}' is governed by the route's xfcc mode (xfcc: sanitize removes it)` : `'${text}' is read or set by the gateway itself and cannot be stripped`);
+  }
+  return ok(prefix ? `${name}*` : name);
 }
 
 const SPIFFE_SCHEME = 'spiffe://';

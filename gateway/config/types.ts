@@ -78,6 +78,8 @@ export interface RouteMatch {
   /** Host header / SNI to match, exact or `*.suffix`; absent: any. */
   readonly host?: string;
   readonly pathPrefix: string;
+  /** Match the path prefix ignoring ASCII case (default false: case-sensitive). */
+  readonly caseInsensitive?: boolean;
   /** Passthrough routes may also require an ALPN protocol offered by the client. */
   readonly alpn?: string;
 }
@@ -92,6 +94,16 @@ export interface TerminateRoute {
   readonly xfccDetails: XfccDetails;
   /** Overrides the listener's maxRequestBodyBytes for this route (larger or smaller). */
   readonly maxRequestBodyBytes?: number;
+  /** Request headers removed besides the client identity headers: lowercase names, `prefix*` for a prefix. */
+  readonly stripHeaders?: readonly string[];
+  /** Let the callers' own client identity headers through (they are trusted proxies). Default false. */
+  readonly trustClientIdentityHeaders?: boolean;
+  /** Forward '//' merged, as routed (default true); false forwards them as sent (routing still merges). */
+  readonly mergeSlashes?: boolean;
+  /** Accept ';' path parameters (routed as if removed, forwarded as sent). Default false. */
+  readonly allowPathParameters?: boolean;
+  /** Accept '%25' before two hex digits (a path an upstream decoding twice reads differently). Default false. */
+  readonly allowDoubleEncoding?: boolean;
 }
 
 export interface PassthroughRoute {
@@ -113,15 +125,19 @@ export interface Listener {
   /** Absent on passthrough-only listeners. */
   readonly tls?: ListenerTls;
   readonly routes: readonly Route[];
+  /** Open connections per worker process; more are closed at accept and counted. */
   readonly maxConnections: number;
+  /** Open connections per client address and worker process; absent: no such limit. */
+  readonly maxConnectionsPerSource?: number;
   readonly timeouts: ListenerTimeouts;
   /** Largest request body its terminate routes take (413 beyond); Infinity: unlimited. */
   readonly maxRequestBodyBytes: number;
 }
 
 export interface ListenerTimeouts {
-  /** Time allowed to receive a complete ClientHello (or the first plaintext bytes). */
+  /** Time allowed to receive a complete ClientHello (or the first plaintext bytes), from accept. */
   readonly helloMs: number;
+  /** Time allowed for the TLS handshake, from accept (or the front door's handoff) to its end. */
   readonly handshakeMs: number;
   /** Idle connection (keep-alive or relay) timeout. */
   readonly idleMs: number;

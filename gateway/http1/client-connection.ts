@@ -442,7 +442,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     this.#queue.length = 0;
     this.#reading = undefined;
     this.#parser?.remove();
-    this.#parser?.free();
+    this.#parser?.close(); // safe here: 'close' comes after the stack that parsed has unwound
     this.#parser = undefined;
   };
 }

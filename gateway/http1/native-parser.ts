@@ -8,7 +8,12 @@ export interface NativeParser {
   execute(data: Buffer): number | ParseError;
   finish(): number | ParseError | undefined;
   remove(): void;
-  free(): void;
+  /**
+   * Deletes the native parser. Until then it is held by a strong handle, and with it everything its
+   * callbacks reach (the connection, its socket and TLS state). Not `free()`: that only reports the
+   * parser destroyed, for node:http's pool of parsers kept for reuse.
+   */
+  close(): void;
   [callback: number]: unknown;
 }
 

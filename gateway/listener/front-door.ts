@@ -19,8 +19,9 @@ import { relay, type PassthroughTarget } from '../passthrough/relay.js';
 import { nativePump } from '../passthrough/native-pump.js';
 import { SniRouter, type SniLookup } from '../passthrough/sni-router.js';
 import { DeadlineSweep, type Expirable } from './deadline-sweep.js';
+import { ConnectionsPerSource } from './connections-per-source.js';
 import { sharedPortOptions } from '../net/shared-port.js';
-import { LogBudget } from '../passthrough/log-budget.js';
+import { LogBudget, REFUSAL_LOG_LINES_PER_SECOND } from '../passthrough/log-budget.js';
 import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadResult, listeningFd, peerAddress, shutdown, socketFor, writeTo, type TcpHandle } from '../net/stream-handles.js';
 
 export interface FrontDoorOptions {
@@ -70,8 +71,6 @@ const NOTHING_READ = Buffer.alloc(0);
 const DEFER_ACCEPT_SECONDS = 1;
 /** How long a refused client gets to read the alert before the socket is destroyed. */
 const REFUSAL_LINGER_MS = 1000;
-/** Refusal log lines per second and listener; the metrics count all refusals. */
-const REFUSAL_LOG_LINES_PER_SECOND = 20;
 /** Connect failure log lines per second and backend. */
 const BACKEND_LOG_LINES_PER_SECOND = 10;
 /** A client may offer thousands of ALPN names; a log line shows the first few. */
@@ -145,6 +144,10 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
   const metrics = listenerMetrics(name);
   const budget = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
   const connections = new Set<Connection>();
+  // With max_connections_per_source: each counted connection's address, moved along as the
+  // connection changes hands and released when its last holder closes.
+  const perSource = new ConnectionsPerSource();
+  const sourceOf = new Map<Connection, string>();
   const door: Door = {
     options,
     metrics,
@@ -156,6 +159,12 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       if (!connections.delete(from)) return;
       if (to !== undefined) connections.add(to);
       else metrics.active.dec();
+      if (sourceOf.size === 0) return;
+      const source = sourceOf.get(from);
+      if (source === undefined) return;
+      sourceOf.delete(from);
+      if (to !== undefined) sourceOf.set(to, source);
+      else perSource.release(source);
     },
     logRefusal(fields) {
       const skipped = budget.take();
@@ -163,6 +172,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
     },
   };
   let maxConnections = options.listener.maxConnections;
+  let maxPerSource = options.listener.maxConnectionsPerSource;
 
   // A net.Server listens (its port shared by the cluster's workers: ../net/shared-port.ts); its
   // accepted connections come here as bare handles.
@@ -190,10 +200,21 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
         handle.close();
         return;
       }
+      let source: string | undefined;
+      if (maxPerSource !== undefined) {
+        source = peerAddress(handle).address;
+        if (source !== undefined && !perSource.admit(source, maxPerSource)) {
+          metrics.refused.max_connections_per_source.inc();
+          door.logRefusal({ reason: 'max_connections_per_source', max_connections_per_source: maxPerSource, remote: source });
+          handle.close();
+          return;
+        }
+      }
       if (!tuned) handle.setNoDelay(true);
       metrics.active.inc();
       const first = new FirstBytes(handle, snapshot, door);
       connections.add(first);
+      if (source !== undefined) sourceOf.set(first, source);
       first.start();
     },
     (status) => log.error('front_door_error', { listener: name, error: `accept failed: ${errorName(status)}` }),
@@ -208,6 +229,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
     update(listener, backends) {
       snapshot = compile(listener, backends, options);
       maxConnections = listener.maxConnections;
+      maxPerSource = listener.maxConnectionsPerSource;
       door.deadlines.setLimit(listener.timeouts.helloMs);
       door.idle.setLimit(listener.timeouts.idleMs);
     },

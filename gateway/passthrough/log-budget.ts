@@ -2,6 +2,9 @@
 // that is down becomes a few lines a second and not one per connection (the metrics count every
 // one). The next line that gets through says how many were left out.
 
+/** Refusal log lines per second and listener (connections refused before a route or handshake). */
+export const REFUSAL_LOG_LINES_PER_SECOND = 20;
+
 export class LogBudget {
   readonly #perSecond: number;
   #windowStart = 0;

@@ -82,7 +82,7 @@ const plaintextConnections = new Counter({
 const refusalTallies = tallies();
 const frontDoorRefusals = new Counter({
   name: 'gatehouse_front_door_refusals_total',
-  help: 'Connections the front door closed before any route took them, by reason',
+  help: 'Connections the front door closed before any route took them, by reason (bare TLS listeners count their max_connections and max_connections_per_source refusals here too)',
   labelNames: ['listener', 'reason'] as const,
   registers: [registry],
   collect: refusalTallies.collect,
@@ -123,6 +123,15 @@ export function listenerMetrics(listener: string): ListenerMetrics {
     hello: tallyEach(helloTallies, clientHellos, HELLO_METRIC_OUTCOMES, (outcome) => ({ listener, outcome })),
     refused: tallyEach(refusalTallies, frontDoorRefusals, FRONT_DOOR_REASONS, (reason) => ({ listener, reason })),
   };
+}
+
+/** The refusals a listener makes at accept, before a byte is read. */
+export const ACCEPT_REFUSALS = ['max_connections', 'max_connections_per_source'] as const satisfies readonly FrontDoorReason[];
+export type AcceptRefusal = (typeof ACCEPT_REFUSALS)[number];
+
+/** Accept refusal handles of a bare TLS listener (no front door): the same series a front door's would be. */
+export function acceptRefusals(listener: string): Record<AcceptRefusal, Inc> {
+  return tallyEach(refusalTallies, frontDoorRefusals, ACCEPT_REFUSALS, (reason) => ({ listener, reason }));
 }
 
 export interface RouteMetrics {

@@ -9,6 +9,7 @@ import { buildPeerTrustStore } from '../identity/trust-domain-store.js';
 import { startFrontDoor, type FrontDoor } from '../listener/front-door.js';
 import { attachLifecycle, type GatewayLifecycle, type LifecycleOptions } from '../lifecycle/attach-lifecycle.js';
 import { log } from '../log.js';
+import { identityCacheEntries } from '../metrics/memory-metrics.js';
 import { upstreamConnects, upstreamPool } from '../metrics/proxy-metrics.js';
 import { CompiledRoute } from '../terminate/compiled-route.js';
 import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
@@ -75,6 +76,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       upstreamPool.labels(cluster.name, 'pending').set(s.pending);
       upstreamPool.labels(cluster.name, 'running').set(s.running);
     }
+    identityCacheEntries.set(identities.size);
   };
 
   const close = async () => {

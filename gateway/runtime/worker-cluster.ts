@@ -7,6 +7,11 @@
 // Connections are spread by the kernel where Node has SO_REUSEPORT (each worker's own socket, no hop
 // through the primary: ../net/shared-port.ts); elsewhere by cluster's round-robin, in which the
 // primary accepts every connection and hands it to a worker.
+//
+// Connection limits (max_connections, max_connections_per_source) are counted by each worker for
+// the connections it holds: a listener of N workers holds up to N x max_connections in all, and
+// one client address, whose connections the kernel spreads over the workers by their ports, up to
+// N x max_connections_per_source. A worker at its limit refuses even when another has room.
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';

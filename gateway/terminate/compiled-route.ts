@@ -1,16 +1,22 @@
-// A terminate route compiled for the request path: its policy, its upstream cluster and its
-// metric handles, all bound once at config load.
+// A terminate route compiled for the request path: its policy, what it does with the client's
+// headers and path, its upstream cluster and its metric handles, all bound once at config load.
 import type { TerminateRoute } from '../config/types.js';
 import { AuthorizationPolicy } from '../authz/authorization-policy.js';
 import { refusalCount, requestCount, upstreamDuration } from '../metrics/proxy-metrics.js';
 import type { HistogramSeries } from '../metrics/tallied-histogram.js';
 import type { Inc } from '../metrics/tallies.js';
 import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
+import { pathAllowancesOf } from './terminate-router.js';
+import { RequestHeaderPolicy } from './upstream-request-headers.js';
 
 export class CompiledRoute {
   readonly policy: AuthorizationPolicy;
   /** The route's own limit, else its listener's (Infinity: none). */
   readonly maxRequestBodyBytes: number;
+  readonly requestHeaders: RequestHeaderPolicy;
+  /** request-path.ts ALLOW_* bits. */
+  readonly pathAllowances: number;
+  readonly mergeSlashes: boolean;
   readonly #statusCounters = new Map<number, Inc>();
   readonly #refusalCounters = new Map<string, Inc>();
   readonly latency: HistogramSeries;
@@ -23,6 +29,9 @@ export class CompiledRoute {
   ) {
     this.policy = new AuthorizationPolicy(config.authorization);
     this.maxRequestBodyBytes = config.maxRequestBodyBytes ?? listenerMaxRequestBodyBytes;
+    this.requestHeaders = RequestHeaderPolicy.of(config);
+    this.pathAllowances = pathAllowancesOf(config);
+    this.mergeSlashes = config.mergeSlashes !== false;
     this.latency = upstreamDuration.series(cluster.name);
   }
 

@@ -1,6 +1,7 @@
 // The request path of a terminate listener, as a short sequence of named steps over the
-// connection's context: check Host against SNI, pick the route, authorize the caller, build the
-// upstream head, dispatch (failing over to the next endpoint when a connection cannot be made).
+// connection's context: normalize the path, check Host (one, valid, agreeing with SNI), pick the
+// route, authorize the caller, build the upstream head, dispatch (failing over to the next
+// endpoint when a connection cannot be made). The upstream gets the path that was routed.
 import type { ClientRequest } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
@@ -10,14 +11,13 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
 import type { ConnectionContext } from './connection-context.js';
 import { sendError } from '../http1/error-response.js';
+import type { RequestReason } from '../reasons.js';
 import { failoverPool } from './failover.js';
-import { normalizeHost } from './host-pattern.js';
+import { requestHost, type HostRefusal } from './host-header.js';
 import { ProxyExchange } from './proxy-exchange.js';
+import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters, type PathRefusal } from './request-path.js';
 import type { TerminateRouter } from './terminate-router.js';
 import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-request-headers.js';
-
-/** A dot-segment ("/../", "/./") or an encoded '.', '/' or '\' could make the upstream see a different path than we routed. */
-const AMBIGUOUS_PATH = /\/\.\.?(?:\/|$)|%2e|%2f|%5c|\\/i;
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
   const countRefusal = listenerRefusals(listener);
@@ -25,27 +25,43 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
     countRefusal(status, reason);
     sendError(res, status, reason, message, extra);
   };
+  /** A malformed request (bad_path, bad_host): logged with the rule that refused it, which the 400 names too. */
+  const refuseMalformed = (res: ClientResponse, reason: RequestReason, refusal: PathRefusal | HostRefusal, fields: Record<string, unknown>) => {
+    log.info('request_refused', { listener, reason, rule: refusal.rule, ...fields });
+    refuse(res, 400, reason, refusal.message, { rule: refusal.rule });
+  };
 
   return function handleRequest(req: ClientRequest, res: ClientResponse): void {
     const conn = req.connection;
+    const routes = router();
     const url = req.url;
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
-    if (path[0] !== '/' || AMBIGUOUS_PATH.test(path)) {
-      return refuse(res, 400, 'bad_path', 'request path must be origin-form without dot-segments or encoded separators');
-    }
 
-    // 1. Host must agree with SNI: a client certificate policy is chosen by SNI, so no fronting past it.
-    const host = normalizeHost(hostHeader(req.rawHeaders));
+    // 1. The path routes and upstreams read alike (request-path.ts); the same string when it already is.
+    const normalized = normalizePath(path, routes.pathAllowances);
+    if (typeof normalized !== 'string') return refuseMalformed(res, 'bad_path', normalized, { path });
+
+    // 2. One valid Host, agreeing with SNI: a client certificate policy is chosen by SNI, so no
+    // fronting past it. A client that sent no SNI (one that connects by IP address) got the default
+    // certificate; its Host is not compared, and routes and their allow lists still decide.
+    const host = requestHost(req.rawHeaders, conn);
+    if (typeof host !== 'string') return refuseMalformed(res, 'bad_host', host, {});
     if (conn.sni !== undefined && host !== conn.sni) {
       return refuse(res, 421, 'sni_host_mismatch', `Host '${host}' does not match the TLS server name '${conn.sni}'`);
     }
 
-    // 2. Route.
-    const route = router().match(host, path);
-    if (!route) return refuse(res, 404, 'no_route', `no route for ${host}${path}`);
+    // 3. Route, on the path as upstreams that drop ';' parameters read it where a route allows them.
+    const allowances = routes.pathAllowances;
+    const routedPath = (allowances & ALLOW_PATH_PARAMETERS) !== 0 && normalized.includes(';') ? withoutPathParameters(normalized) : normalized;
+    const route = routes.match(host, routedPath);
+    if (!route) return refuse(res, 404, 'no_route', `no route for ${host}${routedPath}`);
+    if (allowances !== 0) {
+      const refusal = disallowedByRoute(route, normalized);
+      if (refusal !== undefined) return refuseMalformed(res, 'bad_path', refusal, { path, route: route.config.name });
+    }
 
-    // 3. Authorize (default deny).
+    // 4. Authorize (default deny).
     const decision = route.policy.check(conn.identity);
     if (!decision.allowed) {
       route.countRefusal(decision.reason);
@@ -64,19 +80,27 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
       return sendError(res, 413, 'request_body_too_large', `request body is larger than ${route.maxRequestBodyBytes} bytes`, { route: route.config.name });
     }
 
-    // 4. Upstream head, then dispatch.
-    const head = upstreamRequestHead(req, conn, route.config);
-    dispatch(req, res, route, conn, url, head, route.cluster.pick(), 1);
+    // 5. Upstream head, then dispatch with the path that was routed.
+    const head = upstreamRequestHead(req, conn, route.requestHeaders);
+    dispatch(req, res, route, conn, upstreamTarget(url, path, query, normalized, route), head, route.cluster.pick(), 1);
   };
 }
 
-/** The first Host header, as req.headers.host would give it, without building the headers object. */
-function hostHeader(raw: readonly string[]): string {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') return raw[i + 1]!;
-  }
-  return '';
+/** A refusal the listener deferred because some route allows it, when this route does not. */
+function disallowedByRoute(route: CompiledRoute, path: string): PathRefusal | undefined {
+  const allowed = route.pathAllowances;
+  if ((allowed & ALLOW_PATH_PARAMETERS) === 0 && path.includes(';')) return PATH_REFUSALS.path_parameters;
+  if ((allowed & ALLOW_DOUBLE_ENCODING) === 0 && hasDoubleEncoding(path)) return PATH_REFUSALS.double_encoding;
+  return undefined;
+}
+
+/** The request target sent upstream: the client's own when normalizing changed nothing. */
+function upstreamTarget(url: string, path: string, query: number, normalized: string, route: CompiledRoute): string {
+  let forwarded = normalized;
+  // A route that keeps '//' gets them as sent, otherwise normalized the same way (so this cannot fail).
+  if (!route.mergeSlashes && path.includes('//')) forwarded = normalizePath(path, route.pathAllowances, false) as string;
+  if (forwarded === path) return url;
+  return query === -1 ? forwarded : forwarded + url.slice(query);
 }
 
 function dispatch(

@@ -3,14 +3,25 @@
 // It can listen on its own address or take sockets handed over by the front door
 // (passthrough/mixed/PERMISSIVE listeners). Its TLS state and routes are swapped by reference on
 // reload; established connections keep theirs.
-import type { Socket } from 'node:net';
+//
+// Before a client has shown a certificate it holds a connection for at most timeouts.handshake:
+// Node's handshake timer, armed when the TLS socket is made (at accept, or at the front door's
+// handoff), is not pushed back by the peer's bytes (they stay in OpenSSL until the handshake is
+// done), and a connection whose handshake failed or timed out is closed here. Listening on its own,
+// it accepts on a net.Server that applies max_connections and max_connections_per_source before
+// the TLS server sees the connection.
+import net, { type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
 import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
 import { identityOf, IdentityCache, type PeerIdentity } from '../identity/peer-identity.js';
+import { ConnectionsPerSource } from '../listener/connections-per-source.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
+import type { Inc } from '../metrics/tallies.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
+import { LogBudget, REFUSAL_LOG_LINES_PER_SECOND } from '../passthrough/log-budget.js';
+import { acceptRefusals, type AcceptRefusal } from '../passthrough/passthrough-metrics.js';
 import type { CertReason } from '../reasons.js';
 import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
@@ -32,6 +43,11 @@ export interface TerminateListenerOptions {
 
 export class TerminateListener {
   readonly server: tls.Server;
+  /** Listening on its own address (listen()): accepts, admits, and hands connections to `server`. */
+  #accepting: net.Server | undefined;
+  readonly #perSource = new ConnectionsPerSource();
+  readonly #refused: Record<AcceptRefusal, Inc>;
+  readonly #refusalLog = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
   #tls: ServerTlsState;
   #router: TerminateRouter<CompiledRoute>;
   /** Live mTLS client sockets. */
@@ -48,6 +64,7 @@ export class TerminateListener {
     this.#handshakes = handshakeCounter(listener.name);
     this.#tls = options.tls;
     this.#router = options.router;
+    this.#refused = acceptRefusals(listener.name);
     const timeouts = listener.timeouts;
     this.#httpOptions = {
       handler: createRequestHandler(listener.name, () => this.#router),
@@ -69,10 +86,8 @@ export class TerminateListener {
       SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
       ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
-      noDelay: true,
     });
     this.#useSniWhereThereIsAChoice();
-    this.server.maxConnections = listener.maxConnections;
     this.server.on('secureConnection', (socket: TLSSocket) => {
       const state = this.#tls;
       const cert = socket.getPeerX509Certificate();
@@ -98,7 +113,7 @@ export class TerminateListener {
       const alpn = typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : undefined;
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
-      this.#serveHttp(socket, { identity, by: served.uri, sni, alpn, mtls: true });
+      this.#serveHttp(socket, { identity, by: served.uri, sni, alpn, mtls: true, tlsSocket: socket });
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
@@ -107,6 +122,8 @@ export class TerminateListener {
       // certificate are gone with the handle (no public API reaches the socket earlier), so the
       // code is OpenSSL's verification result rather than the ECONNRESET of that close.
       log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null });
+      // Node has destroyed it already, except after its handshake timeout, which closes nothing.
+      socket.destroy();
     });
   }
 
@@ -154,16 +171,49 @@ export class TerminateListener {
     this.#router = router;
   }
 
-  /** Bare listener: bind the TLS server itself to the listener's address. */
+  /** Bare listener: accept on the listener's address, admit, and hand each connection to the TLS server. */
   listen(): Promise<void> {
-    const { host, port } = this.options.listener.address;
+    const { listener } = this.options;
+    const { host, port } = listener.address;
+    const accepting = net.createServer({ noDelay: true }, this.#admit);
+    // Node closes connections over the limit before making a socket of them, and says so.
+    accepting.maxConnections = listener.maxConnections;
+    accepting.on('drop', (peer?: { remoteAddress?: string }) => this.#refuseAtAccept('max_connections', peer?.remoteAddress));
+    this.#accepting = accepting;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
-        this.server.off('error', reject);
+      accepting.once('error', reject);
+      accepting.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
+        accepting.off('error', reject);
         resolve();
       });
     });
+  }
+
+  /** A connection this listener accepted itself: max_connections_per_source, then the TLS server. */
+  readonly #admit = (socket: Socket): void => {
+    const limit = this.options.listener.maxConnectionsPerSource;
+    if (limit !== undefined) {
+      const source = socket.remoteAddress;
+      if (source !== undefined) {
+        if (!this.#perSource.admit(source, limit)) {
+          this.#refuseAtAccept('max_connections_per_source', source);
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => this.#perSource.release(source));
+      }
+    }
+    this.server.emit('connection', socket);
+  };
+
+  /** Over max_connections or max_connections_per_source: counted, and logged within the refusal budget. */
+  #refuseAtAccept(reason: AcceptRefusal, remote: string | undefined): void {
+    this.#refused[reason].inc();
+    const skipped = this.#refusalLog.take();
+    if (skipped === undefined) return;
+    const { listener } = this.options;
+    const limit = reason === 'max_connections' ? listener.maxConnections : listener.maxConnectionsPerSource;
+    log.info('connection_refused', { listener: listener.name, reason, [reason]: limit, remote: remote ?? null, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
   }
 
   /** Front door handoff of a socket whose peeked bytes were unshifted back. */
@@ -182,13 +232,14 @@ export class TerminateListener {
   }
 
   address(): { host: string; port: number } | undefined {
-    const a = this.server.address();
+    const a = this.#accepting?.address();
     return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
   }
 
   /** Stops accepting and closes every connection (in-flight requests are cut). */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+    const accepting = this.#accepting;
+    const closed = new Promise<void>((resolve) => (accepting?.listening ? accepting.close(() => resolve()) : resolve()));
     for (const connection of this.#http) connection.destroy();
     for (const socket of this.connections) socket.destroy();
     await closed;

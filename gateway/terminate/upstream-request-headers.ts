@@ -1,32 +1,66 @@
 // The request head sent upstream, built in one pass over the client's raw headers into the header
 // lines the upstream connection writes as they are (one string, no intermediate array): hop-by-hop
 // headers dropped (and any the client's Connection header names), identity headers the client
-// tried to set removed or kept per the route's XFCC mode, x-forwarded-for/-proto set.
+// tried to set removed (client-identity-headers.ts, the route's strip_headers) or XFCC kept per
+// the route's mode, x-forwarded-for/-proto set. Which name is which is compiled once per route
+// into one HeaderNameTable, so each header costs one lookup and is never lowercased.
 import type { ClientRequest } from '../http1/client-request.js';
-import type { XfccDetails, XfccMode } from '../config/types.js';
+import type { TerminateRoute, XfccDetails, XfccMode } from '../config/types.js';
+import { CLIENT_IDENTITY_HEADERS } from './client-identity-headers.js';
+import { namedInConnection } from './connection-header.js';
 import type { ConnectionContext } from './connection-context.js';
-import { HeaderNameSet } from './header-name-set.js';
+import { HeaderNameTable, type HeaderNameEntry } from './header-name-table.js';
+import { peerChainPem } from './peer-chain.js';
 import { forwardedClientCert, xfccElement } from './xfcc.js';
 
-/** Dropped: connection-specific (RFC 9110 §7.6.1), or set by the gateway / the upstream pool itself. */
-const DROPPED = new HeaderNameSet([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-  'proxy-authorization',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-client-cert',
-]);
+const enum Kind {
+  Kept = 0,
+  Dropped,
+  Host,
+  ContentLength,
+  Connection,
+  ForwardedFor,
+  ForwardedClientCert,
+}
 
-export interface HeaderPolicy {
-  readonly xfcc: XfccMode;
-  readonly xfccDetails: XfccDetails;
+/** Read by the head builder; the names that match exactly as written (no '_' for '-'), first. */
+const HANDLED: readonly HeaderNameEntry[] = [
+  { name: 'host', kind: Kind.Host },
+  { name: 'content-length', kind: Kind.ContentLength },
+  { name: 'connection', kind: Kind.Connection },
+  { name: 'x-forwarded-for', kind: Kind.ForwardedFor },
+  { name: 'x-forwarded-client-cert', kind: Kind.ForwardedClientCert },
+];
+
+/** Dropped: connection-specific (RFC 9110 §7.6.1), or set by the gateway / the upstream pool itself. */
+const DROPPED: readonly HeaderNameEntry[] = [
+  ...['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'proxy-authorization'].map((name) => ({ name, kind: Kind.Dropped })),
+  // What the gateway sets, also spelt with '_' (which CGI-style upstreams read as the same variable).
+  ...['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-client-cert'].map((name) => ({ name, kind: Kind.Dropped, underscoreAsHyphen: true })),
+];
+
+const IDENTITY: readonly HeaderNameEntry[] = CLIENT_IDENTITY_HEADERS.map(({ name, prefix }) => ({ name, prefix, kind: Kind.Dropped, underscoreAsHyphen: true }));
+
+/** What a route does with the client's headers, compiled once per route at config load. */
+export class RequestHeaderPolicy {
+  readonly names: HeaderNameTable;
+
+  constructor(
+    readonly xfcc: XfccMode,
+    readonly xfccDetails: XfccDetails,
+    options: { readonly stripHeaders?: readonly string[]; readonly trustClientIdentityHeaders?: boolean } = {},
+  ) {
+    // strip_headers: lowercase names, a trailing '*' for a prefix (config-values.ts checked them).
+    const strip = (options.stripHeaders ?? []).map((name): HeaderNameEntry => {
+      const prefix = name.endsWith('*');
+      return { name: prefix ? name.slice(0, -1) : name, prefix, kind: Kind.Dropped, underscoreAsHyphen: true };
+    });
+    this.names = new HeaderNameTable([...HANDLED, ...DROPPED, ...(options.trustClientIdentityHeaders ? [] : IDENTITY), ...strip]);
+  }
+
+  static of(route: TerminateRoute): RequestHeaderPolicy {
+    return new RequestHeaderPolicy(route.xfcc, route.xfccDetails, route);
+  }
 }
 
 export interface UpstreamRequestHead {
@@ -37,9 +71,9 @@ export interface UpstreamRequestHead {
   readonly hasLength: boolean;
 }
 
-
-export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext, policy: HeaderPolicy): UpstreamRequestHead {
+export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext, policy: RequestHeaderPolicy): UpstreamRequestHead {
   const raw = req.rawHeaders;
+  const names = policy.names;
   let lines = '';
   let incomingXfcc: string | undefined;
   let incomingXff: string | undefined;
@@ -49,17 +83,27 @@ export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext,
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    if (!DROPPED.has(name)) {
-      // llhttp (strict) already refused CR/LF in names and values, so they are written as they are.
-      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
-      else if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
-      lines += `${name}: ${value}\r\n`;
-      continue;
+    switch (names.kindOf(name)) {
+      case Kind.Dropped:
+        continue;
+      case Kind.ForwardedClientCert:
+        incomingXfcc = incomingXfcc === undefined ? value : `${incomingXfcc},${value}`;
+        continue;
+      case Kind.ForwardedFor:
+        incomingXff = incomingXff === undefined ? value : `${incomingXff}, ${value}`;
+        continue;
+      case Kind.Connection:
+        connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
+        continue;
+      case Kind.Host:
+        hasHost = true;
+        break;
+      case Kind.ContentLength:
+        hasLength = true;
+        break;
     }
-    const lower = name.toLowerCase();
-    if (lower === 'x-forwarded-client-cert') incomingXfcc = incomingXfcc === undefined ? value : `${incomingXfcc},${value}`;
-    else if (lower === 'x-forwarded-for') incomingXff = incomingXff === undefined ? value : `${incomingXff}, ${value}`;
-    else if (lower === 'connection') connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
+    // llhttp (strict) already refused CR/LF in names and values, so they are written as they are.
+    lines += `${name}: ${value}\r\n`;
   }
   if (connectionTokens !== undefined) lines = withoutNamed(lines, connectionTokens);
   const remote = req.remoteAddress;
@@ -70,7 +114,7 @@ export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext,
     // Every request on a keep-alive connection carries the same element: keep it on the connection.
     const last = conn.xfcc;
     if (last !== undefined && last.details === policy.xfccDetails) return last.element;
-    const element = xfccElement(identity!, conn.by, policy.xfccDetails);
+    const element = xfccElement(identity!, conn.by, policy.xfccDetails, () => (conn.chainPem ??= peerChainPem(conn.tlsSocket)));
     conn.xfcc = { details: policy.xfccDetails, element };
     return element;
   });
@@ -84,7 +128,8 @@ const PROTECTED = new Set(['host', 'content-length']);
 
 /** Removes header lines named by the client's Connection header ("Connection: close, X-Secret"). */
 function withoutNamed(lines: string, tokens: string): string {
-  const named = new Set(tokens.split(',').map((t) => t.trim().toLowerCase()).filter((t) => !PROTECTED.has(t)));
+  const named = namedInConnection(tokens, PROTECTED);
+  if (named === undefined) return lines;
   let out = '';
   for (const line of lines.split('\r\n')) {
     if (line === '') continue;

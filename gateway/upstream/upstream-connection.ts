@@ -325,7 +325,7 @@ export class UpstreamConnection {
     this.#handler = undefined;
     this.#body = null;
     this.#parser.remove();
-    this.#parser.free();
+    this.#parser.close(); // safe here: 'close' comes after the stack that parsed has unwound
     this.owner.closed(this);
   };
 }

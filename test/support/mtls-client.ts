@@ -20,6 +20,8 @@ export interface TestRequest {
   cert?: ClientCert;
   ca: string;
   agent?: https.Agent;
+  /** Source address of the connection (any 127.x.x.x on loopback). */
+  localAddress?: string;
 }
 
 export interface TestResponse {
@@ -44,6 +46,7 @@ export function request(opts: TestRequest): Promise<TestResponse> {
         cert: opts.cert?.chainPem,
         key: opts.cert?.keyPem,
         agent: opts.agent ?? false,
+        localAddress: opts.localAddress,
       },
       (res) => {
         const chunks: Buffer[] = [];
