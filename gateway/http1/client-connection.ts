@@ -9,6 +9,7 @@
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { isReadBufferView, SocketIo } from '../net/socket-io.js';
+import { isContentLength, parseContentLength } from '../message/content-length.js';
 import type { ClientRequest } from './client-request.js';
 import { RequestBody, RequestBodyError, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
@@ -210,7 +211,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const n = name.length;
-      if (n === 14 && name.toLowerCase() === 'content-length') length = Number(raw[i + 1]); // digits only (llhttp)
+      if (isContentLength(name)) length = parseContentLength(raw[i + 1]!);
       else if (n === 17 && name.toLowerCase() === 'transfer-encoding') codings = codings === undefined ? raw[i + 1]! : `${codings}, ${raw[i + 1]!}`;
       else if (n === 6 && name.toLowerCase() === 'expect') expectContinue = raw[i + 1]!.toLowerCase() === '100-continue';
     }

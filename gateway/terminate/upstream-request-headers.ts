@@ -7,7 +7,7 @@
 import type { ClientRequest } from '../http1/client-request.js';
 import type { TerminateRoute, XfccDetails, XfccMode } from '../config/types.js';
 import { CLIENT_IDENTITY_HEADERS } from './client-identity-headers.js';
-import { namedInConnection } from './connection-header.js';
+import { namedByRequestConnection, REQUEST_HOP_BY_HOP } from '../message/hop-by-hop.js';
 import type { ConnectionContext } from './connection-context.js';
 import { HeaderNameTable, type HeaderNameEntry } from './header-name-table.js';
 import { peerChainPem } from './peer-chain.js';
@@ -32,9 +32,9 @@ const HANDLED: readonly HeaderNameEntry[] = [
   { name: 'x-forwarded-client-cert', kind: Kind.ForwardedClientCert },
 ];
 
-/** Dropped: connection-specific (RFC 9110 §7.6.1), or set by the gateway / the upstream pool itself. */
+/** Dropped: hop-by-hop (Connection itself is HANDLED first), or set by the gateway / the upstream pool itself. */
 const DROPPED: readonly HeaderNameEntry[] = [
-  ...['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'proxy-authorization'].map((name) => ({ name, kind: Kind.Dropped })),
+  ...REQUEST_HOP_BY_HOP.map((name) => ({ name, kind: Kind.Dropped })),
   // What the gateway sets, also spelt with '_' (which CGI-style upstreams read as the same variable).
   ...['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-client-cert'].map((name) => ({ name, kind: Kind.Dropped, underscoreAsHyphen: true })),
 ];
@@ -123,12 +123,9 @@ export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext,
   return { lines, hasHost, hasLength };
 }
 
-/** Never hop-by-hop, whatever a client's Connection header says (hop-by-hop header abuse). */
-const PROTECTED = new Set(['host', 'content-length']);
-
 /** Removes header lines named by the client's Connection header ("Connection: close, X-Secret"). */
 function withoutNamed(lines: string, tokens: string): string {
-  const named = namedInConnection(tokens, PROTECTED);
+  const named = namedByRequestConnection(tokens);
   if (named === undefined) return lines;
   let out = '';
   for (const line of lines.split('\r\n')) {

@@ -10,6 +10,7 @@
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { createParser, type NativeParser, watchMessageComplete } from '../http1/native-parser.js';
+import { contentLength } from '../message/content-length.js';
 import { SocketIo } from '../net/socket-io.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
@@ -248,7 +249,8 @@ export class UpstreamConnection {
     handler.onHeaders(statusCode, all, this.#resume, statusMessage);
     if (this.#handler !== handler) return 1; // the client went away meanwhile
     // A HEAD response (and 204/304) has no body whatever its headers say.
-    const length = this.#headOnly || statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
+    const announced = this.#headOnly || statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
+    const length = Number.isSafeInteger(announced) ? announced : -1; // beyond 2^53 bytes, llhttp counts
     if (length >= 0) {
       // 2 tells llhttp to stop at the end of the head as if the rest were another protocol; it is
       // ready for the next response afterwards, and execute() returns where the body begins.
@@ -328,18 +330,4 @@ export class UpstreamConnection {
     this.#parser.close(); // safe here: 'close' comes after the stack that parsed has unwound
     this.owner.closed(this);
   };
-}
-
-/**
- * The body length a response's Content-Length header announces, or -1 without one. llhttp (strict)
- * has already refused a malformed value, a second differing one, and one beside Transfer-Encoding.
- */
-function contentLength(headers: readonly string[]): number {
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
-    const length = Number(headers[i + 1]);
-    return Number.isSafeInteger(length) ? length : -1; // beyond 2^53 bytes, llhttp counts
-  }
-  return -1;
 }
