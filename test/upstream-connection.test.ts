@@ -110,7 +110,7 @@ class Owner implements ConnectionOwner {
   }
 }
 
-const GET: UpstreamRequest = { method: 'GET', path: '/', headerLines: '', hasHost: false, hasLength: false, body: null };
+const GET: UpstreamRequest = { method: 'GET', scheme: 'https', authority: undefined, path: '/', headers: [], hasLength: false, body: null };
 const HEAD: UpstreamRequest = { ...GET, method: 'HEAD' };
 
 let upstream: Upstream | undefined;

@@ -7,6 +7,7 @@ import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import type { RequestFailure } from '../upstream/upstream-errors.js';
+import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
 import type { ConnectionContext } from './connection-context.js';
@@ -17,7 +18,7 @@ import { requestHost, type HostRefusal } from './host-header.js';
 import { ProxyExchange } from './proxy-exchange.js';
 import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters, type PathRefusal } from './request-path.js';
 import type { TerminateRouter } from './terminate-router.js';
-import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-request-headers.js';
+import { upstreamRequest } from './upstream-request-headers.js';
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
   const countRefusal = listenerRefusals(listener);
@@ -81,8 +82,8 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
     }
 
     // 5. Upstream head, then dispatch with the path that was routed.
-    const head = upstreamRequestHead(req, conn, route.requestHeaders);
-    dispatch(req, res, route, conn, upstreamTarget(url, path, query, normalized, route), head, route.cluster.pick(), 1);
+    const upstream = upstreamRequest(req, conn, route.requestHeaders, upstreamTarget(url, path, query, normalized, route));
+    dispatch(req, res, route, conn, upstream, route.cluster.pick(), 1);
   };
 }
 
@@ -108,8 +109,7 @@ function dispatch(
   res: ClientResponse,
   route: CompiledRoute,
   conn: ConnectionContext,
-  url: string,
-  head: UpstreamRequestHead,
+  upstream: UpstreamRequest,
   pool: UpstreamPool,
   attempt: number,
 ): void {
@@ -134,7 +134,7 @@ function dispatch(
           retry,
           identity: conn.identity?.spiffeId ?? null,
         });
-        if (retry) dispatch(req, res, route, conn, url, head, next, attempt + 1);
+        if (retry) dispatch(req, res, route, conn, upstream, next, attempt + 1);
         return retry;
       },
     },
@@ -145,16 +145,6 @@ function dispatch(
       sendError(res, failure.status, failure.reason, message, { route: route.config.name });
     },
   );
-  pool.dispatch(
-    {
-      path: url,
-      method: req.method,
-      headerLines: head.lines,
-      hasHost: head.hasHost,
-      hasLength: head.hasLength,
-      body: req.body,
-    },
-    exchange,
-  );
+  pool.dispatch(upstream, exchange);
   exchange.watchClient(req.body);
 }

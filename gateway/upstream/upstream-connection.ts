@@ -80,8 +80,11 @@ export class UpstreamConnection {
     handler.onConnect(this.#abort);
     if (this.#handler !== handler) return; // aborted synchronously
 
-    let head = `${request.method} ${request.path} HTTP/1.1\r\n${request.headerLines}`;
-    if (!request.hasHost) head += `host: ${this.hostHeader}\r\n`;
+    // The head in HTTP/1.1 text: the header list written as it is (the request path kept CR/LF out).
+    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
+    const headers = request.headers;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
+    if (request.authority === undefined) head += `host: ${this.hostHeader}\r\n`;
     this.#chunked = request.body !== null && !request.hasLength;
     if (this.#chunked) head += 'transfer-encoding: chunked\r\n';
     head += '\r\n';
