@@ -16,6 +16,7 @@ import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
 import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../terminate/connection-context.js';
+import type { DownstreamSession } from '../terminate/downstream-session.js';
 import { createParser, METHODS, type NativeParser, type ParseError, watchMessageBegin, watchMessageComplete } from './native-parser.js';
 
 export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;
@@ -68,7 +69,7 @@ const enum Wait {
   Linger,
 }
 
-export class ClientConnection implements ResponseOwner, BodySource, HasDeadline {
+export class ClientConnection implements DownstreamSession, ResponseOwner, BodySource, HasDeadline {
   /** Made at the first bytes: an idle connection that never sends a request costs no parser. */
   #parser: NativeParser | undefined;
   readonly #remote: string;

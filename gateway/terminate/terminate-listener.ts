@@ -1,5 +1,5 @@
 // A terminate listener: node:tls with client certificates required and verified by OpenSSL
-// (STRICT), per-SNI certificates, and HTTP/1.1 served by ClientConnection on each accepted socket.
+// (STRICT), per-SNI certificates, and a downstream session (HTTP/1.1, by ALPN) serving each accepted socket.
 // It can listen on its own address or take sockets handed over by the front door
 // (passthrough/mixed/PERMISSIVE listeners). Its TLS state and routes are swapped by reference on
 // reload; established connections keep theirs.
@@ -13,7 +13,7 @@
 import net, { type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
-import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
+import type { ClientConnectionOptions } from '../http1/client-connection.js';
 import { identityOf, IdentityCache, type PeerIdentity } from '../identity/peer-identity.js';
 import { ConnectionsPerSource } from '../listener/connections-per-source.js';
 import { log } from '../log.js';
@@ -26,6 +26,7 @@ import type { CertReason } from '../reasons.js';
 import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { PLAINTEXT_CONNECTION, type ConnectionContext } from './connection-context.js';
+import { serveDownstream, type DownstreamSession } from './downstream-session.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
@@ -53,7 +54,7 @@ export class TerminateListener {
   /** Live mTLS client sockets. */
   readonly connections = new Set<TLSSocket>();
   /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown and revocation. */
-  readonly #http = new Set<ClientConnection>();
+  readonly #http = new Set<DownstreamSession>();
   readonly #httpOptions: ClientConnectionOptions;
   readonly #handshakes: ReturnType<typeof handshakeCounter>;
   readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
@@ -146,7 +147,7 @@ export class TerminateListener {
   }
 
   #serveHttp(socket: Socket, context: ConnectionContext): void {
-    const connection = new ClientConnection(socket, this.#httpOptions, context);
+    const connection = serveDownstream(socket, context, this.#httpOptions);
     this.#http.add(connection);
     socket.once('close', () => this.#http.delete(connection));
   }
@@ -227,7 +228,7 @@ export class TerminateListener {
   }
 
   /** The HTTP connections being served, each with its context (revocation reads their identities). */
-  get served(): Iterable<ClientConnection> {
+  get served(): Iterable<DownstreamSession> {
     return this.#http;
   }
 

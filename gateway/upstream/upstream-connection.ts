@@ -14,23 +14,12 @@ import { contentLength } from '../message/content-length.js';
 import { SocketIo } from '../net/socket-io.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
+import type { SessionOwner, UpstreamSession } from './upstream-session.js';
 
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.upstream' });
 const CRLF = Buffer.from('\r\n', 'latin1');
 
-/** What a connection needs from its pool. */
-export interface ConnectionOwner {
-  /** Coarse clock (ms), advanced by the pool's tick. */
-  readonly now: number;
-  readonly headersMs: number;
-  readonly bodyMs: number;
-  /** The exchange finished and the connection can take another request. */
-  released(conn: UpstreamConnection): void;
-  /** The socket is gone. */
-  closed(conn: UpstreamConnection): void;
-}
-
-export class UpstreamConnection {
+export class UpstreamConnection implements UpstreamSession {
   readonly #parser: NativeParser;
   #handler: UpstreamExchangeHandler | undefined;
   #body: UpstreamRequest['body'] = null;
@@ -53,7 +42,7 @@ export class UpstreamConnection {
 
   constructor(
     readonly socket: Socket,
-    private readonly owner: ConnectionOwner,
+    private readonly owner: SessionOwner,
     private readonly hostHeader: string,
   ) {
     this.#parser = createParser('response', PARSER_RESOURCE, {
