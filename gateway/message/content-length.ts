@@ -1,5 +1,5 @@
 // Content-Length, found and read the same way wherever a message's framing depends on it.
-import { equalsFolded } from '../terminate/header-name-table.js';
+import { equalsFolded } from './header-name-table.js';
 
 export function isContentLength(name: string): boolean {
   return equalsFolded(name, 'content-length');

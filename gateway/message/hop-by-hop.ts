@@ -2,8 +2,7 @@
 // (RFC 9110 §7.6.1), for both directions: a proxy removes them, and the headers the Connection
 // header names, before forwarding. A request's Connection header cannot name Host or Content-Length
 // away (hop-by-hop header abuse: routing and framing would disagree with what is forwarded).
-import { namedInConnection } from '../terminate/connection-header.js';
-import { equalsFolded } from '../terminate/header-name-table.js';
+import { equalsFolded } from './header-name-table.js';
 
 /** Connection-specific in every message. */
 const CONNECTION_SPECIFIC = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -29,6 +28,20 @@ export function namedByRequestConnection(value: string): Set<string> | undefined
 /** The header names (lowercase) a response's Connection value(s) make hop-by-hop; undefined when none. */
 export function namedByResponseConnection(value: string): Set<string> | undefined {
   return namedInConnection(value, NOTHING_PROTECTED);
+}
+
+/**
+ * The header names `value` lists (lowercase) other than `keep`, "close" and "keep-alive"; undefined
+ * when that leaves none. Its usual values, "keep-alive" and "close", are recognised without splitting.
+ */
+function namedInConnection(value: string, keep: ReadonlySet<string>): Set<string> | undefined {
+  if (equalsFolded(value, 'keep-alive') || equalsFolded(value, 'close')) return undefined;
+  const named = new Set<string>();
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive' && !keep.has(name)) named.add(name);
+  }
+  return named.size === 0 ? undefined : named;
 }
 
 /** The flat [name, value, …] list without the names in `named` (lowercase). */

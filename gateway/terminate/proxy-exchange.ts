@@ -9,7 +9,7 @@ import type { ClientResponse } from '../http1/client-response.js';
 import { classifyUpstreamError, type RequestFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 import { isConnectionHeader, namedByResponseConnection, RESPONSE_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
-import { HeaderNameSet } from './header-name-set.js';
+import { HeaderNameSet } from '../message/header-name-set.js';
 
 /** Response headers that describe the upstream connection, not the message. */
 const HOP_BY_HOP = new HeaderNameSet(RESPONSE_HOP_BY_HOP);
