@@ -3,7 +3,7 @@
 // and the route keys that configure them, refused at the exact field when wrong.
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type ConfigResult } from '../gateway/config/load-config.js';
-import { HeaderNameTable } from '../gateway/terminate/header-name-table.js';
+import { HeaderNameTable } from '../gateway/message/header-name-table.js';
 import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, withoutPathParameters } from '../gateway/terminate/request-path.js';
 
 const result = (path: string, allow = 0, merge = true) => {

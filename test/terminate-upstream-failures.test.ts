@@ -84,6 +84,18 @@ describe('terminate: upstream failures', () => {
     expect(upstreams.live.requests.length - before).toBe(4);
   });
 
+  it('retries on the endpoint after the one that failed, whatever round robin hands out meanwhile', async () => {
+    // Concurrent first attempts move round robin on while the dead endpoint's refusals come back:
+    // a retry that took the next pick from round robin could land on the dead endpoint again.
+    const before = upstreams.live.requests.length;
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => get(`/failover/concurrent-${i}`)));
+    for (const [i, res] of results.entries()) {
+      expect(res.status, res.body).toBe(200);
+      expect(res.body).toBe(`live /failover/concurrent-${i}`);
+    }
+    expect(upstreams.live.requests.length - before).toBe(8);
+  });
+
   it('answers 504 upstream_headers_timeout when the upstream does not answer within its headers timeout', async () => {
     const started = Date.now();
     const res = await get('/silent');

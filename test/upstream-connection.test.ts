@@ -5,7 +5,8 @@
 // where the header says and that the parser is ready for the next response afterwards.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UpstreamConnection, type ConnectionOwner } from '../gateway/upstream/upstream-connection.js';
+import { UpstreamConnection } from '../gateway/upstream/upstream-connection.js';
+import type { SessionOwner } from '../gateway/upstream/upstream-session.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from '../gateway/upstream/upstream-exchange.js';
 
 /** What an upstream sends for one request: pieces written with a pause between them (separate reads), or its side closed. */
@@ -89,7 +90,7 @@ class RecordingHandler implements UpstreamExchangeHandler {
   onReadDone(): void {}
 }
 
-class Owner implements ConnectionOwner {
+class Owner implements SessionOwner {
   readonly now = Date.now();
   readonly headersMs = 5_000;
   readonly bodyMs = 5_000;
@@ -110,7 +111,7 @@ class Owner implements ConnectionOwner {
   }
 }
 
-const GET: UpstreamRequest = { method: 'GET', path: '/', headerLines: '', hasHost: false, hasLength: false, body: null };
+const GET: UpstreamRequest = { method: 'GET', scheme: 'https', authority: undefined, path: '/', headers: [], hasLength: false, body: null };
 const HEAD: UpstreamRequest = { ...GET, method: 'HEAD' };
 
 let upstream: Upstream | undefined;

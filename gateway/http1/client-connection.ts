@@ -9,11 +9,14 @@
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { isReadBufferView, SocketIo } from '../net/socket-io.js';
+import { isContentLength, parseContentLength } from '../message/content-length.js';
 import type { ClientRequest } from './client-request.js';
 import { RequestBody, RequestBodyError, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
+import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../terminate/connection-context.js';
+import type { DownstreamSession } from '../terminate/downstream-session.js';
 import { createParser, METHODS, type NativeParser, type ParseError, watchMessageBegin, watchMessageComplete } from './native-parser.js';
 
 export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;
@@ -66,7 +69,7 @@ const enum Wait {
   Linger,
 }
 
-export class ClientConnection implements ResponseOwner, BodySource, HasDeadline {
+export class ClientConnection implements DownstreamSession, ResponseOwner, BodySource, HasDeadline {
   /** Made at the first bytes: an idle connection that never sends a request costs no parser. */
   #parser: NativeParser | undefined;
   readonly #remote: string;
@@ -96,6 +99,8 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
   constructor(
     readonly socket: Socket,
     private readonly options: ClientConnectionOptions,
+    /** The connection's facts (SNI, ALPN, peer identity), passed on with each request. */
+    readonly context: ConnectionContext = PLAINTEXT_CONNECTION,
   ) {
     this.#remote = socket.remoteAddress ?? '';
     this.deadline = options.headersMs > 0 ? Date.now() + options.headersMs : 0;
@@ -207,7 +212,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       const n = name.length;
-      if (n === 14 && name.toLowerCase() === 'content-length') length = Number(raw[i + 1]); // digits only (llhttp)
+      if (isContentLength(name)) length = parseContentLength(raw[i + 1]!);
       else if (n === 17 && name.toLowerCase() === 'transfer-encoding') codings = codings === undefined ? raw[i + 1]! : `${codings}, ${raw[i + 1]!}`;
       else if (n === 6 && name.toLowerCase() === 'expect') expectContinue = raw[i + 1]!.toLowerCase() === '100-continue';
     }
@@ -221,7 +226,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     const body = length !== 0 ? new RequestBody(this, length) : null;
     const http10 = versionMajor === 1 && versionMinor === 0;
     const exchange: Exchange = {
-      req: { method: methodName, url: target, rawHeaders: raw, remoteAddress: this.#remote, socket: this.socket, body },
+      req: { method: methodName, url: target, rawHeaders: raw, remoteAddress: this.#remote, connection: this.context, body },
       res: new ClientResponse(this, { head: methodName === 'HEAD', http10, keepAlive: shouldKeepAlive }),
       body,
       expectContinue: expectContinue && !http10,
@@ -405,7 +410,7 @@ export class ClientConnection implements ResponseOwner, BodySource, HasDeadline 
     this.#closing = true;
     this.options.onRefused?.(status, reason);
     const res = new ClientResponse(this, { head: false, http10: false, keepAlive: false });
-    this.#current = { req: { method: '', url: '', rawHeaders: [], remoteAddress: this.#remote, socket: this.socket, body: null }, res, body: null, expectContinue: false };
+    this.#current = { req: { method: '', url: '', rawHeaders: [], remoteAddress: this.#remote, connection: this.context, body: null }, res, body: null, expectContinue: false };
     sendError(res, status, reason, message);
   }
 

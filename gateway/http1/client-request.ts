@@ -2,8 +2,8 @@
 // list, no objects) and, when it has one, its body as a stream the upstream side reads with
 // backpressure onto the client socket. A body that cannot be completed (malformed, too slow, too
 // large) is destroyed with a RequestBodyError that says how to answer the client.
-import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import type { ConnectionContext } from '../terminate/connection-context.js';
 
 export interface ClientRequest {
   readonly method: string;
@@ -12,8 +12,8 @@ export interface ClientRequest {
   /** [name, value, name, value, …] as received. */
   readonly rawHeaders: readonly string[];
   readonly remoteAddress: string;
-  /** The client connection (TLS or plaintext) the request came on. */
-  readonly socket: Socket;
+  /** What is known about the connection (TLS or plaintext) the request came on. */
+  readonly connection: ConnectionContext;
   /** The body, or null when the head announced none (no Content-Length > 0, no Transfer-Encoding). */
   readonly body: RequestBody | null;
 }

@@ -4,6 +4,7 @@
 // or close-delimited for HTTP/1.0). Hop-by-hop headers are the caller's to remove.
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { SocketIo } from '../net/socket-io.js';
+import { isContentLength } from '../message/content-length.js';
 import { httpDate } from './http-date.js';
 
 /** What a response needs from its connection. */
@@ -66,7 +67,7 @@ export class ClientResponse {
     let hasDate = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      if (isContentLength(name)) hasLength = true;
       else if (name.length === 4 && name.toLowerCase() === 'date') hasDate = true;
       lines += `${name}: ${headers[i + 1]!}\r\n`;
     }

@@ -5,9 +5,10 @@
 import { X509Certificate } from 'node:crypto';
 import '../../certs/dev-ca.js'; // loads reflect-metadata and sets @peculiar/x509's crypto provider first
 import * as x509 from '@peculiar/x509';
-import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { log } from '../log.js';
-import { connectionContext } from '../terminate/connection-context.js';
+import type { ConnectionContext } from '../terminate/connection-context.js';
 import { revokedConnectionsClosed } from './lifecycle-metrics.js';
 import type { LoadedCrl } from './tls-material.js';
 
@@ -80,11 +81,11 @@ export class RevocationList {
 }
 
 /** Closes the established client connections whose certificate the list revokes; returns how many. */
-export function closeRevokedConnections(listener: string, connections: Iterable<TLSSocket>, list: RevocationList): number {
+export function closeRevokedConnections(listener: string, connections: Iterable<{ readonly socket: Socket; readonly context: ConnectionContext }>, list: RevocationList): number {
   if (list.size === 0) return 0;
   let closed = 0;
-  for (const socket of connections) {
-    const identity = connectionContext(socket).identity;
+  for (const { socket, context } of connections) {
+    const identity = context.identity;
     if (!identity || !list.revokesChain(identity.cert)) continue;
     log.warn('revoked_connection_closed', {
       listener,

@@ -122,7 +122,7 @@ export function listenerTarget(
     },
     swap: (state) => terminate.replaceTls(state),
     revoked(list) {
-      if (opts.closeRevokedConnections) closeRevokedConnections(listener.name, terminate.connections, list);
+      if (opts.closeRevokedConnections) closeRevokedConnections(listener.name, terminate.served, list);
     },
   };
 }

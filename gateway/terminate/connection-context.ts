@@ -1,11 +1,9 @@
-// What the gateway knows about a client connection, computed once at the end of the handshake and
-// stored on the socket: every request on a keep-alive connection reuses it.
-import type { Socket } from 'node:net';
+// What the gateway knows about a client connection, computed once by the terminate listener at the
+// end of the handshake and handed, as a value, to the connection that serves it and on to every
+// request it carries (keep-alive requests reuse it). Nothing is stored on the socket.
 import type { TLSSocket } from 'node:tls';
 import type { XfccDetails } from '../config/types.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
-
-const CONTEXT = Symbol('gatehouse.connection');
 
 export interface ConnectionContext {
   /** Undefined on a plaintext connection (PERMISSIVE listeners). */
@@ -14,6 +12,8 @@ export interface ConnectionContext {
   readonly by: string | undefined;
   /** SNI the client sent, lowercased; undefined when it sent none. */
   readonly sni: string | undefined;
+  /** The protocol ALPN agreed on ('http/1.1'); undefined when the client offered none (or plaintext). */
+  readonly alpn: string | undefined;
   readonly mtls: boolean;
   /** The TLS connection, for facts read only when a route asks for them (the peer chain). */
   readonly tlsSocket?: TLSSocket;
@@ -26,12 +26,5 @@ export interface ConnectionContext {
   host?: string;
 }
 
-const PLAINTEXT: ConnectionContext = Object.freeze({ identity: undefined, by: undefined, sni: undefined, mtls: false });
-
-export function setConnectionContext(socket: Socket, context: ConnectionContext): void {
-  (socket as unknown as Record<symbol, ConnectionContext>)[CONTEXT] = context;
-}
-
-export function connectionContext(socket: Socket): ConnectionContext {
-  return (socket as unknown as Record<symbol, ConnectionContext | undefined>)[CONTEXT] ?? PLAINTEXT;
-}
+/** Every plaintext connection's context: nothing known, nothing memoized (frozen, shared). */
+export const PLAINTEXT_CONNECTION: ConnectionContext = Object.freeze({ identity: undefined, by: undefined, sni: undefined, alpn: undefined, mtls: false });

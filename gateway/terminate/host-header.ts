@@ -5,7 +5,7 @@
 // as no host is named with them and upstreams split values on some of them. Keep-alive requests
 // repeat their connection's Host: it is checked and normalized once per connection.
 import type { ConnectionContext } from './connection-context.js';
-import { equalsFolded } from './header-name-table.js';
+import { equalsFolded } from '../message/header-name-table.js';
 import { normalizeHost } from './host-pattern.js';
 
 export type HostRule = 'missing' | 'duplicate' | 'invalid';

@@ -6,21 +6,19 @@
 import { performance } from 'node:perf_hooks'; // the global is a getter on globalThis: read on every use
 import type { RequestBody } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
-import { classifyUpstreamError, type UpstreamFailure } from '../upstream/upstream-errors.js';
+import { classifyUpstreamError, type RequestFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
-import { namedInConnection } from './connection-header.js';
-import { HeaderNameSet } from './header-name-set.js';
-import { equalsFolded } from './header-name-table.js';
+import { isConnectionHeader, namedByResponseConnection, RESPONSE_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
+import { HeaderNameSet } from '../message/header-name-set.js';
 
-/** Response headers that describe the upstream connection, not the message (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new HeaderNameSet(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
-const NOTHING_KEPT: ReadonlySet<string> = new Set();
+/** Response headers that describe the upstream connection, not the message. */
+const HOP_BY_HOP = new HeaderNameSet(RESPONSE_HOP_BY_HOP);
 
 export interface ExchangeEvents {
   /** Response head received: the status that will be counted, and the upstream latency. */
   onResponse(status: number, upstreamSeconds: number): void;
   /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
-  onFailure(failure: UpstreamFailure, err: Error): boolean;
+  onFailure(failure: RequestFailure, err: Error): boolean;
 }
 
 export class ProxyExchange implements UpstreamExchangeHandler {
@@ -37,7 +35,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   constructor(
     private readonly res: ClientResponse,
     private readonly events: ExchangeEvents,
-    private readonly answerFailure: (failure: UpstreamFailure, err: Error) => void,
+    private readonly answerFailure: (failure: RequestFailure, err: Error) => void,
   ) {}
 
   /**
@@ -70,13 +68,13 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (HOP_BY_HOP.has(name)) {
-        if (equalsFolded(name, 'connection')) connection = connection === undefined ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
+        if (isConnectionHeader(name)) connection = connection === undefined ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
         continue;
       }
       headers.push(name, raw[i + 1]!);
     }
     // Headers the upstream's Connection header names are hop-by-hop too ("Connection: set-cookie").
-    const named = connection === undefined ? undefined : namedInConnection(connection, NOTHING_KEPT);
+    const named = connection === undefined ? undefined : namedByResponseConnection(connection);
     if (named !== undefined) headers = withoutNamed(headers, named);
     this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000);
     this.#headersSent = true;
@@ -147,11 +145,4 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     if (this.events.onFailure(failure, err)) return;
     this.answerFailure(failure, err);
   }
-}
-
-/** The [name, value, …] list without the names in `named` (lowercase). */
-function withoutNamed(headers: readonly string[], named: ReadonlySet<string>): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if (!named.has(headers[i]!.toLowerCase())) kept.push(headers[i]!, headers[i + 1]!);
-  return kept;
 }

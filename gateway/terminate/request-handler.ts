@@ -6,16 +6,19 @@ import type { ClientRequest } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
-import type { UpstreamFailure } from '../upstream/upstream-errors.js';
+import type { RequestFailure } from '../upstream/upstream-errors.js';
+import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
-import { connectionContext, type ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from './connection-context.js';
 import { sendError } from '../http1/error-response.js';
 import type { RequestReason } from '../reasons.js';
+import { failoverPool } from './failover.js';
 import { requestHost, type HostRefusal } from './host-header.js';
 import { ProxyExchange } from './proxy-exchange.js';
 import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters, type PathRefusal } from './request-path.js';
 import type { TerminateRouter } from './terminate-router.js';
-import { upstreamRequestHead, type UpstreamRequestHead } from './upstream-request-headers.js';
+import { upstreamRequest } from './upstream-request-headers.js';
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
   const countRefusal = listenerRefusals(listener);
@@ -30,7 +33,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
   };
 
   return function handleRequest(req: ClientRequest, res: ClientResponse): void {
-    const conn = connectionContext(req.socket);
+    const conn = req.connection;
     const routes = router();
     const url = req.url;
     const query = url.indexOf('?');
@@ -79,8 +82,8 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
     }
 
     // 5. Upstream head, then dispatch with the path that was routed.
-    const head = upstreamRequestHead(req, conn, route.requestHeaders);
-    dispatch(req, res, route, conn, upstreamTarget(url, path, query, normalized, route), head, 1);
+    const upstream = upstreamRequest(req, conn, route.requestHeaders, upstreamTarget(url, path, query, normalized, route));
+    dispatch(req, res, route, conn, upstream, route.cluster.pick(), 1);
   };
 }
 
@@ -106,8 +109,8 @@ function dispatch(
   res: ClientResponse,
   route: CompiledRoute,
   conn: ConnectionContext,
-  url: string,
-  head: UpstreamRequestHead,
+  upstream: UpstreamRequest,
+  pool: UpstreamPool,
   attempt: number,
 ): void {
   const hasBody = req.body !== null;
@@ -119,9 +122,9 @@ function dispatch(
         route.countStatus(status);
         route.latency.observe(seconds);
       },
-      onFailure: (failure: UpstreamFailure, err: Error) => {
-        // Fail over only when nothing reached the upstream and the body was not consumed.
-        const retry = failure.beforeRequestSent && !hasBody && attempt < cluster.poolCount && !res.closed;
+      onFailure: (failure: RequestFailure, err: Error) => {
+        const next = failoverPool(failure, cluster, pool, attempt, hasBody, res.closed);
+        const retry = next !== undefined;
         log.warn(failure.status < 500 ? 'request_body_failed' : 'upstream_failed', {
           route: route.config.name,
           upstream: cluster.name,
@@ -131,7 +134,7 @@ function dispatch(
           retry,
           identity: conn.identity?.spiffeId ?? null,
         });
-        if (retry) dispatch(req, res, route, conn, url, head, attempt + 1);
+        if (retry) dispatch(req, res, route, conn, upstream, next, attempt + 1);
         return retry;
       },
     },
@@ -142,16 +145,6 @@ function dispatch(
       sendError(res, failure.status, failure.reason, message, { route: route.config.name });
     },
   );
-  cluster.pick().dispatch(
-    {
-      path: url,
-      method: req.method,
-      headerLines: head.lines,
-      hasHost: head.hasHost,
-      hasLength: head.hasLength,
-      body: req.body,
-    },
-    exchange,
-  );
+  pool.dispatch(upstream, exchange);
   exchange.watchClient(req.body);
 }

@@ -1,5 +1,5 @@
 // A terminate listener: node:tls with client certificates required and verified by OpenSSL
-// (STRICT), per-SNI certificates, and HTTP/1.1 served by ClientConnection on each accepted socket.
+// (STRICT), per-SNI certificates, and a downstream session (HTTP/1.1, by ALPN) serving each accepted socket.
 // It can listen on its own address or take sockets handed over by the front door
 // (passthrough/mixed/PERMISSIVE listeners). Its TLS state and routes are swapped by reference on
 // reload; established connections keep theirs.
@@ -13,7 +13,7 @@
 import net, { type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
-import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
+import type { ClientConnectionOptions } from '../http1/client-connection.js';
 import { identityOf, IdentityCache, type PeerIdentity } from '../identity/peer-identity.js';
 import { ConnectionsPerSource } from '../listener/connections-per-source.js';
 import { log } from '../log.js';
@@ -25,7 +25,8 @@ import { acceptRefusals, type AcceptRefusal } from '../passthrough/passthrough-m
 import type { CertReason } from '../reasons.js';
 import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
-import { setConnectionContext } from './connection-context.js';
+import { PLAINTEXT_CONNECTION, type ConnectionContext } from './connection-context.js';
+import { serveDownstream, type DownstreamSession } from './downstream-session.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
@@ -50,10 +51,10 @@ export class TerminateListener {
   readonly #refusalLog = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
   #tls: ServerTlsState;
   #router: TerminateRouter<CompiledRoute>;
-  /** Live mTLS client connections, so a revocation can close the ones using a revoked certificate. */
+  /** Live mTLS client sockets. */
   readonly connections = new Set<TLSSocket>();
-  /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown. */
-  readonly #http = new Set<ClientConnection>();
+  /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown and revocation. */
+  readonly #http = new Set<DownstreamSession>();
   readonly #httpOptions: ClientConnectionOptions;
   readonly #handshakes: ReturnType<typeof handshakeCounter>;
   readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
@@ -110,10 +111,10 @@ export class TerminateListener {
       this.#handshakes.accepted(identity.spiffeId === undefined ? 'no_spiffe_id' : 'ok');
       const sni = typeof socket.servername === 'string' ? socket.servername.toLowerCase() : undefined;
       const served = sni === undefined ? state.defaultCert : state.select(sni);
-      setConnectionContext(socket, { identity, by: served.uri, sni, mtls: true, tlsSocket: socket });
+      const alpn = typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : undefined;
       this.connections.add(socket);
       socket.once('close', () => this.connections.delete(socket));
-      this.#serveHttp(socket);
+      this.#serveHttp(socket, { identity, by: served.uri, sni, alpn, mtls: true, tlsSocket: socket });
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       const reason = handshakeFailureReason(err, socket);
@@ -145,8 +146,8 @@ export class TerminateListener {
     socket.destroy();
   }
 
-  #serveHttp(socket: Socket): void {
-    const connection = new ClientConnection(socket, this.#httpOptions);
+  #serveHttp(socket: Socket, context: ConnectionContext): void {
+    const connection = serveDownstream(socket, context, this.#httpOptions);
     this.#http.add(connection);
     socket.once('close', () => this.#http.delete(connection));
   }
@@ -223,7 +224,12 @@ export class TerminateListener {
 
   /** PERMISSIVE: plaintext HTTP handed over by the front door (served with no identity). */
   acceptPlaintext(socket: Socket): void {
-    this.#serveHttp(socket);
+    this.#serveHttp(socket, PLAINTEXT_CONNECTION);
+  }
+
+  /** The HTTP connections being served, each with its context (revocation reads their identities). */
+  get served(): Iterable<DownstreamSession> {
+    return this.#http;
   }
 
   address(): { host: string; port: number } | undefined {

@@ -3,7 +3,7 @@
 // matched as request-path.ts normalized them, case-sensitively unless a route's
 // match.case_insensitive says otherwise (ASCII letters only, as upstreams that ignore case do).
 import type { TerminateRoute } from '../config/types.js';
-import { startsWithFolded } from './header-name-table.js';
+import { startsWithFolded } from '../message/header-name-table.js';
 import { wildcardKey } from './host-pattern.js';
 import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS } from './request-path.js';
 

@@ -1,5 +1,5 @@
-// The request head sent upstream, built in one pass over the client's raw headers into the header
-// lines the upstream connection writes as they are (one string, no intermediate array): hop-by-hop
+// The request sent upstream, its head built in one pass over the client's raw headers into a flat
+// header list that the upstream connection's codec writes as it is: hop-by-hop
 // headers dropped (and any the client's Connection header names), identity headers the client
 // tried to set removed (client-identity-headers.ts, the route's strip_headers) or XFCC kept per
 // the route's mode, x-forwarded-for/-proto set. Which name is which is compiled once per route
@@ -7,9 +7,10 @@
 import type { ClientRequest } from '../http1/client-request.js';
 import type { TerminateRoute, XfccDetails, XfccMode } from '../config/types.js';
 import { CLIENT_IDENTITY_HEADERS } from './client-identity-headers.js';
-import { namedInConnection } from './connection-header.js';
+import { namedByRequestConnection, REQUEST_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
+import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
 import type { ConnectionContext } from './connection-context.js';
-import { HeaderNameTable, type HeaderNameEntry } from './header-name-table.js';
+import { HeaderNameTable, type HeaderNameEntry } from '../message/header-name-table.js';
 import { peerChainPem } from './peer-chain.js';
 import { forwardedClientCert, xfccElement } from './xfcc.js';
 
@@ -32,9 +33,9 @@ const HANDLED: readonly HeaderNameEntry[] = [
   { name: 'x-forwarded-client-cert', kind: Kind.ForwardedClientCert },
 ];
 
-/** Dropped: connection-specific (RFC 9110 §7.6.1), or set by the gateway / the upstream pool itself. */
+/** Dropped: hop-by-hop (Connection itself is HANDLED first), or set by the gateway / the upstream pool itself. */
 const DROPPED: readonly HeaderNameEntry[] = [
-  ...['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'proxy-authorization'].map((name) => ({ name, kind: Kind.Dropped })),
+  ...REQUEST_HOP_BY_HOP.map((name) => ({ name, kind: Kind.Dropped })),
   // What the gateway sets, also spelt with '_' (which CGI-style upstreams read as the same variable).
   ...['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-client-cert'].map((name) => ({ name, kind: Kind.Dropped, underscoreAsHyphen: true })),
 ];
@@ -63,22 +64,18 @@ export class RequestHeaderPolicy {
   }
 }
 
-export interface UpstreamRequestHead {
-  /** Header lines, each ending in CRLF, without the request line and the final empty line. */
-  readonly lines: string;
-  /** Whether `lines` hold Host / Content-Length (the pool adds what is missing). */
-  readonly hasHost: boolean;
-  readonly hasLength: boolean;
-}
-
-export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext, policy: RequestHeaderPolicy): UpstreamRequestHead {
+/**
+ * The request sent upstream for `req`, to `path` (the target that was routed): its head as values
+ * (message/request-head.ts), which only the upstream connection's codec turns into text.
+ */
+export function upstreamRequest(req: ClientRequest, conn: ConnectionContext, policy: RequestHeaderPolicy, path: string): UpstreamRequest {
   const raw = req.rawHeaders;
   const names = policy.names;
-  let lines = '';
+  let headers: string[] = [];
   let incomingXfcc: string | undefined;
   let incomingXff: string | undefined;
   let connectionTokens: string | undefined;
-  let hasHost = false;
+  let authority: string | undefined;
   let hasLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -96,19 +93,22 @@ export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext,
         connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
         continue;
       case Kind.Host:
-        hasHost = true;
+        authority ??= value;
         break;
       case Kind.ContentLength:
         hasLength = true;
         break;
     }
-    // llhttp (strict) already refused CR/LF in names and values, so they are written as they are.
-    lines += `${name}: ${value}\r\n`;
+    // llhttp (strict) already refused CR/LF in names and values, so they are sent as they are.
+    headers.push(name, value);
   }
-  if (connectionTokens !== undefined) lines = withoutNamed(lines, connectionTokens);
+  if (connectionTokens !== undefined) {
+    const named = namedByRequestConnection(connectionTokens);
+    if (named !== undefined) headers = withoutNamed(headers, named);
+  }
   const remote = req.remoteAddress;
-  lines += `x-forwarded-for: ${incomingXff === undefined ? remote : `${incomingXff}, ${remote}`}\r\n`;
-  lines += conn.mtls ? 'x-forwarded-proto: https\r\n' : 'x-forwarded-proto: http\r\n';
+  headers.push('x-forwarded-for', incomingXff === undefined ? remote : `${incomingXff}, ${remote}`);
+  headers.push('x-forwarded-proto', conn.mtls ? 'https' : 'http');
   const identity = conn.identity;
   const xfcc = forwardedClientCert(policy.xfcc, incomingXfcc, conn.mtls && identity !== undefined, () => {
     // Every request on a keep-alive connection carries the same element: keep it on the connection.
@@ -119,21 +119,6 @@ export function upstreamRequestHead(req: ClientRequest, conn: ConnectionContext,
     return element;
   });
   // Our element never holds CR/LF/NUL (xfccElement encodes them); a client's was checked by llhttp.
-  if (xfcc !== undefined) lines += `x-forwarded-client-cert: ${xfcc}\r\n`;
-  return { lines, hasHost, hasLength };
-}
-
-/** Never hop-by-hop, whatever a client's Connection header says (hop-by-hop header abuse). */
-const PROTECTED = new Set(['host', 'content-length']);
-
-/** Removes header lines named by the client's Connection header ("Connection: close, X-Secret"). */
-function withoutNamed(lines: string, tokens: string): string {
-  const named = namedInConnection(tokens, PROTECTED);
-  if (named === undefined) return lines;
-  let out = '';
-  for (const line of lines.split('\r\n')) {
-    if (line === '') continue;
-    if (!named.has(line.slice(0, line.indexOf(':')).toLowerCase())) out += `${line}\r\n`;
-  }
-  return out;
+  if (xfcc !== undefined) headers.push('x-forwarded-client-cert', xfcc);
+  return { method: req.method, scheme: conn.mtls ? 'https' : 'http', authority, path, headers, hasLength, body: req.body };
 }

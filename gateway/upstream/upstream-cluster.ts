@@ -55,7 +55,13 @@ export class UpstreamCluster {
     return pool;
   }
 
-  /** Pools in order starting after `previous`, for failover when a connect fails. */
+  /** The pool of the endpoint after `tried`'s, for a retry (the first endpoint if `tried` was retired meanwhile). */
+  after(tried: UpstreamPool): UpstreamPool {
+    const pools = this.#pools;
+    return pools[(pools.indexOf(tried) + 1) % pools.length]!;
+  }
+
+  /** How many endpoints there are: a request is tried on each at most once. */
   get poolCount(): number {
     return this.#pools.length;
   }

@@ -10,26 +10,16 @@
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { Socket } from 'node:net';
 import { createParser, type NativeParser, watchMessageComplete } from '../http1/native-parser.js';
+import { contentLength } from '../message/content-length.js';
 import { SocketIo } from '../net/socket-io.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
+import type { SessionOwner, UpstreamSession } from './upstream-session.js';
 
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.upstream' });
 const CRLF = Buffer.from('\r\n', 'latin1');
 
-/** What a connection needs from its pool. */
-export interface ConnectionOwner {
-  /** Coarse clock (ms), advanced by the pool's tick. */
-  readonly now: number;
-  readonly headersMs: number;
-  readonly bodyMs: number;
-  /** The exchange finished and the connection can take another request. */
-  released(conn: UpstreamConnection): void;
-  /** The socket is gone. */
-  closed(conn: UpstreamConnection): void;
-}
-
-export class UpstreamConnection {
+export class UpstreamConnection implements UpstreamSession {
   readonly #parser: NativeParser;
   #handler: UpstreamExchangeHandler | undefined;
   #body: UpstreamRequest['body'] = null;
@@ -52,7 +42,7 @@ export class UpstreamConnection {
 
   constructor(
     readonly socket: Socket,
-    private readonly owner: ConnectionOwner,
+    private readonly owner: SessionOwner,
     private readonly hostHeader: string,
   ) {
     this.#parser = createParser('response', PARSER_RESOURCE, {
@@ -79,8 +69,11 @@ export class UpstreamConnection {
     handler.onConnect(this.#abort);
     if (this.#handler !== handler) return; // aborted synchronously
 
-    let head = `${request.method} ${request.path} HTTP/1.1\r\n${request.headerLines}`;
-    if (!request.hasHost) head += `host: ${this.hostHeader}\r\n`;
+    // The head in HTTP/1.1 text: the header list written as it is (the request path kept CR/LF out).
+    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
+    const headers = request.headers;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
+    if (request.authority === undefined) head += `host: ${this.hostHeader}\r\n`;
     this.#chunked = request.body !== null && !request.hasLength;
     if (this.#chunked) head += 'transfer-encoding: chunked\r\n';
     head += '\r\n';
@@ -248,7 +241,8 @@ export class UpstreamConnection {
     handler.onHeaders(statusCode, all, this.#resume, statusMessage);
     if (this.#handler !== handler) return 1; // the client went away meanwhile
     // A HEAD response (and 204/304) has no body whatever its headers say.
-    const length = this.#headOnly || statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
+    const announced = this.#headOnly || statusCode === 204 || statusCode === 304 ? -1 : contentLength(all);
+    const length = Number.isSafeInteger(announced) ? announced : -1; // beyond 2^53 bytes, llhttp counts
     if (length >= 0) {
       // 2 tells llhttp to stop at the end of the head as if the rest were another protocol; it is
       // ready for the next response afterwards, and execute() returns where the body begins.
@@ -328,18 +322,4 @@ export class UpstreamConnection {
     this.#parser.close(); // safe here: 'close' comes after the stack that parsed has unwound
     this.owner.closed(this);
   };
-}
-
-/**
- * The body length a response's Content-Length header announces, or -1 without one. llhttp (strict)
- * has already refused a malformed value, a second differing one, and one beside Transfer-Encoding.
- */
-function contentLength(headers: readonly string[]): number {
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
-    const length = Number(headers[i + 1]);
-    return Number.isSafeInteger(length) ? length : -1; // beyond 2^53 bytes, llhttp counts
-  }
-  return -1;
 }

@@ -1,16 +1,35 @@
-// What an upstream failure means for the client: a status and a stable reason. The error is the
-// upstream's fault (502/504), unless the exchange broke off because the client's own request body
-// failed (400/408/413, see RequestBodyError), and says whether retrying elsewhere is safe (only
-// when nothing was sent: the connection never came up).
+// What a failed exchange means for the client, as a typed value: a status, a stable reason, and
+// whether retrying elsewhere is safe (only when nothing was sent: the connection never came up).
+// The failure is the upstream's (502/504), unless the exchange broke off because the client's own
+// request body failed (400/408/413, see RequestBodyError). Failures are constants: classifying one
+// allocates nothing.
 import { RequestBodyError } from '../http1/client-request.js';
 import type { RequestReason } from '../reasons.js';
 
-export interface UpstreamFailure {
+export interface RequestFailure {
   readonly status: 400 | 408 | 413 | 502 | 504;
   readonly reason: RequestReason;
-  /** True when no request byte can have reached the upstream. */
-  readonly beforeRequestSent: boolean;
+  /** True when no request byte can have reached the upstream: another endpoint may be tried. */
+  readonly retrySafe: boolean;
 }
+
+function failure(status: RequestFailure['status'], reason: RequestReason, retrySafe: boolean): RequestFailure {
+  return Object.freeze({ status, reason, retrySafe });
+}
+
+const IDENTITY_MISMATCH = failure(502, 'upstream_identity_mismatch', true);
+const CONNECT_TIMEOUT = failure(504, 'upstream_connect_timeout', true);
+const HEADERS_TIMEOUT = failure(504, 'upstream_headers_timeout', false);
+const BODY_TIMEOUT = failure(504, 'upstream_body_timeout', false);
+const UNAVAILABLE = failure(502, 'upstream_unavailable', true);
+const PROTOCOL_ERROR = failure(502, 'upstream_protocol_error', false);
+const TLS_FAILED = failure(502, 'upstream_tls_failed', true);
+const RESET = failure(502, 'upstream_reset', false);
+const BODY_FAILURES = {
+  bad_request: failure(400, 'bad_request', false),
+  request_body_timeout: failure(408, 'request_body_timeout', false),
+  request_body_too_large: failure(413, 'request_body_too_large', false),
+} as const satisfies Record<RequestBodyError['reason'], RequestFailure>;
 
 const TLS_VERIFY_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -30,30 +49,28 @@ const TLS_VERIFY_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-export function classifyUpstreamError(err: unknown): UpstreamFailure {
-  if (err instanceof RequestBodyError) return { status: err.status, reason: err.reason, beforeRequestSent: false };
+export function classifyUpstreamError(err: unknown): RequestFailure {
+  if (err instanceof RequestBodyError) return BODY_FAILURES[err.reason];
   const code = (err as { code?: unknown } | null)?.code;
   switch (code) {
     case 'GATEHOUSE_UPSTREAM_IDENTITY_MISMATCH':
-      return { status: 502, reason: 'upstream_identity_mismatch', beforeRequestSent: true };
+      return IDENTITY_MISMATCH;
     case 'GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT':
-      return { status: 504, reason: 'upstream_connect_timeout', beforeRequestSent: true };
+      return CONNECT_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT':
-      return { status: 504, reason: 'upstream_headers_timeout', beforeRequestSent: false };
+      return HEADERS_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT':
-      return { status: 504, reason: 'upstream_body_timeout', beforeRequestSent: false };
+      return BODY_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
-      return { status: 502, reason: 'upstream_unavailable', beforeRequestSent: true };
+      return UNAVAILABLE;
     case 'GATEHOUSE_UPSTREAM_BAD_RESPONSE': // llhttp refused the response, or it broke its own framing
-      return { status: 502, reason: 'upstream_protocol_error', beforeRequestSent: false };
+      return PROTOCOL_ERROR;
   }
-  if (typeof code === 'string' && (TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_'))) {
-    return { status: 502, reason: 'upstream_tls_failed', beforeRequestSent: true };
-  }
-  return { status: 502, reason: 'upstream_reset', beforeRequestSent: false };
+  if (typeof code === 'string' && (TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_'))) return TLS_FAILED;
+  return RESET;
 }

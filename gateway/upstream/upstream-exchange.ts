@@ -2,16 +2,10 @@
 // callbacks that carry its response back. A pool calls them in order — onConnect once, then
 // onHeaders, onData*, onComplete — or onError at most once instead of what has not happened yet.
 import type { Readable } from 'node:stream';
+import type { RequestHead } from '../message/request-head.js';
 
-export interface UpstreamRequest {
-  readonly method: string;
-  /** Origin-form path with query. */
-  readonly path: string;
-  /** Header lines, each ending in CRLF, already filtered of hop-by-hop headers and safe to write. */
-  readonly headerLines: string;
-  /** Whether headerLines hold Host / Content-Length: the pool adds Host, or chunked framing for a body. */
-  readonly hasHost: boolean;
-  readonly hasLength: boolean;
+/** A request head (each connection writes it in its protocol) and its body. */
+export interface UpstreamRequest extends RequestHead {
   /** Streamed request body, or null when there is none. */
   readonly body: Readable | null;
 }
@@ -19,7 +13,11 @@ export interface UpstreamRequest {
 export interface UpstreamExchangeHandler {
   /** The request is in a pool's hands: `abort` cancels it (queued or on the wire). */
   onConnect(abort: (err?: Error) => void): void;
-  /** Final response head (never 1xx). Return value ignored; flow control is through onData. */
+  /**
+   * Final response head (never 1xx), as values: the status, the headers as a flat [name, value, …]
+   * list as received, and HTTP/1.1's reason phrase ('' where the protocol has none). Return value
+   * ignored; flow control is through onData.
+   */
   onHeaders(statusCode: number, headers: string[], resume: () => void, statusText: string): void;
   /** A body chunk; false pauses reading from the upstream until `resume` is called. */
   onData(chunk: Buffer): boolean;

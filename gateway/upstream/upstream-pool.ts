@@ -5,7 +5,7 @@
 // already has and closes each connection as it frees up.
 import type { Socket } from 'node:net';
 import type { UpstreamTimeouts } from '../config/types.js';
-import { UpstreamConnection, type ConnectionOwner } from './upstream-connection.js';
+import { openUpstreamSession, type SessionOwner, type UpstreamSession } from './upstream-session.js';
 import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamRequest } from './upstream-exchange.js';
 
 export type Connect = (callback: (err: Error | null, socket: Socket | null) => void) => void;
@@ -27,13 +27,13 @@ interface Waiting {
 /** Deadline granularity: timeouts fire up to this late. */
 const TICK_MS = 250;
 
-export class UpstreamPool implements ConnectionOwner {
+export class UpstreamPool implements SessionOwner {
   now = Date.now();
   readonly headersMs: number;
   readonly bodyMs: number;
   readonly #idleMs: number;
-  readonly #all = new Set<UpstreamConnection>();
-  readonly #idle: UpstreamConnection[] = [];
+  readonly #all = new Set<UpstreamSession>();
+  readonly #idle: UpstreamSession[] = [];
   readonly #waiting: Waiting[] = [];
   #connecting = 0;
   #retired = false;
@@ -78,7 +78,7 @@ export class UpstreamPool implements ConnectionOwner {
         socket.destroy();
         return;
       }
-      const conn = new UpstreamConnection(socket, this, this.options.hostHeader);
+      const conn = openUpstreamSession(socket, this, this.options.hostHeader);
       this.#all.add(conn);
       this.released(conn);
     });
@@ -89,7 +89,7 @@ export class UpstreamPool implements ConnectionOwner {
     for (const w of waiting) if (!w.cancelled) w.handler.onError(err);
   }
 
-  released(conn: UpstreamConnection): void {
+  released(conn: UpstreamSession): void {
     while (this.#waiting.length > 0) {
       const next = this.#waiting.shift()!;
       if (next.cancelled) continue;
@@ -104,7 +104,7 @@ export class UpstreamPool implements ConnectionOwner {
     this.#idle.push(conn);
   }
 
-  closed(conn: UpstreamConnection): void {
+  closed(conn: UpstreamSession): void {
     this.#all.delete(conn);
     const i = this.#idle.indexOf(conn);
     if (i !== -1) this.#idle.splice(i, 1);
