@@ -15,8 +15,8 @@ import { RequestBody, RequestBodyError, type BodySource } from './client-request
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
 import { sendError } from './error-response.js';
-import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../terminate/connection-context.js';
-import type { DownstreamSession } from '../terminate/downstream-session.js';
+import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../session/connection-context.js';
+import type { DownstreamSession } from '../session/downstream-session.js';
 import { createParser, METHODS, type NativeParser, type ParseError, watchMessageBegin, watchMessageComplete } from './native-parser.js';
 
 export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;

@@ -3,7 +3,7 @@
 // backpressure onto the client socket. A body that cannot be completed (malformed, too slow, too
 // large) is destroyed with a RequestBodyError that says how to answer the client.
 import { Readable } from 'node:stream';
-import type { ConnectionContext } from '../terminate/connection-context.js';
+import type { ConnectionContext } from '../session/connection-context.js';
 
 export interface ClientRequest {
   readonly method: string;

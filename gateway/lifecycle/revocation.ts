@@ -8,7 +8,7 @@ import * as x509 from '@peculiar/x509';
 import type { Socket } from 'node:net';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import { log } from '../log.js';
-import type { ConnectionContext } from '../terminate/connection-context.js';
+import type { ConnectionContext } from '../session/connection-context.js';
 import { revokedConnectionsClosed } from './lifecycle-metrics.js';
 import type { LoadedCrl } from './tls-material.js';
 

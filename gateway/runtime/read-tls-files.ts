@@ -1,5 +1,6 @@
 // Reads the PEM files a config names, with errors that name the config field and the file.
 import fs from 'node:fs';
+import type { PemText } from '../config/pem-text.js';
 import { trustFiles } from '../config/peer-trust.js';
 import { crlFiles, type ListenerTls, type PeerTrust, type UpstreamTls } from '../config/types.js';
 import type { TrustBundlePem } from '../identity/trust-domain-store.js';
@@ -25,13 +26,6 @@ function readPem(field: string, file: string): string {
   }
   if (!text.includes('-----BEGIN ')) throw new ConfigFileError(field, file, 'not a PEM file');
   return text;
-}
-
-/** A PEM file as read, with the config field that named it (`client_auth.crl` or `client_auth.crl[1]`). */
-export interface PemText {
-  readonly field: string;
-  readonly file: string;
-  readonly pem: string;
 }
 
 /** Every CRL file of a `crl` field (one, or a list), and their texts together; nothing when none is configured. */

@@ -4,7 +4,7 @@
 // optional port; the rarer reg-name characters RFC 3986 permits (sub-delims, '%') are refused too,
 // as no host is named with them and upstreams split values on some of them. Keep-alive requests
 // repeat their connection's Host: it is checked and normalized once per connection.
-import type { ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from '../session/connection-context.js';
 import { equalsFolded } from '../message/header-name-table.js';
 import { normalizeHost } from './host-pattern.js';
 

@@ -10,7 +10,7 @@ import type { RequestFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
-import type { ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from '../session/connection-context.js';
 import { sendError } from '../http1/error-response.js';
 import type { RequestReason } from '../reasons.js';
 import { failoverPool } from './failover.js';

@@ -11,7 +11,7 @@ import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 import { opensslCrls, type PeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
 import type { CertReason } from '../reasons.js';
 import { cipherString, curveString } from '../config/tls-suites.js';
-import type { PemText } from '../runtime/read-tls-files.js';
+import type { PemText } from '../config/pem-text.js';
 
 export interface ServerCertificateFiles {
   sni: readonly string[];

@@ -25,8 +25,9 @@ import { acceptRefusals, type AcceptRefusal } from '../passthrough/passthrough-m
 import type { CertReason } from '../reasons.js';
 import { clientRefusal, refusalDetail, verificationReason } from './client-admission.js';
 import type { CompiledRoute } from './compiled-route.js';
-import { PLAINTEXT_CONNECTION, type ConnectionContext } from './connection-context.js';
-import { serveDownstream, type DownstreamSession } from './downstream-session.js';
+import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../session/connection-context.js';
+import type { DownstreamSession } from '../session/downstream-session.js';
+import { serveDownstream } from './serve-downstream.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';

@@ -9,7 +9,7 @@ import type { TerminateRoute, XfccDetails, XfccMode } from '../config/types.js';
 import { CLIENT_IDENTITY_HEADERS } from './client-identity-headers.js';
 import { namedByRequestConnection, REQUEST_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
 import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
-import type { ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from '../session/connection-context.js';
 import { HeaderNameTable, type HeaderNameEntry } from '../message/header-name-table.js';
 import { peerChainPem } from './peer-chain.js';
 import { forwardedClientCert, xfccElement } from './xfcc.js';

@@ -5,7 +5,8 @@
 // already has and closes each connection as it frees up.
 import type { Socket } from 'node:net';
 import type { UpstreamTimeouts } from '../config/types.js';
-import { openUpstreamSession, type SessionOwner, type UpstreamSession } from './upstream-session.js';
+import { openUpstreamSession } from './open-upstream-session.js';
+import type { SessionOwner, UpstreamSession } from './upstream-session.js';
 import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamRequest } from './upstream-exchange.js';
 
 export type Connect = (callback: (err: Error | null, socket: Socket | null) => void) => void;

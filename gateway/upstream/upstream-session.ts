@@ -1,9 +1,7 @@
 // A connection to an upstream endpoint as its pool sees it: something that carries exchanges.
 // HTTP/1.1 (upstream-connection.ts) carries one at a time; an HTTP/2 session would carry many as
 // streams and tell its pool each time one frees up. Pools hold sessions; which kind a connection
-// becomes is decided here, by the protocol ALPN agreed on.
-import type { Socket } from 'node:net';
-import { UpstreamConnection } from './upstream-connection.js';
+// becomes is decided by open-upstream-session.ts, by the protocol ALPN agreed on.
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 
 export interface UpstreamSession {
@@ -27,9 +25,4 @@ export interface SessionOwner {
   released(session: UpstreamSession): void;
   /** The socket is gone. */
   closed(session: UpstreamSession): void;
-}
-
-/** The session for a connected socket. The connector offers only http/1.1 today; HTTP/2 ('h2') goes here beside it. */
-export function openUpstreamSession(socket: Socket, owner: SessionOwner, hostHeader: string): UpstreamSession {
-  return new UpstreamConnection(socket, owner, hostHeader);
 }

@@ -8,7 +8,7 @@ import { trustDomainOf } from '../identity/spiffe-id.js';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 import { cipherString, curveString } from '../config/tls-suites.js';
 import { isPermittedSubtreeViolation, opensslCrls, type PeerTrustStore, type TrustBundlePem } from '../identity/trust-domain-store.js';
-import type { PemText } from '../runtime/read-tls-files.js';
+import type { PemText } from '../config/pem-text.js';
 
 export interface UpstreamTlsFiles {
   certPem: string;
