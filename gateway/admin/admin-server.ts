@@ -1,6 +1,11 @@
-// The admin endpoint (loopback by default): Prometheus metrics, liveness and readiness.
+// The admin endpoint (loopback by default): Prometheus metrics, liveness and readiness, JSON pages
+// and actions (POST). Actions change the running gateway, so they are served only when the admin
+// address is loopback: anyone who can reach a pod IP must not be able to reload it.
 import http from 'node:http';
+import net from 'node:net';
 import type { Address } from '../config/types.js';
+import { log } from '../log.js';
+import { configRegistry } from '../metrics/config-metrics.js';
 import { registry } from '../metrics/registry.js';
 
 export interface AdminServer {
@@ -13,15 +18,44 @@ export interface AdminServer {
 export interface AdminSources {
   metrics?: () => Promise<{ contentType: string; body: string }>;
   json?: Readonly<Record<string, () => Promise<unknown>>>;
+  /** POST endpoints (e.g. /reload): the status and JSON body they answer. */
+  actions?: Readonly<Record<string, () => Promise<{ status: number; body: unknown }>>>;
+}
+
+/** 127.0.0.0/8, ::1 or localhost: only this machine reaches it. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  return host.toLowerCase().startsWith('::ffff:127.');
 }
 
 export async function startAdminServer(address: Address, beforeScrape: () => void, sources: AdminSources = {}): Promise<AdminServer> {
-  const metrics = sources.metrics ?? (() => registry.metrics().then((body) => ({ contentType: registry.contentType, body })));
+  const served = sources.metrics ?? (() => registry.metrics().then((body) => ({ contentType: registry.contentType, body })));
+  // The config metrics are the serving process's own (not its workers'): added to either.
+  const metrics = async () => {
+    const [own, config] = await Promise.all([served(), configRegistry.metrics()]);
+    return { contentType: own.contentType, body: own.body + config };
+  };
+  const mutable = isLoopback(address.host);
   let ready = false;
+  const json = (res: http.ServerResponse, status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n');
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    const action = path === undefined ? undefined : sources.actions?.[path];
+    if (req.method === 'POST' && action) {
+      if (!mutable) {
+        log.warn('admin_refused', { path, reason: 'admin_not_loopback', admin: `${address.host}:${address.port}`, peer: req.socket.remoteAddress });
+        json(res, 403, { error: `POST ${path} is refused: the admin address ${address.host} is not loopback, and changing the gateway is served only on a loopback admin address` });
+        return;
+      }
+      action().then(
+        ({ status, body }) => json(res, status, body),
+        (err: Error) => json(res, 500, { error: `${path} failed: ${err.message}` }),
+      );
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      res.writeHead(405, { allow: action ? 'POST' : 'GET, HEAD' }).end();
       return;
     }
     if (path === '/metrics') {
@@ -32,7 +66,7 @@ export async function startAdminServer(address: Address, beforeScrape: () => voi
       );
     } else if (path !== undefined && sources.json?.[path]) {
       sources.json[path]!().then(
-        (value) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n'),
+        (value) => json(res, 200, value),
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${path} failed: ${err.message}\n`),
       );
     } else if (path === '/healthz') {

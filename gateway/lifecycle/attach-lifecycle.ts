@@ -3,7 +3,7 @@
 // warnings, and the scrape-time expiry/CRL gauges. Attached after the listeners start; its first
 // load checks the material the gateway started with strictly (a truncated bundle, an expired
 // certificate or a CRL the bundle did not sign fails the start), and takes over a stale CRL.
-import type { GatewayConfig, Listener } from '../config/types.js';
+import type { GatewayConfig, Listener, Upstream } from '../config/types.js';
 import type { TerminateListener } from '../terminate/terminate-listener.js';
 import type { TlsTuning } from '../terminate/server-tls-state.js';
 import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
@@ -40,7 +40,26 @@ export interface GatewayLifecycle {
   reloadAll(): Promise<ReloadOutcome[]>;
   /** Runs the periodic checks now. */
   tick(): void;
+  /**
+   * For a configuration reload: reloaders for upstream clusters built anew, each loaded once (the
+   * clusters are not serving yet). Rejects, having closed them, if any material fails.
+   */
+  prepareUpstreams(upstreams: readonly NewUpstream[]): Promise<PreparedReloaders>;
+  /** The swap: the reloaders of `replaced` upstream names close, the prepared ones take over (and are watched). */
+  commitUpstreams(replaced: readonly string[], prepared: PreparedReloaders): void;
   close(): void;
+}
+
+/** An upstream cluster a reload built, with the index of its upstream in the new config (for field names). */
+export interface NewUpstream {
+  readonly index: number;
+  readonly upstream: Upstream;
+  readonly cluster: UpstreamCluster;
+}
+
+/** Loaded reloaders not yet attached (see GatewayLifecycle.prepareUpstreams). */
+export interface PreparedReloaders {
+  readonly reloaders: readonly TlsReloader<unknown, unknown>[];
 }
 
 export async function attachLifecycle(parts: LifecycleParts, options: LifecycleOptions = {}): Promise<GatewayLifecycle> {
@@ -72,11 +91,7 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
   });
 
   const initial = await Promise.all([...reloaders.values()].map((r) => r.reload({ initial: true })));
-  const failed = initial.find((o) => o.kind === 'failed');
-  if (failed?.kind === 'failed') {
-    for (const r of reloaders.values()) r.close();
-    throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
-  }
+  throwIfFailed(initial, reloaders.values());
 
   const removeSource = addMaterialSource({
     *certificates() {
@@ -86,11 +101,17 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
       for (const r of reloaders.values()) yield* r.crlEntries();
     },
   });
-  const watchers = config.lifecycle.watch
-    ? [...reloaders.values()].map(
-        (r) => new FileWatcher(r.target.paths, () => void r.reload(), { debounceMs: options.debounceMs ?? 150, pollMs: options.pollMs ?? 10_000 }),
-      )
-    : [];
+  const watchers = new Map<string, FileWatcher>();
+  const watch = (r: TlsReloader<unknown, unknown>) => {
+    if (config.lifecycle.watch) watchers.set(r.name, new FileWatcher(r.target.paths, () => void r.reload(), { debounceMs: options.debounceMs ?? 150, pollMs: options.pollMs ?? 10_000 }));
+  };
+  for (const r of reloaders.values()) watch(r);
+  const detach = (name: string) => {
+    watchers.get(name)?.close();
+    watchers.delete(name);
+    reloaders.get(name)?.close();
+    reloaders.delete(name);
+  };
   const tick = () => {
     for (const r of reloaders.values()) r.tick();
   };
@@ -101,11 +122,34 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
     reloaders,
     reloadAll: () => Promise.all([...reloaders.values()].map((r) => r.reload())),
     tick,
+    async prepareUpstreams(upstreams) {
+      const prepared: TlsReloader<unknown, unknown>[] = [];
+      for (const { index, upstream, cluster } of upstreams) {
+        const tls = upstream.tls;
+        if (tls) prepared.push(new TlsReloader(upstreamTarget(index, { ...upstream, tls }, cluster), policy) as unknown as TlsReloader<unknown, unknown>);
+      }
+      throwIfFailed(await Promise.all(prepared.map((r) => r.reload({ initial: true }))), prepared);
+      return { reloaders: prepared };
+    },
+    commitUpstreams(replaced, prepared) {
+      for (const name of replaced) detach(`upstream/${name}`);
+      for (const r of prepared.reloaders) {
+        reloaders.set(r.name, r);
+        watch(r);
+      }
+    },
     close() {
       clearInterval(timer);
-      for (const w of watchers) w.close();
-      for (const r of reloaders.values()) r.close();
+      for (const name of [...reloaders.keys()]) detach(name);
       removeSource();
     },
   };
+}
+
+/** A first load that failed fails the whole step: every reloader of it is closed, the first problem thrown. */
+function throwIfFailed(outcomes: readonly ReloadOutcome[], loaded: Iterable<TlsReloader<unknown, unknown>>): void {
+  const failed = outcomes.find((o) => o.kind === 'failed');
+  if (failed?.kind !== 'failed') return;
+  for (const r of loaded) r.close();
+  throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
 }

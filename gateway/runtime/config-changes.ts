@@ -1,0 +1,65 @@
+// What a configuration reload would change, compared section by section with the running
+// configuration. Terminate routes (with their authorization policies) and upstreams change in
+// place; everything a listening socket, a TLS server or the front door was built from (a listener's
+// address, mode, tls, limits, timeouts, its passthrough routes; backends) and the process-wide
+// sections (admin, lifecycle, session_tickets, workers) still need a restart: such a reload is
+// refused as a whole, naming each of them.
+import { isDeepStrictEqual } from 'node:util';
+import type { GatewayConfig, Listener, Upstream } from '../config/types.js';
+
+export interface ConfigChanges {
+  /** One line per change a reload cannot apply, e.g. `listener public changed (address): needs a restart`. */
+  readonly needsRestart: readonly string[];
+  /** Upstreams in the new config that are new or whose settings changed: built anew. */
+  readonly rebuiltUpstreams: readonly Upstream[];
+  /** Names of running upstreams that are gone or changed: their clusters retire. */
+  readonly retiredUpstreams: readonly string[];
+}
+
+const PROCESS_WIDE = ['admin', 'lifecycle', 'sessionTickets', 'workers', 'backends'] as const;
+const CONFIG_KEY: Record<(typeof PROCESS_WIDE)[number], string> = {
+  admin: 'admin',
+  lifecycle: 'lifecycle',
+  sessionTickets: 'session_tickets',
+  workers: 'workers',
+  backends: 'backends',
+};
+
+export function compareConfigs(running: GatewayConfig, next: GatewayConfig): ConfigChanges {
+  const needsRestart: string[] = [];
+  for (const key of PROCESS_WIDE) {
+    if (!isDeepStrictEqual(running[key], next[key])) needsRestart.push(`${CONFIG_KEY[key]} changed: needs a restart`);
+  }
+  const nextListeners = new Map(next.listeners.map((l) => [l.name, l]));
+  for (const listener of running.listeners) {
+    const other = nextListeners.get(listener.name);
+    if (!other) needsRestart.push(`listener ${listener.name} removed: needs a restart`);
+    else {
+      const changed = changedListenerFields(listener, other);
+      if (changed.length > 0) needsRestart.push(`listener ${listener.name} changed (${changed.join(', ')}): needs a restart`);
+    }
+  }
+  const runningNames = new Set(running.listeners.map((l) => l.name));
+  for (const listener of next.listeners) {
+    if (!runningNames.has(listener.name)) needsRestart.push(`listener ${listener.name} added: needs a restart`);
+  }
+
+  const runningUpstreams = new Map(running.upstreams.map((u) => [u.name, u]));
+  const rebuiltUpstreams = next.upstreams.filter((u) => !isDeepStrictEqual(runningUpstreams.get(u.name), u));
+  const kept = new Set(next.upstreams.filter((u) => !rebuiltUpstreams.includes(u)).map((u) => u.name));
+  const retiredUpstreams = running.upstreams.map((u) => u.name).filter((name) => !kept.has(name));
+  return { needsRestart, rebuiltUpstreams, retiredUpstreams };
+}
+
+/** The listener-level fields that differ (terminate routes may change; passthrough routes live in the front door). */
+function changedListenerFields(a: Listener, b: Listener): string[] {
+  const changed: string[] = [];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as (keyof Listener)[]);
+  for (const key of keys) {
+    if (key === 'routes') continue;
+    if (!isDeepStrictEqual(a[key], b[key])) changed.push(key);
+  }
+  const passthrough = (l: Listener) => l.routes.filter((r) => r.kind === 'passthrough');
+  if (!isDeepStrictEqual(passthrough(a), passthrough(b))) changed.push('passthrough routes');
+  return changed;
+}
