@@ -94,11 +94,23 @@ describe('reloading upstreams', () => {
     expect(await get(port), 'the allow-list of the failed reload was not applied').toBe(200);
   });
 
+  it('gives a listener added by a reload its certificate reloader, and closes the reloader of one removed', async () => {
+    const { g } = await start(config());
+    const one = config();
+    const two = { ...one, listeners: [...one.listeners, { ...one.listeners[0]!, name: 'second' }] };
+    await g.reload(two);
+    expect([...g.lifecycle.reloaders.keys()].sort()).toEqual(['listener/public', 'listener/second', 'upstream/echo']);
+    expect(await get(listenerPort(g, 'second'))).toBe(200);
+    await g.reload(one);
+    expect([...g.lifecycle.reloaders.keys()].sort()).toEqual(['listener/public', 'upstream/echo']);
+    expect([...g.listeners.keys()]).toEqual(['public']);
+  });
+
   it('refuses, as needing a restart, a listener whose limits changed', async () => {
     const { g } = await start(config());
     const next = config();
     const changed = { ...next, listeners: [{ ...next.listeners[0]!, maxConnections: 5 }] };
     await expect(g.reload(changed)).rejects.toThrow(ReloadRefused);
-    await expect(g.reload(changed)).rejects.toThrow('listener public changed (maxConnections): needs a restart');
+    await expect(g.reload(changed)).rejects.toThrow('listener public changed (maxConnections) on the same address: needs a restart');
   });
 });

@@ -1,7 +1,8 @@
 // Configuration reload as an operator does it, on the compiled CLI: `kill -HUP` and `POST /reload`
 // re-read the file; a caller already connected (keep-alive) sees a narrowed allow-list on its very
 // next request on the same connection; a broken file changes nothing (still served, failure counted,
-// the problem logged as FILE:LINE:COL); a changed listener is refused as needing a restart; with two
+// the problem logged as FILE:LINE:COL); listeners are added and removed, one changed on its own
+// address is refused as needing a restart; with two
 // workers the change applies in both; POST /reload is refused on an admin address that is not loopback.
 import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
@@ -64,6 +65,16 @@ function keepAliveCaller(port: number) {
       req.end();
     });
   return { get, close: () => agent.destroy() };
+}
+
+/** One request on a connection of its own. */
+async function getOnce(port: number): Promise<number> {
+  const caller = keepAliveCaller(port);
+  try {
+    return (await caller.get()).status;
+  } finally {
+    caller.close();
+  }
 }
 
 const admin = (g: CliGateway, pathname: string, init?: RequestInit) => fetch(`http://127.0.0.1:${g.adminPort}${pathname}`, init);
@@ -164,20 +175,28 @@ describe('reload in one process', () => {
     }
   }, 30_000);
 
-  it('refuses a reload that changes a listener\'s address, naming it: the listener keeps serving where it was', async () => {
-    const config = await writeConfig('listener');
+  it('binds a listener added by a reload and closes one removed; a listener changed on its own address is refused as needing a restart', async () => {
+    const config = await writeConfig('listeners');
     running = await startCli(config, ['--workers', '1'], children);
-    const other = await freePort();
-    fs.writeFileSync(config.file, fs.readFileSync(config.file, 'utf8').replace(`127.0.0.1:${config.port}`, `127.0.0.1:${other}`));
-    const reload = await postReload(running);
-    expect(reload.status).toBe(422);
-    expect(reload.body.problems).toEqual([`${config.file}: listener public changed (address): needs a restart`]);
-    const caller = keepAliveCaller(config.port);
-    try {
-      expect((await caller.get()).status).toBe(200);
-    } finally {
-      caller.close();
-    }
+    const text = fs.readFileSync(config.file, 'utf8');
+    const block = text.slice(text.indexOf('  - name: public'), text.indexOf('upstreams:'));
+    const secondPort = await freePort();
+    const second = block.replace('name: public', 'name: second').replace(`127.0.0.1:${config.port}`, `127.0.0.1:${secondPort}`);
+    fs.writeFileSync(config.file, text.replace('upstreams:', `${second}upstreams:`));
+    expect((await postReload(running)).body).toMatchObject({ ok: true });
+    expect(await getOnce(secondPort)).toBe(200);
+    expect(await getOnce(config.port)).toBe(200);
+
+    fs.writeFileSync(config.file, text.replace(block, second));
+    expect((await postReload(running)).body).toMatchObject({ ok: true });
+    await expect(getOnce(config.port)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await getOnce(secondPort)).toBe(200);
+
+    fs.writeFileSync(config.file, text.replace(block, second.replace(`127.0.0.1:${secondPort}\n`, `127.0.0.1:${secondPort}\n    max_connections: 5\n`)));
+    const refused = await postReload(running);
+    expect(refused.status).toBe(422);
+    expect(refused.body.problems).toEqual([`${config.file}: listener second changed (maxConnections) on the same address: needs a restart (or a new address)`]);
+    expect(await getOnce(secondPort)).toBe(200);
   }, 30_000);
 
   it('refuses POST /reload with 403 when the admin address is not loopback', async () => {
@@ -216,12 +235,17 @@ describe('reload with two workers', () => {
       for (const caller of callers) expect((await caller.get()).status).toBe(403);
       expect(await metric(g, 'gatehouse_config_reloads_total{result="success"}')).toBe(1);
 
-      // POST /reload reports each worker.
+      // A listener added: bound by each worker (POST /reload reports each), served with the narrowed list.
+      const text = fs.readFileSync(config.file, 'utf8');
+      const secondPort = await freePort();
+      const second = text.slice(text.indexOf('  - name: public'), text.indexOf('upstreams:')).replace('name: public', 'name: second').replace(`127.0.0.1:${config.port}`, `127.0.0.1:${secondPort}`);
+      fs.writeFileSync(config.file, text.replace('upstreams:', `${second}upstreams:`));
       const reload = await postReload(g);
       expect(reload.body.processes.map((p) => [p.slot, p.problems])).toEqual([
         [0, []],
         [1, []],
       ]);
+      for (let i = 0; i < 4; i++) expect(await getOnce(secondPort)).toBe(403);
     } finally {
       for (const caller of callers) caller.close();
     }

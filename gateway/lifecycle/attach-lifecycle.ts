@@ -41,12 +41,12 @@ export interface GatewayLifecycle {
   /** Runs the periodic checks now. */
   tick(): void;
   /**
-   * For a configuration reload: reloaders for upstream clusters built anew, each loaded once (the
-   * clusters are not serving yet). Rejects, having closed them, if any material fails.
+   * For a configuration reload: reloaders for the upstream clusters and listeners it built anew,
+   * each loaded once (nothing serves from them yet). Rejects, having closed them, if any material fails.
    */
-  prepareUpstreams(upstreams: readonly NewUpstream[]): Promise<PreparedReloaders>;
-  /** The swap: the reloaders of `replaced` upstream names close, the prepared ones take over (and are watched). */
-  commitUpstreams(replaced: readonly string[], prepared: PreparedReloaders): void;
+  prepare(built: { upstreams: readonly NewUpstream[]; listeners: readonly NewListener[] }): Promise<PreparedReloaders>;
+  /** The swap: the reloaders named in `replaced` (`upstream/<name>`, `listener/<name>`) close, the prepared ones take over (and are watched). */
+  commit(replaced: readonly string[], prepared: PreparedReloaders): void;
   close(): void;
 }
 
@@ -55,6 +55,13 @@ export interface NewUpstream {
   readonly index: number;
   readonly upstream: Upstream;
   readonly cluster: UpstreamCluster;
+}
+
+/** A listener a reload bound, with its index in the new config. */
+export interface NewListener {
+  readonly index: number;
+  readonly listener: Listener;
+  readonly terminate: TerminateListener | undefined;
 }
 
 /** Loaded reloaders not yet attached (see GatewayLifecycle.prepareUpstreams). */
@@ -74,20 +81,27 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
   const reloaders = new Map<string, TlsReloader<unknown, unknown>>();
   const add = <F, S>(reloader: TlsReloader<F, S>) => reloaders.set(reloader.name, reloader as unknown as TlsReloader<unknown, unknown>);
 
-  config.listeners.forEach((listener, i) => {
-    const terminate = parts.listeners.get(listener.name)?.terminate;
+  const listenerReloader = ({ index, listener, terminate }: NewListener) => {
     const tls = listener.tls;
-    if (!terminate || !tls) return;
-    const target = listenerTarget(i, { ...listener, tls }, terminate, {
+    if (!terminate || !tls) return undefined;
+    const target = listenerTarget(index, { ...listener, tls }, terminate, {
       tuning: () => parts.tuning(listener),
       closeRevokedConnections: config.lifecycle.closeRevokedConnections,
     });
-    add(new TlsReloader(target, policy));
-  });
-  config.upstreams.forEach((upstream, i) => {
-    const cluster = parts.clusters.get(upstream.name);
+    return new TlsReloader(target, policy) as unknown as TlsReloader<unknown, unknown>;
+  };
+  const upstreamReloader = ({ index, upstream, cluster }: NewUpstream) => {
     const tls = upstream.tls;
-    if (cluster && tls) add(new TlsReloader(upstreamTarget(i, { ...upstream, tls }, cluster), policy));
+    return tls ? (new TlsReloader(upstreamTarget(index, { ...upstream, tls }, cluster), policy) as unknown as TlsReloader<unknown, unknown>) : undefined;
+  };
+  config.listeners.forEach((listener, index) => {
+    const reloader = listenerReloader({ index, listener, terminate: parts.listeners.get(listener.name)?.terminate });
+    if (reloader) add(reloader);
+  });
+  config.upstreams.forEach((upstream, index) => {
+    const cluster = parts.clusters.get(upstream.name);
+    const reloader = cluster && upstreamReloader({ index, upstream, cluster });
+    if (reloader) add(reloader);
   });
 
   const initial = await Promise.all([...reloaders.values()].map((r) => r.reload({ initial: true })));
@@ -122,17 +136,13 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
     reloaders,
     reloadAll: () => Promise.all([...reloaders.values()].map((r) => r.reload())),
     tick,
-    async prepareUpstreams(upstreams) {
-      const prepared: TlsReloader<unknown, unknown>[] = [];
-      for (const { index, upstream, cluster } of upstreams) {
-        const tls = upstream.tls;
-        if (tls) prepared.push(new TlsReloader(upstreamTarget(index, { ...upstream, tls }, cluster), policy) as unknown as TlsReloader<unknown, unknown>);
-      }
+    async prepare(built) {
+      const prepared = [...built.listeners.map(listenerReloader), ...built.upstreams.map(upstreamReloader)].filter((r) => r !== undefined);
       throwIfFailed(await Promise.all(prepared.map((r) => r.reload({ initial: true }))), prepared);
       return { reloaders: prepared };
     },
-    commitUpstreams(replaced, prepared) {
-      for (const name of replaced) detach(`upstream/${name}`);
+    commit(replaced, prepared) {
+      for (const name of replaced) detach(name);
       for (const r of prepared.reloaders) {
         reloaders.set(r.name, r);
         watch(r);

@@ -1,9 +1,9 @@
 // What a configuration reload would change, compared section by section with the running
 // configuration. Terminate routes (with their authorization policies) and upstreams change in
-// place; everything a listening socket, a TLS server or the front door was built from (a listener's
-// address, mode, tls, limits, timeouts, its passthrough routes; backends) and the process-wide
-// sections (admin, lifecycle, session_tickets, workers) still need a restart: such a reload is
-// refused as a whole, naming each of them.
+// place; listeners are added, removed, or moved to a new address (closed and bound anew). What a
+// listener that stays on its address was built from (mode, tls, limits, timeouts, passthrough
+// routes), backends and the process-wide sections (admin, lifecycle, session_tickets, workers)
+// still need a restart: such a reload is refused as a whole, naming each of them.
 import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig, Listener, Upstream } from '../config/types.js';
 
@@ -14,6 +14,10 @@ export interface ConfigChanges {
   readonly rebuiltUpstreams: readonly Upstream[];
   /** Names of running upstreams that are gone or changed: their clusters retire. */
   readonly retiredUpstreams: readonly string[];
+  /** Listeners to bind: new names, and those whose address changed. */
+  readonly addedListeners: readonly Listener[];
+  /** Names of running listeners to close: gone, or moving to another address. */
+  readonly removedListeners: readonly string[];
 }
 
 const PROCESS_WIDE = ['admin', 'lifecycle', 'sessionTickets', 'workers', 'backends'] as const;
@@ -30,25 +34,28 @@ export function compareConfigs(running: GatewayConfig, next: GatewayConfig): Con
   for (const key of PROCESS_WIDE) {
     if (!isDeepStrictEqual(running[key], next[key])) needsRestart.push(`${CONFIG_KEY[key]} changed: needs a restart`);
   }
-  const nextListeners = new Map(next.listeners.map((l) => [l.name, l]));
-  for (const listener of running.listeners) {
-    const other = nextListeners.get(listener.name);
-    if (!other) needsRestart.push(`listener ${listener.name} removed: needs a restart`);
-    else {
-      const changed = changedListenerFields(listener, other);
-      if (changed.length > 0) needsRestart.push(`listener ${listener.name} changed (${changed.join(', ')}): needs a restart`);
-    }
-  }
-  const runningNames = new Set(running.listeners.map((l) => l.name));
+  // A listener on a new address is a new listening socket: the old one closes, the new one binds.
+  // One that stays on its address but changes its TLS server, mode, limits or passthrough routes
+  // cannot be rebuilt without closing the socket its connections came in on.
+  const runningListeners = new Map(running.listeners.map((l) => [l.name, l]));
+  const moved = (l: Listener) => {
+    const before = runningListeners.get(l.name);
+    return before === undefined || !isDeepStrictEqual(before.address, l.address);
+  };
+  const addedListeners = next.listeners.filter(moved);
+  const stays = new Set(next.listeners.filter((l) => !moved(l)).map((l) => l.name));
+  const removedListeners = running.listeners.map((l) => l.name).filter((name) => !stays.has(name));
   for (const listener of next.listeners) {
-    if (!runningNames.has(listener.name)) needsRestart.push(`listener ${listener.name} added: needs a restart`);
+    if (!stays.has(listener.name)) continue;
+    const changed = changedListenerFields(runningListeners.get(listener.name)!, listener);
+    if (changed.length > 0) needsRestart.push(`listener ${listener.name} changed (${changed.join(', ')}) on the same address: needs a restart (or a new address)`);
   }
 
   const runningUpstreams = new Map(running.upstreams.map((u) => [u.name, u]));
   const rebuiltUpstreams = next.upstreams.filter((u) => !isDeepStrictEqual(runningUpstreams.get(u.name), u));
   const kept = new Set(next.upstreams.filter((u) => !rebuiltUpstreams.includes(u)).map((u) => u.name));
   const retiredUpstreams = running.upstreams.map((u) => u.name).filter((name) => !kept.has(name));
-  return { needsRestart, rebuiltUpstreams, retiredUpstreams };
+  return { needsRestart, rebuiltUpstreams, retiredUpstreams, addedListeners, removedListeners };
 }
 
 /** The listener-level fields that differ (terminate routes may change; passthrough routes live in the front door). */

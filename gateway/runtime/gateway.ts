@@ -107,6 +107,39 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     identityCacheEntries.set(identities.size);
   };
 
+  /** Builds one listener's TLS state and router and binds it (behind a front door where it needs one). */
+  const startListener = async (listener: Listener, i: number, routeClusters: ReadonlyMap<string, UpstreamCluster>): Promise<RunningListener> => {
+    const terminateRoutes = listener.routes.filter((r): r is TerminateRoute => r.kind === 'terminate');
+    let terminate: TerminateListener | undefined;
+    if (listener.tls) {
+      const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
+      const tls = await named(`listeners[${i}].tls`, async () => buildServerTlsState(listener.tls!, files, await buildPeerTrustStore(files.trust), tlsTuning(config, listener, ticketKeys)));
+      terminate = new TerminateListener({ listener, tls, router: compileRouter(listener, routeClusters), identities });
+    } else if (terminateRoutes.length > 0) {
+      throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
+    }
+    // The front door only when a listener needs to look at the hello first: a terminate-only
+    // STRICT listener is a bare TLS server, with no JavaScript before the handshake.
+    const needsFrontDoor = listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE';
+    if (needsFrontDoor) {
+      const t = terminate;
+      const frontDoor = await startFrontDoor({
+        listener,
+        backends: config.backends,
+        terminate: t && ((socket) => t.acceptTls(socket)),
+        plaintext: t && listener.mode === 'PERMISSIVE' ? (socket) => t.acceptPlaintext(socket) : undefined,
+      });
+      return { config: listener, terminate, frontDoor, address: () => frontDoor.address() };
+    }
+    const t = terminate!;
+    await t.listen();
+    return { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()! };
+  };
+  const closeListener = async (l: RunningListener) => {
+    await l.frontDoor?.close();
+    await l.terminate?.close();
+  };
+
   const close = async () => {
     admin?.setReady(false);
     lifecycle?.close();
@@ -119,34 +152,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   try {
     for (const [i, upstream] of config.upstreams.entries()) clusters.set(upstream.name, await buildCluster(upstream, i));
 
-    for (const [i, listener] of config.listeners.entries()) {
-      const terminateRoutes = listener.routes.filter((r): r is TerminateRoute => r.kind === 'terminate');
-      let terminate: TerminateListener | undefined;
-      if (listener.tls) {
-        const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
-        const tls = await named(`listeners[${i}].tls`, async () => buildServerTlsState(listener.tls!, files, await buildPeerTrustStore(files.trust), tlsTuning(config, listener, ticketKeys)));
-        terminate = new TerminateListener({ listener, tls, router: compileRouter(listener, clusters), identities });
-      } else if (terminateRoutes.length > 0) {
-        throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
-      }
-      // The front door only when a listener needs to look at the hello first: a terminate-only
-      // STRICT listener is a bare TLS server, with no JavaScript before the handshake.
-      const needsFrontDoor = listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE';
-      if (needsFrontDoor) {
-        const t = terminate;
-        const frontDoor = await startFrontDoor({
-          listener,
-          backends: config.backends,
-          terminate: t && ((socket) => t.acceptTls(socket)),
-          plaintext: t && listener.mode === 'PERMISSIVE' ? (socket) => t.acceptPlaintext(socket) : undefined,
-        });
-        listeners.set(listener.name, { config: listener, terminate, frontDoor, address: () => frontDoor.address() });
-      } else {
-        const t = terminate!;
-        await t.listen();
-        listeners.set(listener.name, { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()! });
-      }
-    }
+    for (const [i, listener] of config.listeners.entries()) listeners.set(listener.name, await startListener(listener, i, clusters));
 
     lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
 
@@ -178,20 +184,29 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (changes.needsRestart.length > 0) throw new ReloadRefused(changes.needsRestart);
     // Build everything first; nothing serves from it until the swap below.
     const built = new Map<string, UpstreamCluster>();
+    const bound = new Map<string, RunningListener>();
     let prepared: PreparedReloaders;
     const routers = new Map<string, TerminateRouter<CompiledRoute>>();
     try {
       for (const upstream of changes.rebuiltUpstreams) built.set(upstream.name, await buildCluster(upstream, next.upstreams.indexOf(upstream)));
-      prepared = await running.prepareUpstreams([...built.values()].map((cluster) => ({ index: next.upstreams.indexOf(cluster.config), upstream: cluster.config, cluster })));
       const nextClusters = new Map(next.upstreams.map((u) => [u.name, built.get(u.name) ?? clusters.get(u.name)!]));
-      for (const listener of next.listeners) if (listener.tls) routers.set(listener.name, compileRouter(listener, nextClusters));
+      // Added listeners are bound now: a connection accepted before the swap is served by the new configuration.
+      for (const listener of changes.addedListeners) bound.set(listener.name, await startListener(listener, next.listeners.indexOf(listener), nextClusters));
+      prepared = await running.prepare({
+        upstreams: [...built.values()].map((cluster) => ({ index: next.upstreams.indexOf(cluster.config), upstream: cluster.config, cluster })),
+        listeners: [...bound.values()].map((l) => ({ index: next.listeners.indexOf(l.config), listener: l.config, terminate: l.terminate })),
+      });
+      for (const listener of next.listeners) if (listener.tls && !bound.has(listener.name)) routers.set(listener.name, compileRouter(listener, nextClusters));
     } catch (err) {
+      await Promise.all([...bound.values()].map(closeListener));
       await Promise.all([...built.values()].map((c) => c.close()));
       throw err;
     }
     // The swap: synchronous, so no request sees half of it.
+    const removed = changes.removedListeners.map((name) => listeners.get(name)!);
+    for (const name of changes.removedListeners) listeners.delete(name);
     for (const listener of next.listeners) {
-      const runningListener = listeners.get(listener.name)!;
+      const runningListener = bound.get(listener.name) ?? listeners.get(listener.name)!;
       const router = routers.get(listener.name);
       if (router) runningListener.terminate?.replaceRouter(router);
       listeners.set(listener.name, { ...runningListener, config: listener });
@@ -199,9 +214,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const retired = changes.retiredUpstreams.map((name) => clusters.get(name)!);
     for (const name of changes.retiredUpstreams) clusters.delete(name);
     for (const [name, cluster] of built) clusters.set(name, cluster);
-    running.commitUpstreams(changes.retiredUpstreams, prepared);
+    running.commit([...changes.retiredUpstreams.map((name) => `upstream/${name}`), ...changes.removedListeners.map((name) => `listener/${name}`)], prepared);
     active = next;
     for (const cluster of retired) retireCluster(cluster);
+    await Promise.all(removed.map(closeListener));
   };
 
   return {
