@@ -1,6 +1,6 @@
-// Configuration reload as an operator does it, on the compiled CLI: `kill -HUP` and `POST /reload`
-// re-read the file; a caller already connected (keep-alive) sees a narrowed allow-list on its very
-// next request on the same connection; a broken file changes nothing (still served, failure counted,
+// Configuration reload as an operator does it, on the compiled CLI: `kill -HUP`, `POST /reload` and
+// (opt-in) `watch_config: true` re-read the file; a caller already connected (keep-alive) sees a
+// narrowed allow-list on its very next request on the same connection; a broken file changes nothing (still served, failure counted,
 // the problem logged as FILE:LINE:COL); listeners are added and removed, one changed on its own
 // address is refused as needing a restart; with two
 // workers the change applies in both; POST /reload is refused on an admin address that is not loopback.
@@ -101,8 +101,8 @@ async function untilActive(g: CliGateway, hash: string): Promise<void> {
 
 describe('reload in one process', () => {
   /** A caller connected and allowed; the allow-list narrowed and `reload` run: its next request, on the same connection, is refused. */
-  async function narrowedForConnectedCaller(name: string, reload: (g: CliGateway, file: string) => Promise<void>): Promise<CliGateway> {
-    const config = await writeConfig(name);
+  async function narrowedForConnectedCaller(name: string, reload: (g: CliGateway, file: string) => Promise<void>, head = ''): Promise<CliGateway> {
+    const config = await writeConfig(name, head);
     const g = (running = await startCli(config, ['--workers', '1'], children));
     expect(await activeHash(g)).toBe(hashOf(config.file));
     const caller = keepAliveCaller(config.port);
@@ -143,6 +143,10 @@ describe('reload in one process', () => {
     expect(JSON.stringify(dump.config.listeners[0]!.routes[0])).toContain(id('someone-else'));
   }, 30_000);
 
+  it('watch_config: true: an edit of the file is enough, for a caller already connected', async () => {
+    await narrowedForConnectedCaller('watch', (g, file) => untilActive(g, hashOf(file)), 'watch_config: true\n');
+  }, 30_000);
+
   it('a broken file (a YAML syntax error, then an unknown key) changes nothing: still served, failures counted, FILE:LINE:COL logged', async () => {
     const config = await writeConfig('broken');
     running = await startCli(config, ['--workers', '1'], children);
@@ -165,6 +169,8 @@ describe('reload in one process', () => {
       for (let i = 0; i < 100 && !unknownKey.test(running.output()); i++) await sleep(50);
       expect(running.output()).toMatch(unknownKey);
 
+      // Without watch_config the edits themselves reload nothing: three times the watcher's debounce later, still two.
+      await sleep(500);
       expect((await caller.get()).status).toBe(200);
       expect(await activeHash(running)).toBe(good);
       expect(await metric(running, 'gatehouse_config_reloads_total{result="failure"}')).toBe(2);

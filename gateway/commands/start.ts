@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
 import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
+import { FileWatcher } from '../lifecycle/file-watcher.js';
 import { log } from '../log.js';
 import { pumpName } from '../passthrough/native-pump.js';
 import { ConfigReloader, type ConfigSource } from '../runtime/config-reloader.js';
@@ -128,6 +129,8 @@ export async function main(argv: string[]): Promise<number> {
   // watchers pick them up (live rotation), the demo upstream is handed its own.
   const demoServer = demo?.server;
   const renewer = demoServer ? startDevPkiRenewer(DEV_DIR, { onRenewed: (pki) => reloadDemoUpstreamTls(demoServer, pki) }) : undefined;
+  // Opt-in: the same on every change of the file (debounced: an editor's write and rename are one change).
+  const configWatcher = configFile && result.config.watchConfig ? new FileWatcher([configFile], () => void reloadOn('watch_config'), { debounceMs: 150, pollMs: 10_000 }) : undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     // Relaunched (openssl-tuning.ts), a Ctrl-C or group kill reaches this process twice: stop once.
@@ -135,6 +138,7 @@ export async function main(argv: string[]): Promise<number> {
     stopping = true;
     log.info('stopping', { signal });
     renewer?.close();
+    configWatcher?.close();
     await gateway.close();
     keys.close();
     await demo?.close();

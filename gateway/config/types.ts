@@ -233,4 +233,6 @@ export interface GatewayConfig {
   readonly sessionTickets: SessionTickets;
   /** Worker processes; 0 means one per core. */
   readonly workers: number;
+  /** Reload when the configuration file changes (as SIGHUP does). Opt-in; absent: false. */
+  readonly watchConfig?: boolean;
 }

@@ -20,13 +20,14 @@ export interface ConfigChanges {
   readonly removedListeners: readonly string[];
 }
 
-const PROCESS_WIDE = ['admin', 'lifecycle', 'sessionTickets', 'workers', 'backends'] as const;
+const PROCESS_WIDE = ['admin', 'lifecycle', 'sessionTickets', 'workers', 'backends', 'watchConfig'] as const;
 const CONFIG_KEY: Record<(typeof PROCESS_WIDE)[number], string> = {
   admin: 'admin',
   lifecycle: 'lifecycle',
   sessionTickets: 'session_tickets',
   workers: 'workers',
   backends: 'backends',
+  watchConfig: 'watch_config',
 };
 
 export function compareConfigs(running: GatewayConfig, next: GatewayConfig): ConfigChanges {
