@@ -6,6 +6,7 @@ import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../gateway/config/types.js';
+import { upstreamPool } from '../gateway/metrics/proxy-metrics.js';
 import { ReloadRefused, startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { listenerPort, startProxyParties, type ProxyParties } from './support/proxy-parties.js';
@@ -81,6 +82,19 @@ describe('reloading upstreams', () => {
     expect(old.stats().connected, 'the retired cluster closed its idle connection').toBe(0);
     expect(await get(port)).toBe(200);
     expect(rebuilt.stats().connected).toBe(1);
+  });
+
+  it('leaves no pool gauges behind for an upstream the new configuration no longer has', async () => {
+    const { g, port } = await start(config());
+    expect(await get(port)).toBe(200);
+    g.refreshGauges();
+    const echoSeries = async () => (await upstreamPool.get()).values.filter((v) => v.labels.upstream === 'echo').length;
+    expect(await echoSeries()).toBe(4);
+    const renamed = { ...parties.echo, name: 'echo2' };
+    await g.reload(gatewayConfig([parties.certs.listener([terminateRoute('all', 'echo2', allow(id('frontend')))])], [renamed]));
+    g.refreshGauges();
+    expect(await echoSeries()).toBe(0);
+    expect(await get(port)).toBe(200);
   });
 
   it('changes nothing when a changed upstream cannot be built (its certificate file is missing)', async () => {

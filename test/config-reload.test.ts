@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -251,7 +252,24 @@ describe('reload with two workers', () => {
         [0, []],
         [1, []],
       ]);
+      const handshakes = async () => ((await (await admin(g, '/workers')).json()) as { handshakes: number }[]).reduce((n, w) => n + w.handshakes, 0);
+      const before = await handshakes();
       for (let i = 0; i < 4; i++) expect(await getOnce(secondPort)).toBe(403);
+      expect(await handshakes(), "/workers counts the added listener's handshakes").toBe(before + 4);
+
+      // An address another process shares with SO_REUSEPORT (another gatehouse) is refused, as at start.
+      const shared = await freePort();
+      const holder = net.createServer();
+      await new Promise<void>((resolve) => holder.listen({ host: '127.0.0.1', port: shared, reusePort: true }, resolve));
+      try {
+        const withSecond = fs.readFileSync(config.file, 'utf8');
+        fs.writeFileSync(config.file, withSecond.replace('upstreams:', `${second.replace('name: second', 'name: third').replace(`127.0.0.1:${secondPort}`, `127.0.0.1:${shared}`)}upstreams:`));
+        const taken = await postReload(g);
+        expect(taken.status).toBe(422);
+        expect(taken.body.problems.join('\n')).toMatch(/listener 'third'.*EADDRINUSE/);
+      } finally {
+        holder.close();
+      }
     } finally {
       for (const caller of callers) caller.close();
     }

@@ -11,6 +11,7 @@ import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { FileWatcher } from '../lifecycle/file-watcher.js';
 import { log } from '../log.js';
+import { checkPortsFree } from '../net/shared-port.js';
 import { pumpName } from '../passthrough/native-pump.js';
 import { ConfigReloader, type ConfigSource } from '../runtime/config-reloader.js';
 import { reloadProblems, startGateway, type RunningGateway } from '../runtime/gateway.js';
@@ -115,7 +116,15 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       const primary = await startClusterPrimary(result.config, { workers, keys, config: text, adminSources });
       running = primary;
-      reloader = new ConfigReloader(source, { text, config: result.config }, (_config, next) => primary.reload(next));
+      reloader = new ConfigReloader(source, { text, config: result.config }, async (_config, next, changes) => {
+        // As at start: an address another process holds would otherwise be shared silently (SO_REUSEPORT).
+        try {
+          await checkPortsFree(changes.addedListeners);
+        } catch (err) {
+          return [{ pid: process.pid, problems: [(err as Error).message] }];
+        }
+        return primary.reload(next);
+      });
     }
   } catch (err) {
     keys?.close();

@@ -9,13 +9,13 @@ import { formatProblem, parseConfig, type ConfigResult, type ConfigText } from '
 import type { GatewayConfig } from '../config/types.js';
 import { log } from '../log.js';
 import { configReloads, setActiveConfig } from '../metrics/config-metrics.js';
-import { compareConfigs } from './config-changes.js';
+import { compareConfigs, type ConfigChanges } from './config-changes.js';
 
 /** Where the configuration comes from: a file read anew on each reload, or the embedded default's text. */
 export type ConfigSource = () => ConfigText | Extract<ConfigResult, { ok: false }>;
 
 /** Applies a validated configuration where it serves; resolves with the problems that kept it out, per process. */
-export type ApplyConfig = (config: GatewayConfig, text: ConfigText) => Promise<readonly ProcessOutcome[]>;
+export type ApplyConfig = (config: GatewayConfig, text: ConfigText, changes: ConfigChanges) => Promise<readonly ProcessOutcome[]>;
 
 /** One serving process's outcome: `slot` is a worker's, absent for the single-process gateway. */
 export interface ProcessOutcome {
@@ -80,10 +80,10 @@ export class ConfigReloader {
     const result = parseConfig(text.text, text.file, text.baseDir);
     for (const warning of result.warnings) log.warn('config_warning', { problem: formatProblem(warning) });
     if (!result.ok) return this.#failed(trigger, result.problems.map(formatProblem), []);
-    const refused = compareConfigs(this.#active.config, result.config).needsRestart;
-    if (refused.length > 0) return this.#failed(trigger, refused.map((why) => `${text.file}: ${why}`), []);
+    const changes = compareConfigs(this.#active.config, result.config);
+    if (changes.needsRestart.length > 0) return this.#failed(trigger, changes.needsRestart.map((why) => `${text.file}: ${why}`), []);
 
-    const processes = await this.apply(result.config, text);
+    const processes = await this.apply(result.config, text, changes);
     const problems = processes.flatMap((p) => p.problems.map((problem) => (p.slot === undefined ? problem : `worker ${p.slot}: ${problem}`)));
     if (problems.length > 0) return this.#failed(trigger, problems, processes);
 

@@ -217,6 +217,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     running.commit([...changes.retiredUpstreams.map((name) => `upstream/${name}`), ...changes.removedListeners.map((name) => `listener/${name}`)], prepared);
     active = next;
     for (const cluster of retired) retireCluster(cluster);
+    for (const name of changes.retiredUpstreams) if (!clusters.has(name)) forgetPoolGauges(name);
     await Promise.all(removed.map(closeListener));
   };
 
@@ -267,6 +268,11 @@ function compileRouter(listener: Listener, clusters: ReadonlyMap<string, Upstrea
 function retireCluster(cluster: UpstreamCluster): void {
   cluster.replaceTlsState(cluster.tlsState);
   void cluster.close();
+}
+
+/** An upstream no longer configured leaves no gauges behind at their last values. */
+function forgetPoolGauges(upstream: string): void {
+  for (const state of ['connected', 'free', 'pending', 'running']) upstreamPool.remove(upstream, state);
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */

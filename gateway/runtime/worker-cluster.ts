@@ -347,19 +347,30 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
 
   let handshakes = 0;
   let resumed = 0;
-  for (const { terminate } of running.listeners.values()) {
-    // After the listener's own handler, which destroys what it refuses.
-    terminate?.server.on('secureConnection', (socket: TLSSocket) => {
-      if (socket.destroyed) return;
-      handshakes++;
-      if (socket.isSessionReused()) resumed++;
-    });
-  }
+  const counted = new WeakSet<object>();
+  // Every terminate listener, those a reload adds too (called again after each reload).
+  const countHandshakes = () => {
+    for (const { terminate } of running.listeners.values()) {
+      if (!terminate || counted.has(terminate.server)) continue;
+      counted.add(terminate.server);
+      // After the listener's own handler, which destroys what it refuses.
+      terminate.server.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.destroyed) return;
+        handshakes++;
+        if (socket.isSessionReused()) resumed++;
+      });
+    }
+  };
+  countHandshakes();
 
   process.on('message', (message: PrimaryMessage) => {
     if (message.type === 'gatehouse:ticket-keys') running.setTicketKeys(Buffer.from(message.keys, 'hex'));
     else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed });
-    else if (message.type === 'gatehouse:reload') void workerReload(running, parse, message.config).then((problems) => sendToPrimary({ type: 'gatehouse:reloaded', id: message.id, problems }));
+    else if (message.type === 'gatehouse:reload')
+      void workerReload(running, parse, message.config).then((problems) => {
+        countHandshakes();
+        sendToPrimary({ type: 'gatehouse:reloaded', id: message.id, problems });
+      });
   });
   sendToPrimary({ type: 'gatehouse:ready' });
 }
