@@ -216,6 +216,23 @@ describe('reload in one process', () => {
     expect(await res.text()).toContain('is not loopback');
     expect(await activeHash(running)).not.toBe(hashOf(config.file));
   }, 30_000);
+
+  it('with admin.token_file, POST /reload needs its bearer token, on a non-loopback admin address too', async () => {
+    const config = await writeConfig('token');
+    const tokenFile = path.join(fixture.pki.dir, 'admin-token');
+    fs.writeFileSync(tokenFile, 's3cret-token\n');
+    fs.writeFileSync(config.file, fs.readFileSync(config.file, 'utf8').replace(`address: 127.0.0.1:${config.adminPort}`, `address: 0.0.0.0:${config.adminPort}\n  token_file: ${tokenFile}`));
+    running = await startCli(config, ['--workers', '1'], children);
+    narrowAllowList(config.file);
+    const post = (authorization?: string) => admin(running!, '/reload', { method: 'POST', headers: authorization ? { authorization } : {} });
+    const none = await post();
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer');
+    expect((await post('Bearer wrong-token')).status).toBe(401);
+    expect(await activeHash(running)).not.toBe(hashOf(config.file));
+    expect((await post('Bearer s3cret-token')).status).toBe(200);
+    expect(await activeHash(running)).toBe(hashOf(config.file));
+  }, 30_000);
 });
 
 describe('reload with two workers', () => {

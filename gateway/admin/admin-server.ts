@@ -1,9 +1,12 @@
 // The admin endpoint (loopback by default): Prometheus metrics, liveness and readiness, JSON pages
-// and actions (POST). Actions change the running gateway, so they are served only when the admin
-// address is loopback: anyone who can reach a pod IP must not be able to reload it.
+// and actions (POST). Actions change the running gateway: with admin.token_file they need its bearer
+// token (on any address); without, they are served only when the admin address is loopback, since
+// anyone who can reach a pod IP must not be able to reload it.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import type { Address } from '../config/types.js';
+import type { Admin } from '../config/types.js';
 import { log } from '../log.js';
 import { configRegistry } from '../metrics/config-metrics.js';
 import { registry } from '../metrics/registry.js';
@@ -29,13 +32,14 @@ export function isLoopback(host: string): boolean {
   return host.toLowerCase().startsWith('::ffff:127.');
 }
 
-export async function startAdminServer(address: Address, beforeScrape: () => void, sources: AdminSources = {}): Promise<AdminServer> {
+export async function startAdminServer(config: Admin, beforeScrape: () => void, sources: AdminSources = {}): Promise<AdminServer> {
   const served = sources.metrics ?? (() => registry.metrics().then((body) => ({ contentType: registry.contentType, body })));
   // The config metrics are the serving process's own (not its workers'): added to either.
   const metrics = async () => {
     const [own, config] = await Promise.all([served(), configRegistry.metrics()]);
     return { contentType: own.contentType, body: own.body + config };
   };
+  const { address, tokenFile } = config;
   const mutable = isLoopback(address.host);
   let ready = false;
   const json = (res: http.ServerResponse, status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n');
@@ -43,9 +47,15 @@ export async function startAdminServer(address: Address, beforeScrape: () => voi
     const path = (req.url ?? '/').split('?')[0];
     const action = path === undefined ? undefined : sources.actions?.[path];
     if (req.method === 'POST' && action) {
-      if (!mutable) {
-        log.warn('admin_refused', { path, reason: 'admin_not_loopback', admin: `${address.host}:${address.port}`, peer: req.socket.remoteAddress });
-        json(res, 403, { error: `POST ${path} is refused: the admin address ${address.host} is not loopback, and changing the gateway is served only on a loopback admin address` });
+      const refusal = tokenFile !== undefined ? tokenRefusal(tokenFile, req.headers.authorization) : mutable ? undefined : 'admin_not_loopback';
+      if (refusal) {
+        log.warn('admin_refused', { path, reason: refusal, admin: `${address.host}:${address.port}`, peer: req.socket.remoteAddress });
+        if (refusal === 'admin_not_loopback') {
+          json(res, 403, { error: `POST ${path} is refused: the admin address ${address.host} is not loopback, and changing the gateway is served only on a loopback admin address or with admin.token_file` });
+        } else {
+          res.setHeader('www-authenticate', 'Bearer');
+          json(res, 401, { error: `POST ${path} needs the bearer token of admin.token_file (${refusal})` });
+        }
         return;
       }
       action().then(
@@ -95,4 +105,20 @@ export async function startAdminServer(address: Address, beforeScrape: () => voi
         server.closeAllConnections();
       }),
   };
+}
+
+/** Why `authorization` does not carry the token in `file` (read now, so a rotated token applies at once), or undefined if it does. */
+function tokenRefusal(file: string, authorization: string | undefined): 'no_token' | 'wrong_token' | 'token_file_unreadable' | undefined {
+  let token: string;
+  try {
+    token = fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return 'token_file_unreadable';
+  }
+  if (token === '') return 'token_file_unreadable';
+  const given = /^Bearer +(\S+)$/i.exec(authorization ?? '')?.[1];
+  if (given === undefined) return 'no_token';
+  // Digests of equal length, compared in constant time.
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(token)) ? undefined : 'wrong_token';
 }

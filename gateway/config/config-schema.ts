@@ -178,8 +178,8 @@ export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfi
 }
 
 const readAdmin: Reader<Admin> = (node, at, cx) => {
-  const m = cx.map(node, at, ['address']);
-  return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address) };
+  const m = cx.map(node, at, ['address', 'token_file']);
+  return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address), tokenFile: m.optional('token_file', filePath) };
 };
 
 const readLifecycle: Reader<Lifecycle> = (node, at, cx) => {

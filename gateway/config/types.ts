@@ -220,6 +220,8 @@ export interface SessionTickets {
 
 export interface Admin {
   readonly address: Address;
+  /** A file holding the bearer token that POST endpoints (/reload) require; read at each request. */
+  readonly tokenFile?: string;
 }
 
 export interface GatewayConfig {

@@ -157,7 +157,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
 
     if (options.admin !== false) {
-      admin = await startAdminServer(config.admin.address, refreshGauges, options.adminSources);
+      admin = await startAdminServer(config.admin, refreshGauges, options.adminSources);
       admin.setReady(true);
     }
   } catch (err) {

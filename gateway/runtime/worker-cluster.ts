@@ -265,7 +265,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       for (const slot of slots) fork(slot);
     });
     starting = undefined;
-    admin = await startAdminServer(config.admin.address, () => {}, {
+    admin = await startAdminServer(config.admin, () => {}, {
       metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
       json: { ...options.adminSources?.json, '/workers': status },
       actions: options.adminSources?.actions,
