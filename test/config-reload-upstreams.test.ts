@@ -2,12 +2,15 @@
 // whose upstream settings did not change is kept with its open connections; a changed one is built
 // anew (its certificate reloader with it) and the old one closes its connections once idle; a
 // reload that fails to build changes nothing.
+import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { GatewayConfig } from '../gateway/config/types.js';
 import { upstreamPool } from '../gateway/metrics/proxy-metrics.js';
 import { ReloadRefused, startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
+import { backend, passthroughRoute } from './support/front-door-harness.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { listenerPort, startProxyParties, type ProxyParties } from './support/proxy-parties.js';
 import { id } from './support/test-pki.js';
@@ -118,6 +121,32 @@ describe('reloading upstreams', () => {
     await g.reload(one);
     expect([...g.lifecycle.reloaders.keys()].sort()).toEqual(['listener/public', 'upstream/echo']);
     expect([...g.listeners.keys()]).toEqual(['public']);
+  });
+
+  it('gives a front door the new passthrough routes and backends: a new SNI is relayed from the next connection on', async () => {
+    const withPassthrough = (sni: string, backendName: string) => {
+      const c = config();
+      const listener = { ...c.listeners[0]!, routes: [...c.listeners[0]!.routes, passthroughRoute('relay', backendName, { sni: [sni] })] };
+      return { ...c, listeners: [listener], backends: [backend(backendName, [parties.upstream.port])] };
+    };
+    const { g, port } = await start(withPassthrough('one.test', 'echo-tls'));
+    const origin = new X509Certificate(parties.certs.origin.certPem).fingerprint256;
+    const peerOf = async (servername: string) => {
+      const socket = tls.connect({ port, host: '127.0.0.1', servername, ca: parties.pki.ca.rootPem, cert: parties.frontend.chainPem, key: parties.frontend.keyPem, checkServerIdentity: () => undefined });
+      try {
+        await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+        return socket.getPeerX509Certificate()?.fingerprint256;
+      } catch {
+        return undefined;
+      } finally {
+        socket.destroy();
+      }
+    };
+    expect(await peerOf('one.test')).toBe(origin);
+    expect(await peerOf('two.test')).not.toBe(origin);
+    await g.reload(withPassthrough('two.test', 'echo-tls-2'));
+    expect(await peerOf('two.test'), 'relayed to the backend, which presents its own certificate').toBe(origin);
+    expect(await peerOf('one.test')).not.toBe(origin);
   });
 
   it('refuses, as needing a restart, a listener whose limits changed', async () => {

@@ -1,9 +1,10 @@
 // What a configuration reload would change, compared section by section with the running
-// configuration. Terminate routes (with their authorization policies) and upstreams change in
-// place; listeners are added, removed, or moved to a new address (closed and bound anew). What a
-// listener that stays on its address was built from (mode, tls, limits, timeouts, passthrough
-// routes), backends and the process-wide sections (admin, lifecycle, session_tickets, workers)
-// still need a restart: such a reload is refused as a whole, naming each of them.
+// configuration. Terminate routes (with their authorization policies), passthrough routes of a
+// listener with a front door, backends and upstreams change in place; listeners are added, removed,
+// or moved to a new address (closed and bound anew). What a listener that stays on its address was
+// built from (mode, tls, limits, timeouts, whether it has a front door) and the process-wide
+// sections (admin, lifecycle, session_tickets, workers, watch_config) still need a restart: such a
+// reload is refused as a whole, naming each of them.
 import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig, Listener, Upstream } from '../config/types.js';
 
@@ -20,13 +21,12 @@ export interface ConfigChanges {
   readonly removedListeners: readonly string[];
 }
 
-const PROCESS_WIDE = ['admin', 'lifecycle', 'sessionTickets', 'workers', 'backends', 'watchConfig'] as const;
+const PROCESS_WIDE = ['admin', 'lifecycle', 'sessionTickets', 'workers', 'watchConfig'] as const;
 const CONFIG_KEY: Record<(typeof PROCESS_WIDE)[number], string> = {
   admin: 'admin',
   lifecycle: 'lifecycle',
   sessionTickets: 'session_tickets',
   workers: 'workers',
-  backends: 'backends',
   watchConfig: 'watch_config',
 };
 
@@ -67,7 +67,15 @@ function changedListenerFields(a: Listener, b: Listener): string[] {
     if (key === 'routes') continue;
     if (!isDeepStrictEqual(a[key], b[key])) changed.push(key);
   }
-  const passthrough = (l: Listener) => l.routes.filter((r) => r.kind === 'passthrough');
-  if (!isDeepStrictEqual(passthrough(a), passthrough(b))) changed.push('passthrough routes');
+  // A front door takes new passthrough routes (FrontDoor.update); a listener gaining or losing its front door cannot.
+  if (needsFrontDoor(a) !== needsFrontDoor(b)) changed.push('passthrough routes (whether it needs a front door)');
   return changed;
+}
+
+/**
+ * The front door only when a listener needs to look at the hello first: a terminate-only STRICT
+ * listener is a bare TLS server, with no JavaScript before the handshake.
+ */
+export function needsFrontDoor(listener: Listener): boolean {
+  return listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE';
 }

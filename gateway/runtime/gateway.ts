@@ -17,7 +17,7 @@ import { TerminateListener } from '../terminate/terminate-listener.js';
 import { TerminateRouter } from '../terminate/terminate-router.js';
 import { UpstreamCluster } from '../upstream/upstream-cluster.js';
 import { buildUpstreamTlsState } from '../upstream/upstream-tls-state.js';
-import { compareConfigs } from './config-changes.js';
+import { compareConfigs, needsFrontDoor } from './config-changes.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from './read-tls-files.js';
 
 export interface GatewayOptions {
@@ -118,10 +118,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     } else if (terminateRoutes.length > 0) {
       throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
     }
-    // The front door only when a listener needs to look at the hello first: a terminate-only
-    // STRICT listener is a bare TLS server, with no JavaScript before the handshake.
-    const needsFrontDoor = listener.routes.some((r) => r.kind === 'passthrough') || listener.mode === 'PERMISSIVE';
-    if (needsFrontDoor) {
+    if (needsFrontDoor(listener)) {
       const t = terminate;
       const frontDoor = await startFrontDoor({
         listener,
@@ -209,6 +206,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       const runningListener = bound.get(listener.name) ?? listeners.get(listener.name)!;
       const router = routers.get(listener.name);
       if (router) runningListener.terminate?.replaceRouter(router);
+      if (!bound.has(listener.name)) runningListener.frontDoor?.update(listener, next.backends);
       listeners.set(listener.name, { ...runningListener, config: listener });
     }
     const retired = changes.retiredUpstreams.map((name) => clusters.get(name)!);
