@@ -167,7 +167,7 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
   }
-  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz${workers === 1 ? '' : '  /workers'}`);
+  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz  /config_dump${workers === 1 ? '' : '  /workers'}  (reload: kill -HUP ${process.pid}, or POST /reload)`);
   if (embedded !== undefined) {
     const rel = path.relative(process.cwd(), DEV_DIR) || '.';
     const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;
