@@ -3,15 +3,18 @@
 import cluster from 'node:cluster';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DEMO_PORTS, demoPortsFrom, embeddedDefaultYaml, MAX_PORT_BASE, type DemoPorts } from '../config/embedded-default.js';
-import { formatProblem, loadConfigFile, parseConfig, type ConfigResult } from '../config/load-config.js';
+import { DEFAULT_DEMO_PORTS, EMBEDDED_SOURCE, demoPortsFrom, embeddedDefaultYaml, MAX_PORT_BASE, type DemoPorts } from '../config/embedded-default.js';
+import { formatProblem, parseConfig, readConfigText, type ConfigResult } from '../config/load-config.js';
 import type { GatewayConfig } from '../config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
 import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
+import { FileWatcher } from '../lifecycle/file-watcher.js';
 import { log } from '../log.js';
+import { checkPortsFree } from '../net/shared-port.js';
 import { pumpName } from '../passthrough/native-pump.js';
-import { startGateway, type RunningGateway } from '../runtime/gateway.js';
+import { ConfigReloader, type ConfigSource } from '../runtime/config-reloader.js';
+import { reloadProblems, startGateway, type RunningGateway } from '../runtime/gateway.js';
 import { applyTicketCount } from '../runtime/openssl-tuning.js';
 import { TicketKeySource } from '../runtime/ticket-keys.js';
 import { resolveWorkerCount, runClusterWorker, startClusterPrimary, type ClusterPrimary } from '../runtime/worker-cluster.js';
@@ -51,10 +54,12 @@ export async function main(argv: string[]): Promise<number> {
   const demoPorts = portBase === undefined ? DEFAULT_DEMO_PORTS : demoPortsFrom(Number(portBase));
   const embeddedYaml = embeddedDefaultYaml(demoPorts);
   // A cluster worker: the primary (this same command) has validated the config and made the dev PKI.
+  // It parses the configuration text the primary sends (at start and on every reload).
   if (cluster.isWorker) {
-    const result = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(embeddedYaml, '<embedded default>', DEV_DIR);
-    if (!result.ok) throw new Error(result.problems.map(formatProblem).join('\n'));
-    await runClusterWorker(result.config);
+    await runClusterWorker((text) => {
+      const result = parseConfig(text.text, text.file, text.baseDir);
+      return result.ok ? result : { ok: false, problems: result.problems.map(formatProblem) };
+    });
     return -1;
   }
   if (args.help) {
@@ -68,9 +73,14 @@ export async function main(argv: string[]): Promise<number> {
 
   let demo: DemoUpstream | undefined;
   const pki = args.config ? undefined : await ensureDevPki(DEV_DIR);
-  const result: ConfigResult = args.config ? loadConfigFile(path.resolve(args.config)) : parseConfig(embeddedYaml, '<embedded default>', DEV_DIR);
-  if (!result.ok) {
-    for (const problem of result.problems) process.stderr.write(formatProblem(problem) + '\n');
+  // A reload reads the same source again. Without --config that is the embedded default, unchanged
+  // while the process runs: a reload then applies nothing new and says so, rather than failing.
+  const configFile = args.config === undefined ? undefined : path.resolve(args.config);
+  const source: ConfigSource = configFile ? () => readConfigText(configFile) : () => ({ ok: true, text: embeddedYaml, file: EMBEDDED_SOURCE, baseDir: DEV_DIR });
+  const text = source();
+  const result: ConfigResult = text.ok ? parseConfig(text.text, text.file, text.baseDir) : text;
+  if (!result.ok || !text.ok) {
+    for (const problem of result.ok ? [] : result.problems) process.stderr.write(formatProblem(problem) + '\n');
     return 1;
   }
   // Before anything binds a port: the tickets-per-handshake setting needs an OpenSSL config file
@@ -89,14 +99,32 @@ export async function main(argv: string[]): Promise<number> {
 
   let keys: TicketKeySource | undefined;
   let running: RunningGateway | ClusterPrimary;
+  let reloader: ConfigReloader;
+  const reloadOn = async (trigger: string) => {
+    const report = await reloader.reload(trigger);
+    return { status: report.ok ? 200 : 422, body: report };
+  };
+  // Bound late: the admin server starts with the gateway, the reloader needs the running gateway.
+  const adminSources = { json: { '/config_dump': async () => reloader.dump() }, actions: { '/reload': () => reloadOn('admin') } };
   try {
     keys = new TicketKeySource(result.config.sessionTickets);
     if (workers === 1) {
-      const gateway = await startGateway(result.config, { ticketKeys: keys.current });
+      const gateway = await startGateway(result.config, { ticketKeys: keys.current, adminSources });
       keys.onChange((key) => gateway.setTicketKeys(key));
       running = gateway;
+      reloader = new ConfigReloader(source, { text, config: result.config }, async (config) => [{ pid: process.pid, problems: await reloadProblems(gateway, config) }]);
     } else {
-      running = await startClusterPrimary(result.config, { workers, keys });
+      const primary = await startClusterPrimary(result.config, { workers, keys, config: text, adminSources });
+      running = primary;
+      reloader = new ConfigReloader(source, { text, config: result.config }, async (_config, next, changes) => {
+        // As at start: an address another process holds would otherwise be shared silently (SO_REUSEPORT).
+        try {
+          await checkPortsFree(changes.addedListeners);
+        } catch (err) {
+          return [{ pid: process.pid, problems: [(err as Error).message] }];
+        }
+        return primary.reload(next);
+      });
     }
   } catch (err) {
     keys?.close();
@@ -110,6 +138,8 @@ export async function main(argv: string[]): Promise<number> {
   // watchers pick them up (live rotation), the demo upstream is handed its own.
   const demoServer = demo?.server;
   const renewer = demoServer ? startDevPkiRenewer(DEV_DIR, { onRenewed: (pki) => reloadDemoUpstreamTls(demoServer, pki) }) : undefined;
+  // Opt-in: the same on every change of the file (debounced: an editor's write and rename are one change).
+  const configWatcher = configFile && result.config.watchConfig ? new FileWatcher([configFile], () => void reloadOn('watch_config'), { debounceMs: 150, pollMs: 10_000 }) : undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     // Relaunched (openssl-tuning.ts), a Ctrl-C or group kill reaches this process twice: stop once.
@@ -117,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
     stopping = true;
     log.info('stopping', { signal });
     renewer?.close();
+    configWatcher?.close();
     await gateway.close();
     keys.close();
     await demo?.close();
@@ -124,6 +155,8 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // NGINX's and HAProxy's reload signal: re-read the configuration (the outcome is logged and counted).
+  process.on('SIGHUP', () => void reloadOn('SIGHUP'));
   return -1; // keep running
 }
 
@@ -134,7 +167,7 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
   }
-  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz${workers === 1 ? '' : '  /workers'}`);
+  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz  /config_dump${workers === 1 ? '' : '  /workers'}  (reload: kill -HUP ${process.pid}, or POST /reload)`);
   if (embedded !== undefined) {
     const rel = path.relative(process.cwd(), DEV_DIR) || '.';
     const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;

@@ -45,6 +45,7 @@ export function checkFiles(config: GatewayConfig, cx: ReadContext, now: number):
     files.crls(childPath(tlsAt, 'crl'), upstream.tls.crl, bundle);
     files.presented('client', { at: childPath(tlsAt, 'cert'), file: upstream.tls.cert }, { at: childPath(tlsAt, 'key'), file: upstream.tls.key });
   }
+  if (config.admin.tokenFile !== undefined) files.readable('admin.token_file', config.admin.tokenFile);
   if (config.sessionTickets.keyFile !== undefined) files.readable('session_tickets.key_file', config.sessionTickets.keyFile);
 }
 

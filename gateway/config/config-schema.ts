@@ -149,7 +149,7 @@ const terminateAlpn = formatted('an ALPN protocol id', (s) =>
 
 // ---- sections ----
 
-const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends'] as const;
+const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config'] as const;
 
 /** Reads the whole document; undefined when it is not even a mapping. */
 export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfig | undefined {
@@ -171,14 +171,15 @@ export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfi
       listeners: root.required('listeners', listOf(readListener, { min: 1 }), 'a gateway needs at least one listener') ?? [],
       upstreams: root.withDefault('upstreams', listOf(readUpstream), []),
       backends: root.withDefault('backends', listOf(readBackend), []),
+      watchConfig: root.withDefault('watch_config', bool, false),
     },
     '',
   );
 }
 
 const readAdmin: Reader<Admin> = (node, at, cx) => {
-  const m = cx.map(node, at, ['address']);
-  return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address) };
+  const m = cx.map(node, at, ['address', 'token_file']);
+  return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address), tokenFile: m.optional('token_file', filePath) };
 };
 
 const readLifecycle: Reader<Lifecycle> = (node, at, cx) => {

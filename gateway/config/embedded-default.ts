@@ -13,6 +13,9 @@ export interface DemoPorts {
 export const DEFAULT_DEMO_PORTS: DemoPorts = { terminate: 8443, passthrough: 9443, admin: 9901, upstream: 9444 };
 
 /** Highest `--port-base`: its four consecutive ports must all be valid. */
+/** What `config.source` and problems name when no file was given. */
+export const EMBEDDED_SOURCE = '<embedded default>';
+
 export const MAX_PORT_BASE = 65_532;
 
 /** `--port-base P`: terminate on P, passthrough on P+1, admin on P+2, the demo upstream on P+3. */

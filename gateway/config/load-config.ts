@@ -52,16 +52,28 @@ export function parseConfig(text: string, file: string, baseDir: string, options
 
 /** Reads and validates the file at `file`; relative paths in it are relative to its directory. */
 export function loadConfigFile(file: string, options: LoadOptions = {}): ConfigResult {
-  let text: string;
+  const text = readConfigText(file);
+  return text.ok ? parseConfig(text.text, text.file, text.baseDir, options) : text;
+}
+
+/** A configuration's text with what parseConfig needs to know about it (a reload reads once and sends it to every worker). */
+export interface ConfigText {
+  readonly ok: true;
+  readonly text: string;
+  readonly file: string;
+  readonly baseDir: string;
+}
+
+/** The text of the file at `file`, or the reason it cannot be read as a problem. */
+export function readConfigText(file: string): ConfigText | Extract<ConfigResult, { ok: false }> {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return { ok: true, text: fs.readFileSync(file, 'utf8'), file, baseDir: path.dirname(path.resolve(file)) };
   } catch (err) {
     const problems = new ProblemCollector(file);
     const code = (err as NodeJS.ErrnoException).code;
     problems.atFile(code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, not a file' : `cannot read: ${(err as Error).message}`);
-    return failed(problems);
+    return { ok: false, problems: problems.problems, warnings: problems.warnings };
   }
-  return parseConfig(text, file, path.dirname(path.resolve(file)), options);
 }
 
 function failed(problems: ProblemCollector): ConfigResult {

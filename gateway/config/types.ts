@@ -220,6 +220,8 @@ export interface SessionTickets {
 
 export interface Admin {
   readonly address: Address;
+  /** A file holding the bearer token that POST endpoints (/reload) require; read at each request. */
+  readonly tokenFile?: string;
 }
 
 export interface GatewayConfig {
@@ -233,4 +235,6 @@ export interface GatewayConfig {
   readonly sessionTickets: SessionTickets;
   /** Worker processes; 0 means one per core. */
   readonly workers: number;
+  /** Reload when the configuration file changes (as SIGHUP does). Opt-in; absent: false. */
+  readonly watchConfig?: boolean;
 }

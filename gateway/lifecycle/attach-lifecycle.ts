@@ -3,7 +3,7 @@
 // warnings, and the scrape-time expiry/CRL gauges. Attached after the listeners start; its first
 // load checks the material the gateway started with strictly (a truncated bundle, an expired
 // certificate or a CRL the bundle did not sign fails the start), and takes over a stale CRL.
-import type { GatewayConfig, Listener } from '../config/types.js';
+import type { GatewayConfig, Listener, Upstream } from '../config/types.js';
 import type { TerminateListener } from '../terminate/terminate-listener.js';
 import type { TlsTuning } from '../terminate/server-tls-state.js';
 import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
@@ -40,7 +40,33 @@ export interface GatewayLifecycle {
   reloadAll(): Promise<ReloadOutcome[]>;
   /** Runs the periodic checks now. */
   tick(): void;
+  /**
+   * For a configuration reload: reloaders for the upstream clusters and listeners it built anew,
+   * each loaded once (nothing serves from them yet). Rejects, having closed them, if any material fails.
+   */
+  prepare(built: { upstreams: readonly NewUpstream[]; listeners: readonly NewListener[] }): Promise<PreparedReloaders>;
+  /** The swap: the reloaders named in `replaced` (`upstream/<name>`, `listener/<name>`) close, the prepared ones take over (and are watched). */
+  commit(replaced: readonly string[], prepared: PreparedReloaders): void;
   close(): void;
+}
+
+/** An upstream cluster a reload built, with the index of its upstream in the new config (for field names). */
+export interface NewUpstream {
+  readonly index: number;
+  readonly upstream: Upstream;
+  readonly cluster: UpstreamCluster;
+}
+
+/** A listener a reload bound, with its index in the new config. */
+export interface NewListener {
+  readonly index: number;
+  readonly listener: Listener;
+  readonly terminate: TerminateListener | undefined;
+}
+
+/** Loaded reloaders not yet attached (see GatewayLifecycle.prepareUpstreams). */
+export interface PreparedReloaders {
+  readonly reloaders: readonly TlsReloader<unknown, unknown>[];
 }
 
 export async function attachLifecycle(parts: LifecycleParts, options: LifecycleOptions = {}): Promise<GatewayLifecycle> {
@@ -55,28 +81,31 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
   const reloaders = new Map<string, TlsReloader<unknown, unknown>>();
   const add = <F, S>(reloader: TlsReloader<F, S>) => reloaders.set(reloader.name, reloader as unknown as TlsReloader<unknown, unknown>);
 
-  config.listeners.forEach((listener, i) => {
-    const terminate = parts.listeners.get(listener.name)?.terminate;
+  const listenerReloader = ({ index, listener, terminate }: NewListener) => {
     const tls = listener.tls;
-    if (!terminate || !tls) return;
-    const target = listenerTarget(i, { ...listener, tls }, terminate, {
+    if (!terminate || !tls) return undefined;
+    const target = listenerTarget(index, { ...listener, tls }, terminate, {
       tuning: () => parts.tuning(listener),
       closeRevokedConnections: config.lifecycle.closeRevokedConnections,
     });
-    add(new TlsReloader(target, policy));
-  });
-  config.upstreams.forEach((upstream, i) => {
-    const cluster = parts.clusters.get(upstream.name);
+    return new TlsReloader(target, policy) as unknown as TlsReloader<unknown, unknown>;
+  };
+  const upstreamReloader = ({ index, upstream, cluster }: NewUpstream) => {
     const tls = upstream.tls;
-    if (cluster && tls) add(new TlsReloader(upstreamTarget(i, { ...upstream, tls }, cluster), policy));
+    return tls ? (new TlsReloader(upstreamTarget(index, { ...upstream, tls }, cluster), policy) as unknown as TlsReloader<unknown, unknown>) : undefined;
+  };
+  config.listeners.forEach((listener, index) => {
+    const reloader = listenerReloader({ index, listener, terminate: parts.listeners.get(listener.name)?.terminate });
+    if (reloader) add(reloader);
+  });
+  config.upstreams.forEach((upstream, index) => {
+    const cluster = parts.clusters.get(upstream.name);
+    const reloader = cluster && upstreamReloader({ index, upstream, cluster });
+    if (reloader) add(reloader);
   });
 
   const initial = await Promise.all([...reloaders.values()].map((r) => r.reload({ initial: true })));
-  const failed = initial.find((o) => o.kind === 'failed');
-  if (failed?.kind === 'failed') {
-    for (const r of reloaders.values()) r.close();
-    throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
-  }
+  throwIfFailed(initial, reloaders.values());
 
   const removeSource = addMaterialSource({
     *certificates() {
@@ -86,11 +115,17 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
       for (const r of reloaders.values()) yield* r.crlEntries();
     },
   });
-  const watchers = config.lifecycle.watch
-    ? [...reloaders.values()].map(
-        (r) => new FileWatcher(r.target.paths, () => void r.reload(), { debounceMs: options.debounceMs ?? 150, pollMs: options.pollMs ?? 10_000 }),
-      )
-    : [];
+  const watchers = new Map<string, FileWatcher>();
+  const watch = (r: TlsReloader<unknown, unknown>) => {
+    if (config.lifecycle.watch) watchers.set(r.name, new FileWatcher(r.target.paths, () => void r.reload(), { debounceMs: options.debounceMs ?? 150, pollMs: options.pollMs ?? 10_000 }));
+  };
+  for (const r of reloaders.values()) watch(r);
+  const detach = (name: string) => {
+    watchers.get(name)?.close();
+    watchers.delete(name);
+    reloaders.get(name)?.close();
+    reloaders.delete(name);
+  };
   const tick = () => {
     for (const r of reloaders.values()) r.tick();
   };
@@ -101,11 +136,30 @@ export async function attachLifecycle(parts: LifecycleParts, options: LifecycleO
     reloaders,
     reloadAll: () => Promise.all([...reloaders.values()].map((r) => r.reload())),
     tick,
+    async prepare(built) {
+      const prepared = [...built.listeners.map(listenerReloader), ...built.upstreams.map(upstreamReloader)].filter((r) => r !== undefined);
+      throwIfFailed(await Promise.all(prepared.map((r) => r.reload({ initial: true }))), prepared);
+      return { reloaders: prepared };
+    },
+    commit(replaced, prepared) {
+      for (const name of replaced) detach(name);
+      for (const r of prepared.reloaders) {
+        reloaders.set(r.name, r);
+        watch(r);
+      }
+    },
     close() {
       clearInterval(timer);
-      for (const w of watchers) w.close();
-      for (const r of reloaders.values()) r.close();
+      for (const name of [...reloaders.keys()]) detach(name);
       removeSource();
     },
   };
+}
+
+/** A first load that failed fails the whole step: every reloader of it is closed, the first problem thrown. */
+function throwIfFailed(outcomes: readonly ReloadOutcome[], loaded: Iterable<TlsReloader<unknown, unknown>>): void {
+  const failed = outcomes.find((o) => o.kind === 'failed');
+  if (failed?.kind !== 'failed') return;
+  for (const r of loaded) r.close();
+  throw new Error([failed.field, failed.file, failed.problem].filter(Boolean).join(': '));
 }

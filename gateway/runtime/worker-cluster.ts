@@ -17,22 +17,36 @@ import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { AggregatorRegistry } from 'prom-client';
 import type { GatewayConfig } from '../config/types.js';
-import { startAdminServer, type AdminServer } from '../admin/admin-server.js';
+import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
-import { startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
+import { reloadProblems, startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
+import type { ConfigText } from '../config/load-config.js';
 
 /** Messages from a worker to the primary. */
 type WorkerMessage =
   | { type: 'gatehouse:want-keys' }
   | { type: 'gatehouse:ready' }
   | { type: 'gatehouse:failed'; message: string }
-  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number };
+  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number }
+  | { type: 'gatehouse:reloaded'; id: number; problems: string[] };
 
 /** Messages from the primary to a worker. Keys travel over the local IPC pipe only, as hex. */
-type PrimaryMessage = { type: 'gatehouse:ticket-keys'; keys: string } | { type: 'gatehouse:stats'; id: number } | { type: 'gatehouse:stop' };
+type PrimaryMessage =
+  | { type: 'gatehouse:ticket-keys'; keys: string }
+  | { type: 'gatehouse:start'; keys: string; config: ConfigText }
+  | { type: 'gatehouse:stats'; id: number }
+  | { type: 'gatehouse:reload'; id: number; config: ConfigText }
+  | { type: 'gatehouse:stop' };
+
+/** What one worker made of a configuration reload: no problems, or why it kept its configuration. */
+export interface WorkerReload {
+  readonly slot: number;
+  readonly pid: number | undefined;
+  readonly problems: readonly string[];
+}
 
 export interface WorkerStatus {
   readonly slot: number;
@@ -48,18 +62,27 @@ export interface ClusterPrimary {
   readonly workers: number;
   readonly admin: AdminServer;
   status(): Promise<WorkerStatus[]>;
+  /**
+   * Sends a configuration (validated by the caller) to every worker, which parses it and applies it
+   * to its gateway; later forks start on it. Resolves with each worker's outcome.
+   */
+  reload(config: ConfigText): Promise<WorkerReload[]>;
   /** Stops every worker gracefully (SIGKILL after stopTimeoutMs), then the admin server. */
   close(): Promise<void>;
 }
 
 export interface ClusterOptions {
   workers: number;
+  /** The configuration's text: workers parse it themselves (a worker restarted later gets the active one). */
+  config: ConfigText;
   keys: TicketKeySource;
   /** Restart delay after a worker dies: doubles while workers die young, up to maxMs. Defaults 100 ms .. 10 s. */
   restart?: { minMs: number; maxMs: number };
   /** A worker that does not start within this is a failed start. Default 30 s. */
   startTimeoutMs?: number;
   stopTimeoutMs?: number;
+  /** Pages and actions the primary's admin server adds (/config_dump, POST /reload). */
+  adminSources?: Pick<AdminSources, 'json' | 'actions'>;
 }
 
 /** `workers: 0` (the default) means one per core. */
@@ -91,6 +114,9 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   let starting: { resolve(): void; reject(err: Error): void } | undefined;
   const statsWaiters = new Map<number, (m: { handshakes: number; resumed: number } | null) => void>();
   let statsId = 0;
+  let activeConfig = options.config;
+  const reloadWaiters = new Map<number, (problems: string[]) => void>();
+  let reloadId = 0;
 
   const send = (worker: Worker, message: PrimaryMessage) => {
     if (worker.isConnected()) worker.send(message);
@@ -108,7 +134,10 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     worker.on('message', (message: WorkerMessage) => {
       switch (message.type) {
         case 'gatehouse:want-keys':
-          send(worker, keyMessage(keys.current));
+          send(worker, { type: 'gatehouse:start', keys: keys.current.toString('hex'), config: activeConfig });
+          break;
+        case 'gatehouse:reloaded':
+          reloadWaiters.get(message.id)?.(message.problems);
           break;
         case 'gatehouse:ready':
           slot.ready = true;
@@ -197,6 +226,28 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       }),
     );
 
+  const reload = async (config: ConfigText): Promise<WorkerReload[]> => {
+    activeConfig = config;
+    return Promise.all(
+      slots.map(async (slot) => {
+        const worker = slot.worker;
+        const pid = worker?.process.pid;
+        if (!worker || !slot.ready || !worker.isConnected()) return { slot: slot.index, pid, problems: ['worker not running (a restart starts it on the new configuration)'] };
+        const id = reloadId++;
+        const problems = await new Promise<string[]>((resolve) => {
+          const timer = setTimeout(() => resolve(['no answer within 30 s']), 30_000);
+          reloadWaiters.set(id, (answer) => {
+            clearTimeout(timer);
+            resolve(answer);
+          });
+          send(worker, { type: 'gatehouse:reload', id, config });
+        });
+        reloadWaiters.delete(id);
+        return { slot: slot.index, pid, problems };
+      }),
+    );
+  };
+
   try {
     await checkPortsFree(config.listeners);
     await new Promise<void>((resolve, reject) => {
@@ -214,9 +265,10 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       for (const slot of slots) fork(slot);
     });
     starting = undefined;
-    admin = await startAdminServer(config.admin.address, () => {}, {
+    admin = await startAdminServer(config.admin, () => {}, {
       metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-      json: { '/workers': status },
+      json: { ...options.adminSources?.json, '/workers': status },
+      actions: options.adminSources?.actions,
     });
     updateReady();
   } catch (err) {
@@ -230,6 +282,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     workers: options.workers,
     admin: running,
     status,
+    reload,
     close: async () => {
       await stopWorkers();
       await running.close();
@@ -237,8 +290,11 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   };
 }
 
-/** A worker process: waits for the primary's ticket keys, runs the gateway, answers the primary. Never returns normally. */
-export async function runClusterWorker(config: GatewayConfig, options: Omit<GatewayOptions, 'ticketKeys' | 'admin'> = {}): Promise<void> {
+/** Makes a configuration of the text the primary sent (parseConfig), or says what is wrong with it. */
+export type ParseConfigText = (config: ConfigText) => { ok: true; config: GatewayConfig } | { ok: false; problems: string[] };
+
+/** A worker process: waits for the primary's ticket keys and configuration, runs the gateway, answers the primary. Never returns normally. */
+export async function runClusterWorker(parse: ParseConfigText, options: Omit<GatewayOptions, 'ticketKeys' | 'admin'> = {}): Promise<void> {
   const sendToPrimary = (message: WorkerMessage) => process.connected && process.send!(message);
   let gateway: RunningGateway | undefined;
   let closing = false;
@@ -256,16 +312,18 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
   });
   // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
   process.on('SIGINT', () => {});
+  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary.
+  process.on('SIGHUP', () => {});
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('disconnect', () => void stop('primary_gone'));
 
-  const firstKeys = new Promise<Buffer>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no ticket keys from the primary within 10 s')), 10_000);
+  const firstKeys = new Promise<{ keys: Buffer; config: ConfigText }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no ticket keys and configuration from the primary within 10 s')), 10_000);
     const onMessage = (message: PrimaryMessage) => {
-      if (message.type !== 'gatehouse:ticket-keys') return;
+      if (message.type !== 'gatehouse:start') return;
       clearTimeout(timer);
       process.off('message', onMessage);
-      resolve(Buffer.from(message.keys, 'hex'));
+      resolve({ keys: Buffer.from(message.keys, 'hex'), config: message.config });
     };
     process.on('message', onMessage);
   });
@@ -276,7 +334,10 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
 
   let running: RunningGateway;
   try {
-    running = gateway = await startGateway(config, { ...options, ticketKeys: await firstKeys, admin: false });
+    const first = await firstKeys;
+    const parsed = parse(first.config);
+    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+    running = gateway = await startGateway(parsed.config, { ...options, ticketKeys: first.keys, admin: false });
   } catch (err) {
     // Exit once the message is on its way, so the primary reports this reason rather than the exit.
     if (!process.connected) process.exit(1);
@@ -286,18 +347,36 @@ export async function runClusterWorker(config: GatewayConfig, options: Omit<Gate
 
   let handshakes = 0;
   let resumed = 0;
-  for (const { terminate } of running.listeners.values()) {
-    // After the listener's own handler, which destroys what it refuses.
-    terminate?.server.on('secureConnection', (socket: TLSSocket) => {
-      if (socket.destroyed) return;
-      handshakes++;
-      if (socket.isSessionReused()) resumed++;
-    });
-  }
+  const counted = new WeakSet<object>();
+  // Every terminate listener, those a reload adds too (called again after each reload).
+  const countHandshakes = () => {
+    for (const { terminate } of running.listeners.values()) {
+      if (!terminate || counted.has(terminate.server)) continue;
+      counted.add(terminate.server);
+      // After the listener's own handler, which destroys what it refuses.
+      terminate.server.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.destroyed) return;
+        handshakes++;
+        if (socket.isSessionReused()) resumed++;
+      });
+    }
+  };
+  countHandshakes();
 
   process.on('message', (message: PrimaryMessage) => {
     if (message.type === 'gatehouse:ticket-keys') running.setTicketKeys(Buffer.from(message.keys, 'hex'));
     else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed });
+    else if (message.type === 'gatehouse:reload')
+      void workerReload(running, parse, message.config).then((problems) => {
+        countHandshakes();
+        sendToPrimary({ type: 'gatehouse:reloaded', id: message.id, problems });
+      });
   });
   sendToPrimary({ type: 'gatehouse:ready' });
+}
+
+/** A worker's part of a reload: the problems that kept its configuration, none if it applied. */
+async function workerReload(gateway: RunningGateway, parse: ParseConfigText, text: ConfigText): Promise<string[]> {
+  const parsed = parse(text);
+  return parsed.ok ? reloadProblems(gateway, parsed.config) : parsed.problems;
 }
