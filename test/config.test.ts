@@ -213,6 +213,20 @@ describe('schema problems point at the exact node', () => {
     expect(positions(zero)).toEqual([w('listeners[0].max_connections_per_source', 4, 33)]);
     expect(messageAt(zero, 'listeners[0].max_connections_per_source')).toContain('0 is out of range (1 to 1000000)');
   });
+
+  it('reads upstreams[].limits.max_pending (absent: 1024) and refuses a value below 1 at the value', () => {
+    const upstream = (extra: string) =>
+      `listeners:\n  - name: web\n    address: 127.0.0.1:1\n    tls:\n      certificates:\n        - cert: a.crt\n          key: a.key\n      client_auth:\n        trust_bundle: ca.crt\n    routes:\n      - name: r\n        match: { path_prefix: / }\n        upstream: u\n        authorize: { allow: [spiffe://example.org/a] }\nupstreams:\n  - name: u\n    endpoints: [127.0.0.1:2]\n${extra}`;
+    const read = (extra: string) => parseConfig(upstream(extra), 'pending.yaml', certDir, { checkFiles: false });
+    const set = read('    limits:\n      max_pending: 7\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.limits).toEqual({ maxPending: 7 });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.limits).toEqual({ maxPending: 1024 });
+    const zero = read('    limits:\n      max_pending: 0\n');
+    expect(positions(zero)).toEqual([w('upstreams[0].limits.max_pending', 19, 20)]);
+    expect(messageAt(zero, 'upstreams[0].limits.max_pending')).toContain('0 is out of range (1 to 1000000)');
+  });
 });
 
 describe('a valid configuration', () => {
@@ -285,6 +299,7 @@ describe('a valid configuration', () => {
         ],
         connections: 64,
         timeouts: { connectMs: 1_500, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 },
+        limits: { maxPending: 1024 },
         tls: { cert: file('client.crt'), key: file('client.key'), trustBundle: file('ca.crt'), serverName: 'payments.internal', expectId: 'spiffe://example.org/ns/payments/sa/api' },
       },
     ]);

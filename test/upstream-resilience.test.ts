@@ -1,9 +1,10 @@
 // Upstream resilience (issue 19), end to end over real mTLS on loopback: requests of every method,
 // bodies included, fail over when an endpoint's connection cannot be made (nothing was sent, the
-// body not yet read).
+// body not yet read); a pool whose wait queue is full refuses more with 503 upstream_overflow.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { setLogLevel, setLogSink, type LogSink } from '../gateway/log.js';
+import { registry } from '../gateway/metrics/registry.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { freePort } from './support/gatehouse-cli.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
@@ -16,6 +17,10 @@ let certs: ProxyCerts;
 let gateway: RunningGateway;
 let port: number;
 let live: ScriptedTlsUpstream;
+let slow: ScriptedTlsUpstream;
+/** How long the slow upstream holds each answer: longer than the concurrent requests take to arrive. */
+const SLOW_MS = 600;
+const MAX_PENDING = 2;
 let deadPort: number;
 let previousSink: LogSink;
 const logged: Array<Record<string, unknown>> = [];
@@ -26,8 +31,14 @@ beforeAll(async () => {
     const length = await bodyLength;
     socket.write(okResponse(`${method} ${path} ${length}`));
   });
+  slow = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket, path }) => {
+    setTimeout(() => socket.write(okResponse(`slow ${path}`)), SLOW_MS);
+  });
   deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
-  const upstreams: Upstream[] = [certs.upstream('twoEndpoints', 0, { ports: [deadPort, live.port] })];
+  const upstreams: Upstream[] = [
+    certs.upstream('twoEndpoints', 0, { ports: [deadPort, live.port] }),
+    { ...certs.upstream('slowSingle', slow.port, { connections: 1 }), limits: { maxPending: MAX_PENDING } },
+  ];
   const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
   previousSink = setLogSink((line) => logged.push(JSON.parse(line) as Record<string, unknown>));
   setLogLevel('warn');
@@ -40,6 +51,7 @@ afterAll(async () => {
   setLogLevel('silent');
   await gateway?.close();
   await live?.close();
+  await slow?.close();
   certs?.pki.cleanup();
 });
 
@@ -77,5 +89,26 @@ describe('upstream resilience: connect failures fail over for every method', () 
     }
     expect(refusedAttempts(from).length).toBeGreaterThan(0);
     expect(refusedAttempts(from).every((l) => l.retry === true)).toBe(true);
+  });
+});
+
+describe('upstream resilience: a bounded wait for pooled connections', () => {
+  it('answers 503 upstream_overflow to requests beyond limits.max_pending, counted and logged; the others are served', async () => {
+    // Warm the single connection, so that the next request takes it and the rest wait for it.
+    expect((await send('/slowSingle/warm')).status).toBe(200);
+    expect(slow.connections.accepted).toBe(1);
+    const from = logged.length;
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => send(`/slowSingle/${i}`)));
+    const statuses = results.map((r) => r.status).sort();
+    // One on the connection, MAX_PENDING waiting for it, the rest refused at once.
+    expect(statuses).toEqual([200, 200, 200, 503, 503]);
+    for (const res of results.filter((r) => r.status === 503)) expect(res.json()).toMatchObject({ reason: 'upstream_overflow', route: 'slowSingle' });
+    expect(slow.requests.length).toBe(1 + 3); // the refused ones never reached the upstream
+    expect(slow.connections.accepted).toBe(1);
+    const overflowLogs = logged.slice(from).filter((l) => l.event === 'upstream_failed' && l.reason === 'upstream_overflow');
+    expect(overflowLogs).toHaveLength(2);
+    expect(overflowLogs.every((l) => l.retry === false && l.upstream === 'slowSingle')).toBe(true);
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/gatehouse_http_refusals_total\{[^}]*route="slowSingle"[^}]*reason="upstream_overflow"[^}]*\} 2\b/);
   });
 });

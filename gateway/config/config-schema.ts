@@ -39,10 +39,12 @@ import type {
   SessionTickets,
   TerminateRoute,
   Upstream,
+  UpstreamLimits,
   UpstreamTimeouts,
   UpstreamTls,
   XfccDetails,
 } from './types.js';
+import { UPSTREAM_LIMITS_DEFAULT } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
@@ -425,7 +427,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -434,9 +436,16 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       tls: m.optional('tls', readUpstreamTls),
       connections: m.withDefault('connections', integer(1, 100_000), UPSTREAM_CONNECTIONS_DEFAULT),
       timeouts: m.withDefault('timeouts', readUpstreamTimeouts, UPSTREAM_TIMEOUTS_DEFAULT),
+      limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
     },
     at,
   );
+};
+
+const readUpstreamLimits: Reader<UpstreamLimits> = (node, at, cx) => {
+  const m = cx.map(node, at, ['max_pending']);
+  if (!m) return undefined;
+  return { maxPending: m.withDefault('max_pending', integer(1, 1_000_000), UPSTREAM_LIMITS_DEFAULT.maxPending) };
 };
 
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);

@@ -183,7 +183,16 @@ export interface Upstream {
   /** Maximum connections per endpoint. */
   readonly connections: number;
   readonly timeouts: UpstreamTimeouts;
+  /** Absent: UPSTREAM_LIMITS_DEFAULT. */
+  readonly limits?: UpstreamLimits;
 }
+
+export interface UpstreamLimits {
+  /** Requests that may wait for one endpoint's pooled connection; beyond: 503 upstream_overflow. */
+  readonly maxPending: number;
+}
+
+export const UPSTREAM_LIMITS_DEFAULT: UpstreamLimits = Object.freeze({ maxPending: 1024 });
 
 export type BalancePolicy = 'round_robin' | 'least_connections';
 

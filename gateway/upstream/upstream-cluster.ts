@@ -2,7 +2,7 @@
 // round robin, all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
 // (after a certificate rotation) lets in-flight requests finish on the old connections while new
 // requests open connections with the new identity.
-import type { Upstream } from '../config/types.js';
+import { UPSTREAM_LIMITS_DEFAULT, type Upstream } from '../config/types.js';
 import { TlsSessionCache } from './tls-session-cache.js';
 import { createUpstreamConnector } from './upstream-connector.js';
 import { UpstreamPool } from './upstream-pool.js';
@@ -35,6 +35,7 @@ export class UpstreamCluster {
       const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
       return new UpstreamPool({
         maxConnections: config.connections,
+        maxPending: (config.limits ?? UPSTREAM_LIMITS_DEFAULT).maxPending,
         timeouts: config.timeouts,
         hostHeader: `${host}:${endpoint.port}`,
         connect: createUpstreamConnector({

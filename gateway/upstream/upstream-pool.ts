@@ -1,6 +1,7 @@
 // Keep-alive connections to one upstream endpoint: the most recently used idle connection first
 // (few connections stay warm), a new one opened through the connector while under the limit,
-// otherwise the request waits its turn. One coarse tick per pool checks response deadlines and
+// otherwise the request waits its turn, unless `maxPending` already wait (then it is refused with
+// upstream_overflow: a queue without bound only turns overload into timeouts). One coarse tick per pool checks response deadlines and
 // closes connections idle for too long. A retired pool (after a TLS rotation) serves what it
 // already has and closes each connection as it frees up.
 import type { Socket } from 'node:net';
@@ -13,6 +14,8 @@ export type Connect = (callback: (err: Error | null, socket: Socket | null) => v
 export interface UpstreamPoolOptions {
   connect: Connect;
   maxConnections: number;
+  /** Requests that may wait for a connection; one more is refused (GATEHOUSE_UPSTREAM_OVERFLOW). */
+  maxPending: number;
   timeouts: UpstreamTimeouts;
   /** Sent as Host when the client's request had none. */
   hostHeader: string;
@@ -35,6 +38,10 @@ export class UpstreamPool implements SessionOwner {
   readonly #all = new Set<UpstreamSession>();
   readonly #idle: UpstreamSession[] = [];
   readonly #waiting: Waiting[] = [];
+  /** Entries of #waiting not cancelled: what max_pending bounds. */
+  #pending = 0;
+  /** One error for every refusal: overload is no time to allocate. */
+  readonly #overflow: UpstreamProtocolError;
   #connecting = 0;
   #retired = false;
   #destroyed = false;
@@ -44,6 +51,7 @@ export class UpstreamPool implements SessionOwner {
     this.headersMs = options.timeouts.headersMs;
     this.bodyMs = options.timeouts.bodyMs;
     this.#idleMs = options.timeouts.idleMs;
+    this.#overflow = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_OVERFLOW', `more than ${options.maxPending} requests waiting for a connection`);
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamExchangeHandler): void {
@@ -56,10 +64,17 @@ export class UpstreamPool implements SessionOwner {
       conn.run(request, handler);
       return;
     }
+    if (this.#pending >= this.options.maxPending) {
+      handler.onError(this.#overflow);
+      return;
+    }
     const waiting: Waiting = { request, handler, cancelled: false };
     this.#waiting.push(waiting);
+    this.#pending++;
     handler.onConnect(() => {
+      if (waiting.cancelled) return;
       waiting.cancelled = true;
+      this.#pending--;
     });
     if (this.#all.size + this.#connecting < this.options.maxConnections) this.#open();
   }
@@ -86,13 +101,20 @@ export class UpstreamPool implements SessionOwner {
 
   #failWaiting(err: Error): void {
     const waiting = this.#waiting.splice(0);
-    for (const w of waiting) if (!w.cancelled) w.handler.onError(err);
+    this.#pending = 0;
+    for (const w of waiting) {
+      if (w.cancelled) continue;
+      w.cancelled = true;
+      w.handler.onError(err);
+    }
   }
 
   released(conn: UpstreamSession): void {
     while (this.#waiting.length > 0) {
       const next = this.#waiting.shift()!;
       if (next.cancelled) continue;
+      next.cancelled = true; // taken: an abort from now on is the connection's
+      this.#pending--;
       conn.run(next.request, next.handler);
       return;
     }
@@ -154,6 +176,6 @@ export class UpstreamPool implements SessionOwner {
   stats(): { connected: number; free: number; pending: number; running: number } {
     const connected = this.#all.size;
     const free = this.#idle.length;
-    return { connected, free, pending: this.#waiting.length, running: connected - free };
+    return { connected, free, pending: this.#pending, running: connected - free };
   }
 }
