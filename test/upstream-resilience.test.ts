@@ -1,6 +1,10 @@
 // Upstream resilience (issue 19), end to end over real mTLS on loopback: requests of every method,
 // bodies included, fail over when an endpoint's connection cannot be made (nothing was sent, the
-// body not yet read); a pool whose wait queue is full refuses more with 503 upstream_overflow.
+// body not yet read); a pool whose wait queue is full refuses more with 503 upstream_overflow; an
+// endpoint that resets every connection is ejected after consecutive failures (no connection
+// attempts reach it until the ejection ends, then it gets traffic again), and when every endpoint
+// is ejected, traffic is tried anyway (panic).
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { setLogLevel, setLogSink, type LogSink } from '../gateway/log.js';
@@ -21,6 +25,33 @@ let slow: ScriptedTlsUpstream;
 /** How long the slow upstream holds each answer: longer than the concurrent requests take to arrive. */
 const SLOW_MS = 600;
 const MAX_PENDING = 2;
+/** Listeners that accept TCP and reset at once (before TLS): dead endpoints that count the attempts reaching them. */
+let resetting: ResettingEndpoint;
+let resettingAlone: ResettingEndpoint;
+let resettingPair: [ResettingEndpoint, ResettingEndpoint];
+const FAILURES_TO_EJECT = 3;
+const BASE_EJECTION_MS = 1000;
+
+interface ResettingEndpoint {
+  readonly port: number;
+  accepted: number;
+  close(): Promise<void>;
+}
+
+async function startResettingEndpoint(): Promise<ResettingEndpoint> {
+  const server = net.createServer((socket) => {
+    endpoint.accepted++;
+    socket.on('error', () => {});
+    socket.resetAndDestroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint: ResettingEndpoint = {
+    port: (server.address() as AddressInfo).port,
+    accepted: 0,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+  return endpoint;
+}
 let deadPort: number;
 let previousSink: LogSink;
 const logged: Array<Record<string, unknown>> = [];
@@ -35,13 +66,21 @@ beforeAll(async () => {
     setTimeout(() => socket.write(okResponse(`slow ${path}`)), SLOW_MS);
   });
   deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
+  resetting = await startResettingEndpoint();
+  resettingAlone = await startResettingEndpoint();
+  resettingPair = [await startResettingEndpoint(), await startResettingEndpoint()];
+  const outliers = (maxEjectionPercent: number) => ({ consecutiveFailures: FAILURES_TO_EJECT, baseEjectionMs: BASE_EJECTION_MS, maxEjectionPercent });
   const upstreams: Upstream[] = [
-    certs.upstream('twoEndpoints', 0, { ports: [deadPort, live.port] }),
+    // Ejection off: every first attempt on the dead endpoint is made, and failed over.
+    { ...certs.upstream('twoEndpoints', 0, { ports: [deadPort, live.port] }), outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 0 } },
     { ...certs.upstream('slowSingle', slow.port, { connections: 1 }), limits: { maxPending: MAX_PENDING } },
+    { ...certs.upstream('ejecting', 0, { ports: [resetting.port, live.port] }), outlierDetection: outliers(50) },
+    { ...certs.upstream('panicking', 0, { ports: [resettingAlone.port] }), outlierDetection: outliers(100) },
+    { ...certs.upstream('twoOfThreeDead', 0, { ports: [resettingPair[0].port, resettingPair[1].port, live.port] }), outlierDetection: outliers(50) },
   ];
   const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
   previousSink = setLogSink((line) => logged.push(JSON.parse(line) as Record<string, unknown>));
-  setLogLevel('warn');
+  setLogLevel('info');
   gateway = await startGateway(gatewayConfig([certs.listener(routes)], upstreams));
   port = listenerPort(gateway);
 });
@@ -52,6 +91,9 @@ afterAll(async () => {
   await gateway?.close();
   await live?.close();
   await slow?.close();
+  await resetting?.close();
+  await resettingAlone?.close();
+  for (const endpoint of resettingPair ?? []) await endpoint.close();
   certs?.pki.cleanup();
 });
 
@@ -110,5 +152,63 @@ describe('upstream resilience: a bounded wait for pooled connections', () => {
     expect(overflowLogs.every((l) => l.retry === false && l.upstream === 'slowSingle')).toBe(true);
     const metrics = await registry.metrics();
     expect(metrics).toMatch(/gatehouse_http_refusals_total\{[^}]*route="slowSingle"[^}]*reason="upstream_overflow"[^}]*\} 2\b/);
+  });
+});
+
+describe('upstream resilience: passive ejection of an endpoint whose connections fail', () => {
+  const metric = async (name: string, upstream: string, endpointPort: number) => {
+    const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`upstream="${upstream}"`) && l.includes(`:${endpointPort}"`));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+
+  it('ejects it after consecutive_failures: no connection attempt reaches it until base_ejection ends, then it gets traffic again, ejected twice as long', async () => {
+    const from = logged.length;
+    expect(await metric('gatehouse_upstream_endpoint_healthy', 'ejecting', resetting.port)).toBe(1);
+    // Round robin puts every other first attempt on the resetting endpoint: each fails over to the live one.
+    for (let i = 0; i < 2 * FAILURES_TO_EJECT; i++) expect((await send(`/ejecting/before-${i}`, 'POST', 'body')).status).toBe(200);
+    expect(resetting.accepted).toBe(FAILURES_TO_EJECT);
+    expect(await metric('gatehouse_upstream_endpoint_healthy', 'ejecting', resetting.port)).toBe(0);
+    expect(await metric('gatehouse_upstream_ejections_total', 'ejecting', resetting.port)).toBe(1);
+    const ejected = logged.slice(from).filter((l) => l.event === 'upstream_endpoint_ejected');
+    expect(ejected).toMatchObject([{ upstream: 'ejecting', endpoint: `127.0.0.1:${resetting.port}`, ejection_ms: BASE_EJECTION_MS }]);
+
+    // Ejected: every request goes to the live endpoint, none tries the resetting one.
+    const ejectedAt = Date.now();
+    for (let i = 0; i < 10; i++) expect((await send(`/ejecting/ejected-${i}`)).status).toBe(200);
+    expect(Date.now() - ejectedAt).toBeLessThan(BASE_EJECTION_MS); // all of them inside the ejection
+    expect(resetting.accepted).toBe(FAILURES_TO_EJECT);
+
+    // The ejection over, it is tried again (and fails again: ejected anew for twice as long).
+    await new Promise((resolve) => setTimeout(resolve, BASE_EJECTION_MS + 100));
+    for (let i = 0; i < 2 * FAILURES_TO_EJECT; i++) expect((await send(`/ejecting/after-${i}`, 'PUT', 'body')).status).toBe(200);
+    expect(resetting.accepted).toBe(2 * FAILURES_TO_EJECT);
+    expect(logged.slice(from).filter((l) => l.event === 'upstream_endpoint_restored')).toHaveLength(1);
+    expect(logged.slice(from).filter((l) => l.event === 'upstream_endpoint_ejected').map((l) => l.ejection_ms)).toEqual([BASE_EJECTION_MS, 2 * BASE_EJECTION_MS]);
+    expect(await metric('gatehouse_upstream_ejections_total', 'ejecting', resetting.port)).toBe(2);
+    for (let i = 0; i < 4; i++) expect((await send(`/ejecting/again-${i}`)).status).toBe(200);
+    expect(resetting.accepted).toBe(2 * FAILURES_TO_EJECT);
+  });
+
+  it('never ejects more than max_ejection_percent of the endpoints: with two of three failing at 50%, one stays in and is still tried', async () => {
+    for (let i = 0; i < 24; i++) expect((await send(`/twoOfThreeDead/${i}`)).status).toBe(200);
+    const ejections = await Promise.all(resettingPair.map((e) => metric('gatehouse_upstream_ejections_total', 'twoOfThreeDead', e.port)));
+    expect(ejections.reduce((a, b) => a! + b!, 0)).toBe(1);
+    const healthy = await Promise.all(resettingPair.map((e) => metric('gatehouse_upstream_endpoint_healthy', 'twoOfThreeDead', e.port)));
+    expect([...healthy].sort()).toEqual([0, 1]);
+    const out = resettingPair[healthy.indexOf(0)]!;
+    const kept = resettingPair[healthy.indexOf(1)]!;
+    expect(out.accepted).toBe(FAILURES_TO_EJECT);
+    expect(kept.accepted).toBeGreaterThan(FAILURES_TO_EJECT + 3); // the one kept in goes on being tried
+  });
+
+  it('tries an upstream whose every endpoint is ejected anyway (panic), and logs it', async () => {
+    const from = logged.length;
+    for (let i = 0; i < FAILURES_TO_EJECT; i++) expect((await send(`/panicking/${i}`)).json()).toMatchObject({ reason: 'upstream_unavailable' });
+    expect(resettingAlone.accepted).toBe(FAILURES_TO_EJECT);
+    expect(await metric('gatehouse_upstream_endpoint_healthy', 'panicking', resettingAlone.port)).toBe(0);
+    // Ejected, and the only one: still tried rather than refused without an attempt.
+    for (let i = 0; i < 2; i++) expect((await send(`/panicking/panic-${i}`)).status).toBe(502);
+    expect(resettingAlone.accepted).toBe(FAILURES_TO_EJECT + 2);
+    expect(logged.slice(from).filter((l) => l.event === 'upstream_panic')).toMatchObject([{ upstream: 'panicking' }]);
   });
 });

@@ -185,7 +185,20 @@ export interface Upstream {
   readonly timeouts: UpstreamTimeouts;
   /** Absent: UPSTREAM_LIMITS_DEFAULT. */
   readonly limits?: UpstreamLimits;
+  /** Absent: OUTLIER_DETECTION_DEFAULT (passive ejection is on by default). */
+  readonly outlierDetection?: OutlierDetection;
 }
+
+export interface OutlierDetection {
+  /** Connect failures in a row that eject an endpoint. */
+  readonly consecutiveFailures: number;
+  /** The first ejection's length; each repeat doubles it, up to ten times this. */
+  readonly baseEjectionMs: number;
+  /** At most this share of the endpoints (rounded down) is ejected at once; 0 turns ejection off. */
+  readonly maxEjectionPercent: number;
+}
+
+export const OUTLIER_DETECTION_DEFAULT: OutlierDetection = Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 });
 
 export interface UpstreamLimits {
   /** Requests that may wait for one endpoint's pooled connection; beyond: 503 upstream_overflow. */

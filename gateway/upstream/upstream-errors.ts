@@ -64,6 +64,7 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
     case 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT':
       return BODY_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
+    case 'GATEHOUSE_UPSTREAM_CONNECT_RESET':
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
