@@ -230,6 +230,16 @@ describe('schema problems point at the exact node', () => {
     expect(messageAt(zero, 'upstreams[0].limits.max_pending')).toContain('0 is out of range (1 to 1000000)');
   });
 
+  it('reads upstreams[].balance (absent: round_robin) and refuses a policy it does not know at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'balance.yaml', certDir, { checkFiles: false });
+    const set = read('    balance: least_request\n');
+    expect(set.ok && set.config.upstreams[0]!.balance).toBe('least_request');
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.balance).toBe('round_robin');
+    const unknown = read('    balance: least_connections\n');
+    expect(positions(unknown)).toEqual([w('upstreams[0].balance', 18, 14)]);
+  });
+
   it('reads upstreams[].outlier_detection (absent: 5 failures, 30s, 50%) and refuses a share over 100 at the value', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'outliers.yaml', certDir, { checkFiles: false });
     const set = read('    outlier_detection:\n      consecutive_failures: 3\n      base_ejection: 500ms\n');
@@ -313,6 +323,7 @@ describe('a valid configuration', () => {
         ],
         connections: 64,
         timeouts: { connectMs: 1_500, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 },
+        balance: 'round_robin',
         limits: { maxPending: 1024 },
         outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 },
         tls: { cert: file('client.crt'), key: file('client.key'), trustBundle: file('ca.crt'), serverName: 'payments.internal', expectId: 'spiffe://example.org/ns/payments/sa/api' },

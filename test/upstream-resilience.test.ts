@@ -3,7 +3,8 @@
 // body not yet read); a pool whose wait queue is full refuses more with 503 upstream_overflow; an
 // endpoint that resets every connection is ejected after consecutive failures (no connection
 // attempts reach it until the ejection ends, then it gets traffic again), and when every endpoint
-// is ejected, traffic is tried anyway (panic).
+// is ejected, traffic is tried anyway (panic); least_request sends a slow endpoint fewer requests
+// than round robin does.
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
@@ -22,6 +23,9 @@ let gateway: RunningGateway;
 let port: number;
 let live: ScriptedTlsUpstream;
 let slow: ScriptedTlsUpstream;
+/** Answers after LAGGING_MS: the slow endpoint beside the live one for the balance policies. */
+let lagging: ScriptedTlsUpstream;
+const LAGGING_MS = 250;
 /** How long the slow upstream holds each answer: longer than the concurrent requests take to arrive. */
 const SLOW_MS = 600;
 const MAX_PENDING = 2;
@@ -65,6 +69,9 @@ beforeAll(async () => {
   slow = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket, path }) => {
     setTimeout(() => socket.write(okResponse(`slow ${path}`)), SLOW_MS);
   });
+  lagging = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket, path }) => {
+    setTimeout(() => socket.write(okResponse(`lagging ${path}`)), LAGGING_MS);
+  });
   deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
   resetting = await startResettingEndpoint();
   resettingAlone = await startResettingEndpoint();
@@ -76,6 +83,9 @@ beforeAll(async () => {
     { ...certs.upstream('slowSingle', slow.port, { connections: 1 }), limits: { maxPending: MAX_PENDING } },
     { ...certs.upstream('ejecting', 0, { ports: [resetting.port, live.port] }), outlierDetection: outliers(50) },
     { ...certs.upstream('panicking', 0, { ports: [resettingAlone.port] }), outlierDetection: outliers(100) },
+    { ...certs.upstream('roundRobin', 0, { ports: [lagging.port, live.port] }), balance: 'round_robin' },
+    { ...certs.upstream('leastRequest', 0, { ports: [lagging.port, live.port] }), balance: 'least_request' },
+    { ...certs.upstream('random', 0, { ports: [lagging.port, live.port] }), balance: 'random' },
     { ...certs.upstream('twoOfThreeDead', 0, { ports: [resettingPair[0].port, resettingPair[1].port, live.port] }), outlierDetection: outliers(50) },
   ];
   const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
@@ -91,6 +101,7 @@ afterAll(async () => {
   await gateway?.close();
   await live?.close();
   await slow?.close();
+  await lagging?.close();
   await resetting?.close();
   await resettingAlone?.close();
   for (const endpoint of resettingPair ?? []) await endpoint.close();
@@ -210,5 +221,35 @@ describe('upstream resilience: passive ejection of an endpoint whose connections
     for (let i = 0; i < 2; i++) expect((await send(`/panicking/panic-${i}`)).status).toBe(502);
     expect(resettingAlone.accepted).toBe(FAILURES_TO_EJECT + 2);
     expect(logged.slice(from).filter((l) => l.event === 'upstream_panic')).toMatchObject([{ upstream: 'panicking' }]);
+  });
+});
+
+describe('upstream resilience: balance policies', () => {
+  /** CLIENTS callers, each sending PER_CLIENT requests one after the other; how many reached the slow endpoint. */
+  const CLIENTS = 4;
+  const PER_CLIENT = 20;
+  const toSlowEndpoint = async (upstream: string) => {
+    const prefix = `/${upstream}/`;
+    const before = lagging.requests.filter((r) => r.path.startsWith(prefix)).length;
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, c) => {
+        for (let i = 0; i < PER_CLIENT; i++) expect((await send(`${prefix}${c}-${i}`)).status).toBe(200);
+      }),
+    );
+    return lagging.requests.filter((r) => r.path.startsWith(prefix)).length - before;
+  };
+
+  it('least_request sends a slow endpoint fewer requests than round robin (which sends it half)', async () => {
+    const roundRobin = await toSlowEndpoint('roundRobin');
+    const leastRequest = await toSlowEndpoint('leastRequest');
+    expect(roundRobin).toBe((CLIENTS * PER_CLIENT) / 2);
+    // While the slow endpoint holds a request, the fast one has fewer in flight and gets the next.
+    expect(leastRequest).toBeLessThan(roundRobin / 2);
+  });
+
+  it('random sends requests to both endpoints', async () => {
+    const random = await toSlowEndpoint('random');
+    expect(random).toBeGreaterThan(0);
+    expect(random).toBeLessThan(CLIENTS * PER_CLIENT);
   });
 });

@@ -428,7 +428,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -437,6 +437,7 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       tls: m.optional('tls', readUpstreamTls),
       connections: m.withDefault('connections', integer(1, 100_000), UPSTREAM_CONNECTIONS_DEFAULT),
       timeouts: m.withDefault('timeouts', readUpstreamTimeouts, UPSTREAM_TIMEOUTS_DEFAULT),
+      balance: m.withDefault('balance', oneOf(['round_robin', 'least_request', 'random'] as const), 'round_robin'),
       limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
       outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
     },

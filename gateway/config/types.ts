@@ -185,9 +185,14 @@ export interface Upstream {
   readonly timeouts: UpstreamTimeouts;
   /** Absent: UPSTREAM_LIMITS_DEFAULT. */
   readonly limits?: UpstreamLimits;
+  /** Absent: round_robin. */
+  readonly balance?: UpstreamBalance;
   /** Absent: OUTLIER_DETECTION_DEFAULT (passive ejection is on by default). */
   readonly outlierDetection?: OutlierDetection;
 }
+
+/** least_request: the power of two choices, by requests in flight or waiting. */
+export type UpstreamBalance = 'round_robin' | 'least_request' | 'random';
 
 export interface OutlierDetection {
   /** Connect failures in a row that eject an endpoint. */

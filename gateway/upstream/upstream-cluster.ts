@@ -1,8 +1,10 @@
 // One configured upstream: a pool of keep-alive connections per endpoint (upstream-pool.ts), chosen
-// round robin among the endpoints outlier detection has not ejected (outlier-detector.ts), all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
+// by the upstream's balance policy (balancer.ts) among the endpoints outlier detection has not
+// ejected (outlier-detector.ts), all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
 // (after a certificate rotation) lets in-flight requests finish on the old connections while new
 // requests open connections with the new identity.
 import { UPSTREAM_LIMITS_DEFAULT, type Upstream } from '../config/types.js';
+import { createBalancer, type Balancer } from './balancer.js';
 import { OutlierDetector } from './outlier-detector.js';
 import { TlsSessionCache } from './tls-session-cache.js';
 import { createUpstreamConnector } from './upstream-connector.js';
@@ -17,7 +19,7 @@ export class UpstreamCluster {
   readonly name: string;
   readonly sessions = new TlsSessionCache();
   #pools: UpstreamPool[];
-  #next = 0;
+  readonly #choose: Balancer;
   /** Per endpoint (by index, across pool generations): connect failures and ejections. */
   readonly #outliers: OutlierDetector;
   #tlsState: UpstreamTlsState | undefined;
@@ -31,6 +33,7 @@ export class UpstreamCluster {
     this.#tlsState = tlsState;
     this.#outliers = new OutlierDetector(config.name, config.endpoints.map(endpointName), config.outlierDetection);
     this.#pools = this.#createPools();
+    this.#choose = createBalancer(config.balance ?? 'round_robin');
   }
 
   #createPools(): UpstreamPool[] {
@@ -57,10 +60,9 @@ export class UpstreamCluster {
     });
   }
 
-  /** The next endpoint's pool, round robin, passing over ejected endpoints. */
+  /** The pool of the endpoint the balance policy chooses, passing over ejected endpoints. */
   pick(): UpstreamPool {
-    const i = this.#next;
-    this.#next = (i + 1) % this.#pools.length;
+    const i = this.#choose(this.#pools);
     return this.#pools[this.#outliers.ejectedCount === 0 ? i : this.#outliers.usable(i)]!;
   }
 

@@ -6,6 +6,7 @@
 // already has and closes each connection as it frees up.
 import type { Socket } from 'node:net';
 import type { UpstreamTimeouts } from '../config/types.js';
+import type { Balanced } from './balancer.js';
 import { openUpstreamSession, type SessionOwner, type UpstreamSession } from './upstream-session.js';
 import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamRequest } from './upstream-exchange.js';
 
@@ -30,7 +31,7 @@ interface Waiting {
 /** Deadline granularity: timeouts fire up to this late. */
 const TICK_MS = 250;
 
-export class UpstreamPool implements SessionOwner {
+export class UpstreamPool implements SessionOwner, Balanced {
   now = Date.now();
   readonly headersMs: number;
   readonly bodyMs: number;
@@ -171,6 +172,11 @@ export class UpstreamPool implements SessionOwner {
     this.#failWaiting(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_POOL_CLOSED', 'upstream pool is closed'));
     for (const conn of this.#all) conn.close();
     this.#idle.length = 0;
+  }
+
+  /** Requests running on its connections or waiting for one (for least_request). */
+  get inFlight(): number {
+    return this.#all.size - this.#idle.length + this.#pending;
   }
 
   stats(): { connected: number; free: number; pending: number; running: number } {
