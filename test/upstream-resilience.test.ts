@@ -25,6 +25,10 @@ let live: ScriptedTlsUpstream;
 let slow: ScriptedTlsUpstream;
 /** Answers after LAGGING_MS: the slow endpoint beside the live one for the balance policies. */
 let lagging: ScriptedTlsUpstream;
+/** Answers 503 to everything. */
+let unavailable: ScriptedTlsUpstream;
+/** Answers 503 twice, then 200, over and over: never consecutive_failures (3) failures in a row. */
+let flaky: ScriptedTlsUpstream;
 const LAGGING_MS = 250;
 /** How long the slow upstream holds each answer: longer than the concurrent requests take to arrive. */
 const SLOW_MS = 600;
@@ -72,6 +76,13 @@ beforeAll(async () => {
   lagging = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket, path }) => {
     setTimeout(() => socket.write(okResponse(`lagging ${path}`)), LAGGING_MS);
   });
+  unavailable = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket }) => {
+    socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy');
+  });
+  flaky = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket, path }) => {
+    if (flaky.requests.length % 3 === 0) socket.write(okResponse(`flaky ${path}`));
+    else socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy');
+  });
   deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
   resetting = await startResettingEndpoint();
   resettingAlone = await startResettingEndpoint();
@@ -86,6 +97,8 @@ beforeAll(async () => {
     { ...certs.upstream('roundRobin', 0, { ports: [lagging.port, live.port] }), balance: 'round_robin' },
     { ...certs.upstream('leastRequest', 0, { ports: [lagging.port, live.port] }), balance: 'least_request' },
     { ...certs.upstream('random', 0, { ports: [lagging.port, live.port] }), balance: 'random' },
+    { ...certs.upstream('answers503', 0, { ports: [unavailable.port, live.port] }), outlierDetection: outliers(50) },
+    { ...certs.upstream('flaky', 0, { ports: [flaky.port, live.port] }), outlierDetection: outliers(50) },
     { ...certs.upstream('twoOfThreeDead', 0, { ports: [resettingPair[0].port, resettingPair[1].port, live.port] }), outlierDetection: outliers(50) },
   ];
   const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
@@ -102,6 +115,8 @@ afterAll(async () => {
   await live?.close();
   await slow?.close();
   await lagging?.close();
+  await unavailable?.close();
+  await flaky?.close();
   await resetting?.close();
   await resettingAlone?.close();
   for (const endpoint of resettingPair ?? []) await endpoint.close();
@@ -210,6 +225,22 @@ describe('upstream resilience: passive ejection of an endpoint whose connections
     const kept = resettingPair[healthy.indexOf(1)]!;
     expect(out.accepted).toBe(FAILURES_TO_EJECT);
     expect(kept.accepted).toBeGreaterThan(FAILURES_TO_EJECT + 3); // the one kept in goes on being tried
+  });
+
+  it('ejects an endpoint that answers 502/503/504 consecutive_failures times in a row; its 503s reach the caller until then', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 2 * FAILURES_TO_EJECT + 6; i++) statuses.push((await send(`/answers503/${i}`)).status);
+    // Round robin: every other request to the 503 endpoint until the third, then all to the live one.
+    expect(statuses.filter((s) => s === 503)).toHaveLength(FAILURES_TO_EJECT);
+    expect(statuses.slice(2 * FAILURES_TO_EJECT)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(unavailable.requests).toHaveLength(FAILURES_TO_EJECT);
+    expect(await metric('gatehouse_upstream_ejections_total', 'answers503', unavailable.port)).toBe(1);
+  });
+
+  it('does not eject an endpoint whose failures are broken by a good answer before consecutive_failures', async () => {
+    for (let i = 0; i < 18; i++) await send(`/flaky/${i}`);
+    expect(flaky.requests).toHaveLength(9); // every other request, to the end
+    expect(await metric('gatehouse_upstream_ejections_total', 'flaky', flaky.port)).toBe(0);
   });
 
   it('tries an upstream whose every endpoint is ejected anyway (panic), and logs it', async () => {

@@ -195,7 +195,7 @@ export interface Upstream {
 export type UpstreamBalance = 'round_robin' | 'least_request' | 'random';
 
 export interface OutlierDetection {
-  /** Connect failures in a row that eject an endpoint. */
+  /** Failures in a row (connect failures, 502/503/504 answers) that eject an endpoint. */
   readonly consecutiveFailures: number;
   /** The first ejection's length; each repeat doubles it, up to ten times this. */
   readonly baseEjectionMs: number;

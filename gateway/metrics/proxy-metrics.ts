@@ -67,7 +67,7 @@ export const upstreamConnects = new Counter({
 
 export const upstreamEjections = new Counter({
   name: 'gatehouse_upstream_ejections_total',
-  help: 'Endpoints ejected by outlier detection (consecutive connect failures), by upstream and endpoint',
+  help: 'Endpoints ejected by outlier detection (consecutive connect failures or 502/503/504 answers), by upstream and endpoint',
   labelNames: ['upstream', 'endpoint'] as const,
   registers: [registry],
 });

@@ -119,6 +119,7 @@ function dispatch(
     res,
     {
       onResponse: (status, seconds) => {
+        cluster.responded(pool, status);
         route.countStatus(status);
         route.latency.observe(seconds);
       },

@@ -1,5 +1,6 @@
 // Passive outlier detection for one upstream: real traffic ejects an endpoint whose connections
-// keep failing (refused, reset before TLS completed, timed out, wrong identity), so the balancer
+// keep failing (refused, reset before TLS completed, timed out, wrong identity) or that keeps
+// answering 502/503/504 (any other answer ends the count), so the balancer
 // stops sending it requests that would only fail over. An ejection lasts base_ejection, doubling
 // each time the endpoint is ejected again without a good connection in between (capped at ten
 // times the base); at most max_ejection_percent of the endpoints are out at once. State is a few
@@ -49,7 +50,13 @@ export class OutlierDetector {
     this.#ejections[i] = 0;
   }
 
-  /** A connection to endpoint `i` could not be made. */
+  /** A response head from endpoint `i` (per request: a compare, and a store only after a failure). */
+  responded(i: number, status: number): void {
+    if (status >= 502 && status <= 504) this.connectFailed(i);
+    else if (this.#failures[i] !== 0) this.#failures[i] = 0;
+  }
+
+  /** A connection to endpoint `i` could not be made (or it answered 502/503/504). */
   connectFailed(i: number): void {
     if (this.#ejectedUntil[i] !== 0) return; // already out: attempts still in flight say nothing new
     if (++this.#failures[i]! < this.config.consecutiveFailures) return;

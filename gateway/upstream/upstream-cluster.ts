@@ -41,6 +41,7 @@ export class UpstreamCluster {
     const outliers = this.#outliers;
     return config.endpoints.map((endpoint, index) => {
       return new UpstreamPool({
+        endpointIndex: index,
         maxConnections: config.connections,
         maxPending: (config.limits ?? UPSTREAM_LIMITS_DEFAULT).maxPending,
         timeouts: config.timeouts,
@@ -71,6 +72,11 @@ export class UpstreamCluster {
     const pools = this.#pools;
     const i = (pools.indexOf(tried) + 1) % pools.length;
     return pools[this.#outliers.ejectedCount === 0 ? i : this.#outliers.usable(i)]!;
+  }
+
+  /** A response head came from `pool`'s endpoint: outlier detection counts 502/503/504 in a row. */
+  responded(pool: UpstreamPool, status: number): void {
+    this.#outliers.responded(pool.endpointIndex, status);
   }
 
   /** Ends expired ejections now rather than at the next pick (for the health gauge at scrape time). */

@@ -13,6 +13,8 @@ import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamReque
 export type Connect = (callback: (err: Error | null, socket: Socket | null) => void) => void;
 
 export interface UpstreamPoolOptions {
+  /** Which of its upstream's endpoints this pool serves (outlier detection's index). */
+  endpointIndex: number;
   connect: Connect;
   maxConnections: number;
   /** Requests that may wait for a connection; one more is refused (GATEHOUSE_UPSTREAM_OVERFLOW). */
@@ -35,6 +37,7 @@ export class UpstreamPool implements SessionOwner, Balanced {
   now = Date.now();
   readonly headersMs: number;
   readonly bodyMs: number;
+  readonly endpointIndex: number;
   readonly #idleMs: number;
   readonly #all = new Set<UpstreamSession>();
   readonly #idle: UpstreamSession[] = [];
@@ -52,6 +55,7 @@ export class UpstreamPool implements SessionOwner, Balanced {
     this.headersMs = options.timeouts.headersMs;
     this.bodyMs = options.timeouts.bodyMs;
     this.#idleMs = options.timeouts.idleMs;
+    this.endpointIndex = options.endpointIndex;
     this.#overflow = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_OVERFLOW', `more than ${options.maxPending} requests waiting for a connection`);
   }
 
