@@ -46,6 +46,7 @@ export const REQUEST_REASONS = [
   'http_version_not_supported', // a request line with a version other than HTTP/1.x (505)
   'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
   'bad_host', // no Host, more than one, or one that is no host[:port] (400; the body and log name the rule)
+  'upstream_overflow', // more requests waiting for an endpoint's pooled connection than upstreams[].limits.max_pending (503)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

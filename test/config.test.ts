@@ -69,6 +69,10 @@ function messageAt(result: ConfigResult, at: string): string {
 
 const w = (path: string, line: number, col: number): Where => ({ path, line, col });
 
+/** A terminate listener and one upstream `u` (line 17 is its endpoints), with `extra` lines appended to the upstream. */
+const oneUpstream = (extra: string) =>
+  `listeners:\n  - name: web\n    address: 127.0.0.1:1\n    tls:\n      certificates:\n        - cert: a.crt\n          key: a.key\n      client_auth:\n        trust_bundle: ca.crt\n    routes:\n      - name: r\n        match: { path_prefix: / }\n        upstream: u\n        authorize: { allow: [spiffe://example.org/a] }\nupstreams:\n  - name: u\n    endpoints: [127.0.0.1:2]\n${extra}`;
+
 describe('schema problems point at the exact node', () => {
   const scenarios: { fixture: string; behaviour: string; problems: Where[] }[] = [
     {
@@ -213,6 +217,40 @@ describe('schema problems point at the exact node', () => {
     expect(positions(zero)).toEqual([w('listeners[0].max_connections_per_source', 4, 33)]);
     expect(messageAt(zero, 'listeners[0].max_connections_per_source')).toContain('0 is out of range (1 to 1000000)');
   });
+
+  it('reads upstreams[].limits.max_pending (absent: 1024) and refuses a value below 1 at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'pending.yaml', certDir, { checkFiles: false });
+    const set = read('    limits:\n      max_pending: 7\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.limits).toEqual({ maxPending: 7 });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.limits).toEqual({ maxPending: 1024 });
+    const zero = read('    limits:\n      max_pending: 0\n');
+    expect(positions(zero)).toEqual([w('upstreams[0].limits.max_pending', 19, 20)]);
+    expect(messageAt(zero, 'upstreams[0].limits.max_pending')).toContain('0 is out of range (1 to 1000000)');
+  });
+
+  it('reads upstreams[].balance (absent: round_robin) and refuses a policy it does not know at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'balance.yaml', certDir, { checkFiles: false });
+    const set = read('    balance: least_request\n');
+    expect(set.ok && set.config.upstreams[0]!.balance).toBe('least_request');
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.balance).toBe('round_robin');
+    const unknown = read('    balance: least_connections\n');
+    expect(positions(unknown)).toEqual([w('upstreams[0].balance', 18, 14)]);
+  });
+
+  it('reads upstreams[].outlier_detection (absent: 5 failures, 30s, 50%) and refuses a share over 100 at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'outliers.yaml', certDir, { checkFiles: false });
+    const set = read('    outlier_detection:\n      consecutive_failures: 3\n      base_ejection: 500ms\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.outlierDetection).toEqual({ consecutiveFailures: 3, baseEjectionMs: 500, maxEjectionPercent: 50 });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.outlierDetection).toEqual({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 });
+    const over = read('    outlier_detection:\n      max_ejection_percent: 101\n');
+    expect(positions(over)).toEqual([w('upstreams[0].outlier_detection.max_ejection_percent', 19, 29)]);
+    expect(messageAt(over, 'upstreams[0].outlier_detection.max_ejection_percent')).toContain('101 is out of range (0 to 100)');
+  });
 });
 
 describe('a valid configuration', () => {
@@ -285,6 +323,9 @@ describe('a valid configuration', () => {
         ],
         connections: 64,
         timeouts: { connectMs: 1_500, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 },
+        balance: 'round_robin',
+        limits: { maxPending: 1024 },
+        outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 },
         tls: { cert: file('client.crt'), key: file('client.key'), trustBundle: file('ca.crt'), serverName: 'payments.internal', expectId: 'spiffe://example.org/ns/payments/sa/api' },
       },
     ]);

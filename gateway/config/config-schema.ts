@@ -39,10 +39,13 @@ import type {
   SessionTickets,
   TerminateRoute,
   Upstream,
+  OutlierDetection,
+  UpstreamLimits,
   UpstreamTimeouts,
   UpstreamTls,
   XfccDetails,
 } from './types.js';
+import { OUTLIER_DETECTION_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
@@ -426,7 +429,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -435,9 +438,29 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       tls: m.optional('tls', readUpstreamTls),
       connections: m.withDefault('connections', integer(1, 100_000), UPSTREAM_CONNECTIONS_DEFAULT),
       timeouts: m.withDefault('timeouts', readUpstreamTimeouts, UPSTREAM_TIMEOUTS_DEFAULT),
+      balance: m.withDefault('balance', oneOf(['round_robin', 'least_request', 'random'] as const), 'round_robin'),
+      limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
+      outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
     },
     at,
   );
+};
+
+const readUpstreamLimits: Reader<UpstreamLimits> = (node, at, cx) => {
+  const m = cx.map(node, at, ['max_pending']);
+  if (!m) return undefined;
+  return { maxPending: m.withDefault('max_pending', integer(1, 1_000_000), UPSTREAM_LIMITS_DEFAULT.maxPending) };
+};
+
+const readOutlierDetection: Reader<OutlierDetection> = (node, at, cx) => {
+  const m = cx.map(node, at, ['consecutive_failures', 'base_ejection', 'max_ejection_percent']);
+  if (!m) return undefined;
+  const d = OUTLIER_DETECTION_DEFAULT;
+  return {
+    consecutiveFailures: m.withDefault('consecutive_failures', integer(1, 1_000_000), d.consecutiveFailures),
+    baseEjectionMs: m.withDefault('base_ejection', duration, d.baseEjectionMs),
+    maxEjectionPercent: m.withDefault('max_ejection_percent', integer(0, 100), d.maxEjectionPercent),
+  };
 };
 
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);

@@ -183,7 +183,34 @@ export interface Upstream {
   /** Maximum connections per endpoint. */
   readonly connections: number;
   readonly timeouts: UpstreamTimeouts;
+  /** Absent: UPSTREAM_LIMITS_DEFAULT. */
+  readonly limits?: UpstreamLimits;
+  /** Absent: round_robin. */
+  readonly balance?: UpstreamBalance;
+  /** Absent: OUTLIER_DETECTION_DEFAULT (passive ejection is on by default). */
+  readonly outlierDetection?: OutlierDetection;
 }
+
+/** least_request: the power of two choices, by requests in flight or waiting. */
+export type UpstreamBalance = 'round_robin' | 'least_request' | 'random';
+
+export interface OutlierDetection {
+  /** Failures in a row (connect failures, 502/503/504 answers) that eject an endpoint. */
+  readonly consecutiveFailures: number;
+  /** The first ejection's length; each repeat doubles it, up to ten times this. */
+  readonly baseEjectionMs: number;
+  /** At most this share of the endpoints (rounded down) is ejected at once; 0 turns ejection off. */
+  readonly maxEjectionPercent: number;
+}
+
+export const OUTLIER_DETECTION_DEFAULT: OutlierDetection = Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 });
+
+export interface UpstreamLimits {
+  /** Requests that may wait for one endpoint's pooled connection; beyond: 503 upstream_overflow. */
+  readonly maxPending: number;
+}
+
+export const UPSTREAM_LIMITS_DEFAULT: UpstreamLimits = Object.freeze({ maxPending: 1024 });
 
 export type BalancePolicy = 'round_robin' | 'least_connections';
 

@@ -65,6 +65,20 @@ export const upstreamConnects = new Counter({
   registers: [registry],
 });
 
+export const upstreamEjections = new Counter({
+  name: 'gatehouse_upstream_ejections_total',
+  help: 'Endpoints ejected by outlier detection (consecutive connect failures or 502/503/504 answers), by upstream and endpoint',
+  labelNames: ['upstream', 'endpoint'] as const,
+  registers: [registry],
+});
+
+export const upstreamEndpointHealthy = new Gauge({
+  name: 'gatehouse_upstream_endpoint_healthy',
+  help: 'Whether the balancer sends an upstream endpoint requests (1) or it is ejected (0)',
+  labelNames: ['upstream', 'endpoint'] as const,
+  registers: [registry],
+});
+
 /** Filled at scrape time from the pools (see runtime). */
 export const upstreamPool = new Gauge({
   name: 'gatehouse_upstream_pool_connections',

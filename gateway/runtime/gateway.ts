@@ -98,6 +98,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   const refreshGauges = () => {
     for (const cluster of clusters.values()) {
+      cluster.expireEjections();
       const s = cluster.stats();
       upstreamPool.labels(cluster.name, 'connected').set(s.connected);
       upstreamPool.labels(cluster.name, 'free').set(s.free);

@@ -1,7 +1,8 @@
 // The request path of a terminate listener, as a short sequence of named steps over the
 // connection's context: normalize the path, check Host (one, valid, agreeing with SNI), pick the
 // route, authorize the caller, build the upstream head, dispatch (failing over to the next
-// endpoint when a connection cannot be made). The upstream gets the path that was routed.
+// endpoint when a connection cannot be made, for every method: no request byte was sent). The
+// upstream gets the path that was routed.
 import type { ClientRequest } from '../http1/client-request.js';
 import type { ClientResponse } from '../http1/client-response.js';
 import { log } from '../log.js';
@@ -113,17 +114,18 @@ function dispatch(
   pool: UpstreamPool,
   attempt: number,
 ): void {
-  const hasBody = req.body !== null;
   const cluster = route.cluster;
   const exchange = new ProxyExchange(
     res,
     {
       onResponse: (status, seconds) => {
+        cluster.responded(pool, status);
         route.countStatus(status);
         route.latency.observe(seconds);
       },
       onFailure: (failure: RequestFailure, err: Error) => {
-        const next = failoverPool(failure, cluster, pool, attempt, hasBody, res.closed);
+        // A body nobody has read yet (the connection never came up) can still go elsewhere whole.
+        const next = failoverPool(failure, cluster, pool, attempt, req.body !== null && req.body.started, res.closed);
         const retry = next !== undefined;
         log.warn(failure.status < 500 ? 'request_body_failed' : 'upstream_failed', {
           route: route.config.name,

@@ -1,8 +1,11 @@
 // One configured upstream: a pool of keep-alive connections per endpoint (upstream-pool.ts), chosen
-// round robin, all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
+// by the upstream's balance policy (balancer.ts) among the endpoints outlier detection has not
+// ejected (outlier-detector.ts), all sharing one TLS state (swappable on reload) and one session cache. Retiring the pools
 // (after a certificate rotation) lets in-flight requests finish on the old connections while new
 // requests open connections with the new identity.
-import type { Upstream } from '../config/types.js';
+import { UPSTREAM_LIMITS_DEFAULT, type Upstream } from '../config/types.js';
+import { createBalancer, type Balancer } from './balancer.js';
+import { OutlierDetector } from './outlier-detector.js';
 import { TlsSessionCache } from './tls-session-cache.js';
 import { createUpstreamConnector } from './upstream-connector.js';
 import { UpstreamPool } from './upstream-pool.js';
@@ -16,7 +19,9 @@ export class UpstreamCluster {
   readonly name: string;
   readonly sessions = new TlsSessionCache();
   #pools: UpstreamPool[];
-  #next = 0;
+  readonly #choose: Balancer;
+  /** Per endpoint (by index, across pool generations): connect failures and ejections. */
+  readonly #outliers: OutlierDetector;
   #tlsState: UpstreamTlsState | undefined;
 
   constructor(
@@ -26,39 +31,57 @@ export class UpstreamCluster {
   ) {
     this.name = config.name;
     this.#tlsState = tlsState;
+    this.#outliers = new OutlierDetector(config.name, config.endpoints.map(endpointName), config.outlierDetection);
     this.#pools = this.#createPools();
+    this.#choose = createBalancer(config.balance ?? 'round_robin');
   }
 
   #createPools(): UpstreamPool[] {
     const { config } = this;
-    return config.endpoints.map((endpoint) => {
-      const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+    const outliers = this.#outliers;
+    return config.endpoints.map((endpoint, index) => {
       return new UpstreamPool({
+        endpointIndex: index,
         maxConnections: config.connections,
+        maxPending: (config.limits ?? UPSTREAM_LIMITS_DEFAULT).maxPending,
         timeouts: config.timeouts,
-        hostHeader: `${host}:${endpoint.port}`,
+        hostHeader: endpointName(endpoint),
         connect: createUpstreamConnector({
           endpoint,
           tlsState: () => this.#tlsState,
           sessions: this.sessions,
           connectTimeoutMs: config.timeouts.connectMs,
-          onConnected: (resumed) => this.hooks.onConnected?.(config.name, resumed),
+          onConnected: (resumed) => {
+            outliers.connected(index);
+            this.hooks.onConnected?.(config.name, resumed);
+          },
+          onConnectFailed: () => outliers.connectFailed(index),
         }),
       });
     });
   }
 
-  /** The next endpoint's pool, round robin. */
+  /** The pool of the endpoint the balance policy chooses, passing over ejected endpoints. */
   pick(): UpstreamPool {
-    const pool = this.#pools[this.#next]!;
-    this.#next = (this.#next + 1) % this.#pools.length;
-    return pool;
+    const i = this.#choose(this.#pools);
+    return this.#pools[this.#outliers.ejectedCount === 0 ? i : this.#outliers.usable(i)]!;
   }
 
-  /** The pool of the endpoint after `tried`'s, for a retry (the first endpoint if `tried` was retired meanwhile). */
+  /** The pool of the first endpoint in after `tried`'s, for a retry (from the first endpoint if `tried` was retired meanwhile). */
   after(tried: UpstreamPool): UpstreamPool {
     const pools = this.#pools;
-    return pools[(pools.indexOf(tried) + 1) % pools.length]!;
+    const i = (pools.indexOf(tried) + 1) % pools.length;
+    return pools[this.#outliers.ejectedCount === 0 ? i : this.#outliers.usable(i)]!;
+  }
+
+  /** A response head came from `pool`'s endpoint: outlier detection counts 502/503/504 in a row. */
+  responded(pool: UpstreamPool, status: number): void {
+    this.#outliers.responded(pool.endpointIndex, status);
+  }
+
+  /** Ends expired ejections now rather than at the next pick (for the health gauge at scrape time). */
+  expireEjections(): void {
+    this.#outliers.expire();
   }
 
   /** How many endpoints there are: a request is tried on each at most once. */
@@ -94,4 +117,10 @@ export class UpstreamCluster {
   async close(): Promise<void> {
     for (const pool of this.#pools) pool.destroy();
   }
+}
+
+/** host:port, bracketed IPv6: the Host header sent when the client's request had none, and the endpoint's metric label. */
+function endpointName(endpoint: Upstream['endpoints'][number]): string {
+  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+  return `${host}:${endpoint.port}`;
 }

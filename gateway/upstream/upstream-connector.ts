@@ -12,6 +12,11 @@ export class UpstreamConnectTimeoutError extends Error {
   readonly code = 'GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT';
 }
 
+/** The endpoint closed or reset the connection before it was up (before TLS completed): nothing was sent. */
+export class UpstreamConnectResetError extends Error {
+  readonly code = 'GATEHOUSE_UPSTREAM_CONNECT_RESET';
+}
+
 export interface ConnectorOptions {
   endpoint: Address;
   /** Read at every connect, so a reload takes effect for new connections only. */
@@ -20,6 +25,8 @@ export interface ConnectorOptions {
   connectTimeoutMs: number;
   /** Counts new connections and resumed sessions (for metrics and tests). */
   onConnected?: (resumed: boolean) => void;
+  /** A connection could not be made (for outlier detection). */
+  onConnectFailed?: () => void;
 }
 
 export function createUpstreamConnector(opts: ConnectorOptions): Connect {
@@ -70,7 +77,10 @@ export function createUpstreamConnector(opts: ConnectorOptions): Connect {
       clearTimeout(timer);
       // A session the upstream no longer accepts must not be offered again.
       if (sessionKey) sessions.delete(sessionKey);
-      callback(state ? state.connectError(err) : err, null);
+      opts.onConnectFailed?.();
+      const code = (err as { code?: unknown }).code;
+      const failure = code === 'ECONNRESET' || code === 'EPIPE' ? new UpstreamConnectResetError(`connection to ${endpoint.host}:${endpoint.port} closed before it was up: ${err.message}`) : err;
+      callback(state ? state.connectError(failure) : failure, null);
     };
     socket.once(state ? 'secureConnect' : 'connect', onReady);
     socket.once('error', onError);

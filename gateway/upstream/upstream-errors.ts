@@ -1,13 +1,13 @@
 // What a failed exchange means for the client, as a typed value: a status, a stable reason, and
 // whether retrying elsewhere is safe (only when nothing was sent: the connection never came up).
-// The failure is the upstream's (502/504), unless the exchange broke off because the client's own
+// The failure is the upstream's (502/503/504), unless the exchange broke off because the client's own
 // request body failed (400/408/413, see RequestBodyError). Failures are constants: classifying one
 // allocates nothing.
 import { RequestBodyError } from '../http1/client-request.js';
 import type { RequestReason } from '../reasons.js';
 
 export interface RequestFailure {
-  readonly status: 400 | 408 | 413 | 502 | 504;
+  readonly status: 400 | 408 | 413 | 502 | 503 | 504;
   readonly reason: RequestReason;
   /** True when no request byte can have reached the upstream: another endpoint may be tried. */
   readonly retrySafe: boolean;
@@ -25,6 +25,8 @@ const UNAVAILABLE = failure(502, 'upstream_unavailable', true);
 const PROTOCOL_ERROR = failure(502, 'upstream_protocol_error', false);
 const TLS_FAILED = failure(502, 'upstream_tls_failed', true);
 const RESET = failure(502, 'upstream_reset', false);
+// Shed load: trying the next endpoint would only move the queue there.
+const OVERFLOW = failure(503, 'upstream_overflow', false);
 const BODY_FAILURES = {
   bad_request: failure(400, 'bad_request', false),
   request_body_timeout: failure(408, 'request_body_timeout', false),
@@ -62,12 +64,15 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
     case 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT':
       return BODY_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
+    case 'GATEHOUSE_UPSTREAM_CONNECT_RESET':
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
       return UNAVAILABLE;
+    case 'GATEHOUSE_UPSTREAM_OVERFLOW':
+      return OVERFLOW;
     case 'GATEHOUSE_UPSTREAM_BAD_RESPONSE': // llhttp refused the response, or it broke its own framing
       return PROTOCOL_ERROR;
   }

@@ -35,7 +35,8 @@ export class UpstreamProtocolError extends Error {
       | 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT'
       | 'GATEHOUSE_UPSTREAM_CLOSED'
       | 'GATEHOUSE_UPSTREAM_BAD_RESPONSE'
-      | 'GATEHOUSE_UPSTREAM_POOL_CLOSED',
+      | 'GATEHOUSE_UPSTREAM_POOL_CLOSED'
+      | 'GATEHOUSE_UPSTREAM_OVERFLOW',
     message: string,
   ) {
     super(message);

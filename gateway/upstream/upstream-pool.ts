@@ -1,10 +1,12 @@
 // Keep-alive connections to one upstream endpoint: the most recently used idle connection first
 // (few connections stay warm), a new one opened through the connector while under the limit,
-// otherwise the request waits its turn. One coarse tick per pool checks response deadlines and
+// otherwise the request waits its turn, unless `maxPending` already wait (then it is refused with
+// upstream_overflow: a queue without bound only turns overload into timeouts). One coarse tick per pool checks response deadlines and
 // closes connections idle for too long. A retired pool (after a TLS rotation) serves what it
 // already has and closes each connection as it frees up.
 import type { Socket } from 'node:net';
 import type { UpstreamTimeouts } from '../config/types.js';
+import type { Balanced } from './balancer.js';
 import { openUpstreamSession } from './open-upstream-session.js';
 import type { SessionOwner, UpstreamSession } from './upstream-session.js';
 import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamRequest } from './upstream-exchange.js';
@@ -12,8 +14,12 @@ import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamReque
 export type Connect = (callback: (err: Error | null, socket: Socket | null) => void) => void;
 
 export interface UpstreamPoolOptions {
+  /** Which of its upstream's endpoints this pool serves (outlier detection's index). */
+  endpointIndex: number;
   connect: Connect;
   maxConnections: number;
+  /** Requests that may wait for a connection; one more is refused (GATEHOUSE_UPSTREAM_OVERFLOW). */
+  maxPending: number;
   timeouts: UpstreamTimeouts;
   /** Sent as Host when the client's request had none. */
   hostHeader: string;
@@ -28,14 +34,19 @@ interface Waiting {
 /** Deadline granularity: timeouts fire up to this late. */
 const TICK_MS = 250;
 
-export class UpstreamPool implements SessionOwner {
+export class UpstreamPool implements SessionOwner, Balanced {
   now = Date.now();
   readonly headersMs: number;
   readonly bodyMs: number;
+  readonly endpointIndex: number;
   readonly #idleMs: number;
   readonly #all = new Set<UpstreamSession>();
   readonly #idle: UpstreamSession[] = [];
   readonly #waiting: Waiting[] = [];
+  /** Entries of #waiting not cancelled: what max_pending bounds. */
+  #pending = 0;
+  /** One error for every refusal: overload is no time to allocate. */
+  readonly #overflow: UpstreamProtocolError;
   #connecting = 0;
   #retired = false;
   #destroyed = false;
@@ -45,6 +56,8 @@ export class UpstreamPool implements SessionOwner {
     this.headersMs = options.timeouts.headersMs;
     this.bodyMs = options.timeouts.bodyMs;
     this.#idleMs = options.timeouts.idleMs;
+    this.endpointIndex = options.endpointIndex;
+    this.#overflow = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_OVERFLOW', `more than ${options.maxPending} requests waiting for a connection`);
   }
 
   dispatch(request: UpstreamRequest, handler: UpstreamExchangeHandler): void {
@@ -57,10 +70,17 @@ export class UpstreamPool implements SessionOwner {
       conn.run(request, handler);
       return;
     }
+    if (this.#pending >= this.options.maxPending) {
+      handler.onError(this.#overflow);
+      return;
+    }
     const waiting: Waiting = { request, handler, cancelled: false };
     this.#waiting.push(waiting);
+    this.#pending++;
     handler.onConnect(() => {
+      if (waiting.cancelled) return;
       waiting.cancelled = true;
+      this.#pending--;
     });
     if (this.#all.size + this.#connecting < this.options.maxConnections) this.#open();
   }
@@ -87,13 +107,20 @@ export class UpstreamPool implements SessionOwner {
 
   #failWaiting(err: Error): void {
     const waiting = this.#waiting.splice(0);
-    for (const w of waiting) if (!w.cancelled) w.handler.onError(err);
+    this.#pending = 0;
+    for (const w of waiting) {
+      if (w.cancelled) continue;
+      w.cancelled = true;
+      w.handler.onError(err);
+    }
   }
 
   released(conn: UpstreamSession): void {
     while (this.#waiting.length > 0) {
       const next = this.#waiting.shift()!;
       if (next.cancelled) continue;
+      next.cancelled = true; // taken: an abort from now on is the connection's
+      this.#pending--;
       conn.run(next.request, next.handler);
       return;
     }
@@ -152,9 +179,14 @@ export class UpstreamPool implements SessionOwner {
     this.#idle.length = 0;
   }
 
+  /** Requests running on its connections or waiting for one (for least_request). */
+  get inFlight(): number {
+    return this.#all.size - this.#idle.length + this.#pending;
+  }
+
   stats(): { connected: number; free: number; pending: number; running: number } {
     const connected = this.#all.size;
     const free = this.#idle.length;
-    return { connected, free, pending: this.#waiting.length, running: connected - free };
+    return { connected, free, pending: this.#pending, running: connected - free };
   }
 }

@@ -1,0 +1,109 @@
+// Passive outlier detection for one upstream: real traffic ejects an endpoint whose connections
+// keep failing (refused, reset before TLS completed, timed out, wrong identity) or that keeps
+// answering 502/503/504 (any other answer ends the count), so the balancer
+// stops sending it requests that would only fail over. An ejection lasts base_ejection, doubling
+// each time the endpoint is ejected again without a good connection in between (capped at ten
+// times the base); at most max_ejection_percent of the endpoints are out at once. State is a few
+// numbers per endpoint, changed on connection events only; the balancer looks at it only while an
+// endpoint is ejected (ejectedCount > 0), and an ejection ends lazily, at the first pick after it
+// expired: no timer, nothing per request on a healthy upstream. When every endpoint is out (a
+// max_ejection_percent of 100), traffic is tried on them anyway (panic), and that is logged.
+import { OUTLIER_DETECTION_DEFAULT, type OutlierDetection } from '../config/types.js';
+import { log } from '../log.js';
+import { upstreamEjections, upstreamEndpointHealthy } from '../metrics/proxy-metrics.js';
+
+/** An ejection never lasts longer than this many base ejections. */
+const MAX_EJECTION_FACTOR = 10;
+
+export class OutlierDetector {
+  /** Endpoints ejected now (some may have expired, unnoticed until the next pick). */
+  ejectedCount = 0;
+  readonly #failures: number[];
+  /** When each endpoint's ejection ends (ms since the epoch), 0 when it is in. */
+  readonly #ejectedUntil: number[];
+  /** Ejections in a row without a good connection between them: the doubling's exponent. */
+  readonly #ejections: number[];
+  readonly #maxEjected: number;
+  readonly #healthy: Array<{ set(value: number): void }>;
+  readonly #ejectionCount: Array<{ inc(by?: number): void }>;
+  #panicking = false;
+
+  constructor(
+    private readonly upstream: string,
+    private readonly endpoints: readonly string[],
+    private readonly config: OutlierDetection = OUTLIER_DETECTION_DEFAULT,
+  ) {
+    const n = endpoints.length;
+    this.#failures = new Array<number>(n).fill(0);
+    this.#ejectedUntil = new Array<number>(n).fill(0);
+    this.#ejections = new Array<number>(n).fill(0);
+    this.#maxEjected = Math.floor((n * config.maxEjectionPercent) / 100);
+    this.#healthy = endpoints.map((endpoint) => upstreamEndpointHealthy.labels(upstream, endpoint));
+    this.#ejectionCount = endpoints.map((endpoint) => upstreamEjections.labels(upstream, endpoint));
+    for (const gauge of this.#healthy) gauge.set(1);
+    for (const counter of this.#ejectionCount) counter.inc(0); // shown from the start, so rate() has a base
+  }
+
+  /** A connection to endpoint `i` came up: its failures in a row, and its ejection streak, end. */
+  connected(i: number): void {
+    this.#failures[i] = 0;
+    this.#ejections[i] = 0;
+  }
+
+  /** A response head from endpoint `i` (per request: a compare, and a store only after a failure). */
+  responded(i: number, status: number): void {
+    if (status >= 502 && status <= 504) this.connectFailed(i);
+    else if (this.#failures[i] !== 0) this.#failures[i] = 0;
+  }
+
+  /** A connection to endpoint `i` could not be made (or it answered 502/503/504). */
+  connectFailed(i: number): void {
+    if (this.#ejectedUntil[i] !== 0) return; // already out: attempts still in flight say nothing new
+    if (++this.#failures[i]! < this.config.consecutiveFailures) return;
+    if (this.ejectedCount >= this.#maxEjected) return; // the rest would drown
+    this.#failures[i] = 0;
+    const streak = this.#ejections[i]!;
+    this.#ejections[i] = streak + 1;
+    const ms = this.config.baseEjectionMs * Math.min(2 ** streak, MAX_EJECTION_FACTOR);
+    this.#ejectedUntil[i] = Date.now() + ms;
+    this.ejectedCount++;
+    this.#healthy[i]!.set(0);
+    this.#ejectionCount[i]!.inc();
+    log.warn('upstream_endpoint_ejected', { upstream: this.upstream, endpoint: this.endpoints[i], consecutive_failures: this.config.consecutiveFailures, ejection_ms: ms });
+  }
+
+  /** The first endpoint from `i` on (wrapping) that is in; `i` itself when all are out (panic). Only while ejectedCount > 0. */
+  usable(i: number): number {
+    const until = this.#ejectedUntil;
+    const n = until.length;
+    const now = Date.now();
+    for (let k = 0, j = i; k < n; k++, j = j + 1 === n ? 0 : j + 1) {
+      const end = until[j]!;
+      if (end === 0) return j;
+      if (end <= now) {
+        this.#restore(j);
+        return j;
+      }
+    }
+    if (!this.#panicking) {
+      this.#panicking = true;
+      log.warn('upstream_panic', { upstream: this.upstream, note: 'every endpoint is ejected: trying them anyway' });
+    }
+    return i;
+  }
+
+  /** Ends the ejections that have expired (at scrape time, so the gauge does not wait for a pick). */
+  expire(): void {
+    if (this.ejectedCount === 0) return;
+    const now = Date.now();
+    for (let j = 0; j < this.#ejectedUntil.length; j++) if (this.#ejectedUntil[j] !== 0 && this.#ejectedUntil[j]! <= now) this.#restore(j);
+  }
+
+  #restore(j: number): void {
+    this.#ejectedUntil[j] = 0;
+    this.ejectedCount--;
+    this.#panicking = false;
+    this.#healthy[j]!.set(1);
+    log.info('upstream_endpoint_restored', { upstream: this.upstream, endpoint: this.endpoints[j] });
+  }
+}
