@@ -55,6 +55,7 @@ beforeAll(async () => {
         listener('full-door', true, { maxConnections: 3 }),
         listener('source-bare', false, { maxConnectionsPerSource: 2, timeouts: { handshakeMs: 10_000 } }),
         listener('source-door', true, { maxConnectionsPerSource: 2, timeouts: { helloMs: 10_000 } }),
+        listener('flood-bare', false),
       ],
       [parties.echo],
     ),
@@ -246,4 +247,30 @@ describe('max_connections_per_source (2): one address is refused, others are not
       }
     });
   }
+});
+
+describe('a flood of refused handshakes is a few log lines a second, every one counted', () => {
+  test('31 clients that speak no TLS to a bare listener: all 31 counted, at most 20 lines in a second, and the next line says how many were left out', async () => {
+    const logs = captureLogs();
+    try {
+      const port = portOf('flood-bare');
+      const before = await handshakes('flood-bare', 'not_tls');
+      const plain = (): void => {
+        const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
+        open.add(socket);
+        socket.on('error', () => {});
+      };
+      for (let i = 0; i < 30; i++) plain();
+      await waitFor('30 refusals counted', async () => (await handshakes('flood-bare', 'not_tls')) === before + 30, 5000, 20);
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // the next second's budget
+      plain();
+      await waitFor('the 31st counted', async () => (await handshakes('flood-bare', 'not_tls')) === before + 31, 5000, 20);
+      const lines = logs.events('handshake_rejected').filter((l) => l.listener === 'flood-bare');
+      const skipped = lines.reduce((n, l) => n + Number(l.skipped_lines ?? 0), 0);
+      expect(lines.length).toBeLessThan(31);
+      expect(lines.length + skipped).toBe(31);
+    } finally {
+      logs.restore();
+    }
+  });
 });

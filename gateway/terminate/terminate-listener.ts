@@ -50,6 +50,8 @@ export class TerminateListener {
   readonly #perSource = new ConnectionsPerSource();
   readonly #refused: Record<AcceptRefusal, Inc>;
   readonly #refusalLog = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
+  /** Refused handshakes are logged within a budget too: a flood of clients without a certificate (or a port scan) is a few lines a second, every one still counted. */
+  readonly #handshakeLog = new LogBudget(REFUSAL_LOG_LINES_PER_SECOND);
   #tls: ServerTlsState;
   #router: TerminateRouter<CompiledRoute>;
   /** Live mTLS client sockets. */
@@ -123,7 +125,10 @@ export class TerminateListener {
       // A certificate OpenSSL refused has been closed by Node before this event: its address and
       // certificate are gone with the handle (no public API reaches the socket earlier), so the
       // code is OpenSSL's verification result rather than the ECONNRESET of that close.
-      log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null });
+      const skipped = this.#handshakeLog.take();
+      if (skipped !== undefined) {
+        log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
+      }
       // Node has destroyed it already, except after its handshake timeout, which closes nothing.
       socket.destroy();
     });
@@ -134,6 +139,11 @@ export class TerminateListener {
     this.#handshakes.rejected(reason);
     // OpenSSL's ordinary verdicts (an unknown CA, an expired certificate) are routine; what the gateway finds is not.
     const level = socket.authorized || reason === 'trust_domain_mismatch' ? 'warn' : 'info';
+    const skipped = this.#handshakeLog.take();
+    if (skipped === undefined) {
+      socket.destroy();
+      return;
+    }
     log[level]('handshake_rejected', {
       listener: this.options.listener.name,
       reason,
@@ -143,6 +153,7 @@ export class TerminateListener {
       subject: identity?.subject ?? null,
       serial: identity?.serialNumber ?? null,
       remote: socket.remoteAddress,
+      ...(skipped > 0 ? { skipped_lines: skipped } : {}),
     });
     socket.destroy();
   }
