@@ -167,8 +167,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       else perSource.release(source);
     },
     logRefusal(fields) {
-      const skipped = budget.take();
-      if (skipped !== undefined) log.info('front_door_refused', { listener: name, ...fields, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
+      budget.write('info', 'front_door_refused', { listener: name, ...fields });
     },
   };
   let maxConnections = options.listener.maxConnections;

@@ -239,8 +239,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
     const address = balancer.endpoints[endpoint]!;
     this.#tries++;
     const left = balancer.endpoints.length - this.#tries;
-    const skipped = this.#target.logBudget.take();
-    if (skipped !== undefined) log.warn('backend_connect_failed', { backend: backend.name, endpoint: `${address.host}:${address.port}`, reason, code, failover: left > 0, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
+    this.#target.logBudget.write('warn', 'backend_connect_failed', { backend: backend.name, endpoint: `${address.host}:${address.port}`, reason, code, failover: left > 0 });
     if (left > 0) {
       this.#attempt((this.#first + this.#tries) % balancer.endpoints.length);
       return;

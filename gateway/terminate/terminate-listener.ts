@@ -125,10 +125,7 @@ export class TerminateListener {
       // A certificate OpenSSL refused has been closed by Node before this event: its address and
       // certificate are gone with the handle (no public API reaches the socket earlier), so the
       // code is OpenSSL's verification result rather than the ECONNRESET of that close.
-      const skipped = this.#handshakeLog.take();
-      if (skipped !== undefined) {
-        log.info('handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
-      }
+      this.#handshakeLog.write('info', 'handshake_rejected', { listener: listener.name, reason, code: verificationCode(socket) ?? err.code, remote: socket.remoteAddress ?? null, sni: socket.servername || null });
       // Node has destroyed it already, except after its handshake timeout, which closes nothing.
       socket.destroy();
     });
@@ -139,12 +136,7 @@ export class TerminateListener {
     this.#handshakes.rejected(reason);
     // OpenSSL's ordinary verdicts (an unknown CA, an expired certificate) are routine; what the gateway finds is not.
     const level = socket.authorized || reason === 'trust_domain_mismatch' ? 'warn' : 'info';
-    const skipped = this.#handshakeLog.take();
-    if (skipped === undefined) {
-      socket.destroy();
-      return;
-    }
-    log[level]('handshake_rejected', {
+    this.#handshakeLog.write(level, 'handshake_rejected', {
       listener: this.options.listener.name,
       reason,
       code: verificationCode(socket) ?? null,
@@ -153,7 +145,6 @@ export class TerminateListener {
       subject: identity?.subject ?? null,
       serial: identity?.serialNumber ?? null,
       remote: socket.remoteAddress,
-      ...(skipped > 0 ? { skipped_lines: skipped } : {}),
     });
     socket.destroy();
   }
@@ -222,11 +213,9 @@ export class TerminateListener {
   /** Over max_connections or max_connections_per_source: counted, and logged within the refusal budget. */
   #refuseAtAccept(reason: AcceptRefusal, remote: string | undefined): void {
     this.#refused[reason].inc();
-    const skipped = this.#refusalLog.take();
-    if (skipped === undefined) return;
     const { listener } = this.options;
     const limit = reason === 'max_connections' ? listener.maxConnections : listener.maxConnectionsPerSource;
-    log.info('connection_refused', { listener: listener.name, reason, [reason]: limit, remote: remote ?? null, ...(skipped > 0 ? { skipped_lines: skipped } : {}) });
+    this.#refusalLog.write('info', 'connection_refused', { listener: listener.name, reason, [reason]: limit, remote: remote ?? null });
   }
 
   /** Front door handoff of a socket whose peeked bytes were unshifted back. */
