@@ -4,15 +4,15 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientConnection } from '../gateway/http1/client-connection.js';
-import type { ClientRequest } from '../gateway/http1/client-request.js';
-import type { ClientResponse } from '../gateway/http1/client-response.js';
+import type { DownstreamRequest } from '../gateway/session/downstream-request.js';
+import type { DownstreamResponse } from '../gateway/session/downstream-response.js';
 
 const refused: string[] = [];
 let server: net.Server;
 let port: number;
 
 /** Echoes what it parsed; paths steer the behaviours under test. */
-function handler(req: ClientRequest, res: ClientResponse): void {
+function handler(req: DownstreamRequest, res: DownstreamResponse): void {
   const reply = (status: number, text: string, body: string, headers: string[] = ['content-length', String(Buffer.byteLength(body))]) => {
     res.writeHead(status, text, headers);
     res.end(Buffer.from(body));

@@ -10,16 +10,14 @@ import { Buffer } from 'node:buffer'; // the global Buffer is a getter on global
 import type { Socket } from 'node:net';
 import { isReadBufferView, SocketIo } from '../net/socket-io.js';
 import { isContentLength, parseContentLength } from '../message/content-length.js';
-import type { ClientRequest } from './client-request.js';
-import { RequestBody, RequestBodyError, type BodySource } from './client-request.js';
+import { RequestBody, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
-import { sendError } from './error-response.js';
+import { RequestBodyError, type DownstreamRequest, type RequestHandler } from '../session/downstream-request.js';
+import { sendError } from '../session/error-response.js';
 import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../session/connection-context.js';
 import type { DownstreamSession } from '../session/downstream-session.js';
 import { createParser, METHODS, type NativeParser, type ParseError, watchMessageBegin, watchMessageComplete } from './native-parser.js';
-
-export type RequestHandler = (req: ClientRequest, res: ClientResponse) => void;
 
 export interface ClientConnectionOptions {
   readonly handler: RequestHandler;
@@ -34,7 +32,7 @@ export interface ClientConnectionOptions {
 }
 
 interface Exchange {
-  readonly req: ClientRequest;
+  readonly req: DownstreamRequest;
   readonly res: ClientResponse;
   readonly body: RequestBody | null;
   readonly expectContinue: boolean;

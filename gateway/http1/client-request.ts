@@ -3,20 +3,7 @@
 // backpressure onto the client socket. A body that cannot be completed (malformed, too slow, too
 // large) is destroyed with a RequestBodyError that says how to answer the client.
 import { Readable } from 'node:stream';
-import type { ConnectionContext } from '../session/connection-context.js';
-
-export interface ClientRequest {
-  readonly method: string;
-  /** Request target as sent (origin-form expected; the handler checks). */
-  readonly url: string;
-  /** [name, value, name, value, …] as received. */
-  readonly rawHeaders: readonly string[];
-  readonly remoteAddress: string;
-  /** What is known about the connection (TLS or plaintext) the request came on. */
-  readonly connection: ConnectionContext;
-  /** The body, or null when the head announced none (no Content-Length > 0, no Transfer-Encoding). */
-  readonly body: RequestBody | null;
-}
+import type { DownstreamBody } from '../session/downstream-request.js';
 
 /** What a body needs from its connection. */
 export interface BodySource {
@@ -24,7 +11,7 @@ export interface BodySource {
   wantMore(body: RequestBody, first: boolean): void;
 }
 
-export class RequestBody extends Readable {
+export class RequestBody extends Readable implements DownstreamBody {
   /** All of the body has been received from the client. */
   complete = false;
   /** Someone started reading it. */
@@ -55,16 +42,5 @@ export class RequestBody extends Readable {
     const first = !this.started;
     this.started = true;
     this.source.wantMore(this, first);
-  }
-}
-
-/** Why a request body could not be completed, with the answer the client gets if none has begun. */
-export class RequestBodyError extends Error {
-  constructor(
-    readonly status: 400 | 408 | 413,
-    readonly reason: 'bad_request' | 'request_body_timeout' | 'request_body_too_large',
-    message: string,
-  ) {
-    super(message);
   }
 }

@@ -5,6 +5,7 @@
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
 import type { SocketIo } from '../net/socket-io.js';
 import { isContentLength } from '../message/content-length.js';
+import type { DownstreamResponse } from '../session/downstream-response.js';
 import { httpDate } from './http-date.js';
 
 /** What a response needs from its connection. */
@@ -35,7 +36,9 @@ const enum Framing {
 const CHUNK_END = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
-export class ClientResponse {
+export class ClientResponse implements DownstreamResponse {
+  /** gRPC needs HTTP/2. */
+  readonly grpc = false;
   #head: string | undefined;
   #headersSent = false;
   #framing = Framing.None;
@@ -99,13 +102,13 @@ export class ClientResponse {
     return this.owner.io.write(this.#frame(chunk, false));
   }
 
-  /** Ends the response, with `chunk` as its last body bytes. */
-  end(chunk?: Buffer): void {
+  /** Ends the response, with `chunk` as its last body bytes; `trailers` go in a chunked body's last chunk (else nowhere). */
+  end(chunk?: Buffer, trailers?: readonly string[]): void {
     if (this.#ended) return;
     this.#ended = true;
     if (this.#closed) return;
     if (!this.#headersSent) this.writeHead(200, 'OK', ['content-length', '0']);
-    const last = this.#frame(chunk, true);
+    const last = this.#frame(chunk, true, trailers);
     if (last.length > 0) this.owner.io.write(last);
     this.owner.finished(this.#reusable);
   }
@@ -133,14 +136,14 @@ export class ClientResponse {
   }
 
   /** Head (if still held) and body bytes as the framing wants them, as one buffer: one socket write. */
-  #frame(chunk: Buffer | undefined, last: boolean): Buffer {
+  #frame(chunk: Buffer | undefined, last: boolean, trailers?: readonly string[]): Buffer {
     const head = this.#head;
     this.#head = undefined;
     let body: Buffer | undefined = chunk !== undefined && chunk.length > 0 && this.#framing !== Framing.None ? chunk : undefined;
     if (this.#framing === Framing.Chunked) {
       const parts: Buffer[] = [];
       if (body !== undefined) parts.push(Buffer.from(`${body.length.toString(16)}\r\n`, 'latin1'), body, CHUNK_END);
-      if (last) parts.push(LAST_CHUNK);
+      if (last) parts.push(trailers === undefined || trailers.length === 0 ? LAST_CHUNK : lastChunkWith(trailers));
       body = parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : Buffer.concat(parts);
     }
     if (head === undefined) return body ?? EMPTY;
@@ -153,3 +156,10 @@ export class ClientResponse {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The last chunk with a trailer section (RFC 9112 §7.1.2). */
+function lastChunkWith(trailers: readonly string[]): Buffer {
+  let text = '0\r\n';
+  for (let i = 0; i < trailers.length; i += 2) text += `${trailers[i]!}: ${trailers[i + 1]!}\r\n`;
+  return Buffer.from(text + '\r\n', 'latin1');
+}

@@ -4,8 +4,8 @@
 // two), body streamed with backpressure both ways, and a failure before the response head becomes
 // a JSON 502/504 (or the 400/408/413 of a request body the client got wrong).
 import { performance } from 'node:perf_hooks'; // the global is a getter on globalThis: read on every use
-import type { RequestBody } from '../http1/client-request.js';
-import type { ClientResponse } from '../http1/client-response.js';
+import type { DownstreamBody } from '../session/downstream-request.js';
+import type { DownstreamResponse } from '../session/downstream-response.js';
 import { classifyUpstreamError, type RequestFailure } from '../upstream/upstream-errors.js';
 import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 import { isConnectionHeader, namedByResponseConnection, RESPONSE_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
@@ -33,7 +33,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   readonly #started = performance.now();
 
   constructor(
-    private readonly res: ClientResponse,
+    private readonly res: DownstreamResponse,
     private readonly events: ExchangeEvents,
     private readonly answerFailure: (failure: RequestFailure, err: Error) => void,
   ) {}
@@ -43,7 +43,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
    * a request body that fails (RequestBodyError), which is then answered (the connection it was
    * streaming on, if any, reports it first through onError).
    */
-  watchClient(body: RequestBody | null): void {
+  watchClient(body: DownstreamBody | null): void {
     this.res.onClose(() => {
       if (!this.#done) {
         this.#done = true;
@@ -117,11 +117,11 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     this.#resume?.();
   };
 
-  onComplete(): void {
+  onComplete(trailers?: readonly string[]): void {
     this.#done = true;
     const head = this.#head;
     if (head === undefined) {
-      this.res.end();
+      this.res.end(undefined, trailers);
       return;
     }
     // The whole response came in one read: head and body leave in one write.
@@ -129,8 +129,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     this.res.writeHead(head.status, head.text, head.headers);
     const first = this.#first;
     this.#first = undefined;
-    if (first === undefined) this.res.end();
-    else this.res.end(first);
+    this.res.end(first, trailers);
   }
 
   onError(err: Error): void {

@@ -3,8 +3,8 @@
 // route, authorize the caller, build the upstream head, dispatch (failing over to the next
 // endpoint when a connection cannot be made, for every method: no request byte was sent). The
 // upstream gets the path that was routed.
-import type { ClientRequest } from '../http1/client-request.js';
-import type { ClientResponse } from '../http1/client-response.js';
+import type { DownstreamRequest } from '../session/downstream-request.js';
+import type { DownstreamResponse } from '../session/downstream-response.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import type { RequestFailure } from '../upstream/upstream-errors.js';
@@ -12,7 +12,7 @@ import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
 import type { ConnectionContext } from '../session/connection-context.js';
-import { sendError } from '../http1/error-response.js';
+import { sendError } from '../session/error-response.js';
 import type { RequestReason } from '../reasons.js';
 import { failoverPool } from './failover.js';
 import { requestHost, type HostRefusal } from './host-header.js';
@@ -23,17 +23,17 @@ import { upstreamRequest } from './upstream-request-headers.js';
 
 export function createRequestHandler(listener: string, router: () => TerminateRouter<CompiledRoute>) {
   const countRefusal = listenerRefusals(listener);
-  const refuse = (res: ClientResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
+  const refuse = (res: DownstreamResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>) => {
     countRefusal(status, reason);
     sendError(res, status, reason, message, extra);
   };
   /** A malformed request (bad_path, bad_host): logged with the rule that refused it, which the 400 names too. */
-  const refuseMalformed = (res: ClientResponse, reason: RequestReason, refusal: PathRefusal | HostRefusal, fields: Record<string, unknown>) => {
+  const refuseMalformed = (res: DownstreamResponse, reason: RequestReason, refusal: PathRefusal | HostRefusal, fields: Record<string, unknown>) => {
     log.info('request_refused', { listener, reason, rule: refusal.rule, ...fields });
     refuse(res, 400, reason, refusal.message, { rule: refusal.rule });
   };
 
-  return function handleRequest(req: ClientRequest, res: ClientResponse): void {
+  return function handleRequest(req: DownstreamRequest, res: DownstreamResponse): void {
     const conn = req.connection;
     const routes = router();
     const url = req.url;
@@ -106,8 +106,8 @@ function upstreamTarget(url: string, path: string, query: number, normalized: st
 }
 
 function dispatch(
-  req: ClientRequest,
-  res: ClientResponse,
+  req: DownstreamRequest,
+  res: DownstreamResponse,
   route: CompiledRoute,
   conn: ConnectionContext,
   upstream: UpstreamRequest,

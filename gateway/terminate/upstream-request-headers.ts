@@ -4,7 +4,7 @@
 // tried to set removed (client-identity-headers.ts, the route's strip_headers) or XFCC kept per
 // the route's mode, x-forwarded-for/-proto set. Which name is which is compiled once per route
 // into one HeaderNameTable, so each header costs one lookup and is never lowercased.
-import type { ClientRequest } from '../http1/client-request.js';
+import type { DownstreamRequest } from '../session/downstream-request.js';
 import type { TerminateRoute, XfccDetails, XfccMode } from '../config/types.js';
 import { CLIENT_IDENTITY_HEADERS } from './client-identity-headers.js';
 import { namedByRequestConnection, REQUEST_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
@@ -68,7 +68,7 @@ export class RequestHeaderPolicy {
  * The request sent upstream for `req`, to `path` (the target that was routed): its head as values
  * (message/request-head.ts), which only the upstream connection's codec turns into text.
  */
-export function upstreamRequest(req: ClientRequest, conn: ConnectionContext, policy: RequestHeaderPolicy, path: string): UpstreamRequest {
+export function upstreamRequest(req: DownstreamRequest, conn: ConnectionContext, policy: RequestHeaderPolicy, path: string): UpstreamRequest {
   const raw = req.rawHeaders;
   const names = policy.names;
   let headers: string[] = [];

@@ -3,7 +3,7 @@
 // The failure is the upstream's (502/503/504), unless the exchange broke off because the client's own
 // request body failed (400/408/413, see RequestBodyError). Failures are constants: classifying one
 // allocates nothing.
-import { RequestBodyError } from '../http1/client-request.js';
+import { RequestBodyError } from '../session/downstream-request.js';
 import type { RequestReason } from '../reasons.js';
 
 export interface RequestFailure {

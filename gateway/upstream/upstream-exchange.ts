@@ -21,7 +21,8 @@ export interface UpstreamExchangeHandler {
   onHeaders(statusCode: number, headers: string[], resume: () => void, statusText: string): void;
   /** A body chunk; false pauses reading from the upstream until `resume` is called. */
   onData(chunk: Buffer): boolean;
-  onComplete(): void;
+  /** The response ended; `trailers` as a flat [name, value, …] list when it had any. */
+  onComplete(trailers?: readonly string[]): void;
   onError(err: Error): void;
   /** Everything one socket read carried has been delivered: a good moment to flush what was held. */
   onReadDone(): void;

@@ -1,9 +1,9 @@
 // Responses the gateway writes itself: JSON with a stable `reason` (reasons.ts) that operators and
 // clients can act on, never a stack trace.
 import { STATUS_CODES } from 'node:http';
-import type { ClientResponse } from '../http1/client-response.js';
+import type { DownstreamResponse } from './downstream-response.js';
 
-export function sendError(res: ClientResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>): void {
+export function sendError(res: DownstreamResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>): void {
   if (res.headersSent) {
     res.destroy();
     return;
