@@ -251,6 +251,23 @@ describe('schema problems point at the exact node', () => {
     expect(positions(over)).toEqual([w('upstreams[0].outlier_detection.max_ejection_percent', 19, 29)]);
     expect(messageAt(over, 'upstreams[0].outlier_detection.max_ejection_percent')).toContain('101 is out of range (0 to 100)');
   });
+
+  it('reads upstreams[].health_check (absent: no checks; path required; 5s, 1s, 3, 2, 200-399) and refuses a bad range or a timeout over the interval at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'health.yaml', certDir, { checkFiles: false });
+    const set = read('    health_check:\n      path: /healthz\n      interval: 2s\n      expect_status: 204\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.healthCheck).toEqual({ path: '/healthz', intervalMs: 2000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2, expectStatus: { min: 204, max: 204 } });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.healthCheck).toBeUndefined();
+    const range = read('    health_check:\n      path: /healthz\n      expect_status: 399-200\n');
+    expect(positions(range)).toEqual([w('upstreams[0].health_check.expect_status', 20, 22)]);
+    expect(messageAt(range, 'upstreams[0].health_check.expect_status')).toContain('starts above its end');
+    const slow = read('    health_check:\n      path: /healthz\n      interval: 1s\n      timeout: 2s\n');
+    expect(positions(slow)).toEqual([w('upstreams[0].health_check.timeout', 21, 16)]);
+    expect(messageAt(slow, 'upstreams[0].health_check.timeout')).toContain('must not be longer than the interval');
+    const noPath = read('    health_check:\n      interval: 1s\n');
+    expect(positions(noPath).map((p) => p.path)).toEqual(['upstreams[0].health_check.path']);
+  });
 });
 
 describe('a valid configuration', () => {

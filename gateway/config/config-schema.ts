@@ -12,6 +12,8 @@ import {
   parseByteSize,
   parseDuration,
   parseHeaderNamePattern,
+  parseHealthPath,
+  parseStatusRange,
   parseHostPattern,
   parseIdentityPattern,
   parseName,
@@ -40,12 +42,13 @@ import type {
   TerminateRoute,
   Upstream,
   OutlierDetection,
+  HealthCheck,
   UpstreamLimits,
   UpstreamTimeouts,
   UpstreamTls,
   XfccDetails,
 } from './types.js';
-import { OUTLIER_DETECTION_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
+import { HEALTH_CHECK_DEFAULT, OUTLIER_DETECTION_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
@@ -111,6 +114,13 @@ const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/
 const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
 const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
 const headerNameList = listOf(formatted('a header name, or a prefix ending in *', parseHeaderNamePattern), { unique: true, example: '[x-internal-user, "x-debug-*"]' });
+const healthPath = formatted('a request path, like /healthz', parseHealthPath);
+/** `200-399`, `200`, or a bare YAML number 200. */
+const statusRange: Reader<{ min: number; max: number }> = (node, at, cx) => {
+  if (!isScalar(node) || typeof node.value !== 'number') return formatted('a status range, like 200-399', parseStatusRange)(node, at, cx);
+  const status = integer(100, 599)(node, at, cx);
+  return status === undefined ? undefined : { min: status, max: status };
+};
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
 
 /** One file, or a list of them (`crl: a.crl` or `crl: [root.crl, intermediate.crl]`). */
@@ -429,7 +439,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -441,6 +451,7 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       balance: m.withDefault('balance', oneOf(['round_robin', 'least_request', 'random'] as const), 'round_robin'),
       limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
       outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
+      healthCheck: m.optional('health_check', readHealthCheck),
     },
     at,
   );
@@ -461,6 +472,22 @@ const readOutlierDetection: Reader<OutlierDetection> = (node, at, cx) => {
     baseEjectionMs: m.withDefault('base_ejection', duration, d.baseEjectionMs),
     maxEjectionPercent: m.withDefault('max_ejection_percent', integer(0, 100), d.maxEjectionPercent),
   };
+};
+
+const readHealthCheck: Reader<HealthCheck> = (node, at, cx) => {
+  const m = cx.map(node, at, ['path', 'interval', 'timeout', 'unhealthy_threshold', 'healthy_threshold', 'expect_status']);
+  if (!m) return undefined;
+  const d = HEALTH_CHECK_DEFAULT;
+  const check = {
+    path: m.required('path', healthPath, 'the path the checks GET, e.g. /healthz') ?? '/',
+    intervalMs: m.withDefault('interval', duration, d.intervalMs),
+    timeoutMs: m.withDefault('timeout', duration, d.timeoutMs),
+    unhealthyThreshold: m.withDefault('unhealthy_threshold', integer(1, 1_000), d.unhealthyThreshold),
+    healthyThreshold: m.withDefault('healthy_threshold', integer(1, 1_000), d.healthyThreshold),
+    expectStatus: m.withDefault('expect_status', statusRange, d.expectStatus),
+  };
+  if (check.timeoutMs > check.intervalMs) cx.problems.atValue(m.pathOf('timeout'), `a check's timeout (${check.timeoutMs} ms) must not be longer than the interval (${check.intervalMs} ms)`);
+  return check;
 };
 
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);

@@ -189,7 +189,30 @@ export interface Upstream {
   readonly balance?: UpstreamBalance;
   /** Absent: OUTLIER_DETECTION_DEFAULT (passive ejection is on by default). */
   readonly outlierDetection?: OutlierDetection;
+  /** Absent: no active checks. */
+  readonly healthCheck?: HealthCheck;
 }
+
+/** Active health checks: a GET over the same (m)TLS and identity check as requests. */
+export interface HealthCheck {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Failed checks in a row that mark a healthy endpoint unhealthy. */
+  readonly unhealthyThreshold: number;
+  /** Passed checks in a row that mark an unhealthy endpoint healthy again. */
+  readonly healthyThreshold: number;
+  /** Statuses that pass, inclusive. */
+  readonly expectStatus: { readonly min: number; readonly max: number };
+}
+
+export const HEALTH_CHECK_DEFAULT: Omit<HealthCheck, 'path'> = Object.freeze({
+  intervalMs: 5_000,
+  timeoutMs: 1_000,
+  unhealthyThreshold: 3,
+  healthyThreshold: 2,
+  expectStatus: Object.freeze({ min: 200, max: 399 }),
+});
 
 /** least_request: the power of two choices, by requests in flight or waiting. */
 export type UpstreamBalance = 'round_robin' | 'least_request' | 'random';

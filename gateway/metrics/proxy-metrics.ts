@@ -72,9 +72,16 @@ export const upstreamEjections = new Counter({
   registers: [registry],
 });
 
+export const upstreamHealthChecks = new Counter({
+  name: 'gatehouse_upstream_health_checks_total',
+  help: 'Active health checks by upstream, endpoint and result (pass or fail); with workers, each check by the worker that made it',
+  labelNames: ['upstream', 'endpoint', 'result'] as const,
+  registers: [registry],
+});
+
 export const upstreamEndpointHealthy = new Gauge({
   name: 'gatehouse_upstream_endpoint_healthy',
-  help: 'Whether the balancer sends an upstream endpoint requests (1) or it is ejected (0)',
+  help: 'Whether the balancer sends an upstream endpoint requests (1) or it is out (0): ejected by outlier detection or failing its active health checks',
   labelNames: ['upstream', 'endpoint'] as const,
   registers: [registry],
 });

@@ -15,8 +15,9 @@ import { CompiledRoute } from '../terminate/compiled-route.js';
 import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
 import { TerminateListener } from '../terminate/terminate-listener.js';
 import { TerminateRouter } from '../terminate/terminate-router.js';
-import { UpstreamCluster } from '../upstream/upstream-cluster.js';
+import { UpstreamCluster, type UpstreamEndpointStatus } from '../upstream/upstream-cluster.js';
 import { buildUpstreamTlsState } from '../upstream/upstream-tls-state.js';
+import { soloHealthShare, type HealthResult, type HealthShare } from '../upstream/health-share.js';
 import { compareConfigs, needsFrontDoor } from './config-changes.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from './read-tls-files.js';
 
@@ -29,6 +30,8 @@ export interface GatewayOptions {
   adminSources?: Pick<AdminSources, 'json' | 'actions'>;
   /** Timings of certificate reload, stale-CRL and expiry checks (tests shorten them). */
   lifecycle?: LifecycleOptions;
+  /** How active health checks are shared with other workers, given how to record a result here; default: this process alone. */
+  healthShare?: (record: (result: HealthResult) => void) => HealthShare;
 }
 
 export interface RunningListener {
@@ -95,6 +98,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const listeners = new Map<string, RunningListener>();
   let admin: AdminServer | undefined;
   let lifecycle: GatewayLifecycle | undefined;
+  // A result is recorded by the cluster of that name now (after a reload, the one that replaced it).
+  const recordHealth = (result: HealthResult) => clusters.get(result.upstream)?.recordHealth(result);
+  const healthShare = (options.healthShare ?? soloHealthShare)(recordHealth);
+  const buildCluster = (upstream: Upstream, index: number) => buildUpstreamCluster(upstream, index, healthShare);
 
   const refreshGauges = () => {
     for (const cluster of clusters.values()) {
@@ -149,13 +156,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   try {
     for (const [i, upstream] of config.upstreams.entries()) clusters.set(upstream.name, await buildCluster(upstream, i));
+    for (const cluster of clusters.values()) cluster.startHealthChecks();
 
     for (const [i, listener] of config.listeners.entries()) listeners.set(listener.name, await startListener(listener, i, clusters));
 
     lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
 
     if (options.admin !== false) {
-      admin = await startAdminServer(config.admin, refreshGauges, options.adminSources);
+      const sources = options.adminSources;
+      admin = await startAdminServer(config.admin, refreshGauges, { ...sources, json: { '/upstreams': async () => upstreamsPage(clusters), ...sources?.json } });
       admin.setReady(true);
     }
   } catch (err) {
@@ -213,6 +222,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const retired = changes.retiredUpstreams.map((name) => clusters.get(name)!);
     for (const name of changes.retiredUpstreams) clusters.delete(name);
     for (const [name, cluster] of built) clusters.set(name, cluster);
+    for (const cluster of built.values()) cluster.startHealthChecks();
     running.commit([...changes.retiredUpstreams.map((name) => `upstream/${name}`), ...changes.removedListeners.map((name) => `listener/${name}`)], prepared);
     active = next;
     for (const cluster of retired) retireCluster(cluster);
@@ -236,7 +246,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   };
 }
 
-async function buildCluster(upstream: Upstream, index: number): Promise<UpstreamCluster> {
+export type UpstreamsPage = Record<string, { balance: string; endpoints: UpstreamEndpointStatus[] }>;
+
+/** /upstreams: every upstream's endpoints with their health, ejection, requests and connections. */
+export function upstreamsPage(clusters: ReadonlyMap<string, UpstreamCluster>): UpstreamsPage {
+  const page: UpstreamsPage = {};
+  for (const [name, cluster] of clusters) page[name] = { balance: cluster.config.balance ?? 'round_robin', endpoints: cluster.endpoints() };
+  return page;
+}
+
+async function buildUpstreamCluster(upstream: Upstream, index: number, healthShare: HealthShare): Promise<UpstreamCluster> {
   const tls = upstream.tls;
   const field = `upstreams[${index}].tls`;
   const tlsState = tls
@@ -248,6 +267,7 @@ async function buildCluster(upstream: Upstream, index: number): Promise<Upstream
   if (!tls) log.warn('upstream_plaintext', { upstream: upstream.name, note: 'traffic to this upstream is not encrypted' });
   return new UpstreamCluster(upstream, tlsState, {
     onConnected: (name, resumed) => upstreamConnects.labels(name, String(resumed)).inc(),
+    healthShare,
   });
 }
 

@@ -20,7 +20,9 @@ import type { GatewayConfig } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
-import { reloadProblems, startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
+import { reloadProblems, startGateway, upstreamsPage, type GatewayOptions, type RunningGateway, type UpstreamsPage } from './gateway.js';
+import type { HealthResult, HealthShare } from '../upstream/health-share.js';
+import { mergeUpstreamsPages } from './upstreams-page.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
 import type { ConfigText } from '../config/load-config.js';
@@ -30,8 +32,9 @@ type WorkerMessage =
   | { type: 'gatehouse:want-keys' }
   | { type: 'gatehouse:ready' }
   | { type: 'gatehouse:failed'; message: string }
-  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number }
-  | { type: 'gatehouse:reloaded'; id: number; problems: string[] };
+  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number; upstreams: UpstreamsPage }
+  | { type: 'gatehouse:reloaded'; id: number; problems: string[] }
+  | { type: 'gatehouse:health'; result: HealthResult };
 
 /** Messages from the primary to a worker. Keys travel over the local IPC pipe only, as hex. */
 type PrimaryMessage =
@@ -39,7 +42,10 @@ type PrimaryMessage =
   | { type: 'gatehouse:start'; keys: string; config: ConfigText }
   | { type: 'gatehouse:stats'; id: number }
   | { type: 'gatehouse:reload'; id: number; config: ConfigText }
+  | { type: 'gatehouse:health'; result: HealthResult }
   | { type: 'gatehouse:stop' };
+
+type WorkerStats = Extract<WorkerMessage, { type: 'gatehouse:stats' }>;
 
 /** What one worker made of a configuration reload: no problems, or why it kept its configuration. */
 export interface WorkerReload {
@@ -112,7 +118,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   let stopping = false;
   let admin: AdminServer | undefined;
   let starting: { resolve(): void; reject(err: Error): void } | undefined;
-  const statsWaiters = new Map<number, (m: { handshakes: number; resumed: number } | null) => void>();
+  const statsWaiters = new Map<number, (m: WorkerStats | null) => void>();
   let statsId = 0;
   let activeConfig = options.config;
   const reloadWaiters = new Map<number, (problems: string[]) => void>();
@@ -129,7 +135,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     slot.timer = undefined;
     slot.ready = false;
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot.index) });
+    const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot.index), GATEHOUSE_WORKER_SLOTS: String(slots.length) });
     slot.worker = worker;
     worker.on('message', (message: WorkerMessage) => {
       switch (message.type) {
@@ -150,7 +156,11 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
           else log.error('worker_start_failed', { slot: slot.index, pid: worker.process.pid, problem: message.message });
           break;
         case 'gatehouse:stats':
-          statsWaiters.get(message.id)?.({ handshakes: message.handshakes, resumed: message.resumed });
+          statsWaiters.get(message.id)?.(message);
+          break;
+        case 'gatehouse:health':
+          // One worker's check result, for every worker's thresholds (health-share.ts).
+          for (const s of slots) if (s.worker && s.ready) send(s.worker, message);
           break;
       }
     });
@@ -205,26 +215,30 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     await Promise.all(exits);
   };
 
-  const status = async (): Promise<WorkerStatus[]> =>
+  /** Each running worker's answer to a stats request (null: not running, or no answer within 2 s). */
+  const workerStats = (): Promise<Array<WorkerStats | null>> =>
     Promise.all(
       slots.map(async (slot) => {
         const worker = slot.worker;
-        let stats: { handshakes: number; resumed: number } | null = null;
-        if (worker && slot.ready && worker.isConnected()) {
-          const id = statsId++;
-          stats = await new Promise((resolve) => {
-            const timer = setTimeout(() => resolve(null), 2000);
-            statsWaiters.set(id, (m) => {
-              clearTimeout(timer);
-              resolve(m);
-            });
-            send(worker, { type: 'gatehouse:stats', id });
+        if (!worker || !slot.ready || !worker.isConnected()) return null;
+        const id = statsId++;
+        const stats = await new Promise<WorkerStats | null>((resolve) => {
+          const timer = setTimeout(() => resolve(null), 2000);
+          statsWaiters.set(id, (m) => {
+            clearTimeout(timer);
+            resolve(m);
           });
-          statsWaiters.delete(id);
-        }
-        return { slot: slot.index, pid: worker?.process.pid, ready: slot.ready, restarts: slot.restarts, handshakes: stats?.handshakes ?? null, resumed: stats?.resumed ?? null };
+          send(worker, { type: 'gatehouse:stats', id });
+        });
+        statsWaiters.delete(id);
+        return stats;
       }),
     );
+  const status = async (): Promise<WorkerStatus[]> => {
+    const stats = await workerStats();
+    return slots.map((slot, i) => ({ slot: slot.index, pid: slot.worker?.process.pid, ready: slot.ready, restarts: slot.restarts, handshakes: stats[i]?.handshakes ?? null, resumed: stats[i]?.resumed ?? null }));
+  };
+  const upstreams = async () => mergeUpstreamsPages((await workerStats()).flatMap((s) => (s === null ? [] : [s.upstreams])));
 
   const reload = async (config: ConfigText): Promise<WorkerReload[]> => {
     activeConfig = config;
@@ -267,7 +281,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     starting = undefined;
     admin = await startAdminServer(config.admin, () => {}, {
       metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-      json: { ...options.adminSources?.json, '/workers': status },
+      json: { ...options.adminSources?.json, '/workers': status, '/upstreams': upstreams },
       actions: options.adminSources?.actions,
     });
     updateReady();
@@ -337,7 +351,7 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
     const first = await firstKeys;
     const parsed = parse(first.config);
     if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-    running = gateway = await startGateway(parsed.config, { ...options, ticketKeys: first.keys, admin: false });
+    running = gateway = await startGateway(parsed.config, { ...options, ticketKeys: first.keys, admin: false, healthShare: workerHealthShare });
   } catch (err) {
     // Exit once the message is on its way, so the primary reports this reason rather than the exit.
     if (!process.connected) process.exit(1);
@@ -365,7 +379,7 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
 
   process.on('message', (message: PrimaryMessage) => {
     if (message.type === 'gatehouse:ticket-keys') running.setTicketKeys(Buffer.from(message.keys, 'hex'));
-    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed });
+    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed, upstreams: upstreamsPage(running.clusters) });
     else if (message.type === 'gatehouse:reload')
       void workerReload(running, parse, message.config).then((problems) => {
         countHandshakes();
@@ -373,6 +387,19 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
       });
   });
   sendToPrimary({ type: 'gatehouse:ready' });
+}
+
+/** Health checks shared through the primary: this worker's slot of the rounds, every worker's results. */
+function workerHealthShare(record: (result: HealthResult) => void): HealthShare {
+  process.on('message', (message: PrimaryMessage) => {
+    if (message.type === 'gatehouse:health') record(message.result);
+  });
+  return {
+    slot: Number(process.env.GATEHOUSE_WORKER_SLOT ?? 0),
+    slots: Math.max(1, Number(process.env.GATEHOUSE_WORKER_SLOTS ?? 1)),
+    // A worker cut off from its primary is stopping: its results would reach nobody.
+    publish: (result) => process.connected && process.send!({ type: 'gatehouse:health', result } satisfies WorkerMessage),
+  };
 }
 
 /** A worker's part of a reload: the problems that kept its configuration, none if it applied. */

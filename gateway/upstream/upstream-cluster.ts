@@ -5,6 +5,8 @@
 // requests open connections with the new identity.
 import { UPSTREAM_LIMITS_DEFAULT, type Upstream } from '../config/types.js';
 import { createBalancer, type Balancer } from './balancer.js';
+import { HealthChecker } from './health-checker.js';
+import type { HealthResult, HealthShare } from './health-share.js';
 import { OutlierDetector } from './outlier-detector.js';
 import { TlsSessionCache } from './tls-session-cache.js';
 import { createUpstreamConnector } from './upstream-connector.js';
@@ -13,6 +15,8 @@ import type { UpstreamTlsState } from './upstream-tls-state.js';
 
 export interface UpstreamClusterHooks {
   onConnected?: (upstream: string, resumed: boolean) => void;
+  /** How active health checks are shared (health-share.ts); needed when the upstream has health_check. */
+  healthShare?: HealthShare;
 }
 
 export class UpstreamCluster {
@@ -23,6 +27,7 @@ export class UpstreamCluster {
   /** Per endpoint (by index, across pool generations): connect failures and ejections. */
   readonly #outliers: OutlierDetector;
   #tlsState: UpstreamTlsState | undefined;
+  readonly #checker: HealthChecker | undefined;
 
   constructor(
     readonly config: Upstream,
@@ -34,6 +39,40 @@ export class UpstreamCluster {
     this.#outliers = new OutlierDetector(config.name, config.endpoints.map(endpointName), config.outlierDetection);
     this.#pools = this.#createPools();
     this.#choose = createBalancer(config.balance ?? 'round_robin');
+    const check = config.healthCheck;
+    if (check !== undefined && hooks.healthShare !== undefined) {
+      const scheme = tlsState === undefined ? 'http' : 'https';
+      this.#checker = new HealthChecker(config.name, config.endpoints.map(endpointName), check, () => this.#pools, this.#outliers, hooks.healthShare, scheme);
+    }
+  }
+
+  /** Starts active health checks (once the cluster serves: a reload's candidate clusters do not check). */
+  startHealthChecks(): void {
+    this.#checker?.start();
+  }
+
+  /** A health check's result, from this process or another worker. */
+  recordHealth(result: HealthResult): void {
+    this.#checker?.record(result);
+  }
+
+  /** Each endpoint as /upstreams shows it: health, ejection, requests and connections. */
+  endpoints(): UpstreamEndpointStatus[] {
+    this.#outliers.expire();
+    return this.#pools.map((pool, i) => {
+      const out = this.#outliers.status(i);
+      const s = pool.stats();
+      return {
+        endpoint: endpointName(this.config.endpoints[i]!),
+        healthy: !out.unhealthy && out.ejectedUntil === 0,
+        health_check: this.#checker?.state(i) ?? null,
+        ejected_until: out.ejectedUntil === 0 ? null : new Date(out.ejectedUntil).toISOString(),
+        in_flight: pool.inFlight,
+        connections: s.connected,
+        idle_connections: s.free,
+        pending: s.pending,
+      };
+    });
   }
 
   #createPools(): UpstreamPool[] {
@@ -64,14 +103,14 @@ export class UpstreamCluster {
   /** The pool of the endpoint the balance policy chooses, passing over ejected endpoints. */
   pick(): UpstreamPool {
     const i = this.#choose(this.#pools);
-    return this.#pools[this.#outliers.ejectedCount === 0 ? i : this.#outliers.usable(i)]!;
+    return this.#pools[this.#outliers.outCount === 0 ? i : this.#outliers.usable(i)]!;
   }
 
   /** The pool of the first endpoint in after `tried`'s, for a retry (from the first endpoint if `tried` was retired meanwhile). */
   after(tried: UpstreamPool): UpstreamPool {
     const pools = this.#pools;
     const i = (pools.indexOf(tried) + 1) % pools.length;
-    return pools[this.#outliers.ejectedCount === 0 ? i : this.#outliers.usable(i)]!;
+    return pools[this.#outliers.outCount === 0 ? i : this.#outliers.usable(i)]!;
   }
 
   /** A response head came from `pool`'s endpoint: outlier detection counts 502/503/504 in a row. */
@@ -115,8 +154,21 @@ export class UpstreamCluster {
   }
 
   async close(): Promise<void> {
+    this.#checker?.stop();
     for (const pool of this.#pools) pool.destroy();
   }
+}
+
+export interface UpstreamEndpointStatus {
+  readonly endpoint: string;
+  /** In the balancer: not ejected, not failing its health checks. */
+  readonly healthy: boolean;
+  readonly health_check: { check: 'healthy' | 'unhealthy'; last: string | undefined } | null;
+  readonly ejected_until: string | null;
+  readonly in_flight: number;
+  readonly connections: number;
+  readonly idle_connections: number;
+  readonly pending: number;
 }
 
 /** host:port, bracketed IPv6: the Host header sent when the client's request had none, and the endpoint's metric label. */
