@@ -10,6 +10,8 @@ import { startFrontDoor, type FrontDoor } from '../listener/front-door.js';
 import { attachLifecycle, type GatewayLifecycle, type LifecycleOptions, type PreparedReloaders } from '../lifecycle/attach-lifecycle.js';
 import { log } from '../log.js';
 import { identityCacheEntries } from '../metrics/memory-metrics.js';
+import '../metrics/process-metrics.js'; // registers its scrape-time gauges
+import { certsPage } from '../lifecycle/lifecycle-metrics.js';
 import { upstreamConnects, upstreamPool } from '../metrics/proxy-metrics.js';
 import { CompiledRoute } from '../terminate/compiled-route.js';
 import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
@@ -164,7 +166,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
     if (options.admin !== false) {
       const sources = options.adminSources;
-      admin = await startAdminServer(config.admin, refreshGauges, { ...sources, json: { '/upstreams': async () => upstreamsPage(clusters), ...sources?.json } });
+      admin = await startAdminServer(config.admin, refreshGauges, { ...sources, json: { '/upstreams': async () => upstreamsPage(clusters), '/certs': async () => certsPage(), ...sources?.json } });
       admin.setReady(true);
     }
   } catch (err) {

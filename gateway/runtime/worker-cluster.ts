@@ -23,6 +23,7 @@ import { registry } from '../metrics/registry.js';
 import { reloadProblems, startGateway, upstreamsPage, type GatewayOptions, type RunningGateway, type UpstreamsPage } from './gateway.js';
 import type { HealthResult, HealthShare } from '../upstream/health-share.js';
 import { mergeUpstreamsPages } from './upstreams-page.js';
+import { certsPage, type CertsPage } from '../lifecycle/lifecycle-metrics.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
 import type { ConfigText } from '../config/load-config.js';
@@ -32,7 +33,7 @@ type WorkerMessage =
   | { type: 'gatehouse:want-keys' }
   | { type: 'gatehouse:ready' }
   | { type: 'gatehouse:failed'; message: string }
-  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number; upstreams: UpstreamsPage }
+  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number; upstreams: UpstreamsPage; certs: CertsPage }
   | { type: 'gatehouse:reloaded'; id: number; problems: string[] }
   | { type: 'gatehouse:health'; result: HealthResult };
 
@@ -239,6 +240,8 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     return slots.map((slot, i) => ({ slot: slot.index, pid: slot.worker?.process.pid, ready: slot.ready, restarts: slot.restarts, handshakes: stats[i]?.handshakes ?? null, resumed: stats[i]?.resumed ?? null }));
   };
   const upstreams = async () => mergeUpstreamsPages((await workerStats()).flatMap((s) => (s === null ? [] : [s.upstreams])));
+  // Every worker loads the same files: the first that answers speaks for all.
+  const certs = async () => (await workerStats()).find((s) => s !== null)?.certs ?? { certificates: [], crls: [] };
 
   const reload = async (config: ConfigText): Promise<WorkerReload[]> => {
     activeConfig = config;
@@ -281,7 +284,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     starting = undefined;
     admin = await startAdminServer(config.admin, () => {}, {
       metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-      json: { ...options.adminSources?.json, '/workers': status, '/upstreams': upstreams },
+      json: { ...options.adminSources?.json, '/workers': status, '/upstreams': upstreams, '/certs': certs },
       actions: options.adminSources?.actions,
     });
     updateReady();
@@ -379,7 +382,7 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
 
   process.on('message', (message: PrimaryMessage) => {
     if (message.type === 'gatehouse:ticket-keys') running.setTicketKeys(Buffer.from(message.keys, 'hex'));
-    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed, upstreams: upstreamsPage(running.clusters) });
+    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed, upstreams: upstreamsPage(running.clusters), certs: certsPage() });
     else if (message.type === 'gatehouse:reload')
       void workerReload(running, parse, message.config).then((problems) => {
         countHandshakes();
