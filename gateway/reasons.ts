@@ -47,6 +47,8 @@ export const REQUEST_REASONS = [
   'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
   'bad_host', // no Host, more than one, or one that is no host[:port] (400; the body and log name the rule)
   'upstream_overflow', // more requests waiting for an endpoint's pooled connection than upstreams[].limits.max_pending (503)
+  'upstream_per_try_timeout', // no response head within retries.per_try_timeout, and no retry left (504)
+  'request_timeout', // no response head within the route's timeouts.request, every try included (504)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

@@ -252,6 +252,20 @@ describe('schema problems point at the exact node', () => {
     expect(messageAt(over, 'upstreams[0].outlier_detection.max_ejection_percent')).toContain('101 is out of range (0 to 100)');
   });
 
+  it('reads upstreams[].retries (absent: none; attempts 2, on connect_failure/reset/502/503/504, budget 20%, 64 KiB kept) and refuses an unknown cause at the item', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'retries.yaml', certDir, { checkFiles: false });
+    const set = read('    retries:\n      attempts: 1\n      on: [reset, 503]\n      per_try_timeout: 2s\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.retries).toEqual({ attempts: 1, on: ['reset', 503], perTryTimeoutMs: 2000, budgetPercent: 20, maxBufferedBody: 65536 });
+    const defaults = read('    retries: {}\n');
+    expect(defaults.ok && defaults.config.upstreams[0]!.retries).toEqual({ attempts: 2, on: ['connect_failure', 'reset', 502, 503, 504], perTryTimeoutMs: 0, budgetPercent: 20, maxBufferedBody: 65536 });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.retries).toBeUndefined();
+    const unknown = read('    retries:\n      on: [reset, 404, timeout]\n');
+    expect(positions(unknown).map((p) => p.path)).toEqual(['upstreams[0].retries.on[1]', 'upstreams[0].retries.on[2]']);
+    expect(messageAt(unknown, 'upstreams[0].retries.on[1]')).toContain('404 is out of range (500 to 599)');
+  });
+
   it('reads upstreams[].health_check (absent: no checks; path required; 5s, 1s, 3, 2, 200-399) and refuses a bad range or a timeout over the interval at the value', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'health.yaml', certDir, { checkFiles: false });
     const set = read('    health_check:\n      path: /healthz\n      interval: 2s\n      expect_status: 204\n');

@@ -43,12 +43,15 @@ import type {
   Upstream,
   OutlierDetection,
   HealthCheck,
+  Retries,
+  RetryOn,
+  RouteTimeouts,
   UpstreamLimits,
   UpstreamTimeouts,
   UpstreamTls,
   XfccDetails,
 } from './types.js';
-import { HEALTH_CHECK_DEFAULT, OUTLIER_DETECTION_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
+import { HEALTH_CHECK_DEFAULT, OUTLIER_DETECTION_DEFAULT, RETRIES_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
@@ -309,6 +312,8 @@ const TERMINATE_KEYS = [
   'merge_slashes',
   'allow_path_parameters',
   'allow_double_encoding',
+  'retries',
+  'timeouts',
 ] as const;
 const ROUTE_KEYS = ['name', ...TERMINATE_KEYS, 'passthrough', 'backend'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
@@ -358,8 +363,34 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     mergeSlashes: m.withDefault('merge_slashes', bool, true),
     allowPathParameters: m.withDefault('allow_path_parameters', bool, false),
     allowDoubleEncoding: m.withDefault('allow_double_encoding', bool, false),
+    retries: m.optional('retries', readRetries),
+    timeouts: m.optional('timeouts', readRouteTimeouts),
   };
 }
+
+const readRouteTimeouts: Reader<RouteTimeouts> = (node, at, cx) => {
+  const m = cx.map(node, at, ['request']);
+  if (!m) return undefined;
+  return { requestMs: m.withDefault('request', duration, 0) };
+};
+
+const retryOn: Reader<RetryOn> = (node, at, cx) => {
+  if (isScalar(node) && typeof node.value === 'number') return integer(500, 599)(node, at, cx);
+  return oneOf(['connect_failure', 'reset', 'per_try_timeout'] as const)(node, at, cx);
+};
+
+const readRetries: Reader<Retries> = (node, at, cx) => {
+  const m = cx.map(node, at, ['attempts', 'on', 'per_try_timeout', 'budget_percent', 'max_buffered_body']);
+  if (!m) return undefined;
+  const d = RETRIES_DEFAULT;
+  return {
+    attempts: m.withDefault('attempts', integer(0, 10), d.attempts),
+    on: m.withDefault('on', listOf(retryOn, { unique: true, example: '[connect_failure, reset, 503]' }), d.on),
+    perTryTimeoutMs: m.withDefault('per_try_timeout', duration, d.perTryTimeoutMs),
+    budgetPercent: m.withDefault('budget_percent', integer(0, 100), d.budgetPercent),
+    maxBufferedBody: m.withDefault('max_buffered_body', byteSize, d.maxBufferedBody),
+  };
+};
 
 const readMatch: Reader<RouteMatch> = (node, at, cx) => {
   const m = cx.map(node, at, ['host', 'path_prefix', 'case_insensitive']);
@@ -439,7 +470,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check', 'retries']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -452,6 +483,7 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
       outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
       healthCheck: m.optional('health_check', readHealthCheck),
+      retries: m.optional('retries', readRetries),
     },
     at,
   );

@@ -104,7 +104,38 @@ export interface TerminateRoute {
   readonly allowPathParameters?: boolean;
   /** Accept '%25' before two hex digits (a path an upstream decoding twice reads differently). Default false. */
   readonly allowDoubleEncoding?: boolean;
+  /** Overrides the upstream's retries for this route. */
+  readonly retries?: Retries;
+  readonly timeouts?: RouteTimeouts;
 }
+
+export interface RouteTimeouts {
+  /** The whole request, every attempt included, until the response head (0: none). */
+  readonly requestMs: number;
+}
+
+/** What a failed attempt is retried on: no byte sent (any method), the upstream reset, a try too slow, these statuses. */
+export type RetryOn = 'connect_failure' | 'reset' | 'per_try_timeout' | number;
+
+export interface Retries {
+  /** Tries after the first. */
+  readonly attempts: number;
+  readonly on: readonly RetryOn[];
+  /** Each try's wait for the response head (0: none). */
+  readonly perTryTimeoutMs: number;
+  /** Retries (connect failures aside) stay within this share of the upstream's requests. */
+  readonly budgetPercent: number;
+  /** An idempotent request's body is kept for a retry up to this size; a larger one is never retried once sent. */
+  readonly maxBufferedBody: number;
+}
+
+export const RETRIES_DEFAULT: Retries = Object.freeze({
+  attempts: 2,
+  on: Object.freeze(['connect_failure', 'reset', 502, 503, 504] as RetryOn[]),
+  perTryTimeoutMs: 0,
+  budgetPercent: 20,
+  maxBufferedBody: 64 * 1024,
+});
 
 export interface PassthroughRoute {
   readonly kind: 'passthrough';
@@ -191,6 +222,8 @@ export interface Upstream {
   readonly outlierDetection?: OutlierDetection;
   /** Absent: no active checks. */
   readonly healthCheck?: HealthCheck;
+  /** Absent: connect failures alone are retried, on each other endpoint once. */
+  readonly retries?: Retries;
 }
 
 /** Active health checks: a GET over the same (m)TLS and identity check as requests. */

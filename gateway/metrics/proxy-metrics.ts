@@ -65,6 +65,20 @@ export const upstreamConnects = new Counter({
   registers: [registry],
 });
 
+export const upstreamRetries = new Counter({
+  name: 'gatehouse_upstream_retries_total',
+  help: 'Requests tried again, by upstream and why (connect_failure, reset, per_try_timeout, or the status retried)',
+  labelNames: ['upstream', 'on'] as const,
+  registers: [registry],
+});
+
+export const upstreamRetryBudgetExhausted = new Counter({
+  name: 'gatehouse_upstream_retry_budget_exhausted_total',
+  help: 'Retries not made because the upstream retry budget (retries.budget_percent of its requests) was spent',
+  labelNames: ['upstream'] as const,
+  registers: [registry],
+});
+
 export const upstreamEjections = new Counter({
   name: 'gatehouse_upstream_ejections_total',
   help: 'Endpoints ejected by outlier detection (consecutive connect failures or 502/503/504 answers), by upstream and endpoint',

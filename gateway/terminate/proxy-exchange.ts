@@ -11,12 +11,15 @@ import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 import { isConnectionHeader, namedByResponseConnection, RESPONSE_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
 import { HeaderNameSet } from '../message/header-name-set.js';
 
+/** The reason an answer that is retried is abandoned with. */
+const RETRIED = new Error('answer retried');
+
 /** Response headers that describe the upstream connection, not the message. */
 const HOP_BY_HOP = new HeaderNameSet(RESPONSE_HOP_BY_HOP);
 
 export interface ExchangeEvents {
-  /** Response head received: the status that will be counted, and the upstream latency. */
-  onResponse(status: number, upstreamSeconds: number): void;
+  /** Response head received, with the upstream latency: true when the request is tried again instead (nothing of this answer is sent). */
+  onResponse(status: number, upstreamSeconds: number): boolean;
   /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
   onFailure(failure: RequestFailure, err: Error): boolean;
 }
@@ -57,12 +60,29 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     });
   }
 
+  /**
+   * Gives up this try before its response head (a per-try or request timeout): the upstream
+   * request is cancelled and `err` fails it as if the upstream had (onFailure decides what next).
+   * False when the head has arrived: the answer is the client's already.
+   */
+  cancel(err: Error): boolean {
+    if (this.#headersSent || this.#done) return false;
+    this.#abort?.(err);
+    this.onError(err);
+    return true;
+  }
+
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     if (this.#done) abort(new Error('client closed the connection'));
   }
 
   onHeaders(statusCode: number, raw: string[], resume: () => void, statusText: string): void {
+    if (this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000)) {
+      this.#done = true;
+      this.#abort?.(RETRIED);
+      return;
+    }
     let headers: string[] = [];
     let connection: string | undefined;
     for (let i = 0; i < raw.length; i += 2) {
@@ -76,7 +96,6 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     // Headers the upstream's Connection header names are hop-by-hop too ("Connection: set-cookie").
     const named = connection === undefined ? undefined : namedByResponseConnection(connection);
     if (named !== undefined) headers = withoutNamed(headers, named);
-    this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000);
     this.#headersSent = true;
     this.#resume = resume;
     this.#head = { status: statusCode, text: statusText, headers };

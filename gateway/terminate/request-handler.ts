@@ -1,22 +1,16 @@
 // The request path of a terminate listener, as a short sequence of named steps over the
 // connection's context: normalize the path, check Host (one, valid, agreeing with SNI), pick the
-// route, authorize the caller, build the upstream head, dispatch (failing over to the next
-// endpoint when a connection cannot be made, for every method: no request byte was sent). The
-// upstream gets the path that was routed.
+// route, authorize the caller, build the upstream head, forward (forwarded-request.ts: tries and
+// retries under the route's policy). The upstream gets the path that was routed.
 import type { DownstreamRequest } from '../session/downstream-request.js';
 import type { DownstreamResponse } from '../session/downstream-response.js';
 import { log } from '../log.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
-import type { RequestFailure } from '../upstream/upstream-errors.js';
-import type { UpstreamRequest } from '../upstream/upstream-exchange.js';
-import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
-import type { ConnectionContext } from '../session/connection-context.js';
 import { sendError } from '../session/error-response.js';
 import type { RequestReason } from '../reasons.js';
-import { failoverPool } from './failover.js';
+import { ForwardedRequest } from './forwarded-request.js';
 import { requestHost, type HostRefusal } from './host-header.js';
-import { ProxyExchange } from './proxy-exchange.js';
 import { ALLOW_DOUBLE_ENCODING, ALLOW_PATH_PARAMETERS, hasDoubleEncoding, normalizePath, PATH_REFUSALS, withoutPathParameters, type PathRefusal } from './request-path.js';
 import type { TerminateRouter } from './terminate-router.js';
 import { upstreamRequest } from './upstream-request-headers.js';
@@ -84,7 +78,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
 
     // 5. Upstream head, then dispatch with the path that was routed.
     const upstream = upstreamRequest(req, conn, route.requestHeaders, upstreamTarget(url, path, query, normalized, route));
-    dispatch(req, res, route, conn, upstream, route.cluster.pick(), 1);
+    new ForwardedRequest(req, res, route, conn, upstream).start();
   };
 }
 
@@ -103,50 +97,4 @@ function upstreamTarget(url: string, path: string, query: number, normalized: st
   if (!route.mergeSlashes && path.includes('//')) forwarded = normalizePath(path, route.pathAllowances, false) as string;
   if (forwarded === path) return url;
   return query === -1 ? forwarded : forwarded + url.slice(query);
-}
-
-function dispatch(
-  req: DownstreamRequest,
-  res: DownstreamResponse,
-  route: CompiledRoute,
-  conn: ConnectionContext,
-  upstream: UpstreamRequest,
-  pool: UpstreamPool,
-  attempt: number,
-): void {
-  const cluster = route.cluster;
-  const exchange = new ProxyExchange(
-    res,
-    {
-      onResponse: (status, seconds) => {
-        cluster.responded(pool, status);
-        route.countStatus(status);
-        route.latency.observe(seconds);
-      },
-      onFailure: (failure: RequestFailure, err: Error) => {
-        // A body nobody has read yet (the connection never came up) can still go elsewhere whole.
-        const next = failoverPool(failure, cluster, pool, attempt, req.body !== null && req.body.started, res.closed);
-        const retry = next !== undefined;
-        log.warn(failure.status < 500 ? 'request_body_failed' : 'upstream_failed', {
-          route: route.config.name,
-          upstream: cluster.name,
-          reason: failure.reason,
-          error: err.message,
-          attempt,
-          retry,
-          identity: conn.identity?.spiffeId ?? null,
-        });
-        if (retry) dispatch(req, res, route, conn, upstream, next, attempt + 1);
-        return retry;
-      },
-    },
-    (failure, err) => {
-      route.countRefusal(failure.reason);
-      route.countStatus(failure.status);
-      const message = failure.status < 500 ? err.message : `upstream '${cluster.name}' failed: ${failure.reason}`;
-      sendError(res, failure.status, failure.reason, message, { route: route.config.name });
-    },
-  );
-  pool.dispatch(upstream, exchange);
-  exchange.watchClient(req.body);
 }

@@ -21,6 +21,8 @@ import type { UpstreamPool } from './upstream-pool.js';
 /** Where verdicts go: the balancer's view of which endpoints are in. */
 export interface HealthVerdicts {
   setUnhealthy(endpoint: number, unhealthy: boolean): void;
+  /** A check passed: an endpoint passive detection ejected is back at once (as Envoy does), being demonstrably up. */
+  checkPassed(endpoint: number): void;
 }
 
 export type CheckState = 'healthy' | 'unhealthy';
@@ -133,6 +135,7 @@ export class HealthChecker {
     if (this.#stopped || i >= this.#state.length) return;
     this.#last[i] = result.outcome;
     if (result.pass) {
+      this.verdicts.checkPassed(i);
       this.#failures[i] = 0;
       if (this.#state[i] === 'unhealthy' && ++this.#passes[i]! >= this.config.healthyThreshold) this.#verdict(i, 'healthy', result.outcome);
     } else {

@@ -89,6 +89,11 @@ export class OutlierDetector implements HealthVerdicts {
     else this.#in(i);
   }
 
+  /** An active check of endpoint `i` passed: its ejection, if any, ends now. */
+  checkPassed(i: number): void {
+    if (this.#ejectedUntil[i] !== 0) this.#restore(i);
+  }
+
   /** Whether endpoint `i` fails its active checks, and until when it is ejected (0: not), for /upstreams. */
   status(i: number): { unhealthy: boolean; ejectedUntil: number } {
     return { unhealthy: this.#unhealthy[i]!, ejectedUntil: this.#ejectedUntil[i]! };

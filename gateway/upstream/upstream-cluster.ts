@@ -9,6 +9,7 @@ import { HealthChecker } from './health-checker.js';
 import type { HealthResult, HealthShare } from './health-share.js';
 import { OutlierDetector } from './outlier-detector.js';
 import { TlsSessionCache } from './tls-session-cache.js';
+import { RetryBudget } from './retry-budget.js';
 import { createUpstreamConnector } from './upstream-connector.js';
 import { UpstreamPool } from './upstream-pool.js';
 import type { UpstreamTlsState } from './upstream-tls-state.js';
@@ -22,6 +23,7 @@ export interface UpstreamClusterHooks {
 export class UpstreamCluster {
   readonly name: string;
   readonly sessions = new TlsSessionCache();
+  readonly retryBudget = new RetryBudget();
   #pools: UpstreamPool[];
   readonly #choose: Balancer;
   /** Per endpoint (by index, across pool generations): connect failures and ejections. */

@@ -21,6 +21,8 @@ const IDENTITY_MISMATCH = failure(502, 'upstream_identity_mismatch', true);
 const CONNECT_TIMEOUT = failure(504, 'upstream_connect_timeout', true);
 const HEADERS_TIMEOUT = failure(504, 'upstream_headers_timeout', false);
 const BODY_TIMEOUT = failure(504, 'upstream_body_timeout', false);
+const PER_TRY_TIMEOUT = failure(504, 'upstream_per_try_timeout', false);
+const REQUEST_TIMEOUT = failure(504, 'request_timeout', false);
 const UNAVAILABLE = failure(502, 'upstream_unavailable', true);
 const PROTOCOL_ERROR = failure(502, 'upstream_protocol_error', false);
 const TLS_FAILED = failure(502, 'upstream_tls_failed', true);
@@ -63,6 +65,10 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
       return HEADERS_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT':
       return BODY_TIMEOUT;
+    case 'GATEHOUSE_UPSTREAM_PER_TRY_TIMEOUT':
+      return PER_TRY_TIMEOUT;
+    case 'GATEHOUSE_REQUEST_TIMEOUT':
+      return REQUEST_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
     case 'GATEHOUSE_UPSTREAM_CONNECT_RESET':
     case 'ECONNREFUSED':

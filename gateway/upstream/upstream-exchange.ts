@@ -33,6 +33,8 @@ export class UpstreamProtocolError extends Error {
   constructor(
     readonly code:
       | 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT'
+      | 'GATEHOUSE_UPSTREAM_PER_TRY_TIMEOUT'
+      | 'GATEHOUSE_REQUEST_TIMEOUT'
       | 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT'
       | 'GATEHOUSE_UPSTREAM_CLOSED'
       | 'GATEHOUSE_UPSTREAM_BAD_RESPONSE'
