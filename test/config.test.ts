@@ -266,6 +266,18 @@ describe('schema problems point at the exact node', () => {
     expect(messageAt(unknown, 'upstreams[0].retries.on[1]')).toContain('404 is out of range (500 to 599)');
   });
 
+  it('reads upstreams[].dns_refresh (absent: 30s) and dns_resolvers (addresses), refusing a resolver without a port at the item', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'dns.yaml', certDir, { checkFiles: false });
+    const set = read('    dns_refresh: 5s\n    dns_resolvers: [127.0.0.1:5353]\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]).toMatchObject({ dnsRefreshMs: 5000, dnsResolvers: [{ host: '127.0.0.1', port: 5353 }] });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]).toMatchObject({ dnsRefreshMs: 30_000 });
+    expect(absent.ok && absent.config.upstreams[0]!.dnsResolvers).toBeUndefined();
+    const noPort = read('    dns_resolvers: [10.0.0.2]\n');
+    expect(positions(noPort).map((p) => p.path)).toEqual(['upstreams[0].dns_resolvers[0]']);
+  });
+
   it('reads upstreams[].health_check (absent: no checks; path required; 5s, 1s, 3, 2, 200-399) and refuses a bad range or a timeout over the interval at the value', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'health.yaml', certDir, { checkFiles: false });
     const set = read('    health_check:\n      path: /healthz\n      interval: 2s\n      expect_status: 204\n');
@@ -357,6 +369,7 @@ describe('a valid configuration', () => {
         balance: 'round_robin',
         limits: { maxPending: 1024 },
         outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 },
+        dnsRefreshMs: 30_000,
         tls: { cert: file('client.crt'), key: file('client.key'), trustBundle: file('ca.crt'), serverName: 'payments.internal', expectId: 'spiffe://example.org/ns/payments/sa/api' },
       },
     ]);

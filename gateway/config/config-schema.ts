@@ -66,6 +66,7 @@ const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true,
 const MAX_CONNECTIONS_DEFAULT = 10_000;
 const MAX_REQUEST_BODY_DEFAULT = 64 * 1024 * 1024;
 const UPSTREAM_CONNECTIONS_DEFAULT = 64;
+const DNS_REFRESH_DEFAULT = 30_000;
 const CONNECT_TIMEOUT_DEFAULT = 5_000;
 
 // ---- placeholders for wrong required values (never in a config that is handed out) ----
@@ -470,7 +471,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check', 'retries']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check', 'retries', 'dns_refresh', 'dns_resolvers']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -484,6 +485,8 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
       healthCheck: m.optional('health_check', readHealthCheck),
       retries: m.optional('retries', readRetries),
+      dnsRefreshMs: m.withDefault('dns_refresh', duration, DNS_REFRESH_DEFAULT),
+      dnsResolvers: m.optional('dns_resolvers', listOf(address, { min: 1, unique: true, example: '[10.0.0.2:53]' })),
     },
     at,
   );

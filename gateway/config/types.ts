@@ -224,6 +224,10 @@ export interface Upstream {
   readonly healthCheck?: HealthCheck;
   /** Absent: connect failures alone are retried, on each other endpoint once. */
   readonly retries?: Retries;
+  /** How often host-name endpoints are resolved again (absent: 30 s). */
+  readonly dnsRefreshMs?: number;
+  /** DNS servers asked for host-name endpoints; absent: the system's resolver. */
+  readonly dnsResolvers?: readonly Address[];
 }
 
 /** Active health checks: a GET over the same (m)TLS and identity check as requests. */

@@ -158,7 +158,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   try {
     for (const [i, upstream] of config.upstreams.entries()) clusters.set(upstream.name, await buildCluster(upstream, i));
-    for (const cluster of clusters.values()) cluster.startHealthChecks();
+    for (const cluster of clusters.values()) cluster.start();
 
     for (const [i, listener] of config.listeners.entries()) listeners.set(listener.name, await startListener(listener, i, clusters));
 
@@ -224,7 +224,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const retired = changes.retiredUpstreams.map((name) => clusters.get(name)!);
     for (const name of changes.retiredUpstreams) clusters.delete(name);
     for (const [name, cluster] of built) clusters.set(name, cluster);
-    for (const cluster of built.values()) cluster.startHealthChecks();
+    for (const cluster of built.values()) cluster.start();
     running.commit([...changes.retiredUpstreams.map((name) => `upstream/${name}`), ...changes.removedListeners.map((name) => `listener/${name}`)], prepared);
     active = next;
     for (const cluster of retired) retireCluster(cluster);

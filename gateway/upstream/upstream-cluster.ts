@@ -4,7 +4,10 @@
 // (after a certificate rotation) lets in-flight requests finish on the old connections while new
 // requests open connections with the new identity.
 import { UPSTREAM_LIMITS_DEFAULT, type Upstream } from '../config/types.js';
+import { isIP } from 'node:net';
 import { createBalancer, type Balancer } from './balancer.js';
+import { dnsResolver } from './dns-resolver.js';
+import { EndpointAddresses } from './endpoint-addresses.js';
 import { HealthChecker } from './health-checker.js';
 import type { HealthResult, HealthShare } from './health-share.js';
 import { OutlierDetector } from './outlier-detector.js';
@@ -30,6 +33,8 @@ export class UpstreamCluster {
   readonly #outliers: OutlierDetector;
   #tlsState: UpstreamTlsState | undefined;
   readonly #checker: HealthChecker | undefined;
+  /** Per endpoint: the addresses behind its host name, undefined for an IP address. */
+  readonly #addresses: ReadonlyArray<EndpointAddresses | undefined>;
 
   constructor(
     readonly config: Upstream,
@@ -39,6 +44,8 @@ export class UpstreamCluster {
     this.name = config.name;
     this.#tlsState = tlsState;
     this.#outliers = new OutlierDetector(config.name, config.endpoints.map(endpointName), config.outlierDetection);
+    const resolve = dnsResolver(config.dnsResolvers);
+    this.#addresses = config.endpoints.map((e, i) => (isIP(e.host) === 0 ? new EndpointAddresses(config.name, e.host, config.dnsRefreshMs ?? 30_000, resolve, () => this.#renewPool(i)) : undefined));
     this.#pools = this.#createPools();
     this.#choose = createBalancer(config.balance ?? 'round_robin');
     const check = config.healthCheck;
@@ -48,9 +55,10 @@ export class UpstreamCluster {
     }
   }
 
-  /** Starts active health checks (once the cluster serves: a reload's candidate clusters do not check). */
-  startHealthChecks(): void {
+  /** Starts health checks and DNS refresh (once the cluster serves: a reload's candidate clusters do neither). */
+  start(): void {
     this.#checker?.start();
+    for (const addresses of this.#addresses) addresses?.start();
   }
 
   /** A health check's result, from this process or another worker. */
@@ -66,6 +74,7 @@ export class UpstreamCluster {
       const s = pool.stats();
       return {
         endpoint: endpointName(this.config.endpoints[i]!),
+        addresses: this.#addresses[i]?.addresses ?? null,
         healthy: !out.unhealthy && out.ejectedUntil === 0,
         health_check: this.#checker?.state(i) ?? null,
         ejected_until: out.ejectedUntil === 0 ? null : new Date(out.ejectedUntil).toISOString(),
@@ -78,28 +87,39 @@ export class UpstreamCluster {
   }
 
   #createPools(): UpstreamPool[] {
+    return this.config.endpoints.map((_, index) => this.#createPool(index));
+  }
+
+  #createPool(index: number): UpstreamPool {
     const { config } = this;
     const outliers = this.#outliers;
-    return config.endpoints.map((endpoint, index) => {
-      return new UpstreamPool({
-        endpointIndex: index,
-        maxConnections: config.connections,
-        maxPending: (config.limits ?? UPSTREAM_LIMITS_DEFAULT).maxPending,
-        timeouts: config.timeouts,
-        hostHeader: endpointName(endpoint),
-        connect: createUpstreamConnector({
-          endpoint,
-          tlsState: () => this.#tlsState,
-          sessions: this.sessions,
-          connectTimeoutMs: config.timeouts.connectMs,
-          onConnected: (resumed) => {
-            outliers.connected(index);
-            this.hooks.onConnected?.(config.name, resumed);
-          },
-          onConnectFailed: () => outliers.connectFailed(index),
-        }),
-      });
+    const endpoint = config.endpoints[index]!;
+    return new UpstreamPool({
+      endpointIndex: index,
+      maxConnections: config.connections,
+      maxPending: (config.limits ?? UPSTREAM_LIMITS_DEFAULT).maxPending,
+      timeouts: config.timeouts,
+      hostHeader: endpointName(endpoint),
+      connect: createUpstreamConnector({
+        endpoint,
+        tlsState: () => this.#tlsState,
+        sessions: this.sessions,
+        connectTimeoutMs: config.timeouts.connectMs,
+        onConnected: (resumed) => {
+          outliers.connected(index);
+          this.hooks.onConnected?.(config.name, resumed);
+        },
+        onConnectFailed: () => outliers.connectFailed(index),
+        address: this.#addresses[index] && (() => this.#addresses[index]!.next()),
+      }),
     });
+  }
+
+  /** A host-name endpoint's addresses changed: its connections are renewed (in-flight requests finish), so the new set shares them. */
+  #renewPool(index: number): void {
+    const old = this.#pools[index]!;
+    this.#pools[index] = this.#createPool(index);
+    old.retire();
   }
 
   /** The pool of the endpoint the balance policy chooses, passing over ejected endpoints. */
@@ -157,12 +177,15 @@ export class UpstreamCluster {
 
   async close(): Promise<void> {
     this.#checker?.stop();
+    for (const addresses of this.#addresses) addresses?.stop();
     for (const pool of this.#pools) pool.destroy();
   }
 }
 
 export interface UpstreamEndpointStatus {
   readonly endpoint: string;
+  /** A host-name endpoint's addresses as last resolved (null: an IP address). */
+  readonly addresses: readonly string[] | null;
   /** In the balancer: not ejected, not failing its health checks. */
   readonly healthy: boolean;
   readonly health_check: { check: 'healthy' | 'unhealthy'; last: string | undefined } | null;

@@ -27,18 +27,21 @@ export interface ConnectorOptions {
   onConnected?: (resumed: boolean) => void;
   /** A connection could not be made (for outlier detection). */
   onConnectFailed?: () => void;
+  /** A host-name endpoint's address for this connection (endpoint-addresses.ts); undefined: the name. */
+  address?: () => string | undefined;
 }
 
 export function createUpstreamConnector(opts: ConnectorOptions): Connect {
   const { endpoint, sessions, connectTimeoutMs } = opts;
   return (callback): void => {
     const state = opts.tlsState();
+    const host = opts.address?.() ?? endpoint.host;
     let socket: net.Socket;
     let sessionKey: string | undefined;
     if (state) {
       sessionKey = TlsSessionCache.key(endpoint.host, endpoint.port, `${state.servername ?? ''}|${state.expected}`, state.clientCertFingerprint);
       const tlsSocket = tls.connect({
-        host: endpoint.host,
+        host,
         port: endpoint.port,
         servername: state.servername,
         secureContext: state.secureContext,
@@ -51,7 +54,7 @@ export function createUpstreamConnector(opts: ConnectorOptions): Connect {
       tlsSocket.on('session', (session: Buffer) => sessions.set(key, session));
       socket = tlsSocket;
     } else {
-      socket = net.connect({ host: endpoint.host, port: endpoint.port });
+      socket = net.connect({ host, port: endpoint.port });
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
