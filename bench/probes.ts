@@ -37,7 +37,7 @@ export function terminateRequest(t: ProbeTarget, mode: H1Mode): H1Request {
 }
 
 /** How a probe drives one load generator: its command line, a run, and what its report says. */
-interface LoadTool<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }> {
+export interface LoadTool<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }> {
   readonly binary: string;
   args(r: Req): string[];
   run(r: Req): Promise<Rep>;
@@ -46,8 +46,8 @@ interface LoadTool<Req extends { readonly seconds: number }, Rep extends { reado
   prepare?(): Promise<void>;
 }
 
-const H1: LoadTool<H1Request, H1Report> = { binary: H1LOAD, args: h1loadArgs, run: runH1load, problem: h1Problem };
-const H2: LoadTool<H2Request, H2Report> = { binary: H2LOAD, args: h2loadArgs, run: runH2load, problem: h2Problem, prepare: buildH2load };
+export const H1_TOOL: LoadTool<H1Request, H1Report> = { binary: H1LOAD, args: h1loadArgs, run: runH1load, problem: h1Problem };
+export const H2_TOOL: LoadTool<H2Request, H2Report> = { binary: H2LOAD, args: h2loadArgs, run: runH2load, problem: h2Problem, prepare: buildH2load };
 
 /** A probe that runs a load generator once and turns its report and the peer's CPU time into values. */
 function loadProbe<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }>(
@@ -73,7 +73,7 @@ function loadProbe<Req extends { readonly seconds: number }, Rep extends { reado
 }
 
 const h1Probe = (id: string, metrics: Metric[], request: (t: ProbeTarget) => H1Request, values: (r: H1Report, cpuSeconds: number) => Record<string, number>): Probe =>
-  loadProbe(H1, id, metrics, request, values);
+  loadProbe(H1_TOOL, id, metrics, request, values);
 
 /** Rate and per-CPU-second of the count a load generator reports (requests, or handshakes). */
 const countRates = (r: { readonly requests: number; readonly seconds: number }, cpuSeconds: number): Record<string, number> => ({
@@ -121,7 +121,7 @@ export function h2Request(t: ProbeTarget, mode: H2Mode): H2Request {
 export function h2Probe(mode: H2Mode): Probe {
   const what = H2_MODE_TEXT[mode];
   return loadProbe(
-    H2,
+    H2_TOOL,
     `h2-${mode}`,
     [
       { key: 'rate', label: `${what}: requests/s`, unit: 'req/s' },

@@ -6,10 +6,12 @@ import { CORES, H2_LOAD } from './layout.js';
 import type { BenchOptions } from './options.js';
 import type { PeerName, PeerSettings } from './peers/peer.js';
 import type { Probe } from './probe.js';
-import { abKeepAliveProbe, h2Probe, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, relayRequest, sTimeHandshakeProbe, terminateRequest } from './probes.js';
+import { abKeepAliveProbe, H1_TOOL, H2_TOOL, h2Probe, h2Request, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, relayRequest, sTimeHandshakeProbe, terminateRequest } from './probes.js';
 
-const KEEP_ALIVE_PROFILE = cpuProfileProbe({ id: 'keepalive', what: 'keep-alive', per: 'request', request: (t) => terminateRequest(t, 'keepalive') });
-const RELAY_PROFILE = cpuProfileProbe({ id: 'relay-connections', what: 'relay, new connections', per: 'connection', request: (t) => relayRequest(t, 'handshake') });
+const KEEP_ALIVE_PROFILE = cpuProfileProbe({ id: 'keepalive', what: 'keep-alive', per: 'request', tool: H1_TOOL, request: (t) => terminateRequest(t, 'keepalive') });
+const RELAY_PROFILE = cpuProfileProbe({ id: 'relay-connections', what: 'relay, new connections', per: 'connection', tool: H1_TOOL, request: (t) => relayRequest(t, 'handshake') });
+const H2_PROFILE = cpuProfileProbe({ id: 'h2-get', what: 'HTTP/2', per: 'request', tool: H2_TOOL, request: (t) => h2Request(t, 'get') });
+const GRPC_PROFILE = cpuProfileProbe({ id: 'h2-grpc', what: 'gRPC unary', per: 'call', tool: H2_TOOL, request: (t) => h2Request(t, 'grpc') });
 
 export interface Column {
   readonly key: string;
@@ -149,18 +151,18 @@ export function allScenarios(options: Pick<BenchOptions, 'idleConnections' | 'qu
       id: 9,
       title: 'HTTP/2 keep-alive, proxied mTLS → mTLS (many streams per connection), 1 KB',
       about:
-        `${H2_STREAMS} (h2load: client certificate, SNI, ALPN h2), GET / answered with 1 KB by an HTTP/2 origin (NGINX, mTLS). HAProxy speaks HTTP/2 to the origin (\`proto h2\`, many streams per connection) and gatehouse too (\`protocol: h2\`); NGINX can only proxy HTTP/1.1 to an upstream (proxy_pass), one request per upstream connection at a time, from a pool of keep-alive connections large enough that it never handshakes per request.`,
+        `${H2_STREAMS} (h2load: client certificate, SNI, ALPN h2), GET / answered with 1 KB by an HTTP/2 origin (NGINX, mTLS). HAProxy speaks HTTP/2 to the origin (\`proto h2\`, many streams per connection) and gatehouse too (\`protocol: h2\`); NGINX can only proxy HTTP/1.1 to an upstream (proxy_pass), one request per upstream connection at a time, from a pool of keep-alive connections large enough that it never handshakes per request. The last rows (full runs) say where each proxy's CPU time per request goes (perf, as in scenario 1).`,
       columns: PEERS,
-      variants: [{ settings: { http2: true }, probes: [h2Probe('get')] }],
+      variants: [{ settings: { http2: true }, probes: [h2Probe('get'), ...profiled(H2_PROFILE)] }],
       ratios: VS_PEERS,
     },
     {
       id: 10,
       title: 'gRPC unary, mTLS → mTLS',
       about:
-        `${H2_STREAMS}: gRPC unary calls (\`grpc.health.v1.Health/Check\`, a 12-byte request and a 7-byte answer, gRPC's 5-byte prefix included), counted only when the answer ends with the trailer grpc-status: 0. HAProxy and gatehouse as in scenario 9; NGINX with \`grpc_pass grpcs://\` (HTTP/2 to the origin, one call per upstream connection at a time). The origin is the same NGINX, answering with a HealthCheckResponse and the trailer.`,
+        `${H2_STREAMS}: gRPC unary calls (\`grpc.health.v1.Health/Check\`, a 12-byte request and a 7-byte answer, gRPC's 5-byte prefix included), counted only when the answer ends with the trailer grpc-status: 0. HAProxy and gatehouse as in scenario 9; NGINX with \`grpc_pass grpcs://\` (HTTP/2 to the origin, one call per upstream connection at a time). The origin is the same NGINX, answering with a HealthCheckResponse and the trailer. The last rows (full runs): CPU time per call by where it goes.`,
       columns: PEERS,
-      variants: [{ settings: { http2: true }, probes: [h2Probe('grpc')] }],
+      variants: [{ settings: { http2: true }, probes: [h2Probe('grpc'), ...profiled(GRPC_PROFILE)] }],
       ratios: VS_PEERS,
     },
   ];
