@@ -7,7 +7,7 @@ import { DEFAULT_DEMO_PORTS, EMBEDDED_SOURCE, demoPortsFrom, embeddedDefaultYaml
 import { formatProblem, parseConfig, readConfigText, type ConfigResult } from '../config/load-config.js';
 import type { GatewayConfig } from '../config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
-import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
+import { DEV_DIR, DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { FileWatcher } from '../lifecycle/file-watcher.js';
 import { log } from '../log.js';
@@ -27,8 +27,6 @@ const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--port-base
                     terminate P, passthrough P+1, admin P+2, demo upstream P+3
   --print-default   print the embedded default configuration (with --port-base: on those ports) and exit
 `;
-
-export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
 
 export async function main(argv: string[]): Promise<number> {
   let args;
