@@ -65,6 +65,8 @@ export interface CallScript {
 /** What the server saw of one call. */
 export interface SeenCall {
   readonly path: string;
+  /** `:authority` as it arrived. */
+  readonly authority: string;
   /** Request metadata, first value of each (string) key. */
   readonly metadata: Record<string, string>;
   /** The URI SAN of the client certificate on the connection the call came on. */
@@ -72,7 +74,11 @@ export interface SeenCall {
   /** Milliseconds the call had left when it arrived (from grpc-timeout); undefined without a deadline. */
   readonly deadlineLeftMs: number | undefined;
   readonly requests: Buffer[];
-  /** How the call ended for the server: it sent the status, the client (or a proxy) cancelled, or the server reset it. */
+  /**
+   * How the call's stream ended for the server: 'finished' after the script's status, 'cancelled'
+   * before it (a reset from the client or a proxy, or a deadline grpc-js enforced), 'reset' by the
+   * script (resetAfterReplies).
+   */
   readonly ended: Promise<'finished' | 'cancelled' | 'reset'>;
 }
 
@@ -117,35 +123,37 @@ export async function startTestGrpcServer(tls: GrpcServerTls): Promise<TestGrpcS
 
   /** Records a call; the returned functions are how each handler reports its end. */
   const seen = (call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerReadableStream<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>) => {
-    let end!: (how: 'finished' | 'cancelled' | 'reset') => void;
-    const ended = new Promise<'finished' | 'cancelled' | 'reset'>((resolve) => (end = resolve));
+    const stream = http2StreamOf(call);
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     const certificate = call.getAuthContext().sslPeerCertificate;
+    let statusSent = false;
+    let resetByUs = false;
+    // Judged when the HTTP/2 stream closes, by how: a reset from the peer may follow a half-close
+    // that already let the handler answer, so "the handler answered" alone proves nothing.
+    const ended = new Promise<'finished' | 'cancelled' | 'reset'>((resolve) =>
+      stream.once('close', () => resolve(resetByUs ? 'reset' : statusSent && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR ? 'finished' : 'cancelled')),
+    );
     const record: SeenCall = {
       path: call.getPath(),
-      metadata: Object.fromEntries(Object.entries(call.metadata.getMap()).flatMap(([k, v]) => (typeof v === 'string' ? [[k, v]] : []))),
+      authority: call.getHost(),
+      metadata: plain(call.metadata),
       peer: certificate ? (parseSubjectAltNames(certificate.subjectaltname).uris[0] ?? null) : null,
       deadlineLeftMs: Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : undefined,
       requests: 'request' in call && call.request ? [call.request] : [],
       ended,
     };
-    let settled = false;
-    const settle = (how: 'finished' | 'cancelled' | 'reset') => {
-      if (!settled) end(how);
-      settled = true;
-    };
-    (call as NodeJS.EventEmitter).on('cancelled', () => settle('cancelled'));
     calls.push(record);
     waiters.splice(0).forEach((wake) => wake());
     return {
       record,
       script: state.script,
-      isOver: () => settled,
-      finished: () => settle('finished'),
+      isOver: () => stream.closed || stream.destroyed,
+      /** Called as the handler sends the script's status. */
+      finished: () => (statusSent = true),
       reset: (code: number | undefined) => {
-        settle('reset');
-        http2StreamOf(call).close(code ?? http2.constants.NGHTTP2_CANCEL);
+        resetByUs = true;
+        stream.close(code ?? http2.constants.NGHTTP2_CANCEL);
       },
     };
   };
