@@ -4,22 +4,19 @@
 // anything else, trailers-only as gRPC servers answer). Judged by real clients: curl, @grpc/grpc-js,
 // node:http2, and the `gatehouse grpc-health` command. Also the hand-written wire format, unit by unit.
 import * as grpc from '@grpc/grpc-js';
-import { execFile } from 'node:child_process';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { callGrpc } from '../gateway/demo/grpc-call.js';
 import { decodeGrpcMessageText, encodeGrpcMessage, encodeGrpcMessageText, GRPC_STATUS, GrpcFramingError, GrpcMessageReader, isGrpcContentType } from '../gateway/demo/grpc-wire.js';
 import { decodeHealthCheckRequest, decodeHealthCheckResponse, encodeHealthCheckRequest, encodeHealthCheckResponse, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, SERVING_STATUS } from '../gateway/demo/health-messages.js';
+import { CLI, runCommand } from './support/gatehouse-cli.js';
 import { grpcClient, type TestGrpcClient } from './support/grpc-peers.js';
 import { request } from './support/mtls-client.js';
 import { ProxyCerts } from './support/proxy-parties.js';
 import { id } from './support/test-pki.js';
-
-const CLI = path.resolve('dist/gateway/cli.js');
 
 let certs: ProxyCerts;
 let demo: DemoUpstream;
@@ -47,11 +44,7 @@ afterAll(async () => {
   certs?.pki.cleanup();
 });
 
-function run(command: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
-}
+const run = (command: string, args: string[]) => runCommand([command, ...args]);
 
 const curlTls = () => ['--cacert', certs.pki.caFile, '--cert', certs.frontend.certFile, '--key', certs.frontend.keyFile];
 

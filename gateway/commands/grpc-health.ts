@@ -21,7 +21,8 @@ Calls ${HEALTH_CHECK_PATH} over HTTP/2 with mTLS and prints the serving status.
                         one it does not have (e.g. /grpc.health.v1.Health/List: UNIMPLEMENTED)
   --cacert FILE         trust bundle for the server's certificate (default .gatehouse/dev/ca.crt)
   --cert FILE, --key FILE   the client certificate (default .gatehouse/dev/client.crt and .key)
-  --servername NAME     SNI and the name the server's certificate must carry (default: HOST)
+  --servername NAME     the server's name where HOST is an address: SNI, :authority and the name its
+                        certificate must carry (default: HOST)
   --timeout MS          the call's deadline, sent as grpc-timeout (default 5000)
 
 Exits 0 when the answer is SERVING, 1 for any other answer or failure, 2 for bad usage.
@@ -65,8 +66,10 @@ export async function main(argv: string[]): Promise<number> {
 
   const { host, port } = address.value;
   const servername = values.servername ?? host;
-  const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const session = http2.connect(`https://${authority}`, { ...tls, servername, ALPNProtocols: ['h2'] });
+  const hostPort = (name: string) => `${name.includes(':') ? `[${name}]` : name}:${port}`;
+  // A gateway refuses an :authority that disagrees with the TLS server name (421): both say servername.
+  const authority = hostPort(servername);
+  const session = http2.connect(`https://${hostPort(host)}`, { ...tls, servername, ALPNProtocols: ['h2'] });
   try {
     await new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
@@ -75,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     session.destroy();
     const noH2 = (err as { code?: string }).code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' ? ' (the server does not offer HTTP/2: no ALPN h2)' : '';
-    return failure(`cannot call ${authority} over HTTP/2: ${(err as Error).message.trim()}${noH2}`);
+    return failure(`cannot call ${hostPort(host)} over HTTP/2: ${(err as Error).message.trim()}${noH2}`);
   }
   session.on('error', () => {}); // a failure mid-call ends the call, which reports it
   try {
