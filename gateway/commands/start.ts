@@ -2,12 +2,13 @@
 // are. Without --config: the embedded default, with its dev PKI and in-process demo upstream.
 import cluster from 'node:cluster';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DEMO_PORTS, EMBEDDED_SOURCE, demoPortsFrom, embeddedDefaultYaml, MAX_PORT_BASE, type DemoPorts } from '../config/embedded-default.js';
 import { formatProblem, parseConfig, readConfigText, type ConfigResult } from '../config/load-config.js';
 import type { GatewayConfig } from '../config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
-import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
+import { DEV_DIR, DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { FileWatcher } from '../lifecycle/file-watcher.js';
 import { log } from '../log.js';
@@ -27,8 +28,6 @@ const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--port-base
                     terminate P, passthrough P+1, admin P+2, demo upstream P+3
   --print-default   print the embedded default configuration (with --port-base: on those ports) and exit
 `;
-
-export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
 
 export async function main(argv: string[]): Promise<number> {
   let args;
@@ -180,6 +179,14 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
       'Without a client certificate the handshake is refused:',
       `  curl --cacert ${rel}/ca.crt https://localhost:${embedded.terminate}/`,
     );
+    if (config.listeners.some((l) => l.tls?.alpn.includes('h2'))) {
+      const cli = path.relative(process.cwd(), fileURLToPath(new URL('../cli.js', import.meta.url)));
+      lines.push(
+        'HTTP/2 (the JSON names the protocol the upstream spoke) and gRPC (grpc.health.v1.Health/Check, answered by the demo upstream):',
+        `  curl --http2 ${tlsArgs} https://localhost:${embedded.terminate}/hello`,
+        `  node ${cli} grpc-health --address localhost:${embedded.terminate}`,
+      );
+    }
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -1,10 +1,11 @@
 // The compiled CLI as an operator runs it, for end-to-end tests: a terminate config on free
 // loopback ports (one mTLS listener routing `/` to a plain HTTP origin), `gatehouse start` spawned
 // and awaited until /readyz answers, and stopped with SIGTERM to the CLI process itself.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { TestPki, id, type WrittenCert } from './test-pki.js';
 
@@ -45,6 +46,65 @@ export async function freePortRun(count: number): Promise<number> {
     if (servers.every((s) => s !== undefined)) return base;
   }
   throw new Error(`no ${count} consecutive free loopback ports found in 50 attempts`);
+}
+
+/** Runs a command to its end (20 s at most): its exit code (1 when killed or not started) and output. */
+export function runCommand(argv: readonly string[], options: { cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { ...options, timeout: 20_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+export interface EmbeddedDemo {
+  /** The working directory it runs in (its dev PKI is under .gatehouse/dev). */
+  readonly cwd: string;
+  /** terminate, passthrough, admin and demo upstream are on portBase .. portBase + 3. */
+  readonly portBase: number;
+  /** What it printed to stdout so far. */
+  banner(): string;
+  /** SIGTERM, wait for the exit, remove the working directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `gatehouse start --port-base P` with no config (the embedded demo, as a new user starts it) in a
+ * fresh working directory on free ports; resolved once its banner contains `bannerUntil` (20 s at most).
+ */
+export async function startEmbeddedDemo(bannerUntil: string): Promise<EmbeddedDemo> {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-demo-'));
+  const portBase = await freePortRun(4);
+  const child = spawn(process.execPath, [CLI, 'start', '--port-base', String(portBase)], { cwd, env: { ...process.env, GATEHOUSE_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let banner = '';
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(cwd, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no '${bannerUntil}' in the banner within 20 s: ${banner}${stderr}`)), 20_000);
+      child.stdout!.on('data', (c) => {
+        banner += c;
+        if (banner.includes(bannerUntil)) {
+          clearTimeout(timer);
+          setTimeout(resolve, 200);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`gatehouse start exited with ${code}: ${stderr}`)));
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { cwd, portBase, banner: () => banner, stop };
 }
 
 export interface TerminateConfig {
