@@ -47,6 +47,7 @@ export const REQUEST_REASONS = [
   'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
   'bad_host', // no Host, more than one, or one that is no host[:port] (400; the body and log name the rule)
   'upstream_overflow', // more requests waiting for an endpoint's pooled connection than upstreams[].limits.max_pending (503)
+  'upstream_protocol_mismatch', // the upstream does not speak upstreams[].protocol (h2: ALPN agreed another protocol, or no HTTP/2 preface on h2c) (502)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

@@ -429,7 +429,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'protocol']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -441,15 +441,20 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       balance: m.withDefault('balance', oneOf(['round_robin', 'least_request', 'random'] as const), 'round_robin'),
       limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
       outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
+      protocol: m.withDefault('protocol', oneOf(['http1', 'h2', 'auto'] as const), 'http1'),
     },
     at,
   );
 };
 
 const readUpstreamLimits: Reader<UpstreamLimits> = (node, at, cx) => {
-  const m = cx.map(node, at, ['max_pending']);
+  const m = cx.map(node, at, ['max_pending', 'max_concurrent_streams']);
   if (!m) return undefined;
-  return { maxPending: m.withDefault('max_pending', integer(1, 1_000_000), UPSTREAM_LIMITS_DEFAULT.maxPending) };
+  const d = UPSTREAM_LIMITS_DEFAULT;
+  return {
+    maxPending: m.withDefault('max_pending', integer(1, 1_000_000), d.maxPending),
+    maxConcurrentStreams: m.withDefault('max_concurrent_streams', integer(1, 10_000), d.maxConcurrentStreams!),
+  };
 };
 
 const readOutlierDetection: Reader<OutlierDetection> = (node, at, cx) => {

@@ -37,7 +37,13 @@ export class UpstreamProtocolError extends Error {
       | 'GATEHOUSE_UPSTREAM_CLOSED'
       | 'GATEHOUSE_UPSTREAM_BAD_RESPONSE'
       | 'GATEHOUSE_UPSTREAM_POOL_CLOSED'
-      | 'GATEHOUSE_UPSTREAM_OVERFLOW',
+      | 'GATEHOUSE_UPSTREAM_OVERFLOW'
+      // HTTP/2: the upstream reset the stream (its error code in the message)...
+      | 'GATEHOUSE_UPSTREAM_STREAM_RESET'
+      // ...or refused it unprocessed (REFUSED_STREAM, or above the last stream its GOAWAY names): nothing of it was acted on.
+      | 'GATEHOUSE_UPSTREAM_REFUSED'
+      // The upstream does not speak the configured protocol (nothing was sent).
+      | 'GATEHOUSE_UPSTREAM_PROTOCOL_MISMATCH',
     message: string,
   ) {
     super(message);

@@ -1,0 +1,507 @@
+// HTTP/2 upstreams (issue 17), end to end over real mTLS on loopback: HTTP/1.1 clients through the
+// gateway to node:http2 upstreams that require the gateway's client certificate. One session carries
+// many requests as streams, up to our cap and the upstream's SETTINGS_MAX_CONCURRENT_STREAMS;
+// `protocol: auto` takes what ALPN agrees; `protocol: h2` toward an upstream that does not speak it
+// fails clearly; the upstream's identity is checked before any stream; a GOAWAY mid-load loses no
+// request (in-flight streams finish, unprocessed ones go again on a new session); an upstream reset
+// mid-response cuts the client's response; trailers reach an HTTP/1.1 client in its chunked body's
+// last chunk; a client that goes away cancels its stream; a response deadline fails one stream, not
+// its session.
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Upstream } from '../gateway/config/types.js';
+import { setLogLevel, setLogSink, type LogSink } from '../gateway/log.js';
+import { upstreamPool } from '../gateway/metrics/proxy-metrics.js';
+import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
+import { allow, gatewayConfig, plainUpstream, terminateRoute } from './support/gateway-config.js';
+import { connectMtls } from './support/mtls-client.js';
+import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { expectHeldBack } from './support/stalled-reader.js';
+import { startScriptedTlsUpstream, okResponse, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
+import { id, type WrittenCert } from './support/test-pki.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const MB = 1024 * 1024;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** An HTTP/2 upstream that requires a client certificate: what it saw, and its sessions. */
+interface H2Upstream {
+  readonly port: number;
+  /** HTTP/2 sessions accepted, in order. */
+  readonly sessions: ServerHttp2Session[];
+  /** Every stream it was sent: its session (index into sessions), request headers, and how it closed. */
+  readonly streams: { session: number; path: string; rstCode?: number }[];
+  close(): Promise<void>;
+}
+
+type OnStream = (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[], session: number) => void;
+
+async function startH2Upstream(identity: WrittenCert, caPem: string, onStream: OnStream, opts: { settings?: http2.Settings; allowHTTP1?: boolean; plaintext?: boolean } = {}): Promise<H2Upstream> {
+  const sessions: ServerHttp2Session[] = [];
+  const streams: H2Upstream['streams'] = [];
+  const server = opts.plaintext
+    ? http2.createServer({ settings: opts.settings })
+    : http2.createSecureServer({ cert: identity.chainPem, key: identity.keyPem, ca: caPem, requestCert: true, rejectUnauthorized: true, settings: opts.settings, allowHTTP1: opts.allowHTTP1 });
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.push(session);
+    session.on('error', () => {});
+  });
+  server.on('stream', (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    const record: H2Upstream['streams'][number] = { session: sessions.indexOf(stream.session as ServerHttp2Session), path: String(headers[':path']) };
+    streams.push(record);
+    stream.on('error', () => {});
+    stream.on('close', () => (record.rstCode = stream.rstCode));
+    onStream(stream, headers, rawHeaders, record.session);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    sessions,
+    streams,
+    close: async () => {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Answers 200 with `body`, unless the stream is gone. */
+function answer(stream: ServerHttp2Stream, body: string): void {
+  if (stream.destroyed || stream.closed) return;
+  stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+  stream.end(body);
+}
+
+let certs: ProxyCerts;
+let impostor: WrittenCert;
+let gateway: RunningGateway;
+let port: number;
+let previousSink: LogSink;
+const logged: Array<Record<string, unknown>> = [];
+
+/** Echoes the request as JSON (status 201), or per path: trailers, a reset, a long or held response. */
+let echo: H2Upstream;
+/** Holds every request until HELD have arrived, then answers them all. */
+let many: H2Upstream;
+const HELD = 200;
+/** SETTINGS_MAX_CONCURRENT_STREAMS 10; holds requests until LIMITED_HELD have arrived. */
+let limited: H2Upstream;
+const LIMITED_HELD = 30;
+/** Sends GOAWAY once GOAWAY_AFTER streams have arrived on its first session, naming the 10th as the last it processed. */
+let goaway: H2Upstream;
+const GOAWAY_AFTER = 20;
+/** Closes (gracefully) its first session once CLOSE_AFTER streams have arrived on it. */
+let closing: H2Upstream;
+const CLOSE_AFTER = 15;
+/** Both HTTP/2 and HTTP/1.1 (ALPN). */
+let both: H2Upstream;
+/** HTTP/1.1 only, ALPN http/1.1. */
+let h1only: https.Server;
+/** TLS with no ALPN at all, answering HTTP/1.1. */
+let noAlpn: ScriptedTlsUpstream;
+/** An HTTP/2 upstream with a certificate for another SPIFFE ID. */
+let wrongId: H2Upstream;
+/** h2c (plaintext HTTP/2), and a plaintext HTTP/1.1 server to try h2c on. */
+let h2c: H2Upstream;
+let h1plain: http.Server;
+/** Refuses streams (REFUSED_STREAM) as told by the path. */
+let refusing: H2Upstream;
+/** Answers /fast at once, never answers /slow (the gateway's headers deadline is DEADLINE_MS). */
+let slow: H2Upstream;
+const DEADLINE_MS = 700;
+const HUGE = 96 * MB;
+let hugeWritten = 0;
+const uploadCut = { endedWhole: false };
+
+beforeAll(async () => {
+  certs = await ProxyCerts.issue();
+  const ca = certs.pki.ca.rootPem;
+  impostor = await certs.pki.issue('impostor', { spiffeId: id('impostor'), dnsNames: ['localhost'], usage: 'server' });
+  echo = await startH2Upstream(certs.origin, ca, (stream, headers, raw) => {
+    const path = String(headers[':path']);
+    if (path.startsWith('/echo/trailers')) {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'fine' }));
+      stream.end('message');
+      return;
+    }
+    if (path.startsWith('/echo/reset')) {
+      stream.respond({ ':status': 200 });
+      stream.write('partial ');
+      // Destroyed with an error: RST_STREAM(INTERNAL_ERROR) (close() would end the response first).
+      setTimeout(() => stream.destroy(new Error('upstream failed mid-response')), 100);
+      return;
+    }
+    if (path.startsWith('/echo/hold')) return; // until the client goes away
+    if (path.startsWith('/echo/upload-cut')) {
+      // Whether the body ever looked complete: END_STREAM before the reset.
+      stream.on('data', () => {});
+      stream.on('end', () => (uploadCut.endedWhole = !stream.aborted));
+      return;
+    }
+    if (path.startsWith('/echo/huge')) {
+      stream.respond({ ':status': 200, 'content-length': String(HUGE) });
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      let offset = 0;
+      const pump = (): void => {
+        while (offset < HUGE && !stream.destroyed) {
+          offset += chunk.length;
+          hugeWritten = offset;
+          if (!stream.write(chunk)) return void stream.once('drain', pump);
+        }
+        stream.end();
+      };
+      pump();
+      return;
+    }
+    if (path.startsWith('/echo/big')) {
+      stream.respond({ ':status': 200 });
+      stream.end(Buffer.alloc(3 * MB, 'b'));
+      return;
+    }
+    const parts: Buffer[] = [];
+    stream.on('data', (c: Buffer) => parts.push(c));
+    stream.on('end', () => {
+      const body = Buffer.concat(parts);
+      stream.respond({ ':status': 201, 'content-type': 'application/json', 'x-upstream': 'h2' });
+      stream.end(JSON.stringify({ headers: raw, length: body.length, sha: sha(body) }));
+    });
+  });
+  const held: ServerHttp2Stream[] = [];
+  many = await startH2Upstream(certs.origin, ca, (stream) => {
+    held.push(stream);
+    if (held.length === HELD) for (const s of held) answer(s, 'many');
+  });
+  const heldLimited: ServerHttp2Stream[] = [];
+  limited = await startH2Upstream(
+    certs.origin,
+    ca,
+    (stream) => {
+      heldLimited.push(stream);
+      if (heldLimited.length === LIMITED_HELD) for (const s of heldLimited) answer(s, 'limited');
+    },
+    { settings: { maxConcurrentStreams: 10 } },
+  );
+  const firstSession: ServerHttp2Stream[] = [];
+  goaway = await startH2Upstream(certs.origin, ca, (stream, headers, _raw, session) => {
+    if (session !== 0) return answer(stream, `second ${headers[':path']}`);
+    firstSession.push(stream);
+    if (firstSession.length === GOAWAY_AFTER) {
+      stream.session!.goaway(NGHTTP2_NO_ERROR, firstSession[9]!.id!);
+      // The ten it processed finish after the GOAWAY.
+      setTimeout(() => firstSession.slice(0, 10).forEach((s) => answer(s, 'first')), 200);
+    }
+  });
+  const closingFirst: ServerHttp2Stream[] = [];
+  closing = await startH2Upstream(certs.origin, ca, (stream, _headers, _raw, session) => {
+    if (session !== 0) return answer(stream, 'second');
+    closingFirst.push(stream);
+    if (closingFirst.length === CLOSE_AFTER) {
+      stream.session!.close();
+      setTimeout(() => closingFirst.forEach((s) => answer(s, 'first')), 200);
+    }
+  });
+  both = await startH2Upstream(certs.origin, ca, (stream) => answer(stream, 'h2'), { allowHTTP1: true });
+  h1only = https.createServer({ cert: certs.origin.chainPem, key: certs.origin.keyPem, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] }, (req, res) => {
+    res.end(`h1 ${req.httpVersion}`);
+  });
+  await new Promise<void>((resolve) => h1only.listen(0, '127.0.0.1', resolve));
+  noAlpn = await startScriptedTlsUpstream(certs.origin, ca, ({ socket }) => socket.write(okResponse('no alpn')));
+  wrongId = await startH2Upstream(impostor, ca, (stream) => answer(stream, 'impostor'));
+  h2c = await startH2Upstream(certs.origin, ca, (stream) => answer(stream, 'h2c'), { plaintext: true });
+  h1plain = http.createServer((_req, res) => res.end('plain h1'));
+  await new Promise<void>((resolve) => h1plain.listen(0, '127.0.0.1', resolve));
+  const refusals = new Map<string, number>();
+  refusing = await startH2Upstream(certs.origin, ca, (stream, headers) => {
+    const path = String(headers[':path']);
+    const seen = (refusals.get(path) ?? 0) + 1;
+    refusals.set(path, seen);
+    if (path.includes('always') || seen === 1) return void stream.close(NGHTTP2_REFUSED_STREAM);
+    answer(stream, `served on attempt ${seen}`);
+  });
+  slow = await startH2Upstream(certs.origin, ca, (stream, headers) => {
+    if (String(headers[':path']).startsWith('/slow/fast')) setTimeout(() => answer(stream, 'fast'), 50);
+  });
+
+  const h2 = (name: string, upstreamPort: number, extra: Partial<Upstream> = {}): Upstream => ({ ...certs.upstream(name, upstreamPort), protocol: 'h2', ...extra });
+  const upstreams: Upstream[] = [
+    h2('echo', echo.port),
+    h2('many', many.port),
+    h2('limited', limited.port, { connections: 8 }),
+    h2('goaway', goaway.port),
+    h2('closing', closing.port),
+    { ...certs.upstream('auto', both.port), protocol: 'auto' },
+    { ...certs.upstream('autoh1', (h1only.address() as AddressInfo).port), protocol: 'auto' },
+    h2('h2onh1', (h1only.address() as AddressInfo).port),
+    h2('h2noalpn', noAlpn.port),
+    h2('wrongid', wrongId.port),
+    { ...plainUpstream('h2c', h2c.port), protocol: 'h2' },
+    { ...plainUpstream('h2conh1', (h1plain.address() as AddressInfo).port), protocol: 'h2' },
+    h2('refusing', refusing.port),
+    h2('slow', slow.port, { timeouts: { connectMs: 2000, headersMs: DEADLINE_MS, idleMs: 30_000, bodyMs: 5000 } }),
+  ];
+  const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
+  previousSink = setLogSink((line) => logged.push(JSON.parse(line) as Record<string, unknown>));
+  setLogLevel('info');
+  gateway = await startGateway(gatewayConfig([certs.listener(routes)], upstreams));
+  port = listenerPort(gateway);
+}, 30_000);
+
+afterAll(async () => {
+  setLogSink(previousSink);
+  setLogLevel('silent');
+  await gateway?.close();
+  for (const u of [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow]) await u?.close();
+  await noAlpn?.close();
+  for (const s of [h1only, h1plain]) {
+    s?.closeAllConnections();
+    await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
+  }
+  certs?.pki.cleanup();
+});
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  trailers: NodeJS.Dict<string>;
+  /** How the response ended if not whole: the client saw it cut. */
+  error?: string;
+}
+
+/** One HTTP/1.1 request through the gateway on a new mTLS connection; `chunked` sends the body without a length. */
+function call(path: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer; chunked?: boolean } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { host: 'localhost', ...opts.headers };
+    if (opts.body !== undefined && !opts.chunked) headers['content-length'] = String(opts.body.length);
+    const req = https.request(
+      { host: '127.0.0.1', port, servername: 'localhost', path, method: opts.method ?? 'GET', headers, ca: certs.pki.ca.rootPem, cert: certs.frontend.chainPem, key: certs.frontend.keyPem, agent: false },
+      (res) => {
+        const parts: Buffer[] = [];
+        const done = (error?: string) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString(), trailers: res.trailers, error });
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => done(res.complete ? undefined : 'incomplete'));
+        res.on('error', (err) => done(err.message));
+      },
+    );
+    req.setTimeout(20_000, () => req.destroy(new Error('test request timed out')));
+    req.on('error', reject);
+    if (opts.body !== undefined && opts.chunked) {
+      // In pieces, without a length: sent chunked.
+      for (let at = 0; at < opts.body.length; at += 100_000) req.write(opts.body.subarray(at, at + 100_000));
+      req.end();
+    } else {
+      req.end(opts.body);
+    }
+  });
+}
+
+function failuresLogged(upstream: string): Array<Record<string, unknown>> {
+  return logged.filter((l) => l.event === 'upstream_failed' && l.upstream === upstream);
+}
+
+describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
+  it('translates method, path, headers and both bodies (content-length and chunked) into streams', async () => {
+    const body = Buffer.alloc(1 * MB + 17, 'x');
+    const sized = await call('/echo/sized?q=1', { method: 'POST', body, headers: { 'x-custom': 'kept', connection: 'keep-alive', 'keep-alive': 'timeout=5' } });
+    const chunked = await call('/echo/chunked', { method: 'PUT', body, chunked: true });
+    for (const [reply, method, path] of [
+      [sized, 'POST', '/echo/sized?q=1'],
+      [chunked, 'PUT', '/echo/chunked'],
+    ] as const) {
+      expect(reply.status).toBe(201);
+      expect(reply.headers['x-upstream']).toBe('h2');
+      const seen = JSON.parse(reply.body) as { headers: string[]; length: number; sha: string };
+      expect({ length: seen.length, sha: seen.sha }).toEqual({ length: body.length, sha: sha(body) });
+      const names = seen.headers.filter((_, i) => i % 2 === 0);
+      const value = (name: string) => seen.headers[names.indexOf(name) * 2 + 1];
+      expect([value(':method'), value(':path'), value(':scheme'), value(':authority')]).toEqual([method, path, 'https', 'localhost']);
+      // Nothing connection-specific: HTTP/2 forbids it, and Host is :authority.
+      for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'host', 'upgrade', 'te']) expect(names).not.toContain(name);
+      expect(names).toContain('x-forwarded-client-cert');
+    }
+    const seenSized = JSON.parse(sized.body) as { headers: string[] };
+    expect(seenSized.headers).toEqual(expect.arrayContaining(['x-custom', 'kept', 'content-length', String(body.length)]));
+  });
+
+  it('streams a 3 MB response (beyond HTTP/2 flow-control windows) to the client whole', async () => {
+    const reply = await call('/echo/big');
+    expect(reply.status).toBe(200);
+    expect(reply.body.length).toBe(3 * MB);
+    expect(reply.body).toBe('b'.repeat(3 * MB));
+  });
+
+  it('delivers the upstream trailers in the chunked response last chunk', async () => {
+    const reply = await call('/echo/trailers');
+    expect(reply.status).toBe(200);
+    expect(reply.headers['transfer-encoding']).toBe('chunked');
+    expect(reply.body).toBe('message');
+    expect(reply.trailers).toEqual({ 'grpc-status': '0', 'grpc-message': 'fine' });
+  });
+
+  it('cuts the client response when the upstream resets the stream mid-response', async () => {
+    const reply = await call('/echo/reset');
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('partial ');
+    expect(reply.error).toBeDefined();
+    expect(echo.streams.find((s) => s.path === '/echo/reset')?.rstCode).toBe(NGHTTP2_INTERNAL_ERROR);
+  });
+
+  it('cancels the upstream stream (RST_STREAM CANCEL) when the client goes away, and keeps the session', async () => {
+    // TLS over a TCP socket of our own, so that the client can reset it: a client that only
+    // half-closes may still be waiting for its answer.
+    const tcp = net.connect({ host: '127.0.0.1', port });
+    await new Promise((resolve) => tcp.once('connect', resolve));
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend, socket: tcp });
+    socket.write('GET /echo/hold HTTP/1.1\r\nhost: localhost\r\n\r\n');
+    const held = await waitFor(() => echo.streams.find((s) => s.path === '/echo/hold'));
+    const sessionsBefore = echo.sessions.length;
+    tcp.resetAndDestroy();
+    await waitFor(() => held.rstCode !== undefined || undefined);
+    expect(held.rstCode).toBe(NGHTTP2_CANCEL);
+    expect((await call('/echo/after-cancel')).status).toBe(201);
+    expect(echo.sessions.length).toBe(sessionsBefore);
+  });
+
+  it('cancels a stream whose request body is cut short without ever ending the body (no END_STREAM)', async () => {
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
+    socket.write('POST /echo/upload-cut HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    const cut = await waitFor(() => echo.streams.find((s) => s.path === '/echo/upload-cut'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    await waitFor(() => cut.rstCode !== undefined || undefined);
+    expect(cut.rstCode).toBe(NGHTTP2_CANCEL);
+    expect(uploadCut.endedWhole).toBe(false);
+  });
+
+  it('holds back a slow reader: the HTTP/2 stream stops being read instead of the gateway buffering it', async () => {
+    await expectHeldBack(gateway, port, { ca: certs.pki.ca.rootPem, cert: certs.frontend }, '/echo/huge', () => hugeWritten, HUGE);
+  }, 30_000);
+});
+
+describe('HTTP/2 upstream sessions carry many streams', () => {
+  it(`carries ${HELD} requests at once on two sessions of 100 streams`, async () => {
+    const replies = await Promise.all(Array.from({ length: HELD }, (_, i) => call(`/many/${i}`)));
+    expect(replies.filter((r) => r.status === 200 && r.body === 'many').length).toBe(HELD);
+    expect(many.sessions.length).toBe(2);
+    expect([0, 1].map((s) => many.streams.filter((x) => x.session === s).length)).toEqual([100, 100]);
+  }, 60_000);
+
+  it("keeps to the upstream's SETTINGS_MAX_CONCURRENT_STREAMS (10): 30 requests held at once need three sessions", async () => {
+    const replies = await Promise.all(Array.from({ length: LIMITED_HELD }, (_, i) => call(`/limited/${i}`)));
+    expect(replies.every((r) => r.status === 200 && r.body === 'limited')).toBe(true);
+    expect(limited.sessions.length).toBe(3);
+    expect([0, 1, 2].map((s) => limited.streams.filter((x) => x.session === s).length)).toEqual([10, 10, 10]);
+  }, 60_000);
+
+  it('shows HTTP/2 sessions and the streams in flight in the pool gauge', async () => {
+    const sockets = await Promise.all([1, 2, 3].map(() => connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend })));
+    sockets.forEach((socket, i) => socket.write(`GET /echo/hold-gauge/${i} HTTP/1.1\r\nhost: localhost\r\n\r\n`));
+    await waitFor(() => (echo.streams.filter((s) => s.path.startsWith('/echo/hold-gauge')).length === 3 ? true : undefined));
+    gateway.refreshGauges();
+    const values = (await upstreamPool.get()).values.filter((v) => v.labels.upstream === 'echo');
+    const state = (name: string) => values.find((v) => v.labels.state === name)?.value;
+    expect([state('connected'), state('h2_sessions'), state('running'), state('h2_streams')]).toEqual([1, 1, 3, 3]);
+    for (const socket of sockets) socket.destroy();
+  });
+});
+
+describe('protocol: auto and h2 against what the upstream speaks', () => {
+  it('auto takes h2 when the upstream agrees it', async () => {
+    const reply = await call('/auto/x');
+    expect(reply.body).toBe('h2');
+    expect(both.sessions.length).toBe(1);
+  });
+
+  it('auto takes http/1.1 from an upstream that speaks only that', async () => {
+    const reply = await call('/autoh1/x');
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('h1 1.1');
+  });
+
+  it.each([
+    ['h2onh1', 'an HTTP/1.1-only upstream (ALPN refused)', /speaks none of h2/],
+    ['h2noalpn', 'an upstream that agrees no ALPN protocol', /agreed no ALPN protocol, not h2/],
+    ['h2conh1', 'a plaintext HTTP/1.1 upstream (h2c by prior knowledge)', /does not speak h2c/],
+  ])('h2 toward %s (%s) answers 502 upstream_protocol_mismatch, logged', async (name, _what, message) => {
+    const reply = await call(`/${name}/x`);
+    expect(reply.status).toBe(502);
+    expect(JSON.parse(reply.body).reason).toBe('upstream_protocol_mismatch');
+    const lines = failuresLogged(name);
+    expect(lines.at(-1)).toMatchObject({ reason: 'upstream_protocol_mismatch' });
+    expect(String(lines.at(-1)!.error)).toMatch(message);
+  });
+
+  it('h2 in plaintext speaks h2c by prior knowledge', async () => {
+    const reply = await call('/h2c/x');
+    expect(reply.body).toBe('h2c');
+    expect(h2c.streams.map((s) => s.path)).toEqual(['/h2c/x']);
+  });
+
+  it('refuses an upstream with the wrong identity before any stream is opened', async () => {
+    const reply = await call('/wrongid/x');
+    expect(reply.status).toBe(502);
+    expect(JSON.parse(reply.body).reason).toBe('upstream_identity_mismatch');
+    expect(wrongId.streams).toEqual([]);
+  });
+});
+
+describe('GOAWAY, refused streams and deadlines', () => {
+  it('loses no request to a GOAWAY mid-load: processed streams finish, the rest go again on a new session', async () => {
+    const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => call(`/goaway/${i}`)));
+    expect(replies.filter((r) => r.status !== 200)).toEqual([]);
+    expect(goaway.sessions.length).toBe(2);
+    // The first session answered the ten it processed; everything else, the second.
+    expect(replies.filter((r) => r.body.startsWith('first')).length).toBe(10);
+    expect(replies.filter((r) => r.body.startsWith('second')).length).toBe(50);
+    // Some were sent to the first session after its last processed stream: refused there, sent again.
+    const refusedOnFirst = goaway.streams.filter((s) => s.session === 0).length - 10;
+    expect(refusedOnFirst).toBeGreaterThanOrEqual(GOAWAY_AFTER - 10);
+  }, 60_000);
+
+  it('loses no request when the upstream closes its session gracefully mid-load', async () => {
+    const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => call(`/closing/${i}`)));
+    expect(replies.filter((r) => r.status !== 200)).toEqual([]);
+    expect(closing.sessions.length).toBeGreaterThanOrEqual(2);
+    expect(replies.filter((r) => r.body === 'first').length).toBeGreaterThanOrEqual(CLOSE_AFTER);
+  }, 60_000);
+
+  it('sends a refused bodiless request again once; refused twice, or with a body, it fails as upstream_unavailable', async () => {
+    const once = await call('/refusing/once');
+    expect([once.status, once.body]).toEqual([200, 'served on attempt 2']);
+    const always = await call('/refusing/always');
+    expect([always.status, JSON.parse(always.body).reason]).toEqual([502, 'upstream_unavailable']);
+    expect(refusing.streams.filter((s) => s.path === '/refusing/always').length).toBe(2);
+    const withBody = await call('/refusing/body', { method: 'POST', body: Buffer.from('payload') });
+    expect([withBody.status, JSON.parse(withBody.body).reason]).toEqual([502, 'upstream_unavailable']);
+    expect(refusing.streams.filter((s) => s.path === '/refusing/body').length).toBe(1);
+  });
+
+  it('fails a stream past its response deadline with 504, and not the other streams of its session', async () => {
+    const started = Date.now();
+    const slowReply = call('/slow/never');
+    const fast = Array.from({ length: 5 }, (_, i) => call(`/slow/fast/${i}`));
+    const replies = await Promise.all(fast);
+    expect(replies.every((r) => r.status === 200 && r.body === 'fast')).toBe(true);
+    const timedOut = await slowReply;
+    expect([timedOut.status, JSON.parse(timedOut.body).reason]).toEqual([504, 'upstream_headers_timeout']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS);
+    expect((await call('/slow/fast/after')).status).toBe(200);
+    expect(slow.sessions.length).toBe(1);
+    expect(slow.streams.find((s) => s.path === '/slow/never')?.rstCode).toBe(NGHTTP2_CANCEL);
+  });
+});
+
+/** Polls `probe` until it returns a value (bounded: 10 s). */
+async function waitFor<T>(probe: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error('timed out waiting');
+}
