@@ -36,17 +36,19 @@ export async function stalledReader(gateway: RunningGateway, port: number, clien
 }
 
 /**
- * Asserts that a reader stalled on `path` holds the response back: the upstream has not written
- * all `total` bytes (`written()` says how many it has), and the gateway's side of the client
- * connection holds less than 2 MB (kernel buffers on loopback hold tens of MB, so the rest must
- * still be at the upstream).
+ * Asserts that a reader stalled on `path` holds the response back: the upstream, `written()` bytes
+ * into its `total`, makes no progress while the client does not read (a gateway that buffered
+ * would keep taking it), and the gateway's side of the client connection holds less than 2 MB.
  */
 export async function expectHeldBack(gateway: RunningGateway, port: number, client: { ca: string; cert: ClientCert }, path: string, written: () => number, total: number): Promise<void> {
   const reader = await stalledReader(gateway, port, client, path);
   try {
     expect(reader.received).toBeGreaterThan(0);
     expect(reader.gatewaySide).toBeDefined();
-    expect(written()).toBeLessThan(total);
+    const stalledAt = written();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(written()).toBe(stalledAt);
+    expect(stalledAt).toBeLessThan(total);
     expect(reader.gatewaySide!.writableLength).toBeLessThan(2 * 1024 * 1024);
   } finally {
     reader.close();
