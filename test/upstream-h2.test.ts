@@ -184,6 +184,13 @@ let refusing: H2Upstream;
 /** Answers /fast at once, never answers /slow (the gateway's headers deadline is DEADLINE_MS). */
 let slow: H2Upstream;
 const DEADLINE_MS = 700;
+/** SETTINGS_MAX_CONCURRENT_STREAMS 5, answering after 100 ms; the gateway may open 2 connections to it. */
+let bounded: H2Upstream;
+const boundedPeak = { now: 0, max: 0 };
+/** Answers /idle/hold after HOLD_MS; the gateway closes its idle connections after IDLE_MS. */
+let idle: H2Upstream;
+const IDLE_MS = 500;
+const HOLD_MS = 1500;
 const HUGE = 96 * MB;
 const RESUMED = 16 * MB;
 let hugeWritten = 0;
@@ -309,6 +316,23 @@ beforeAll(async () => {
     if (String(headers[':path']).startsWith('/slow/fast')) setTimeout(() => answer(stream, 'fast'), 50);
   });
 
+  bounded = await startH2Upstream(
+    certs.origin,
+    ca,
+    (stream) => {
+      boundedPeak.max = Math.max(boundedPeak.max, ++boundedPeak.now);
+      setTimeout(() => {
+        boundedPeak.now--;
+        answer(stream, 'bounded');
+      }, 100);
+    },
+    { settings: { maxConcurrentStreams: 5 } },
+  );
+  idle = await startH2Upstream(certs.origin, ca, (stream, headers) => {
+    if (String(headers[':path']).startsWith('/idle/hold')) setTimeout(() => answer(stream, 'held'), HOLD_MS);
+    else answer(stream, 'idle');
+  });
+
   const h2 = (name: string, upstreamPort: number, extra: Partial<Upstream> = {}): Upstream => ({ ...certs.upstream(name, upstreamPort), protocol: 'h2', ...extra });
   const upstreams: Upstream[] = [
     h2('echo', echo.port),
@@ -327,6 +351,8 @@ beforeAll(async () => {
     { ...plainUpstream('recorder', recorder.port), protocol: 'h2' },
     h2('refusing', refusing.port),
     h2('slow', slow.port, { timeouts: { connectMs: 2000, headersMs: DEADLINE_MS, idleMs: 30_000, bodyMs: 5000 } }),
+    h2('bounded', bounded.port, { connections: 2 }),
+    h2('idle', idle.port, { timeouts: { connectMs: 2000, headersMs: 5000, idleMs: IDLE_MS, bodyMs: 5000 } }),
   ];
   const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
   previousSink = setLogSink((line) => logged.push(JSON.parse(line) as Record<string, unknown>));
@@ -339,7 +365,7 @@ afterAll(async () => {
   setLogSink(previousSink);
   setLogLevel('silent');
   await gateway?.close();
-  for (const u of [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow]) await u?.close();
+  for (const u of [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow, bounded, idle]) await u?.close();
   await noAlpn?.close();
   await recorder?.close();
   for (const s of [h1only, h1plain]) {
@@ -509,6 +535,23 @@ describe('HTTP/2 upstream sessions carry many streams', () => {
     expect([false, true].map((resumed) => opened.find((v) => v.labels.resumed === String(resumed))?.value)).toEqual([1, 2]);
   }, 60_000);
 
+  it('opens no more sessions than connections (2): 30 requests at 5 streams a session take turns on two', async () => {
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => call(`/bounded/${i}`)));
+    expect(replies.every((r) => r.status === 200 && r.body === 'bounded')).toBe(true);
+    expect(bounded.sessions.length).toBe(2);
+    expect(boundedPeak.max).toBe(10);
+  }, 60_000);
+
+  it('closes an idle HTTP/2 session after timeouts.idle, never one with a stream open', async () => {
+    const held = await call('/idle/hold'); // open for three idle timeouts
+    expect(held.body).toBe('held');
+    expect(idle.sessions.length).toBe(1);
+    expect(idle.sessions[0]!.closed || idle.sessions[0]!.destroyed).toBe(false);
+    await waitFor(() => idle.sessions[0]!.destroyed || undefined);
+    expect((await call('/idle/again')).body).toBe('idle');
+    expect(idle.sessions.length).toBe(2);
+  });
+
   it('shows HTTP/2 sessions and the streams in flight in the pool gauge', async () => {
     const sockets = await Promise.all([1, 2, 3].map(() => connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend })));
     sockets.forEach((socket, i) => socket.write(`GET /echo/hold-gauge/${i} HTTP/1.1\r\nhost: localhost\r\n\r\n`));
@@ -517,6 +560,8 @@ describe('HTTP/2 upstream sessions carry many streams', () => {
     const values = (await upstreamPool.get()).values.filter((v) => v.labels.upstream === 'echo');
     const state = (name: string) => values.find((v) => v.labels.state === name)?.value;
     expect([state('connected'), state('h2_sessions'), state('running'), state('h2_streams')]).toEqual([1, 1, 3, 3]);
+    // What least_request compares: the streams in flight.
+    expect(gateway.clusters.get('echo')!.pick().inFlight).toBe(3);
     for (const socket of sockets) socket.destroy();
   });
 });
