@@ -12,11 +12,14 @@ import http from 'node:http';
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
+import v8 from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { setLogLevel, setLogSink, type LogSink } from '../gateway/log.js';
 import { upstreamConnects, upstreamPool } from '../gateway/metrics/proxy-metrics.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
+import { UpstreamH2Session } from '../gateway/upstream/upstream-h2-session.js';
+import { UpstreamH2Stream } from '../gateway/upstream/upstream-h2-stream.js';
 import { allow, gatewayConfig, plainUpstream, terminateRoute } from './support/gateway-config.js';
 import { connectMtls } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
@@ -100,11 +103,12 @@ const END_STREAM = 0x1;
  * An h2c upstream that records every frame the gateway sends and answers nothing but SETTINGS: what
  * node:http2 would not show, such as whether a stream got END_STREAM before it was reset.
  */
-async function startFrameRecorder(): Promise<{ port: number; frames: Frame[]; close(): Promise<void> }> {
+async function startFrameRecorder(): Promise<{ port: number; frames: Frame[]; connections: ReadonlySet<net.Socket>; close(): Promise<void> }> {
   const frames: Frame[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
     let pending = Buffer.alloc(0);
@@ -129,6 +133,7 @@ async function startFrameRecorder(): Promise<{ port: number; frames: Frame[]; cl
   return {
     port: (server.address() as AddressInfo).port,
     frames,
+    connections: sockets,
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
@@ -481,15 +486,10 @@ describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
   });
 
   it('cancels the upstream stream (RST_STREAM CANCEL) when the client goes away, and keeps the session', async () => {
-    // TLS over a TCP socket of our own, so that the client can reset it: a client that only
-    // half-closes may still be waiting for its answer.
-    const tcp = net.connect({ host: '127.0.0.1', port });
-    await new Promise((resolve) => tcp.once('connect', resolve));
-    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend, socket: tcp });
-    socket.write('GET /echo/hold HTTP/1.1\r\nhost: localhost\r\n\r\n');
+    const client = await waitingClient('/echo/hold');
     const held = await waitFor(() => echo.streams.find((s) => s.path === '/echo/hold'));
     const sessionsBefore = echo.sessions.length;
-    tcp.resetAndDestroy();
+    client.reset();
     await waitFor(() => held.rstCode !== undefined || undefined);
     expect(held.rstCode).toBe(NGHTTP2_CANCEL);
     expect((await call('/echo/after-cancel')).status).toBe(201);
@@ -553,8 +553,7 @@ describe('HTTP/2 upstream sessions carry many streams', () => {
   });
 
   it('shows HTTP/2 sessions and the streams in flight in the pool gauge', async () => {
-    const sockets = await Promise.all([1, 2, 3].map(() => connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend })));
-    sockets.forEach((socket, i) => socket.write(`GET /echo/hold-gauge/${i} HTTP/1.1\r\nhost: localhost\r\n\r\n`));
+    const clients = await Promise.all([0, 1, 2].map((i) => waitingClient(`/echo/hold-gauge/${i}`)));
     await waitFor(() => (echo.streams.filter((s) => s.path.startsWith('/echo/hold-gauge')).length === 3 ? true : undefined));
     gateway.refreshGauges();
     const values = (await upstreamPool.get()).values.filter((v) => v.labels.upstream === 'echo');
@@ -562,7 +561,7 @@ describe('HTTP/2 upstream sessions carry many streams', () => {
     expect([state('connected'), state('h2_sessions'), state('running'), state('h2_streams')]).toEqual([1, 1, 3, 3]);
     // What least_request compares: the streams in flight.
     expect(gateway.clusters.get('echo')!.pick().inFlight).toBe(3);
-    for (const socket of sockets) socket.destroy();
+    for (const client of clients) client.reset();
   });
 });
 
@@ -653,6 +652,35 @@ describe('GOAWAY, refused streams and deadlines', () => {
     expect(slow.streams.find((s) => s.path === '/slow/never')?.rstCode).toBe(NGHTTP2_CANCEL);
   });
 });
+
+describe('afterwards', () => {
+  it('leaves no stream object alive, and no session object beyond the sessions upstreams still hold open', async () => {
+    const clusters = [...gateway.clusters.values()];
+    await waitFor(() => (clusters.every((c) => c.stats().h2Streams === 0) ? true : undefined));
+    const upstreams = [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow, bounded, idle];
+    const openOnUpstreams = upstreams.reduce((n, u) => n + u.sessions.filter((s) => !s.destroyed).length, 0) + recorder.connections.size;
+    expect(alive(UpstreamH2Stream)).toBe(0);
+    expect(alive(UpstreamH2Session)).toBe(openOnUpstreams);
+  });
+});
+
+/** Live instances of `type` after a full garbage collection (v8.queryObjects collects first). */
+function alive(type: unknown): number {
+  const query = (v8 as unknown as { queryObjects(ctor: unknown, options: { format: 'count' }): number }).queryObjects;
+  return query(type, { format: 'count' });
+}
+
+/**
+ * A client that sent `GET path` and waits for its answer, until reset() resets its TCP connection
+ * (a client that only half-closed might still be waiting for the answer).
+ */
+async function waitingClient(path: string): Promise<{ reset(): void }> {
+  const tcp = net.connect({ host: '127.0.0.1', port });
+  await new Promise((resolve) => tcp.once('connect', resolve));
+  const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend, socket: tcp });
+  socket.write(`GET ${path} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+  return { reset: () => tcp.resetAndDestroy() };
+}
 
 /** Polls `probe` until it returns a value (bounded: 10 s). */
 async function waitFor<T>(probe: () => T | undefined): Promise<T> {
