@@ -3,8 +3,9 @@
 // knowledge), carrying many exchanges as streams. It is usable once the upstream's first SETTINGS
 // have come; it takes streams up to the smaller of our cap and the upstream's
 // SETTINGS_MAX_CONCURRENT_STREAMS, and tells its pool each time one closes. After a GOAWAY it
-// takes no new stream, lets those in flight finish, and hands back to the pool the ones the
-// upstream did not process (above the GOAWAY's last stream, or REFUSED_STREAM) to be sent again.
+// takes no new stream and lets those in flight finish; a stream the upstream did not process
+// (above the GOAWAY's last stream, or REFUSED_STREAM) goes back to the pool to be sent again when
+// it has no body.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type Settings } from 'node:http2';
 import type { Socket } from 'node:net';
 import { h2RequestHeaders } from './h2-request-head.js';
