@@ -444,6 +444,15 @@ describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
     expect(seenSized.headers).toEqual(expect.arrayContaining(['x-custom', 'kept', 'content-length', String(body.length)]));
   });
 
+  it('sends a gRPC request with te: trailers, which gRPC requires and HTTP/1.1 hop-by-hop rules drop', async () => {
+    const grpc = await call('/echo/grpc', { method: 'POST', body: Buffer.from([0, 0, 0, 0, 0]), headers: { 'content-type': 'application/grpc+proto', te: 'trailers' } });
+    const seen = (JSON.parse(grpc.body) as { headers: string[] }).headers;
+    expect(seen.filter((_, i) => i % 2 === 0 && seen[i] === 'te').length).toBe(1);
+    expect(seen).toEqual(expect.arrayContaining(['te', 'trailers', 'content-type', 'application/grpc+proto']));
+    const plain = (JSON.parse((await call('/echo/plain', { method: 'POST', body: Buffer.from('x'), headers: { te: 'trailers' } })).body) as { headers: string[] }).headers;
+    expect(plain).not.toContain('te');
+  });
+
   it('resumes a stream held back for a slow reader once the reader takes more: the whole response arrives', async () => {
     const length = await new Promise<number>((resolve, reject) => {
       const req = https.get({ host: '127.0.0.1', port, servername: 'localhost', path: '/echo/resumed', headers: { host: 'localhost' }, ca: certs.pki.ca.rootPem, cert: certs.frontend.chainPem, key: certs.frontend.keyPem, agent: false }, (res) => {

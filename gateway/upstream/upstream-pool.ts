@@ -66,7 +66,10 @@ export class UpstreamPool implements MultiplexedSessionOwner, Balanced {
   /** One error for every refusal: overload is no time to allocate. */
   readonly #overflow: UpstreamProtocolError;
   #connecting = 0;
-  /** The endpoint speaks HTTP/2 (its last session did, or the config says so): one session at a time is opened. */
+  /**
+   * The endpoint speaks HTTP/2 (its last session did, or the config says so): one session at a
+   * time is opened. `auto` starts as HTTP/1.1 would, opening side by side until one has answered.
+   */
   #multiplexing: boolean;
   readonly #sessionOptions: SessionOptions;
   #retired = false;
