@@ -214,6 +214,7 @@ beforeAll(async () => {
       stream.end('message');
       return;
     }
+    if (path.startsWith('/echo/early-reset')) return void stream.destroy(new Error('upstream failed before answering'));
     if (path.startsWith('/echo/reset')) {
       stream.respond({ ':status': 200 });
       stream.write('partial ');
@@ -492,6 +493,11 @@ describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
     expect(reply.body).toBe('partial ');
     expect(reply.error).toBeDefined();
     expect(echo.streams.find((s) => s.path === '/echo/reset')?.rstCode).toBe(NGHTTP2_INTERNAL_ERROR);
+  });
+
+  it('answers 502 upstream_reset when the upstream resets the stream before its response head', async () => {
+    const reply = await call('/echo/early-reset');
+    expect([reply.status, JSON.parse(reply.body).reason]).toEqual([502, 'upstream_reset']);
   });
 
   it('cancels the upstream stream (RST_STREAM CANCEL) when the client goes away, and keeps the session', async () => {
