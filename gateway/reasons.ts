@@ -49,6 +49,7 @@ export const REQUEST_REASONS = [
   'upstream_overflow', // more requests waiting for an endpoint's pooled connection than upstreams[].limits.max_pending (503)
   'upstream_per_try_timeout', // no response head within retries.per_try_timeout, and no retry left (504)
   'request_timeout', // no response head within the route's timeouts.request, every try included (504)
+  'upstream_protocol_mismatch', // the upstream does not speak upstreams[].protocol (h2: ALPN agreed another protocol, or no HTTP/2 preface on h2c) (502)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

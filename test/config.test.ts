@@ -222,9 +222,9 @@ describe('schema problems point at the exact node', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'pending.yaml', certDir, { checkFiles: false });
     const set = read('    limits:\n      max_pending: 7\n');
     if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
-    expect(set.config.upstreams[0]!.limits).toEqual({ maxPending: 7 });
+    expect(set.config.upstreams[0]!.limits).toEqual({ maxPending: 7, maxConcurrentStreams: 100 });
     const absent = read('');
-    expect(absent.ok && absent.config.upstreams[0]!.limits).toEqual({ maxPending: 1024 });
+    expect(absent.ok && absent.config.upstreams[0]!.limits).toEqual({ maxPending: 1024, maxConcurrentStreams: 100 });
     const zero = read('    limits:\n      max_pending: 0\n');
     expect(positions(zero)).toEqual([w('upstreams[0].limits.max_pending', 19, 20)]);
     expect(messageAt(zero, 'upstreams[0].limits.max_pending')).toContain('0 is out of range (1 to 1000000)');
@@ -238,6 +238,21 @@ describe('schema problems point at the exact node', () => {
     expect(absent.ok && absent.config.upstreams[0]!.balance).toBe('round_robin');
     const unknown = read('    balance: least_connections\n');
     expect(positions(unknown)).toEqual([w('upstreams[0].balance', 18, 14)]);
+  });
+
+  it('reads upstreams[].protocol (absent: http1) and limits.max_concurrent_streams (absent: 100), refusing others at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'protocol.yaml', certDir, { checkFiles: false });
+    const set = read('    protocol: h2\n    limits:\n      max_concurrent_streams: 250\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect([set.config.upstreams[0]!.protocol, set.config.upstreams[0]!.limits?.maxConcurrentStreams]).toEqual(['h2', 250]);
+    expect(read('    protocol: auto\n').ok).toBe(true);
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.protocol).toBe('http1');
+    const unknown = read('    protocol: http2\n');
+    expect(positions(unknown)).toEqual([w('upstreams[0].protocol', 18, 15)]);
+    expect(messageAt(unknown, 'upstreams[0].protocol')).toMatch(/http1.*h2.*auto/);
+    const zero = read('    limits:\n      max_concurrent_streams: 0\n');
+    expect(positions(zero)).toEqual([w('upstreams[0].limits.max_concurrent_streams', 19, 31)]);
   });
 
   it('reads upstreams[].outlier_detection (absent: 5 failures, 30s, 50%) and refuses a share over 100 at the value', () => {
@@ -367,9 +382,10 @@ describe('a valid configuration', () => {
         connections: 64,
         timeouts: { connectMs: 1_500, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 },
         balance: 'round_robin',
-        limits: { maxPending: 1024 },
+        limits: { maxPending: 1024, maxConcurrentStreams: 100 },
         outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 },
         dnsRefreshMs: 30_000,
+        protocol: 'http1',
         tls: { cert: file('client.crt'), key: file('client.key'), trustBundle: file('ca.crt'), serverName: 'payments.internal', expectId: 'spiffe://example.org/ns/payments/sa/api' },
       },
     ]);

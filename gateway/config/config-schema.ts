@@ -471,7 +471,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check', 'retries', 'dns_refresh', 'dns_resolvers']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check', 'retries', 'dns_refresh', 'dns_resolvers', 'protocol']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -487,15 +487,20 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       retries: m.optional('retries', readRetries),
       dnsRefreshMs: m.withDefault('dns_refresh', duration, DNS_REFRESH_DEFAULT),
       dnsResolvers: m.optional('dns_resolvers', listOf(address, { min: 1, unique: true, example: '[10.0.0.2:53]' })),
+      protocol: m.withDefault('protocol', oneOf(['http1', 'h2', 'auto'] as const), 'http1'),
     },
     at,
   );
 };
 
 const readUpstreamLimits: Reader<UpstreamLimits> = (node, at, cx) => {
-  const m = cx.map(node, at, ['max_pending']);
+  const m = cx.map(node, at, ['max_pending', 'max_concurrent_streams']);
   if (!m) return undefined;
-  return { maxPending: m.withDefault('max_pending', integer(1, 1_000_000), UPSTREAM_LIMITS_DEFAULT.maxPending) };
+  const d = UPSTREAM_LIMITS_DEFAULT;
+  return {
+    maxPending: m.withDefault('max_pending', integer(1, 1_000_000), d.maxPending),
+    maxConcurrentStreams: m.withDefault('max_concurrent_streams', integer(1, 10_000), d.maxConcurrentStreams!),
+  };
 };
 
 const readOutlierDetection: Reader<OutlierDetection> = (node, at, cx) => {

@@ -228,7 +228,12 @@ export interface Upstream {
   readonly dnsRefreshMs?: number;
   /** DNS servers asked for host-name endpoints; absent: the system's resolver. */
   readonly dnsResolvers?: readonly Address[];
+  /** Absent: http1. */
+  readonly protocol?: UpstreamProtocol;
 }
+
+/** What the gateway speaks to an upstream: HTTP/1.1, HTTP/2 (over TLS by ALPN, plaintext by prior knowledge), or what ALPN agrees (h2 offered first). */
+export type UpstreamProtocol = 'http1' | 'h2' | 'auto';
 
 /** Active health checks: a GET over the same (m)TLS and identity check as requests. */
 export interface HealthCheck {
@@ -268,9 +273,11 @@ export const OUTLIER_DETECTION_DEFAULT: OutlierDetection = Object.freeze({ conse
 export interface UpstreamLimits {
   /** Requests that may wait for one endpoint's pooled connection; beyond: 503 upstream_overflow. */
   readonly maxPending: number;
+  /** Streams one HTTP/2 session to the endpoint carries at once (fewer if the upstream's SETTINGS say so). Absent: 100. */
+  readonly maxConcurrentStreams?: number;
 }
 
-export const UPSTREAM_LIMITS_DEFAULT: UpstreamLimits = Object.freeze({ maxPending: 1024 });
+export const UPSTREAM_LIMITS_DEFAULT: UpstreamLimits = Object.freeze({ maxPending: 1024, maxConcurrentStreams: 100 });
 
 export type BalancePolicy = 'round_robin' | 'least_connections';
 

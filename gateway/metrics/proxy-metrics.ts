@@ -103,7 +103,7 @@ export const upstreamEndpointHealthy = new Gauge({
 /** Filled at scrape time from the pools (see runtime). */
 export const upstreamPool = new Gauge({
   name: 'gatehouse_upstream_pool_connections',
-  help: 'Upstream pool connections by upstream and state (connected, free, pending requests, running requests)',
+  help: 'Upstream pool connections by upstream and state (connected, free, pending requests, running requests; of these, h2_sessions connections speaking HTTP/2 and h2_streams requests running as HTTP/2 streams)',
   labelNames: ['upstream', 'state'] as const,
   registers: [registry],
 });

@@ -113,6 +113,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       upstreamPool.labels(cluster.name, 'free').set(s.free);
       upstreamPool.labels(cluster.name, 'pending').set(s.pending);
       upstreamPool.labels(cluster.name, 'running').set(s.running);
+      upstreamPool.labels(cluster.name, 'h2_sessions').set(s.h2Sessions);
+      upstreamPool.labels(cluster.name, 'h2_streams').set(s.h2Streams);
     }
     identityCacheEntries.set(identities.size);
   };
@@ -293,7 +295,7 @@ function retireCluster(cluster: UpstreamCluster): void {
 
 /** An upstream no longer configured leaves no gauges behind at their last values. */
 function forgetPoolGauges(upstream: string): void {
-  for (const state of ['connected', 'free', 'pending', 'running']) upstreamPool.remove(upstream, state);
+  for (const state of ['connected', 'free', 'pending', 'running', 'h2_sessions', 'h2_streams']) upstreamPool.remove(upstream, state);
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */

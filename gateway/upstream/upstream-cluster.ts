@@ -14,7 +14,7 @@ import { OutlierDetector } from './outlier-detector.js';
 import { TlsSessionCache } from './tls-session-cache.js';
 import { RetryBudget } from './retry-budget.js';
 import { createUpstreamConnector } from './upstream-connector.js';
-import { UpstreamPool } from './upstream-pool.js';
+import { UpstreamPool, type PoolStats } from './upstream-pool.js';
 import type { UpstreamTlsState } from './upstream-tls-state.js';
 
 export interface UpstreamClusterHooks {
@@ -94,14 +94,18 @@ export class UpstreamCluster {
     const { config } = this;
     const outliers = this.#outliers;
     const endpoint = config.endpoints[index]!;
+    const limits = config.limits ?? UPSTREAM_LIMITS_DEFAULT;
     return new UpstreamPool({
       endpointIndex: index,
       maxConnections: config.connections,
-      maxPending: (config.limits ?? UPSTREAM_LIMITS_DEFAULT).maxPending,
+      maxPending: limits.maxPending,
+      maxStreams: limits.maxConcurrentStreams ?? UPSTREAM_LIMITS_DEFAULT.maxConcurrentStreams,
+      protocol: config.protocol,
       timeouts: config.timeouts,
       hostHeader: endpointName(endpoint),
       connect: createUpstreamConnector({
         endpoint,
+        protocol: config.protocol,
         tlsState: () => this.#tlsState,
         sessions: this.sessions,
         connectTimeoutMs: config.timeouts.connectMs,
@@ -162,17 +166,14 @@ export class UpstreamCluster {
     for (const pool of old) pool.retire();
   }
 
-  /** Connections open across the endpoints, for the pool gauge. */
-  stats(): { connected: number; free: number; pending: number; running: number } {
-    let connected = 0, free = 0, pending = 0, running = 0;
+  /** Sessions open across the endpoints and the requests on them, for the pool gauge. */
+  stats(): PoolStats {
+    const sum: PoolStats = { connected: 0, free: 0, pending: 0, running: 0, h2Sessions: 0, h2Streams: 0 };
     for (const pool of this.#pools) {
       const s = pool.stats();
-      connected += s.connected;
-      free += s.free;
-      pending += s.pending;
-      running += s.running;
+      for (const key of Object.keys(sum) as (keyof PoolStats)[]) sum[key] += s[key];
     }
-    return { connected, free, pending, running };
+    return sum;
   }
 
   async close(): Promise<void> {

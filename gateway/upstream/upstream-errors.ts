@@ -29,6 +29,8 @@ const TLS_FAILED = failure(502, 'upstream_tls_failed', true);
 const RESET = failure(502, 'upstream_reset', false);
 // Shed load: trying the next endpoint would only move the queue there.
 const OVERFLOW = failure(503, 'upstream_overflow', false);
+// Nothing was sent: another endpoint may speak the protocol.
+const PROTOCOL_MISMATCH = failure(502, 'upstream_protocol_mismatch', true);
 const BODY_FAILURES = {
   bad_request: failure(400, 'bad_request', false),
   request_body_timeout: failure(408, 'request_body_timeout', false),
@@ -71,6 +73,7 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
       return REQUEST_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
     case 'GATEHOUSE_UPSTREAM_CONNECT_RESET':
+    case 'GATEHOUSE_UPSTREAM_REFUSED':
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
@@ -79,6 +82,8 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
       return UNAVAILABLE;
     case 'GATEHOUSE_UPSTREAM_OVERFLOW':
       return OVERFLOW;
+    case 'GATEHOUSE_UPSTREAM_PROTOCOL_MISMATCH':
+      return PROTOCOL_MISMATCH;
     case 'GATEHOUSE_UPSTREAM_BAD_RESPONSE': // llhttp refused the response, or it broke its own framing
       return PROTOCOL_ERROR;
   }

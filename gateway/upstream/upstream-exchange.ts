@@ -1,6 +1,8 @@
 // The one interface between the request path and the upstream pools: what a request is, and the
-// callbacks that carry its response back. A pool calls them in order — onConnect once, then
-// onHeaders, onData*, onComplete — or onError at most once instead of what has not happened yet.
+// callbacks that carry its response back. A pool calls them in order — onConnect (again each time
+// the request changes hands: queued, on a connection, queued anew after an HTTP/2 upstream refused
+// it unprocessed), then onHeaders, onData*, onComplete — or onError at most once instead of what
+// has not happened yet.
 import type { Readable } from 'node:stream';
 import type { RequestHead } from '../message/request-head.js';
 
@@ -11,7 +13,7 @@ export interface UpstreamRequest extends RequestHead {
 }
 
 export interface UpstreamExchangeHandler {
-  /** The request is in a pool's hands: `abort` cancels it (queued or on the wire). */
+  /** The request is in a pool's hands: `abort` cancels it (queued or on the wire); the latest one given counts. */
   onConnect(abort: (err?: Error) => void): void;
   /**
    * Final response head (never 1xx), as values: the status, the headers as a flat [name, value, …]
@@ -39,7 +41,13 @@ export class UpstreamProtocolError extends Error {
       | 'GATEHOUSE_UPSTREAM_CLOSED'
       | 'GATEHOUSE_UPSTREAM_BAD_RESPONSE'
       | 'GATEHOUSE_UPSTREAM_POOL_CLOSED'
-      | 'GATEHOUSE_UPSTREAM_OVERFLOW',
+      | 'GATEHOUSE_UPSTREAM_OVERFLOW'
+      // HTTP/2: the upstream reset the stream (its error code in the message)...
+      | 'GATEHOUSE_UPSTREAM_STREAM_RESET'
+      // ...or refused it unprocessed (REFUSED_STREAM, or above the last stream its GOAWAY names): nothing of it was acted on.
+      | 'GATEHOUSE_UPSTREAM_REFUSED'
+      // The upstream does not speak the configured protocol (nothing was sent).
+      | 'GATEHOUSE_UPSTREAM_PROTOCOL_MISMATCH',
     message: string,
   ) {
     super(message);
