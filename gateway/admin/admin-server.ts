@@ -14,6 +14,8 @@ import { registry } from '../metrics/registry.js';
 export interface AdminServer {
   readonly server: http.Server;
   setReady(ready: boolean): void;
+  /** Graceful stop begun: /readyz answers 503 from now on, whatever setReady says. */
+  setDraining(): void;
   close(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
   const { address, tokenFile } = config;
   const mutable = isLoopback(address.host);
   let ready = false;
+  let draining = false;
   const json = (res: http.ServerResponse, status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n');
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -82,7 +85,8 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n');
+      const status = draining ? 'draining' : ready ? 'ready' : 'starting';
+      res.writeHead(status === 'ready' ? 200 : 503, { 'content-type': 'text/plain' }).end(`${status}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     }
@@ -98,6 +102,9 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
     server,
     setReady: (value) => {
       ready = value;
+    },
+    setDraining: () => {
+      draining = true;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -15,6 +15,8 @@ import { checkPortsFree } from '../net/shared-port.js';
 import { pumpName } from '../passthrough/native-pump.js';
 import { ConfigReloader, type ConfigSource } from '../runtime/config-reloader.js';
 import { reloadProblems, startGateway, type RunningGateway } from '../runtime/gateway.js';
+import { drainGateway } from '../runtime/graceful-drain.js';
+import { StopRequests } from '../runtime/stop-requests.js';
 import { applyTicketCount } from '../runtime/openssl-tuning.js';
 import { TicketKeySource } from '../runtime/ticket-keys.js';
 import { resolveWorkerCount, runClusterWorker, startClusterPrimary, type ClusterPrimary } from '../runtime/worker-cluster.js';
@@ -104,8 +106,16 @@ export async function main(argv: string[]): Promise<number> {
     const report = await reloader.reload(trigger);
     return { status: report.ok ? 200 : 422, body: report };
   };
+  let stops: StopRequests;
+  // The answer leaves before the drain begins (it may end with the admin server closing).
+  const drainOn = async () => {
+    const begun = !stops.draining;
+    if (begun) setImmediate(() => stops.drain('admin'));
+    const { delayMs, timeoutMs } = reloader.config.drain;
+    return { status: 202, body: { draining: true, already: !begun, pid: process.pid, delay_ms: delayMs, timeout_ms: timeoutMs } };
+  };
   // Bound late: the admin server starts with the gateway, the reloader needs the running gateway.
-  const adminSources = { json: { '/config_dump': async () => reloader.dump() }, actions: { '/reload': () => reloadOn('admin') } };
+  const adminSources = { json: { '/config_dump': async () => reloader.dump() }, actions: { '/reload': () => reloadOn('admin'), '/drain': drainOn } };
   try {
     keys = new TicketKeySource(result.config.sessionTickets);
     if (workers === 1) {
@@ -140,21 +150,26 @@ export async function main(argv: string[]): Promise<number> {
   const renewer = demoServer ? startDevPkiRenewer(DEV_DIR, { onRenewed: (pki) => reloadDemoUpstreamTls(demoServer, pki) }) : undefined;
   // Opt-in: the same on every change of the file (debounced: an editor's write and rename are one change).
   const configWatcher = configFile && result.config.watchConfig ? new FileWatcher([configFile], () => void reloadOn('watch_config'), { debounceMs: 150, pollMs: 10_000 }) : undefined;
-  let stopping = false;
-  const stop = async (signal: string) => {
-    // Relaunched (openssl-tuning.ts), a Ctrl-C or group kill reaches this process twice: stop once.
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { signal });
+  const drain = async (why: string) => {
     renewer?.close();
     configWatcher?.close();
-    await gateway.close();
+    const request = { ...reloader.config.drain, why };
+    if ('drain' in gateway) await gateway.drain(request);
+    else await drainGateway(gateway, request);
     keys.close();
     await demo?.close();
     process.exit(0);
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  stops = new StopRequests({
+    drain: (why) => void drain(why),
+    now: (why) => {
+      log.warn('stopped_at_once', { why, pid: process.pid, note: 'a second stop signal: connections still open are cut' });
+      if ('kill' in gateway) gateway.kill();
+      process.exit(1);
+    },
+  });
+  process.on('SIGINT', () => stops.signal('SIGINT'));
+  process.on('SIGTERM', () => stops.signal('SIGTERM'));
   // NGINX's and HAProxy's reload signal: re-read the configuration (the outcome is logged and counted).
   process.on('SIGHUP', () => void reloadOn('SIGHUP'));
   return -1; // keep running
@@ -167,7 +182,7 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
   }
-  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz  /config_dump${workers === 1 ? '' : '  /workers'}  (reload: kill -HUP ${process.pid}, or POST /reload)`);
+  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz  /config_dump${workers === 1 ? '' : '  /workers'}  (reload: kill -HUP ${process.pid} or POST /reload; graceful stop: kill -TERM ${process.pid} or POST /drain)`);
   if (embedded !== undefined) {
     const rel = path.relative(process.cwd(), DEV_DIR) || '.';
     const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;

@@ -91,6 +91,8 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
   #paused = false;
   #clientEnded = false;
   #closing = false;
+  /** The gateway stops (drain): the next response says `connection: close`, and is the last. */
+  #draining = false;
   #closed = false;
   #wait = Wait.Head;
   deadline: number;
@@ -113,6 +115,17 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
   /** Stops the connection now (shutdown, revocation): in-flight requests are cut. */
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * The gateway stops: a response in flight (or to a request on its way) is the last, announced
+   * with `connection: close`; a keep-alive connection idle between requests ends now. A connection
+   * that has not sent its first request yet is not idle: the client is about to send it.
+   */
+  drain(): void {
+    if (this.#draining || this.#closed) return;
+    this.#draining = true;
+    if (this.#wait === Wait.Idle && !this.#headStarted && this.#current === undefined) this.#endConnection();
   }
 
   expire(): void {
@@ -306,7 +319,7 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
     if (this.#closed) return;
     // The rest of an unread request body would be parsed as the next request's bytes: close instead.
     const bodyLeft = done?.body != null && !done.body.complete;
-    if (!reusable || bodyLeft || this.#clientEnded || this.#closing) {
+    if (!reusable || bodyLeft || this.#clientEnded || this.#closing || this.#draining) {
       this.#endConnection();
       return;
     }
@@ -332,7 +345,7 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
   /** ResponseOwner: whether the response being written must announce `connection: close`. */
   get mustClose(): boolean {
     const current = this.#current;
-    return this.#closing || this.#clientEnded || (current?.body != null && !current.body.complete && !current.body.started);
+    return this.#closing || this.#draining || this.#clientEnded || (current?.body != null && !current.body.complete && !current.body.started);
   }
 
   // --- flow and closing -------------------------------------------------------------------------

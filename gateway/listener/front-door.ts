@@ -53,6 +53,8 @@ export interface FrontDoor {
    * theirs. The address is not rebound (a new address needs a new front door).
    */
   update(listener: Listener, backends: readonly Backend[]): void;
+  /** Stops accepting; connections already accepted go on (graceful stop: drain). */
+  stopAccepting(): void;
   /** Stops accepting and closes every connection the front door accepted. */
   close(): Promise<void>;
 }
@@ -231,6 +233,9 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       maxPerSource = listener.maxConnectionsPerSource;
       door.deadlines.setLimit(listener.timeouts.helloMs);
       door.idle.setLimit(listener.timeouts.idleMs);
+    },
+    stopAccepting() {
+      if (server.listening) server.close();
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

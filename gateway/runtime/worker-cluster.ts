@@ -16,11 +16,14 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { AggregatorRegistry } from 'prom-client';
-import type { GatewayConfig } from '../config/types.js';
+import type { Drain, GatewayConfig } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
 import { reloadProblems, startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
+import { drainGateway, type DrainRequest } from './graceful-drain.js';
+import { StopRequests } from './stop-requests.js';
+import { draining } from '../metrics/drain-metrics.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
 import type { ConfigText } from '../config/load-config.js';
@@ -39,6 +42,7 @@ type PrimaryMessage =
   | { type: 'gatehouse:start'; keys: string; config: ConfigText }
   | { type: 'gatehouse:stats'; id: number }
   | { type: 'gatehouse:reload'; id: number; config: ConfigText }
+  | { type: 'gatehouse:drain'; delayMs: number; timeoutMs: number }
   | { type: 'gatehouse:stop' };
 
 /** What one worker made of a configuration reload: no problems, or why it kept its configuration. */
@@ -67,6 +71,13 @@ export interface ClusterPrimary {
    * to its gateway; later forks start on it. Resolves with each worker's outcome.
    */
   reload(config: ConfigText): Promise<WorkerReload[]>;
+  /**
+   * Graceful stop: /readyz 503 at once, every worker drains (graceful-drain.ts) and exits; resolves
+   * once all have (one still there a little after drain.timeout is killed) and the admin server is closed.
+   */
+  drain(request: DrainRequest): Promise<void>;
+  /** Ends every worker now (SIGKILL): the second stop signal. */
+  kill(): void;
   /** Stops every worker gracefully (SIGKILL after stopTimeoutMs), then the admin server. */
   close(): Promise<void>;
 }
@@ -101,6 +112,8 @@ interface Slot {
 }
 
 const LIVED_LONG_MS = 10_000;
+/** A draining worker closes what is left at drain.timeout itself; past this margin it is killed. */
+const DRAIN_KILL_MARGIN_MS = 5_000;
 
 /** Forks the workers and resolves once every one has started its gateway; rejects (after stopping them) if one cannot. */
 export async function startClusterPrimary(config: GatewayConfig, options: ClusterOptions): Promise<ClusterPrimary> {
@@ -182,7 +195,8 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     for (const slot of slots) if (slot.worker) send(slot.worker, keyMessage(key));
   });
 
-  const stopWorkers = async () => {
+  /** Sends `message` to every worker and resolves once all have exited (SIGKILL after `timeoutMs`). */
+  const stopWorkers = async (message: PrimaryMessage = { type: 'gatehouse:stop' }, timeoutMs = stopTimeoutMs) => {
     stopping = true;
     updateReady();
     removeKeyListener();
@@ -192,14 +206,14 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       if (!worker || worker.isDead()) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const kill = setTimeout(() => {
-          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: stopTimeoutMs });
+          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: timeoutMs });
           worker.process.kill('SIGKILL');
-        }, stopTimeoutMs);
+        }, timeoutMs);
         worker.once('exit', () => {
           clearTimeout(kill);
           resolve();
         });
-        send(worker, { type: 'gatehouse:stop' });
+        send(worker, message);
       });
     });
     await Promise.all(exits);
@@ -283,6 +297,19 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     admin: running,
     status,
     reload,
+    drain: async (request) => {
+      const startedAt = Date.now();
+      running.setDraining();
+      draining.set(1);
+      log.info('drain_started', { why: request.why, pid: process.pid, workers: options.workers, delay_ms: request.delayMs, timeout_ms: request.timeoutMs });
+      await stopWorkers({ type: 'gatehouse:drain', delayMs: request.delayMs, timeoutMs: request.timeoutMs }, request.timeoutMs + DRAIN_KILL_MARGIN_MS);
+      log.info('drain_finished', { why: request.why, pid: process.pid, duration_ms: Date.now() - startedAt });
+      await running.close();
+    },
+    kill: () => {
+      stopping = true;
+      for (const slot of slots) slot.worker?.process.kill('SIGKILL');
+    },
     close: async () => {
       await stopWorkers();
       await running.close();
@@ -305,8 +332,30 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
     await gateway?.close();
     process.exit(0);
   };
+  // Before the gateway runs there is nothing to drain: a stop request then stops at once.
+  const drain = async (request: DrainRequest) => {
+    if (closing) return;
+    if (gateway === undefined) return stop(request.why);
+    await drainGateway(gateway, request);
+    process.exit(0);
+  };
+  /** The drain settings the primary sent (its active configuration's); a SIGTERM uses this worker's own. */
+  let asked: Drain | undefined;
+  const stops = new StopRequests({
+    drain: (why) => void drain({ ...(asked ?? gateway?.config.drain ?? { delayMs: 0, timeoutMs: 0 }), why }),
+    now: (why) => {
+      log.warn('stopped_at_once', { why, pid: process.pid });
+      process.exit(1);
+    },
+  });
   process.on('message', (message: PrimaryMessage | { type?: unknown }) => {
     if (message.type === 'gatehouse:stop') void stop('primary');
+    // A SIGTERM to the whole group may have begun the drain already: then this changes nothing.
+    else if (message.type === 'gatehouse:drain') {
+      const { delayMs, timeoutMs } = message as Extract<PrimaryMessage, { type: 'gatehouse:drain' }>;
+      asked ??= { delayMs, timeoutMs };
+      stops.drain('primary');
+    }
     // Ahead of prom-client's own listener (registered below, after this one): gauges read from live objects.
     else if (message.type === 'prom-client:getMetricsReq') gateway?.refreshGauges();
   });
@@ -314,7 +363,8 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
   process.on('SIGINT', () => {});
   // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary.
   process.on('SIGHUP', () => {});
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // A SIGTERM to the whole group (systemd's default) drains here too, as the primary would ask.
+  process.on('SIGTERM', () => stops.signal('SIGTERM'));
   process.on('disconnect', () => void stop('primary_gone'));
 
   const firstKeys = new Promise<{ keys: Buffer; config: ConfigText }>((resolve, reject) => {

@@ -60,6 +60,8 @@ export class TerminateListener {
   readonly #http = new Set<DownstreamSession>();
   readonly #httpOptions: ClientConnectionOptions;
   readonly #handshakes: ReturnType<typeof handshakeCounter>;
+  /** drain() was called: sessions that start from now on are drained as they start. */
+  #draining = false;
   readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
 
   constructor(private readonly options: TerminateListenerOptions) {
@@ -153,6 +155,8 @@ export class TerminateListener {
     const connection = serveDownstream(socket, context, this.#httpOptions);
     this.#http.add(connection);
     socket.once('close', () => this.#http.delete(connection));
+    // A handshake that began before the drain: its first request is served, and is the last.
+    if (this.#draining) connection.drain();
   }
 
   get tlsState(): ServerTlsState {
@@ -236,6 +240,28 @@ export class TerminateListener {
   address(): { host: string; port: number } | undefined {
     const a = this.#accepting?.address();
     return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /**
+   * Graceful stop: no new connections on its own address (behind a front door, the front door stops
+   * accepting); every HTTP session finishes what it has begun and ends (DownstreamSession.drain).
+   */
+  drain(): void {
+    this.#draining = true;
+    if (this.#accepting?.listening) this.#accepting.close();
+    for (const session of this.#http) session.drain();
+  }
+
+  /** Connections accepted on its own address and still open, whatever stage they are at (0 behind a front door, which counts its own). */
+  openConnections(): Promise<number> {
+    const accepting = this.#accepting;
+    if (accepting === undefined) return Promise.resolve(0);
+    return new Promise((resolve) => accepting.getConnections((err, count) => resolve(err ? 0 : count)));
+  }
+
+  /** HTTP sessions being served. */
+  get sessions(): number {
+    return this.#http.size;
   }
 
   /** Stops accepting and closes every connection (in-flight requests are cut). */

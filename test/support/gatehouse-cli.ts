@@ -52,6 +52,8 @@ export interface TerminateConfig {
   file: string;
   /** Top-level lines before `admin:` (e.g. `workers: 2\n`). */
   head?: string;
+  /** Lines under `admin:` after its address, indented by two spaces (e.g. `  token_file: F\n`). */
+  admin?: string;
   /** The lines under `session_tickets:`, indented by two spaces. */
   sessionTickets: string;
   server: { certFile: string; keyFile: string };
@@ -68,7 +70,7 @@ export async function writeTerminateConfig(c: TerminateConfig): Promise<{ file: 
     c.file,
     `${c.head ?? ''}admin:
   address: 127.0.0.1:${adminPort}
-lifecycle:
+${c.admin ?? ''}lifecycle:
   watch: false
 session_tickets:
 ${c.sessionTickets}listeners:
