@@ -1,11 +1,11 @@
 // Graceful drain as an operator meets it, on the compiled CLI: SIGTERM with a 3 s request in flight
-// lets it finish with 200 (told `connection: close`) while /readyz says 503 and an idle keep-alive
-// connection is closed at once, then exits 0; drain.delay keeps accepting before it stops; a second
+// lets it finish with 200 (told `connection: close`) while /readyz says 503, a quiet keep-alive
+// connection is closed at once and one in use gets `connection: close` on its next response, then
+// exits 0; drain.delay keeps accepting before it stops; a second
 // signal ends at once; drain.timeout cuts a passthrough relay that stays open; POST /drain (under
 // the admin token rule) does what SIGTERM does; with two workers the primary drains them both.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -18,25 +18,12 @@ import { id } from './support/test-pki.js';
 const SLOW_MS = 3_000;
 const children = new Set<ChildProcess>();
 let fixture: CliFixture;
-/** The origin: /slow answers after SLOW_MS, anything else at once. */
-let origin: http.Server;
-let originPort: number;
 let running: CliGateway | undefined;
 
 beforeAll(async () => {
-  fixture = await cliFixture(children);
-  origin = http.createServer((req, res) => {
-    if (req.url === '/slow') setTimeout(() => res.end('slow\n'), SLOW_MS);
-    else res.end('quick\n');
-  });
-  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
-  originPort = (origin.address() as net.AddressInfo).port;
+  fixture = await cliFixture(children, { slowMs: SLOW_MS });
 }, 30_000);
-afterAll(async () => {
-  origin?.closeAllConnections();
-  await new Promise((resolve) => origin?.close(resolve));
-  await fixture?.close();
-});
+afterAll(() => fixture?.close());
 afterEach(() => {
   if (running?.child.exitCode === null) running.child.kill('SIGKILL');
   running = undefined;
@@ -52,7 +39,7 @@ function writeConfig(name: string, head: string, admin = '') {
     server: fixture.server,
     caFile: fixture.pki.caFile,
     allowId: id('frontend'),
-    originPort,
+    originPort: fixture.originPort,
   });
 }
 
@@ -78,28 +65,35 @@ const logLines = (g: CliGateway, msg: string) =>
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 
 describe('SIGTERM (one process)', () => {
-  it('lets a 3 s request in flight finish with 200 and connection: close, says 503 on /readyz meanwhile, closes an idle keep-alive connection at once, and exits 0', async () => {
+  it('lets a 3 s request in flight finish with 200 and connection: close, says 503 on /readyz meanwhile, closes a quiet keep-alive connection at once, answers the next request of a busy one with connection: close, and exits 0', async () => {
     const g = await start(await writeConfig('sigterm', 'workers: 1\n'));
     const exit = exitOf(g);
-    // Two keep-alive connections: one will sit idle, the other carries the slow request next.
-    const idle = await openConversation(conn(g));
+    // Keep-alive connections: one quiet since its first answer, one that carries the slow request, one in steady use.
+    const quiet = await openConversation(conn(g));
     const busy = await openConversation(conn(g));
-    for (const c of [idle, busy]) {
+    const steady = await openConversation(conn(g));
+    for (const c of [quiet, busy, steady]) {
       const first = await c.send(GET('/'));
       expect(first.status).toBe(200);
       expect(first.header('connection')).toBeUndefined();
     }
     expect(await metric(g, 'gatehouse_draining')).toBe(0);
+    await sleep(1200); // longer than the grace a connection that just answered gets
     const slowStarted = Date.now();
     const slow = busy.send(GET('/slow'));
-    await sleep(300);
+    expect((await steady.send(GET('/'))).header('connection')).toBeUndefined();
+    const quietClosed = quiet.closed.then(() => Date.now());
+    const signalledAt = Date.now();
     g.child.kill('SIGTERM');
-    const idleClosed = idle.closed.then(() => Date.now());
     await sleep(300);
+    // Closed at once; the connection in steady use is still open, and its next request is answered, as the last.
+    expect((await Promise.race([quietClosed, sleep(SLOW_MS).then(() => Infinity)])) - signalledAt).toBeLessThan(500);
+    const next = await steady.send(GET('/'));
+    expect(next.status).toBe(200);
+    expect(next.header('connection')).toBe('close');
+    await steady.closed;
     expect(await readyz(g)).toBe('503 draining');
     expect(await metric(g, 'gatehouse_draining')).toBe(1);
-    // Closed at once, long before the slow request is done.
-    expect((await Promise.race([idleClosed, sleep(SLOW_MS).then(() => Infinity)])) - slowStarted).toBeLessThan(SLOW_MS - 1000);
 
     const response = await slow;
     expect(response.status).toBe(200);
@@ -111,7 +105,7 @@ describe('SIGTERM (one process)', () => {
     expect(at - slowStarted).toBeGreaterThanOrEqual(SLOW_MS);
     expect(at - slowStarted).toBeLessThan(SLOW_MS + 2000);
     const [started] = logLines(g, 'drain_started');
-    expect(started).toMatchObject({ why: 'SIGTERM', connections: 2, http_sessions: 2 });
+    expect(started).toMatchObject({ why: 'SIGTERM', connections: 3, http_sessions: 3 });
     expect(logLines(g, 'drain_finished')[0]).toMatchObject({ why: 'SIGTERM', closed_at_timeout: 0 });
   }, 20_000);
 

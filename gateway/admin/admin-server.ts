@@ -10,12 +10,21 @@ import type { Admin } from '../config/types.js';
 import { log } from '../log.js';
 import { configRegistry } from '../metrics/config-metrics.js';
 import { registry } from '../metrics/registry.js';
+import { listenOnDescriptor, takeInherited } from '../net/inherited-sockets.js';
+import { listeningFd } from '../net/stream-handles.js';
 
 export interface AdminServer {
   readonly server: http.Server;
   setReady(ready: boolean): void;
   /** Graceful stop begun: /readyz answers 503 from now on, whatever setReady says. */
   setDraining(): void;
+  /** The descriptor of its listening socket (for the next generation: runtime/handover.ts). */
+  listeningFd(): number | undefined;
+  /**
+   * Another process answers on the address now (a handover): stops accepting, and answers the
+   * requests it has as it would have before, whatever setReady or setDraining say from now on.
+   */
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
@@ -45,6 +54,8 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
   const mutable = isLoopback(address.host);
   let ready = false;
   let draining = false;
+  /** stopAccepting() was called: readiness no longer changes. */
+  let handedOver = false;
   const json = (res: http.ServerResponse, status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n');
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -91,20 +102,30 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(address.port, address.host, () => {
-      server.off('error', reject);
-      resolve();
+  // The generation before may have passed its admin socket on (a handover): this one answers there now.
+  const inherited = takeInherited(address);
+  if (inherited !== undefined) await listenOnDescriptor(server, inherited, 511);
+  else {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(address.port, address.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  }
   return {
     server,
+    listeningFd: () => (server.listening ? listeningFd(server) : undefined),
+    stopAccepting: () => {
+      handedOver = true;
+      if (server.listening) server.close(); // idle keep-alive connections close with it
+    },
     setReady: (value) => {
-      ready = value;
+      if (!handedOver) ready = value;
     },
     setDraining: () => {
-      draining = true;
+      if (!handedOver) draining = true;
     },
     close: () =>
       new Promise<void>((resolve) => {

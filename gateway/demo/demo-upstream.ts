@@ -3,6 +3,7 @@
 // gateway forwarded and the identity the gateway presented.
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { listenAt } from '../net/shared-port.js';
 import type { TLSSocket } from 'node:tls';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 
@@ -64,10 +65,8 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions): Promise<Demo
     connections.total++;
     if (socket.isSessionReused()) connections.resumed++;
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
+  // On the socket the generation before passed on, after a handover of the embedded demo.
+  await listenAt(server, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 }, 511);
   return {
     server,
     port: (server.address() as AddressInfo).port,

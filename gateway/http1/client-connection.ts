@@ -53,6 +53,8 @@ const CONNECT_REFUSED: Refusal = { status: 405, reason: 'method_not_allowed', me
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.client' });
 /** How long a connection we ended may wait for the client to close its side. */
 const LINGER_MS = 5_000;
+/** A connection that carried a request this recently when a drain began is not idle yet (drain()). */
+const DRAIN_GRACE_MS = 1_000;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const CR = 13;
 const LF = 10;
@@ -119,14 +121,27 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
 
   /**
    * The gateway stops: a response in flight (or to a request on its way) is the last, announced
-   * with `connection: close`; a keep-alive connection idle between requests ends now. A connection
-   * that has not sent its first request yet is not idle: the client is about to send it.
+   * with `connection: close`. A connection waiting for a request ends now if it has been quiet for
+   * DRAIN_GRACE_MS; one that answered (or was opened) more recently is given the rest of that time:
+   * its client is likely sending the next request, and a close crossing it would fail the request
+   * (the race every keep-alive close has). Its next request is answered with `connection: close`,
+   * or the deadline sweep ends it when the grace is over.
    */
   drain(): void {
-    if (this.#draining || this.#closed) return;
+    if (this.#draining || this.#closed || this.#closing) return;
     this.#draining = true;
-    if (this.#wait === Wait.Idle && !this.#headStarted && this.#current === undefined) this.#endConnection();
+    if (this.#headStarted || this.#current !== undefined) return;
+    const waitMs = this.#wait === Wait.Idle ? this.options.idleMs : this.#wait === Wait.Head ? this.options.headersMs : 0;
+    const graceEnds = this.deadline !== 0 && waitMs > 0 ? this.deadline - waitMs + DRAIN_GRACE_MS : 0;
+    // Quiet long enough: after one turn of the event loop, so that a request already in the
+    // socket's buffer is read and answered rather than cut.
+    if (graceEnds <= Date.now()) setImmediate(this.#endIfQuiet);
+    else this.deadline = graceEnds;
   }
+
+  readonly #endIfQuiet = (): void => {
+    if (!this.#closed && !this.#closing && !this.#headStarted && this.#current === undefined) this.#endConnection();
+  };
 
   expire(): void {
     const wait = this.#wait;

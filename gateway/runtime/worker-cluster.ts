@@ -16,7 +16,7 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { AggregatorRegistry } from 'prom-client';
-import type { Drain, GatewayConfig } from '../config/types.js';
+import type { Drain, GatewayConfig, Listener } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
@@ -26,6 +26,8 @@ import { StopRequests } from './stop-requests.js';
 import { draining } from '../metrics/drain-metrics.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
+import { HeldSockets, HOLDING_AVAILABLE } from '../net/held-sockets.js';
+import { addressKey, INHERITED_ENV, servedBefore, settleInheritance } from '../net/inherited-sockets.js';
 import type { ConfigText } from '../config/load-config.js';
 
 /** Messages from a worker to the primary. */
@@ -70,7 +72,9 @@ export interface ClusterPrimary {
    * Sends a configuration (validated by the caller) to every worker, which parses it and applies it
    * to its gateway; later forks start on it. Resolves with each worker's outcome.
    */
-  reload(config: ConfigText): Promise<WorkerReload[]>;
+  reload(config: ConfigText, listeners: readonly Listener[]): Promise<WorkerReload[]>;
+  /** The listening sockets held for the workers, by address (undefined where Node cannot hold them: held-sockets.ts). */
+  heldSockets(): Map<string, number[]> | undefined;
   /**
    * Graceful stop: /readyz 503 at once, every worker drains (graceful-drain.ts) and exits; resolves
    * once all have (one still there a little after drain.timeout is killed) and the admin server is closed.
@@ -130,6 +134,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   let activeConfig = options.config;
   const reloadWaiters = new Map<number, (problems: string[]) => void>();
   let reloadId = 0;
+  const held = HOLDING_AVAILABLE ? new HeldSockets(options.workers) : undefined;
 
   const send = (worker: Worker, message: PrimaryMessage) => {
     if (worker.isConnected()) worker.send(message);
@@ -142,7 +147,14 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     slot.timer = undefined;
     slot.ready = false;
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot.index) });
+    const env: NodeJS.ProcessEnv = { GATEHOUSE_WORKER_SLOT: String(slot.index) };
+    if (held) {
+      // The slot's sockets, inherited (fork stdio) and listened on by the worker; the same ones after a restart.
+      const given = held.forSlot(slot.index);
+      cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...given.fds] });
+      env[INHERITED_ENV] = JSON.stringify({ sockets: given.sockets });
+    }
+    const worker = cluster.fork(env);
     slot.worker = worker;
     worker.on('message', (message: WorkerMessage) => {
       switch (message.type) {
@@ -240,9 +252,9 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       }),
     );
 
-  const reload = async (config: ConfigText): Promise<WorkerReload[]> => {
+  const reload = async (config: ConfigText, listeners: readonly Listener[]): Promise<WorkerReload[]> => {
     activeConfig = config;
-    return Promise.all(
+    const outcomes = await Promise.all(
       slots.map(async (slot) => {
         const worker = slot.worker;
         const pid = worker?.process.pid;
@@ -260,10 +272,19 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
         return { slot: slot.index, pid, problems };
       }),
     );
+    // Every worker closed the listeners the reload removed: the sockets held for them go too.
+    if (outcomes.every((o) => o.problems.length === 0)) held?.keepOnly(new Set(listeners.map((l) => addressKey(l.address))));
+    return outcomes;
   };
 
   try {
-    await checkPortsFree(config.listeners);
+    // After a handover the generation before still serves its addresses, with the sockets it passed on.
+    const before = servedBefore();
+    await checkPortsFree(config.listeners.filter((l) => !before.has(addressKey(l.address))));
+    for (const listener of held ? config.listeners : []) {
+      const closed = await held!.hold(listener.address);
+      if (closed > 0) log.warn('handover_sockets_closed', { listener: listener.name, closed, workers: options.workers, note: 'fewer workers than the generation before: connections queued on the sockets closed are reset' });
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`workers did not start within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
       starting = {
@@ -288,6 +309,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   } catch (err) {
     starting = undefined;
     await stopWorkers();
+    held?.close();
     throw err;
   }
 
@@ -297,10 +319,13 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     admin: running,
     status,
     reload,
+    heldSockets: () => held?.all(),
     drain: async (request) => {
       const startedAt = Date.now();
       running.setDraining();
       draining.set(1);
+      // The workers' own descriptors keep the sockets open while they accept; when they stop, the sockets close.
+      held?.close();
       log.info('drain_started', { why: request.why, pid: process.pid, workers: options.workers, delay_ms: request.delayMs, timeout_ms: request.timeoutMs });
       await stopWorkers({ type: 'gatehouse:drain', delayMs: request.delayMs, timeoutMs: request.timeoutMs }, request.timeoutMs + DRAIN_KILL_MARGIN_MS);
       log.info('drain_finished', { why: request.why, pid: process.pid, duration_ms: Date.now() - startedAt });
@@ -311,6 +336,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       for (const slot of slots) slot.worker?.process.kill('SIGKILL');
     },
     close: async () => {
+      held?.close();
       await stopWorkers();
       await running.close();
     },
@@ -422,6 +448,7 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
         sendToPrimary({ type: 'gatehouse:reloaded', id: message.id, problems });
       });
   });
+  settleInheritance(); // a socket the primary held for a listener this worker does not have
   sendToPrimary({ type: 'gatehouse:ready' });
 }
 

@@ -33,8 +33,8 @@ import { createRequestHandler } from './request-handler.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
 import type { TerminateRouter } from './terminate-router.js';
-import { sharedPortOptions } from '../net/shared-port.js';
-import { checkStreamHandles } from '../net/stream-handles.js';
+import { listenAt } from '../net/shared-port.js';
+import { checkStreamHandles, listeningFd } from '../net/stream-handles.js';
 
 export interface TerminateListenerOptions {
   listener: Listener;
@@ -182,19 +182,12 @@ export class TerminateListener {
   /** Bare listener: accept on the listener's address, admit, and hand each connection to the TLS server. */
   listen(): Promise<void> {
     const { listener } = this.options;
-    const { host, port } = listener.address;
     const accepting = net.createServer({ noDelay: true }, this.#admit);
     // Node closes connections over the limit before making a socket of them, and says so.
     accepting.maxConnections = listener.maxConnections;
     accepting.on('drop', (peer?: { remoteAddress?: string }) => this.#refuseAtAccept('max_connections', peer?.remoteAddress));
     this.#accepting = accepting;
-    return new Promise((resolve, reject) => {
-      accepting.once('error', reject);
-      accepting.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
-        accepting.off('error', reject);
-        resolve();
-      });
-    });
+    return listenAt(accepting, listener.address, 4096);
   }
 
   /** A connection this listener accepted itself: max_connections_per_source, then the TLS server. */
@@ -235,6 +228,11 @@ export class TerminateListener {
   /** The HTTP connections being served, each with its context (revocation reads their identities). */
   get served(): Iterable<DownstreamSession> {
     return this.#http;
+  }
+
+  /** The descriptor of the socket it listens on itself (for the next generation: runtime/handover.ts); undefined behind a front door. */
+  listeningFd(): number | undefined {
+    return this.#accepting?.listening ? listeningFd(this.#accepting) : undefined;
   }
 
   address(): { host: string; port: number } | undefined {

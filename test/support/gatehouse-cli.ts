@@ -139,19 +139,24 @@ export interface CliFixture {
   close(): Promise<void>;
 }
 
-/** A test PKI (server `localhost`, client `frontend`) and a plain HTTP origin, for beforeAll. */
-export async function cliFixture(children: Set<ChildProcess>): Promise<CliFixture> {
+/** A test PKI (server `localhost`, client `frontend`) and a plain HTTP origin, for beforeAll; the origin answers /slow after `slowMs`. */
+export async function cliFixture(children: Set<ChildProcess>, options: { slowMs?: number } = {}): Promise<CliFixture> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
   const pki = await TestPki.create();
   const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
   const client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  const origin = http.createServer((_req, res) => res.end('origin\n'));
+  const origin = http.createServer((req, res) => {
+    if (req.url === '/slow' && options.slowMs !== undefined) setTimeout(() => res.end('slow\n'), options.slowMs);
+    else res.end('origin\n');
+  });
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   const originPort = (origin.address() as net.AddressInfo).port;
   const close = async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    origin.closeAllConnections();
     await new Promise((resolve) => origin.close(resolve));
     pki.cleanup();
   };
   return { pki, server, client, originPort, close };
 }
+

@@ -81,6 +81,7 @@ export async function openConversation(options: RawConnectionOptions): Promise<C
   return {
     send: (request) =>
       new Promise((resolve, reject) => {
+        if (socket.destroyed) return reject(new Error('connection closed before the response'));
         waiting = { resolve, reject };
         socket.write(request);
       }),
