@@ -232,7 +232,7 @@ describe('POST /drain', () => {
 });
 
 describe('with two workers', () => {
-  it('SIGTERM to the primary drains every worker: the request in flight finishes with 200, /readyz 503, exit 0', async () => {
+  it('SIGTERM to the primary drains every worker: the request in flight finishes with 200, /readyz 503, new connections refused, exit 0', async () => {
     const g = await start(await writeConfig('workers', 'workers: 2\n'));
     const exit = exitOf(g);
     // Several slow requests on keep-alive connections of their own: the kernel spreads them over both workers.
@@ -244,6 +244,8 @@ describe('with two workers', () => {
     await sleep(200);
     expect(await readyz(g)).toBe('503 draining');
     expect(await metric(g, 'gatehouse_draining')).toBe(1);
+    // The workers stopped accepting, and the primary let go of the sockets it held for them: refused, not queued.
+    await expect(rawRequest(conn(g), GET('/'))).rejects.toThrow(/ECONNREFUSED/);
     const responses = await Promise.all(slow);
     expect(responses.map((r) => `${r.status} ${r.header('connection')}`)).toEqual(Array(4).fill('200 close'));
     const { code, at } = await exit;

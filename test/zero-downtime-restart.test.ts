@@ -2,8 +2,9 @@
 // generation on the listening sockets of the running one, which then drains and exits. Measured:
 // continuous load (new connections, keep-alive connections, and /readyz polled as a load balancer
 // would) through 20 configuration reloads and 5 restarts, with no failed request. A new generation
-// that cannot start changes nothing. A second `gatehouse start` on the same ports without a
-// handover is still refused (test/workers.test.ts).
+// that cannot start changes nothing. A worker restarted after a crash listens on the socket its
+// primary holds for it. A second `gatehouse start` on the same ports without a handover is still
+// refused (test/workers.test.ts).
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,7 +12,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cliFixture, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
+import { cliFixture, freePort, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { openConversation, rawRequest, type Conversation, type RawConnectionOptions } from './support/raw-https.js';
 import { id } from './support/test-pki.js';
 
@@ -266,6 +267,36 @@ describe('SIGUSR2 with one process', () => {
     expect(listeningSockets([g.port, g.adminPort])).toBe(sockets);
     expect(await readyz(g.adminPort)).toBe(200);
   }, 60_000);
+});
+
+describe('sockets held by the primary', () => {
+  it('a worker killed with SIGKILL is restarted on the same listening socket', async () => {
+    const { g } = await start('held', 2);
+    const sockets = listeningSockets([g.port]);
+    expect(sockets.split(' ')).toHaveLength(2);
+    const workers = async () => (await fetch(`http://127.0.0.1:${g.adminPort}/workers`).then((r) => r.json())) as { pid: number; ready: boolean }[];
+    const victim = (await workers())[0]!.pid;
+    process.kill(victim, 'SIGKILL');
+    await until('the worker to be replaced', async () => {
+      const now = await workers();
+      return now.every((w) => w.ready && w.pid !== victim);
+    });
+    expect(listeningSockets([g.port])).toBe(sockets);
+    expect((await rawRequest({ port: g.port, ca: fixture.pki.ca.rootPem, cert: fixture.client, servername: 'localhost' }, GET('/'))).status).toBe(200);
+  }, 30_000);
+
+  it('a listener a reload moves to another port is closed on the old one: refused there, not held open with nobody accepting', async () => {
+    const { g, file } = await start('moved', 2);
+    const movedTo = await freePort();
+    const text = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, text.replace(`127.0.0.1:${g.port}`, `127.0.0.1:${movedTo}`));
+    const reload = await fetch(`http://127.0.0.1:${g.adminPort}/reload`, { method: 'POST' });
+    expect(reload.status).toBe(200);
+    const options = (port: number): RawConnectionOptions => ({ port, ca: fixture.pki.ca.rootPem, cert: fixture.client, servername: 'localhost' });
+    expect((await rawRequest(options(movedTo), GET('/'))).status).toBe(200);
+    expect(listeningSockets([g.port])).toBe('');
+    await expect(rawRequest(options(g.port), GET('/'))).rejects.toThrow(/ECONNREFUSED/);
+  }, 30_000);
 });
 
 /** The active configuration's hash as /config_dump says it (undefined while the admin address changes hands). */

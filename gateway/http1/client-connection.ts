@@ -135,13 +135,13 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
     const graceEnds = this.deadline !== 0 && waitMs > 0 ? this.deadline - waitMs + DRAIN_GRACE_MS : 0;
     // Quiet long enough: after one turn of the event loop, so that a request already in the
     // socket's buffer is read and answered rather than cut.
-    if (graceEnds <= Date.now()) setImmediate(this.#endIfQuiet);
+    if (graceEnds <= Date.now()) setImmediate(() => this.#endIfQuiet());
     else this.deadline = graceEnds;
   }
 
-  readonly #endIfQuiet = (): void => {
+  #endIfQuiet(): void {
     if (!this.#closed && !this.#closing && !this.#headStarted && this.#current === undefined) this.#endConnection();
-  };
+  }
 
   expire(): void {
     const wait = this.#wait;

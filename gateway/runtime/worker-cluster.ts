@@ -387,8 +387,10 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
   });
   // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
   process.on('SIGINT', () => {});
-  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary.
+  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary;
+  // nor a SIGUSR2 (a handover is the primary's).
   process.on('SIGHUP', () => {});
+  process.on('SIGUSR2', () => {});
   // A SIGTERM to the whole group (systemd's default) drains here too, as the primary would ask.
   process.on('SIGTERM', () => stops.signal('SIGTERM'));
   process.on('disconnect', () => void stop('primary_gone'));
