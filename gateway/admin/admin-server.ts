@@ -10,7 +10,7 @@ import type { Admin } from '../config/types.js';
 import { log } from '../log.js';
 import { configRegistry } from '../metrics/config-metrics.js';
 import { registry } from '../metrics/registry.js';
-import { listenOnDescriptor, takeInherited } from '../net/inherited-sockets.js';
+import { listenAt } from '../net/shared-port.js';
 import { listeningFd } from '../net/stream-handles.js';
 
 export interface AdminServer {
@@ -102,18 +102,8 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     }
   });
-  // The generation before may have passed its admin socket on (a handover): this one answers there now.
-  const inherited = takeInherited(address);
-  if (inherited !== undefined) await listenOnDescriptor(server, inherited, 511);
-  else {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(address.port, address.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  }
+  // On the admin socket the generation before passed on, after a handover: this one answers there now.
+  await listenAt(server, address, 511);
   return {
     server,
     listeningFd: () => (server.listening ? listeningFd(server) : undefined),

@@ -80,11 +80,6 @@ export function servedBefore(): ReadonlySet<string> {
   return new Set(given()?.inheritance.served ?? []);
 }
 
-/** Whether this process was started by a handover. */
-export function isHandover(): boolean {
-  return given()?.inheritance.ready !== undefined;
-}
-
 /** Tells the generation before that this one serves now (once), and closes whatever was given and not taken (addresses no longer configured). */
 export function settleInheritance(): void {
   const state = given();
