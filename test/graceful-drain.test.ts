@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cliFixture, freePort, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
+import { cliFixture, freePort, killByPidFile, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { openConversation, rawRequest, type RawConnectionOptions } from './support/raw-https.js';
 import { id } from './support/test-pki.js';
 
@@ -19,6 +19,8 @@ const SLOW_MS = 3_000;
 const children = new Set<ChildProcess>();
 let fixture: CliFixture;
 let running: CliGateway | undefined;
+/** Where the serving process writes its pid: a relaunched one outlives a SIGKILL to the CLI process, so a failed test kills it there. */
+let servingPidFile: string | undefined;
 
 beforeAll(async () => {
   fixture = await cliFixture(children, { slowMs: SLOW_MS });
@@ -26,7 +28,9 @@ beforeAll(async () => {
 afterAll(() => fixture?.close());
 afterEach(() => {
   if (running?.child.exitCode === null) running.child.kill('SIGKILL');
+  if (servingPidFile !== undefined) killByPidFile(servingPidFile);
   running = undefined;
+  servingPidFile = undefined;
 });
 
 /** A terminate config (one mTLS listener routing / to the origin); `head` goes before `admin:`, `admin` under it. */
@@ -44,7 +48,8 @@ function writeConfig(name: string, head: string, admin = '') {
 }
 
 async function start(ports: { file: string; port: number; adminPort: number }): Promise<CliGateway> {
-  running = await startCli(ports, [], children, { GATEHOUSE_LOG: 'info' });
+  servingPidFile = `${ports.file}.pid`;
+  running = await startCli(ports, ['--pid-file', servingPidFile], children, { GATEHOUSE_LOG: 'info' });
   return running;
 }
 

@@ -12,7 +12,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cliFixture, freePort, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
+import { alive, cliFixture, freePort, killByPidFile, readPid, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { openConversation, rawRequest, type Conversation, type RawConnectionOptions } from './support/raw-https.js';
 import { id } from './support/test-pki.js';
 
@@ -27,29 +27,9 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(() => fixture?.close());
 afterEach(() => {
-  for (const file of pidFiles) {
-    const pid = readPid(file);
-    if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL'); // its workers follow their primary
-  }
+  for (const file of pidFiles) killByPidFile(file);
   pidFiles.clear();
 });
-
-function readPid(file: string): number | undefined {
-  try {
-    return Number(fs.readFileSync(file, 'utf8').trim()) || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Running (a zombie, which an orphan whose reaper is slow can be for a while, is not). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 async function until<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;

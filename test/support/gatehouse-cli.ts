@@ -160,3 +160,30 @@ export async function cliFixture(children: Set<ChildProcess>, options: { slowMs?
   return { pki, server, client, originPort, close };
 }
 
+
+/** The pid a `--pid-file` names, or undefined (not written yet, or removed at exit). */
+export function readPid(file: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Running (a zombie, which an orphan whose reaper is slow can be for a while, is not). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SIGKILL to the process a pid file names: the serving process, which outlives a SIGKILL to the
+ * CLI process when that one relaunched it (openssl-tuning.ts) or handed over to it; workers follow their primary.
+ */
+export function killByPidFile(file: string): void {
+  const pid = readPid(file);
+  if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+}
