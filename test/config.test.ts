@@ -206,6 +206,23 @@ describe('schema problems point at the exact node', () => {
     }
   });
 
+  it('reads drain (delay 0s and timeout 30s by default), refuses a timeout of 0 and a delay as long as the timeout, at the value', () => {
+    const listener = 'listeners:\n  - name: relay\n    address: 127.0.0.1:1\n    routes:\n      - name: r\n        passthrough:\n          sni: [a.example.org]\n        backend: b\nbackends:\n  - name: b\n    endpoints: [127.0.0.1:2]\n';
+    const read = (drain: string) => parseConfig(`${drain}${listener}`, 'drain.yaml', certDir, { checkFiles: false });
+    const absent = read('');
+    expect(absent.ok && absent.config.drain).toEqual({ delayMs: 0, timeoutMs: 30_000 });
+    const set = read('drain:\n  delay: 5s\n  timeout: 1m\n');
+    expect(set.ok && set.config.drain).toEqual({ delayMs: 5_000, timeoutMs: 60_000 });
+    const noDelay = read('drain:\n  delay: 0s\n');
+    expect(noDelay.ok && noDelay.config.drain).toEqual({ delayMs: 0, timeoutMs: 30_000 });
+    const zeroTimeout = read('drain:\n  timeout: 0s\n');
+    expect(positions(zeroTimeout)).toEqual([w('drain.timeout', 2, 12)]);
+    expect(messageAt(zeroTimeout, 'drain.timeout')).toContain('must be longer than 0');
+    const tooLong = read('drain:\n  delay: 30s\n');
+    expect(positions(tooLong)).toEqual([w('drain.delay', 2, 10)]);
+    expect(messageAt(tooLong, 'drain.delay')).toContain('must be shorter than drain.timeout (30000 ms)');
+  });
+
   it('reads listeners[].max_connections_per_source (absent: no limit) and refuses a value below 1 at the value', () => {
     const listener = (extra: string) => `listeners:\n  - name: relay\n    address: 127.0.0.1:1\n${extra}    routes:\n      - name: r\n        passthrough:\n          sni: [a.example.org]\n        backend: b\nbackends:\n  - name: b\n    endpoints: [127.0.0.1:2]\n`;
     const read = (extra: string) => parseConfig(listener(extra), 'limits.yaml', certDir, { checkFiles: false });

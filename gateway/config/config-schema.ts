@@ -27,6 +27,7 @@ import type {
   Authorization,
   Backend,
   ClientAuth,
+  Drain,
   GatewayConfig,
   PeerTrust,
   IdentityPattern,
@@ -60,6 +61,7 @@ import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, 
 const ADMIN_DEFAULT: Admin = { address: { host: '127.0.0.1', port: 9901 } };
 const LIFECYCLE_DEFAULT: Lifecycle = { watch: true, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 };
 const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000, perHandshake: 1 };
+const DRAIN_DEFAULT: Drain = { delayMs: 0, timeoutMs: 30_000 };
 const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 };
 const UPSTREAM_TIMEOUTS_DEFAULT: UpstreamTimeouts = { connectMs: 5_000, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 };
 const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true, cert: false, chain: false };
@@ -81,13 +83,18 @@ const ANY_PATH: RouteMatch = { pathPrefix: '/' };
 /** Node's timers take at most 2^31-1 ms (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const duration: Reader<number> = (node, at, cx) => {
-  const ms = formatted('a duration with a unit, like 5s', parseDuration)(node, at, cx);
-  if (ms === undefined) return undefined;
-  if (ms > 0 && ms <= MAX_TIMER_MS) return ms;
-  cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
-  return undefined;
-};
+/** A duration of at least `minMs` (0: "do not wait" is a valid answer, as for drain.delay). */
+function durationFrom(minMs: 0 | 1): Reader<number> {
+  return (node, at, cx) => {
+    const ms = formatted('a duration with a unit, like 5s', parseDuration)(node, at, cx);
+    if (ms === undefined) return undefined;
+    if (ms >= minMs && ms <= MAX_TIMER_MS) return ms;
+    cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
+    return undefined;
+  };
+}
+const duration = durationFrom(1);
+const durationOrZero = durationFrom(0);
 
 /** Bytes: a whole number, a size with a unit (64MiB, 10MB) or `unlimited`. */
 const byteSize: Reader<number> = (node, at, cx) =>
@@ -166,7 +173,7 @@ const terminateAlpn = formatted('an ALPN protocol id', (s) =>
 
 // ---- sections ----
 
-const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config'] as const;
+const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config', 'drain'] as const;
 
 /** Reads the whole document; undefined when it is not even a mapping. */
 export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfig | undefined {
@@ -189,6 +196,7 @@ export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfi
       upstreams: root.withDefault('upstreams', listOf(readUpstream), []),
       backends: root.withDefault('backends', listOf(readBackend), []),
       watchConfig: root.withDefault('watch_config', bool, false),
+      drain: root.withDefault('drain', readDrain, DRAIN_DEFAULT),
     },
     '',
   );
@@ -197,6 +205,15 @@ export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfi
 const readAdmin: Reader<Admin> = (node, at, cx) => {
   const m = cx.map(node, at, ['address', 'token_file']);
   return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address), tokenFile: m.optional('token_file', filePath) };
+};
+
+const readDrain: Reader<Drain> = (node, at, cx) => {
+  const m = cx.map(node, at, ['delay', 'timeout']);
+  if (!m) return undefined;
+  const drain = { delayMs: m.withDefault('delay', durationOrZero, DRAIN_DEFAULT.delayMs), timeoutMs: m.withDefault('timeout', duration, DRAIN_DEFAULT.timeoutMs) };
+  // The timeout bounds the whole drain, from the signal: a delay as long would leave nothing to finish in.
+  if (drain.delayMs >= drain.timeoutMs) cx.problems.atValue(m.pathOf('delay'), `must be shorter than drain.timeout (${drain.timeoutMs} ms), which counts from the stop signal`);
+  return drain;
 };
 
 const readLifecycle: Reader<Lifecycle> = (node, at, cx) => {

@@ -318,6 +318,14 @@ export interface Admin {
   readonly tokenFile?: string;
 }
 
+/** Graceful stop (SIGTERM, SIGINT, POST /drain; docs/operations.md). */
+export interface Drain {
+  /** Listeners keep accepting this long after /readyz turns 503, so load balancers deregister first. */
+  readonly delayMs: number;
+  /** Then connections still open after this long (relays, tunnels, slow requests) are closed. */
+  readonly timeoutMs: number;
+}
+
 export interface GatewayConfig {
   /** Where the config came from: a file path or `<embedded default>`. */
   readonly source: string;
@@ -331,4 +339,5 @@ export interface GatewayConfig {
   readonly workers: number;
   /** Reload when the configuration file changes (as SIGHUP does). Opt-in; absent: false. */
   readonly watchConfig?: boolean;
+  readonly drain: Drain;
 }

@@ -6,6 +6,7 @@
 import http2 from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { listenAt } from '../net/shared-port.js';
 import type { TLSSocket } from 'node:tls';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 import { serveGrpcHealth } from './grpc-health-service.js';
@@ -97,10 +98,8 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions): Promise<Demo
   const closeAllConnections = () => {
     for (const socket of sockets) socket.destroy();
   };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
+  // On the socket the generation before passed on, after a handover of the embedded demo.
+  await listenAt(server, { host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 }, 511);
   return {
     server,
     port: (server.address() as AddressInfo).port,

@@ -42,6 +42,8 @@ export interface RunningListener {
   /** Present when the listener has passthrough routes or is PERMISSIVE. */
   readonly frontDoor: FrontDoor | undefined;
   address(): { host: string; port: number };
+  /** The descriptor of its listening socket, for the next generation (handover.ts). */
+  listeningFd(): number | undefined;
 }
 
 export interface RunningGateway {
@@ -138,11 +140,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         terminate: t && ((socket) => t.acceptTls(socket)),
         plaintext: t && listener.mode === 'PERMISSIVE' ? (socket) => t.acceptPlaintext(socket) : undefined,
       });
-      return { config: listener, terminate, frontDoor, address: () => frontDoor.address() };
+      return { config: listener, terminate, frontDoor, address: () => frontDoor.address(), listeningFd: () => frontDoor.listeningFd() };
     }
     const t = terminate!;
     await t.listen();
-    return { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()! };
+    return { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()!, listeningFd: () => t.listeningFd() };
   };
   const closeListener = async (l: RunningListener) => {
     await l.frontDoor?.close();

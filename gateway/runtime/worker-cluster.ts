@@ -16,7 +16,7 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { AggregatorRegistry } from 'prom-client';
-import type { GatewayConfig } from '../config/types.js';
+import type { Drain, GatewayConfig, Listener } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
@@ -24,8 +24,13 @@ import { reloadProblems, startGateway, upstreamsPage, type GatewayOptions, type 
 import type { HealthResult, HealthShare } from '../upstream/health-share.js';
 import { mergeUpstreamsPages } from './upstreams-page.js';
 import { certsPage, type CertsPage } from '../lifecycle/lifecycle-metrics.js';
+import { drainGateway, type DrainRequest } from './graceful-drain.js';
+import { StopRequests } from './stop-requests.js';
+import { draining } from '../metrics/drain-metrics.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
+import { HeldSockets, HOLDING_AVAILABLE } from '../net/held-sockets.js';
+import { addressKey, INHERITED_ENV, servedBefore, settleInheritance } from '../net/inherited-sockets.js';
 import type { ConfigText } from '../config/load-config.js';
 
 /** Messages from a worker to the primary. */
@@ -44,6 +49,7 @@ type PrimaryMessage =
   | { type: 'gatehouse:stats'; id: number }
   | { type: 'gatehouse:reload'; id: number; config: ConfigText }
   | { type: 'gatehouse:health'; result: HealthResult }
+  | { type: 'gatehouse:drain'; delayMs: number; timeoutMs: number }
   | { type: 'gatehouse:stop' };
 
 type WorkerStats = Extract<WorkerMessage, { type: 'gatehouse:stats' }>;
@@ -73,7 +79,16 @@ export interface ClusterPrimary {
    * Sends a configuration (validated by the caller) to every worker, which parses it and applies it
    * to its gateway; later forks start on it. Resolves with each worker's outcome.
    */
-  reload(config: ConfigText): Promise<WorkerReload[]>;
+  reload(config: ConfigText, listeners: readonly Listener[]): Promise<WorkerReload[]>;
+  /** The listening sockets held for the workers, by address (undefined where Node cannot hold them: held-sockets.ts). */
+  heldSockets(): Map<string, number[]> | undefined;
+  /**
+   * Graceful stop: /readyz 503 at once, every worker drains (graceful-drain.ts) and exits; resolves
+   * once all have (one still there a little after drain.timeout is killed) and the admin server is closed.
+   */
+  drain(request: DrainRequest): Promise<void>;
+  /** Ends every worker now (SIGKILL): the second stop signal. */
+  kill(): void;
   /** Stops every worker gracefully (SIGKILL after stopTimeoutMs), then the admin server. */
   close(): Promise<void>;
 }
@@ -108,6 +123,8 @@ interface Slot {
 }
 
 const LIVED_LONG_MS = 10_000;
+/** A draining worker closes what is left at drain.timeout itself; past this margin it is killed. */
+const DRAIN_KILL_MARGIN_MS = 5_000;
 
 /** Forks the workers and resolves once every one has started its gateway; rejects (after stopping them) if one cannot. */
 export async function startClusterPrimary(config: GatewayConfig, options: ClusterOptions): Promise<ClusterPrimary> {
@@ -124,6 +141,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   let activeConfig = options.config;
   const reloadWaiters = new Map<number, (problems: string[]) => void>();
   let reloadId = 0;
+  const held = HOLDING_AVAILABLE ? new HeldSockets(options.workers) : undefined;
 
   const send = (worker: Worker, message: PrimaryMessage) => {
     if (worker.isConnected()) worker.send(message);
@@ -136,7 +154,14 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     slot.timer = undefined;
     slot.ready = false;
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot.index), GATEHOUSE_WORKER_SLOTS: String(slots.length) });
+    const env: NodeJS.ProcessEnv = { GATEHOUSE_WORKER_SLOT: String(slot.index), GATEHOUSE_WORKER_SLOTS: String(slots.length) };
+    if (held) {
+      // The slot's sockets, inherited (fork stdio) and listened on by the worker; the same ones after a restart.
+      const given = held.forSlot(slot.index);
+      cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...given.fds] });
+      env[INHERITED_ENV] = JSON.stringify({ sockets: given.sockets });
+    }
+    const worker = cluster.fork(env);
     slot.worker = worker;
     worker.on('message', (message: WorkerMessage) => {
       switch (message.type) {
@@ -193,7 +218,8 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     for (const slot of slots) if (slot.worker) send(slot.worker, keyMessage(key));
   });
 
-  const stopWorkers = async () => {
+  /** Sends `message` to every worker and resolves once all have exited (SIGKILL after `timeoutMs`). */
+  const stopWorkers = async (message: PrimaryMessage = { type: 'gatehouse:stop' }, timeoutMs = stopTimeoutMs) => {
     stopping = true;
     updateReady();
     removeKeyListener();
@@ -203,14 +229,14 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       if (!worker || worker.isDead()) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const kill = setTimeout(() => {
-          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: stopTimeoutMs });
+          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: timeoutMs });
           worker.process.kill('SIGKILL');
-        }, stopTimeoutMs);
+        }, timeoutMs);
         worker.once('exit', () => {
           clearTimeout(kill);
           resolve();
         });
-        send(worker, { type: 'gatehouse:stop' });
+        send(worker, message);
       });
     });
     await Promise.all(exits);
@@ -243,9 +269,9 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   // Every worker loads the same files: the first that answers speaks for all.
   const certs = async () => (await workerStats()).find((s) => s !== null)?.certs ?? { certificates: [], crls: [] };
 
-  const reload = async (config: ConfigText): Promise<WorkerReload[]> => {
+  const reload = async (config: ConfigText, listeners: readonly Listener[]): Promise<WorkerReload[]> => {
     activeConfig = config;
-    return Promise.all(
+    const outcomes = await Promise.all(
       slots.map(async (slot) => {
         const worker = slot.worker;
         const pid = worker?.process.pid;
@@ -263,10 +289,19 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
         return { slot: slot.index, pid, problems };
       }),
     );
+    // Every worker closed the listeners the reload removed: the sockets held for them go too.
+    if (outcomes.every((o) => o.problems.length === 0)) held?.keepOnly(new Set(listeners.map((l) => addressKey(l.address))));
+    return outcomes;
   };
 
   try {
-    await checkPortsFree(config.listeners);
+    // After a handover the generation before still serves its addresses, with the sockets it passed on.
+    const before = servedBefore();
+    await checkPortsFree(config.listeners.filter((l) => !before.has(addressKey(l.address))));
+    for (const listener of held ? config.listeners : []) {
+      const closed = await held!.hold(listener.address);
+      if (closed > 0) log.warn('handover_sockets_closed', { listener: listener.name, closed, workers: options.workers, note: 'fewer workers than the generation before: connections queued on the sockets closed are reset' });
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`workers did not start within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
       starting = {
@@ -291,6 +326,7 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   } catch (err) {
     starting = undefined;
     await stopWorkers();
+    held?.close();
     throw err;
   }
 
@@ -300,7 +336,24 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     admin: running,
     status,
     reload,
+    heldSockets: () => held?.all(),
+    drain: async (request) => {
+      const startedAt = Date.now();
+      running.setDraining();
+      draining.set(1);
+      // The workers' own descriptors keep the sockets open while they accept; when they stop, the sockets close.
+      held?.close();
+      log.info('drain_started', { why: request.why, pid: process.pid, workers: options.workers, delay_ms: request.delayMs, timeout_ms: request.timeoutMs });
+      await stopWorkers({ type: 'gatehouse:drain', delayMs: request.delayMs, timeoutMs: request.timeoutMs }, request.timeoutMs + DRAIN_KILL_MARGIN_MS);
+      log.info('drain_finished', { why: request.why, pid: process.pid, duration_ms: Date.now() - startedAt });
+      await running.close();
+    },
+    kill: () => {
+      stopping = true;
+      for (const slot of slots) slot.worker?.process.kill('SIGKILL');
+    },
     close: async () => {
+      held?.close();
       await stopWorkers();
       await running.close();
     },
@@ -322,16 +375,41 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
     await gateway?.close();
     process.exit(0);
   };
+  // Before the gateway runs there is nothing to drain: a stop request then stops at once.
+  const drain = async (request: DrainRequest) => {
+    if (closing) return;
+    if (gateway === undefined) return stop(request.why);
+    await drainGateway(gateway, request);
+    process.exit(0);
+  };
+  /** The drain settings the primary sent (its active configuration's); a SIGTERM uses this worker's own. */
+  let asked: Drain | undefined;
+  const stops = new StopRequests({
+    drain: (why) => void drain({ ...(asked ?? gateway?.config.drain ?? { delayMs: 0, timeoutMs: 0 }), why }),
+    now: (why) => {
+      log.warn('stopped_at_once', { why, pid: process.pid });
+      process.exit(1);
+    },
+  });
   process.on('message', (message: PrimaryMessage | { type?: unknown }) => {
     if (message.type === 'gatehouse:stop') void stop('primary');
+    // A SIGTERM to the whole group may have begun the drain already: then this changes nothing.
+    else if (message.type === 'gatehouse:drain') {
+      const { delayMs, timeoutMs } = message as Extract<PrimaryMessage, { type: 'gatehouse:drain' }>;
+      asked ??= { delayMs, timeoutMs };
+      stops.drain('primary');
+    }
     // Ahead of prom-client's own listener (registered below, after this one): gauges read from live objects.
     else if (message.type === 'prom-client:getMetricsReq') gateway?.refreshGauges();
   });
   // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
   process.on('SIGINT', () => {});
-  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary.
+  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary;
+  // nor a SIGUSR2 (a handover is the primary's).
   process.on('SIGHUP', () => {});
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGUSR2', () => {});
+  // A SIGTERM to the whole group (systemd's default) drains here too, as the primary would ask.
+  process.on('SIGTERM', () => stops.signal('SIGTERM'));
   process.on('disconnect', () => void stop('primary_gone'));
 
   const firstKeys = new Promise<{ keys: Buffer; config: ConfigText }>((resolve, reject) => {
@@ -389,6 +467,7 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
         sendToPrimary({ type: 'gatehouse:reloaded', id: message.id, problems });
       });
   });
+  settleInheritance(); // a socket the primary held for a listener this worker does not have
   sendToPrimary({ type: 'gatehouse:ready' });
 }
 

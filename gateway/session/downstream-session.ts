@@ -9,4 +9,10 @@ export interface DownstreamSession {
   readonly context: ConnectionContext;
   /** Stops serving now: in-flight requests are cut. */
   destroy(): void;
+  /**
+   * Graceful stop: requests in flight finish, the next response tells the client to go elsewhere
+   * (HTTP/1.1 `connection: close`, HTTP/2 GOAWAY), a connection idle between requests closes now.
+   * The session ends by itself; drain.timeout cuts what is left (destroy).
+   */
+  drain(): void;
 }

@@ -112,6 +112,8 @@ export interface TerminateConfig {
   file: string;
   /** Top-level lines before `admin:` (e.g. `workers: 2\n`). */
   head?: string;
+  /** Lines under `admin:` after its address, indented by two spaces (e.g. `  token_file: F\n`). */
+  admin?: string;
   /** The lines under `session_tickets:`, indented by two spaces. */
   sessionTickets: string;
   server: { certFile: string; keyFile: string };
@@ -128,7 +130,7 @@ export async function writeTerminateConfig(c: TerminateConfig): Promise<{ file: 
     c.file,
     `${c.head ?? ''}admin:
   address: 127.0.0.1:${adminPort}
-lifecycle:
+${c.admin ?? ''}lifecycle:
   watch: false
 session_tickets:
 ${c.sessionTickets}listeners:
@@ -197,19 +199,51 @@ export interface CliFixture {
   close(): Promise<void>;
 }
 
-/** A test PKI (server `localhost`, client `frontend`) and a plain HTTP origin, for beforeAll. */
-export async function cliFixture(children: Set<ChildProcess>): Promise<CliFixture> {
+/** A test PKI (server `localhost`, client `frontend`) and a plain HTTP origin, for beforeAll; the origin answers /slow after `slowMs`. */
+export async function cliFixture(children: Set<ChildProcess>, options: { slowMs?: number } = {}): Promise<CliFixture> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
   const pki = await TestPki.create();
   const server = await pki.issue('gateway-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server' });
   const client = await pki.issue('frontend', { spiffeId: id('frontend'), usage: 'client' });
-  const origin = http.createServer((_req, res) => res.end('origin\n'));
+  const origin = http.createServer((req, res) => {
+    if (req.url === '/slow' && options.slowMs !== undefined) setTimeout(() => res.end('slow\n'), options.slowMs);
+    else res.end('origin\n');
+  });
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   const originPort = (origin.address() as net.AddressInfo).port;
   const close = async () => {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    origin.closeAllConnections();
     await new Promise((resolve) => origin.close(resolve));
     pki.cleanup();
   };
   return { pki, server, client, originPort, close };
+}
+
+
+/** The pid a `--pid-file` names, or undefined (not written yet, or removed at exit). */
+export function readPid(file: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Running (a zombie, which an orphan whose reaper is slow can be for a while, is not). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SIGKILL to the process a pid file names: the serving process, which outlives a SIGKILL to the
+ * CLI process when that one relaunched it (openssl-tuning.ts) or handed over to it; workers follow their primary.
+ */
+export function killByPidFile(file: string): void {
+  const pid = readPid(file);
+  if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
 }
