@@ -310,6 +310,19 @@ describe('schema problems point at the exact node', () => {
     expect(positions(noPort).map((p) => p.path)).toEqual(['upstreams[0].dns_resolvers[0]']);
   });
 
+  it('reads access_log (absent: none; path stdout, sample 1) and refuses a sample outside (0, 1] at the value', () => {
+    const read = (head: string) => parseConfig(head + oneUpstream(''), 'access.yaml', certDir, { checkFiles: false });
+    const set = read('access_log:\n  path: logs/access.log\n  sample: 0.25\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.accessLog).toEqual({ path: path.join(certDir, 'logs/access.log'), sample: 0.25 });
+    const defaults = read('access_log: {}\n');
+    expect(defaults.ok && defaults.config.accessLog).toEqual({ path: 'stdout', sample: 1 });
+    const absent = read('');
+    expect(absent.ok && absent.config.accessLog).toBeUndefined();
+    const zero = read('access_log:\n  sample: 0\n');
+    expect(positions(zero)).toEqual([w('access_log.sample', 2, 11)]);
+  });
+
   it('reads upstreams[].health_check (absent: no checks; path required; 5s, 1s, 3, 2, 200-399) and refuses a bad range or a timeout over the interval at the value', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'health.yaml', certDir, { checkFiles: false });
     const set = read('    health_check:\n      path: /healthz\n      interval: 2s\n      expect_status: 204\n');
@@ -374,6 +387,7 @@ describe('a valid configuration', () => {
           maxRequestBodyBytes: 512 * 1024,
           stripHeaders: [],
           trustClientIdentityHeaders: false,
+          trustRequestId: false,
           mergeSlashes: true,
           allowPathParameters: false,
           allowDoubleEncoding: false,

@@ -44,6 +44,7 @@ import type {
   Upstream,
   OutlierDetection,
   HealthCheck,
+  AccessLogConfig,
   Retries,
   RetryOn,
   RouteTimeouts,
@@ -173,7 +174,7 @@ const terminateAlpn = formatted('an ALPN protocol id', (s) =>
 
 // ---- sections ----
 
-const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config', 'drain'] as const;
+const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config', 'drain', 'access_log'] as const;
 
 /** Reads the whole document; undefined when it is not even a mapping. */
 export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfig | undefined {
@@ -197,10 +198,28 @@ export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfi
       backends: root.withDefault('backends', listOf(readBackend), []),
       watchConfig: root.withDefault('watch_config', bool, false),
       drain: root.withDefault('drain', readDrain, DRAIN_DEFAULT),
+      accessLog: root.optional('access_log', readAccessLog),
     },
     '',
   );
 }
+
+const readAccessLog: Reader<AccessLogConfig> = (node, at, cx) => {
+  const m = cx.map(node, at, ['path', 'sample']);
+  if (!m) return undefined;
+  return { path: m.withDefault('path', logPath, 'stdout'), sample: m.withDefault('sample', share, 1) };
+};
+
+/** stdout, stderr, or a file (resolved against the config's directory). */
+const logPath: Reader<string> = (node, at, cx) => (isScalar(node) && (node.value === 'stdout' || node.value === 'stderr') ? node.value : filePath(node, at, cx));
+
+/** A share: more than 0, at most 1. */
+const share: Reader<number> = (node, at, cx) => {
+  const value = isScalar(node) ? node.value : undefined;
+  if (typeof value === 'number' && value > 0 && value <= 1) return value;
+  cx.problems.atValue(at, `expected a share above 0 and at most 1 (like 0.1 or 1.0), got ${describe(node)}`);
+  return undefined;
+};
 
 const readAdmin: Reader<Admin> = (node, at, cx) => {
   const m = cx.map(node, at, ['address', 'token_file']);
@@ -332,6 +351,7 @@ const TERMINATE_KEYS = [
   'allow_double_encoding',
   'retries',
   'timeouts',
+  'trust_request_id',
 ] as const;
 const ROUTE_KEYS = ['name', ...TERMINATE_KEYS, 'passthrough', 'backend'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
@@ -378,6 +398,7 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     maxRequestBodyBytes: m.optional('max_request_body', byteSize),
     stripHeaders: m.withDefault('strip_headers', headerNameList, []),
     trustClientIdentityHeaders: m.withDefault('trust_client_identity_headers', bool, false),
+    trustRequestId: m.withDefault('trust_request_id', bool, false),
     mergeSlashes: m.withDefault('merge_slashes', bool, true),
     allowPathParameters: m.withDefault('allow_path_parameters', bool, false),
     allowDoubleEncoding: m.withDefault('allow_double_encoding', bool, false),

@@ -38,6 +38,10 @@ export function embeddedDefaultYaml(ports: DemoPorts = DEFAULT_DEMO_PORTS, optio
 admin:
   address: 127.0.0.1:${ports.admin}
 
+# One JSON line per request on stdout (the gateway's own log is on stderr).
+access_log:
+  path: stdout
+
 listeners:
   - name: terminate
     address: 127.0.0.1:${ports.terminate}

@@ -98,6 +98,8 @@ export interface TerminateRoute {
   readonly stripHeaders?: readonly string[];
   /** Let the callers' own client identity headers through (they are trusted proxies). Default false. */
   readonly trustClientIdentityHeaders?: boolean;
+  /** Keep the caller's x-request-id instead of the gateway's own. Default false. */
+  readonly trustRequestId?: boolean;
   /** Forward '//' merged, as routed (default true); false forwards them as sent (routing still merges). */
   readonly mergeSlashes?: boolean;
   /** Accept ';' path parameters (routed as if removed, forwarded as sent). Default false. */
@@ -340,4 +342,14 @@ export interface GatewayConfig {
   /** Reload when the configuration file changes (as SIGHUP does). Opt-in; absent: false. */
   readonly watchConfig?: boolean;
   readonly drain: Drain;
+  /** Absent: no access log. */
+  readonly accessLog?: AccessLogConfig;
+}
+
+/** One JSON line per request and per relayed connection. */
+export interface AccessLogConfig {
+  /** `stdout`, `stderr`, or an absolute file path (appended to). */
+  readonly path: string;
+  /** The share of requests logged, 0 < sample <= 1. */
+  readonly sample: number;
 }

@@ -8,6 +8,7 @@
 // only. Anything else is refused with a stable reason, counted and logged; an SNI no route
 // claims gets the TLS alert unrecognized_name. Connections are taken as bare handles
 // (../net/stream-handles.ts): a relayed connection never becomes a net.Socket.
+import type { AccessLog } from '../access-log/access-log.js';
 import net from 'node:net';
 import type { Backend, Listener, PassthroughRoute } from '../config/types.js';
 import { log } from '../log.js';
@@ -26,6 +27,8 @@ import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadRe
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
+  /** The gateway's access log now: each relayed connection gets a line. */
+  readonly accessLog?: () => AccessLog | undefined;
   /** The backends passthrough routes name (others are ignored). */
   readonly backends: readonly Backend[];
   /**
@@ -364,6 +367,7 @@ class FirstBytes implements Connection {
         idle: door.idle,
         sni: hello.sni,
         closed: () => door.handOver(relayed ?? this, undefined),
+        accessLog: door.options.accessLog?.(),
       });
       door.handOver(this, relayed);
       return;

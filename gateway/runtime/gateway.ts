@@ -2,6 +2,7 @@
 // (bare, or behind the front door when a listener mixes in passthrough or is PERMISSIVE), and the
 // admin server. Start-up is all or nothing: on any failure everything started is closed again.
 import { createHash, randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig, Listener, TerminateRoute, Upstream } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { IdentityCache } from '../identity/peer-identity.js';
@@ -18,6 +19,7 @@ import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-sta
 import { TerminateListener } from '../terminate/terminate-listener.js';
 import { TerminateRouter } from '../terminate/terminate-router.js';
 import { UpstreamCluster, type UpstreamEndpointStatus } from '../upstream/upstream-cluster.js';
+import { AccessLog } from '../access-log/access-log.js';
 import { buildUpstreamTlsState } from '../upstream/upstream-tls-state.js';
 import { soloHealthShare, type HealthResult, type HealthShare } from '../upstream/health-share.js';
 import { compareConfigs, needsFrontDoor } from './config-changes.js';
@@ -102,6 +104,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const listeners = new Map<string, RunningListener>();
   let admin: AdminServer | undefined;
   let lifecycle: GatewayLifecycle | undefined;
+  let accessLog = config.accessLog && new AccessLog(config.accessLog);
   // A result is recorded by the cluster of that name now (after a reload, the one that replaced it).
   const recordHealth = (result: HealthResult) => clusters.get(result.upstream)?.recordHealth(result);
   const healthShare = (options.healthShare ?? soloHealthShare)(recordHealth);
@@ -128,7 +131,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (listener.tls) {
       const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
       const tls = await named(`listeners[${i}].tls`, async () => buildServerTlsState(listener.tls!, files, await buildPeerTrustStore(files.trust), tlsTuning(config, listener, ticketKeys)));
-      terminate = new TerminateListener({ listener, tls, router: compileRouter(listener, routeClusters), identities });
+      terminate = new TerminateListener({ listener, tls, router: compileRouter(listener, routeClusters), identities, accessLog: () => accessLog });
     } else if (terminateRoutes.length > 0) {
       throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
     }
@@ -139,6 +142,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         backends: config.backends,
         terminate: t && ((socket) => t.acceptTls(socket)),
         plaintext: t && listener.mode === 'PERMISSIVE' ? (socket) => t.acceptPlaintext(socket) : undefined,
+        accessLog: () => accessLog,
       });
       return { config: listener, terminate, frontDoor, address: () => frontDoor.address(), listeningFd: () => frontDoor.listeningFd() };
     }
@@ -157,6 +161,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     await Promise.all([...listeners.values()].map((l) => l.frontDoor?.close()));
     await Promise.all([...listeners.values()].map((l) => l.terminate?.close()));
     await Promise.all([...clusters.values()].map((c) => c.close()));
+    await accessLog?.close();
     await admin?.close();
   };
 
@@ -231,6 +236,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     for (const cluster of built.values()) cluster.start();
     running.commit([...changes.retiredUpstreams.map((name) => `upstream/${name}`), ...changes.removedListeners.map((name) => `listener/${name}`)], prepared);
     active = next;
+    // A changed access_log (or a new file path) takes effect for the next request.
+    const previousLog = accessLog;
+    if (!isDeepStrictEqual(previousLog?.config, next.accessLog)) {
+      accessLog = next.accessLog && new AccessLog(next.accessLog);
+      void previousLog?.close();
+    }
     for (const cluster of retired) retireCluster(cluster);
     for (const name of changes.retiredUpstreams) if (!clusters.has(name)) forgetPoolGauges(name);
     await Promise.all(removed.map(closeListener));

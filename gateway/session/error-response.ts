@@ -3,12 +3,16 @@
 import { STATUS_CODES } from 'node:http';
 import type { DownstreamResponse } from './downstream-response.js';
 
-export function sendError(res: DownstreamResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>): void {
+/** Answers `status` with a JSON body naming `reason` (and `x-request-id` when the request has one); the body's length. */
+export function sendError(res: DownstreamResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>, requestId?: string): number {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return 0;
   }
   const body = Buffer.from(JSON.stringify({ error: message, reason, ...extra }) + '\n');
-  res.writeHead(status, STATUS_CODES[status] ?? '', ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store']);
+  const headers = ['content-type', 'application/json', 'content-length', String(body.length), 'cache-control', 'no-store'];
+  if (requestId !== undefined) headers.push('x-request-id', requestId);
+  res.writeHead(status, STATUS_CODES[status] ?? '', headers);
   res.end(body);
+  return body.length;
 }

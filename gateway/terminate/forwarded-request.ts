@@ -15,6 +15,7 @@ import { UpstreamProtocolError, type UpstreamRequest } from '../upstream/upstrea
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { CompiledRoute } from './compiled-route.js';
 import { ProxyExchange } from './proxy-exchange.js';
+import type { RequestLog } from '../access-log/access-log.js';
 
 /** Why a try is repeated: the label of gatehouse_upstream_retries_total. */
 type RetryCause = 'connect_failure' | 'reset' | 'per_try_timeout' | number;
@@ -28,6 +29,8 @@ export class ForwardedRequest {
   #tryTimer: NodeJS.Timeout | undefined;
   #requestTimer: NodeJS.Timeout | undefined;
   #answered = false;
+  /** The status of the answer forwarded (for the access log). */
+  #status: number | undefined;
 
   constructor(
     private readonly req: DownstreamRequest,
@@ -35,6 +38,8 @@ export class ForwardedRequest {
     private readonly route: CompiledRoute,
     private readonly conn: ConnectionContext,
     private readonly upstream: UpstreamRequest,
+    /** The access log's record, when this request is logged. */
+    private readonly record: RequestLog | undefined,
   ) {}
 
   /** Sends the first try (after reading the body, when the policy keeps it). */
@@ -69,7 +74,7 @@ export class ForwardedRequest {
     this.#pool = pool;
     const kept = this.#kept;
     const request = kept === undefined ? this.upstream : { ...this.upstream, body: replay(kept) };
-    const exchange = new ProxyExchange(this.res, this, (failure, err) => this.#answer(failure, err));
+    const exchange = new ProxyExchange(this.res, this, (failure, err) => this.#answer(failure, err), this.upstream.requestId);
     this.#exchange = exchange;
     const perTryMs = this.route.retries.perTryTimeoutMs;
     if (perTryMs > 0) {
@@ -96,7 +101,21 @@ export class ForwardedRequest {
     this.#settled();
     route.countStatus(status);
     route.latency.observe(seconds);
+    const record = this.record;
+    if (record !== undefined) {
+      this.#status = status;
+      record.upstream = cluster.name;
+      record.endpoint = this.#pool.endpointName;
+      record.upstreamMs = seconds * 1000;
+      record.attempts = this.#tries;
+    }
     return false;
+  }
+
+  /** ExchangeEvents: the forwarded answer is over (or cut): its access log line. */
+  onEnd(bodyBytes: number, cut: string | undefined): void {
+    // A client gone before any answer: 499, as NGINX logs it.
+    this.record?.finish(this.#status ?? 499, cut, bodyBytes);
   }
 
   /** ExchangeEvents: the try failed before a response head; true when another try takes over. */
@@ -147,7 +166,13 @@ export class ForwardedRequest {
     route.countRefusal(failure.reason);
     route.countStatus(failure.status);
     const message = failure.status < 500 ? err.message : `upstream '${route.cluster.name}' failed: ${failure.reason}`;
-    sendError(this.res, failure.status, failure.reason, message, { route: route.config.name });
+    const bytes = sendError(this.res, failure.status, failure.reason, message, { route: route.config.name }, this.upstream.requestId);
+    const record = this.record;
+    if (record !== undefined) {
+      record.upstream = route.cluster.name;
+      record.attempts = this.#tries;
+      record.finish(failure.status, failure.reason, bytes);
+    }
   }
 
   readonly #onRequestTimeout = (): void => {

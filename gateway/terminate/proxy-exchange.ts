@@ -22,6 +22,8 @@ export interface ExchangeEvents {
   onResponse(status: number, upstreamSeconds: number): boolean;
   /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
   onFailure(failure: RequestFailure, err: Error): boolean;
+  /** The forwarded answer is over: complete (`cut` undefined), cut by the upstream, or left by the client; its body bytes. */
+  onEnd(bodyBytes: number, cut: string | undefined): void;
 }
 
 export class ProxyExchange implements UpstreamExchangeHandler {
@@ -33,12 +35,16 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   #head: { status: number; text: string; headers: string[] } | undefined;
   #first: Buffer | undefined;
   #done = false;
+  /** Response body bytes from the upstream so far. */
+  #bytes = 0;
   readonly #started = performance.now();
 
   constructor(
     private readonly res: DownstreamResponse,
     private readonly events: ExchangeEvents,
     private readonly answerFailure: (failure: RequestFailure, err: Error) => void,
+    /** Sent to the client as x-request-id in place of any the upstream set. */
+    private readonly requestId: string | undefined,
   ) {}
 
   /**
@@ -51,6 +57,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
       if (!this.#done) {
         this.#done = true;
         this.#abort?.(new Error('client closed the connection'));
+        this.events.onEnd(this.#bytes, 'client_closed');
       }
     });
     body?.once('error', (err: Error) => {
@@ -85,14 +92,17 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     }
     let headers: string[] = [];
     let connection: string | undefined;
+    const requestId = this.requestId;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (HOP_BY_HOP.has(name)) {
         if (isConnectionHeader(name)) connection = connection === undefined ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
         continue;
       }
+      if (requestId !== undefined && name.length === 12 && name.toLowerCase() === 'x-request-id') continue; // the gateway's goes instead
       headers.push(name, raw[i + 1]!);
     }
+    if (requestId !== undefined) headers.push('x-request-id', requestId);
     // Headers the upstream's Connection header names are hop-by-hop too ("Connection: set-cookie").
     const named = connection === undefined ? undefined : namedByResponseConnection(connection);
     if (named !== undefined) headers = withoutNamed(headers, named);
@@ -102,6 +112,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    this.#bytes += chunk.length;
     if (this.#head !== undefined && this.#first === undefined) {
       this.#first = chunk;
       return true;
@@ -139,16 +150,16 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   onComplete(trailers?: readonly string[]): void {
     this.#done = true;
     const head = this.#head;
-    if (head === undefined) {
-      this.res.end(undefined, trailers);
-      return;
+    if (head === undefined) this.res.end(undefined, trailers);
+    else {
+      // The whole response came in one read: head and body leave in one write.
+      this.#head = undefined;
+      this.res.writeHead(head.status, head.text, head.headers);
+      const first = this.#first;
+      this.#first = undefined;
+      this.res.end(first, trailers);
     }
-    // The whole response came in one read: head and body leave in one write.
-    this.#head = undefined;
-    this.res.writeHead(head.status, head.text, head.headers);
-    const first = this.#first;
-    this.#first = undefined;
-    this.res.end(first, trailers);
+    this.events.onEnd(this.#bytes, undefined);
   }
 
   onError(err: Error): void {
@@ -157,6 +168,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     if (this.#headersSent) {
       // Mid-body failure: the only honest signal left is to cut the client connection.
       this.res.destroy(err);
+      this.events.onEnd(this.#bytes, classifyUpstreamError(err).reason);
       return;
     }
     const failure = classifyUpstreamError(err);

@@ -30,6 +30,7 @@ import type { DownstreamSession } from '../session/downstream-session.js';
 import { serveDownstream } from './serve-downstream.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
+import type { AccessLog } from '../access-log/access-log.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
 import type { TerminateRouter } from './terminate-router.js';
@@ -41,6 +42,8 @@ export interface TerminateListenerOptions {
   tls: ServerTlsState;
   router: TerminateRouter<CompiledRoute>;
   identities: IdentityCache;
+  /** The gateway's access log now (a reload may change it); undefined: none. */
+  accessLog?: () => AccessLog | undefined;
 }
 
 export class TerminateListener {
@@ -73,7 +76,7 @@ export class TerminateListener {
     this.#refused = acceptRefusals(listener.name);
     const timeouts = listener.timeouts;
     this.#httpOptions = {
-      handler: createRequestHandler(listener.name, () => this.#router),
+      handler: createRequestHandler(listener.name, () => this.#router, options.accessLog),
       headersMs: timeouts.requestHeadersMs,
       idleMs: timeouts.idleMs,
       bodyMs: timeouts.requestBodyMs,

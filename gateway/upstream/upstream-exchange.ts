@@ -10,6 +10,8 @@ import type { RequestHead } from '../message/request-head.js';
 export interface UpstreamRequest extends RequestHead {
   /** Streamed request body, or null when there is none. */
   readonly body: Readable | null;
+  /** The request's id (x-request-id), returned to the client and logged; absent on the gateway's own requests (health checks). */
+  readonly requestId?: string;
 }
 
 export interface UpstreamExchangeHandler {

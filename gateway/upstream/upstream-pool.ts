@@ -48,6 +48,8 @@ export class UpstreamPool implements MultiplexedSessionOwner, Balanced {
   readonly headersMs: number;
   readonly bodyMs: number;
   readonly endpointIndex: number;
+  /** host:port, for logs. */
+  readonly endpointName: string;
   readonly #idleMs: number;
   readonly #all = new Set<UpstreamSession>();
   /** HTTP/1.1 connections with no exchange, the most recently freed last. */
@@ -81,6 +83,7 @@ export class UpstreamPool implements MultiplexedSessionOwner, Balanced {
     this.bodyMs = options.timeouts.bodyMs;
     this.#idleMs = options.timeouts.idleMs;
     this.endpointIndex = options.endpointIndex;
+    this.endpointName = options.hostHeader;
     this.#overflow = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_OVERFLOW', `more than ${options.maxPending} requests waiting for a connection`);
     const protocol = options.protocol ?? 'http1';
     this.#multiplexing = protocol === 'h2';
