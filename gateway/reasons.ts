@@ -47,6 +47,8 @@ export const REQUEST_REASONS = [
   'unsupported_transfer_coding', // a request Transfer-Encoding other than chunked alone (501)
   'bad_host', // no Host, more than one, or one that is no host[:port] (400; the body and log name the rule)
   'upstream_overflow', // more requests waiting for an endpoint's pooled connection than upstreams[].limits.max_pending (503)
+  'grpc_deadline_exceeded', // the gRPC request's grpc-timeout passed before its response ended (grpc-status 4)
+  'method_not_allowed', // CONNECT: no tunnels through terminate routes (405)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 
@@ -117,3 +119,18 @@ export type FrontDoorReason = (typeof FRONT_DOOR_REASONS)[number];
 /** How a passthrough connection to a backend ended up: `gatehouse_passthrough_connections_total{outcome}`. */
 export const PASSTHROUGH_OUTCOMES = ['relayed', 'upstream_unavailable', 'upstream_connect_timeout', 'client_closed'] as const;
 export type PassthroughOutcome = (typeof PASSTHROUGH_OUTCOMES)[number];
+
+/**
+ * Why the gateway closed a client's HTTP/2 connection (with GOAWAY) for what the client sent:
+ * `gatehouse_http2_connections_closed_total{reason}` and the `reason` of the log line.
+ */
+export const HTTP2_CLOSE_REASONS = [
+  'rapid_reset', // CVE-2023-44487: most of its streams reset by the client just after opening them
+  'continuation_flood', // CVE-2024-27316: a header block in more CONTINUATION frames than nghttp2 takes
+  'settings_flood', // SETTINGS frames faster than any client needs (each one is answered)
+  'ping_flood', // PING frames faster than any client needs (each one is answered)
+  'frame_flood', // nghttp2's queue of frames to answer with outgrew its bound, PINGs and SETTINGS apart
+  'invalid_frames', // more invalid frames than node:http2 tolerates (maxSessionInvalidFrames)
+  'protocol_error', // any other HTTP/2 protocol error nghttp2 ended the connection for
+] as const;
+export type Http2CloseReason = (typeof HTTP2_CLOSE_REASONS)[number];

@@ -113,6 +113,13 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
     this.socket.destroy();
   }
 
+  /** Answers what is in flight (with `connection: close`), then closes; idle, it closes now. */
+  drain(): void {
+    if (this.#closing || this.#closed) return;
+    if (this.#current === undefined && this.#queue.length === 0) this.#endConnection();
+    else this.#closing = true;
+  }
+
   expire(): void {
     const wait = this.#wait;
     this.deadline = 0;

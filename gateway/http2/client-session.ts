@@ -1,0 +1,178 @@
+// A client's HTTP/2 connection (ALPN h2) after the TLS handshake, served by node:http2 (nghttp2)
+// on the TLS socket itself: performServerHandshake makes the session on the terminated socket (no
+// second TLS layer, no http2 server object per listener), and each stream becomes a
+// DownstreamRequest and a StreamResponse for the one request handler, as an HTTP/1.1 request does;
+// so every rule of the request path (path, Host/:authority against SNI, route, authorization,
+// identity headers, XFCC) holds per stream, and a refusal resets nothing but its own stream.
+//
+// nghttp2 enforces the concurrent stream limit, the header list size, CONTINUATION floods and
+// floods of frames it must answer; the floods it cannot see are counted in flood-guard.ts. Either
+// way the connection is closed with GOAWAY and the reason is counted (options.onClosed). Without
+// streams for timeouts.idle (or before the first one, timeouts.request_headers) the connection is
+// closed with GOAWAY; drain() does the same once its streams have ended.
+import http2, { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { unwatchDeadline, watchDeadline, type HasDeadline } from '../http1/connection-deadlines.js';
+import { log } from '../log.js';
+import type { Http2CloseReason } from '../reasons.js';
+import type { ConnectionContext } from '../session/connection-context.js';
+import type { DownstreamRequest, RequestBodyError } from '../session/downstream-request.js';
+import type { DownstreamSession } from '../session/downstream-session.js';
+import { sendError } from '../session/error-response.js';
+import { FloodGuard } from './flood-guard.js';
+import { closeReasonOf } from './session-errors.js';
+import type { Http2SessionOptions } from './session-options.js';
+import { StreamBody, type BodyOwner } from './stream-body.js';
+import { readStreamHead, type StreamHead, type StreamRefusal } from './stream-head.js';
+import { StreamResponse } from './stream-response.js';
+
+/** How long a connection we closed may wait for the client to close its side. */
+const LINGER_MS = 5_000;
+
+export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyOwner {
+  readonly #session: ServerHttp2Session;
+  readonly #guard = new FloodGuard();
+  readonly #remote: string;
+  /** Streams open now. */
+  #open = 0;
+  /** GOAWAY sent (drain, idle): the connection ends with its last stream. */
+  #closing = false;
+  #closedFor: Http2CloseReason | undefined;
+  deadline: number;
+
+  constructor(
+    readonly socket: TLSSocket,
+    /** The connection's facts (SNI, ALPN, peer identity), passed on with each request. */
+    readonly context: ConnectionContext,
+    private readonly options: Http2SessionOptions,
+  ) {
+    this.#remote = socket.remoteAddress ?? '';
+    const session = (this.#session = http2.performServerHandshake(socket, options.node));
+    session.on('stream', this.#onStream);
+    session.on('error', this.#onError);
+    session.on('ping', this.#onPing);
+    session.on('remoteSettings', this.#onSettings);
+    session.once('close', this.#onClose);
+    this.deadline = options.headersMs > 0 ? Date.now() + options.headersMs : 0;
+    watchDeadline(this);
+  }
+
+  /** Stops serving now: every stream is cut. */
+  destroy(): void {
+    this.#session.destroy();
+    this.socket.destroy();
+  }
+
+  /** GOAWAY now; the connection closes when the streams it carries have ended. */
+  drain(): void {
+    if (this.#closing || this.#session.destroyed) return;
+    this.#closing = true;
+    this.#session.close();
+    if (this.#open === 0) this.deadline = Date.now() + LINGER_MS;
+  }
+
+  /** Idle (or lingering after GOAWAY) for too long. */
+  expire(): void {
+    this.deadline = 0;
+    if (this.#closing) this.socket.destroy(); // the client did not close its side
+    else if (this.#open === 0) this.drain();
+  }
+
+  readonly #onStream = (stream: ServerHttp2Stream, _headers: unknown, _flags: number, rawHeaders: string[]): void => {
+    stream.on('error', noop); // a reset or a write after it: 'close' follows and cleans up
+    const opened = Date.now();
+    this.#guard.streamOpened();
+    this.#open++;
+    this.deadline = 0;
+    const head = readStreamHead(rawHeaders);
+    const refusal = 'rule' in head ? head : undefined;
+    const request = refusal === undefined ? (head as StreamHead) : undefined;
+    const res = new StreamResponse(stream, request?.grpc ?? false, request?.method === 'HEAD', request?.trailers ?? false);
+    const body = request === undefined || stream.endAfterHeaders ? null : new StreamBody(stream, request.contentLength, this.options.bodyMs, res, this);
+    stream.once('close', () => this.#streamClosed(res, body, opened));
+    // Reset before it could be served: its 'close' still counts it.
+    if (stream.destroyed || stream.closed) return;
+    if (request === undefined) return this.#refuse(res, refusal!, rawHeaders);
+    const req: DownstreamRequest = { method: request.method, url: request.url, rawHeaders: request.rawHeaders, remoteAddress: this.#remote, connection: this.context, body };
+    const timeoutMs = request.timeoutMs;
+    if (timeoutMs !== undefined) res.setDeadline(timeoutMs, () => this.#deadlineExceeded(req, timeoutMs));
+    this.options.handler(req, res);
+  };
+
+  #streamClosed(res: StreamResponse, body: StreamBody | null, opened: number): void {
+    this.#open--;
+    // The Error only when someone listens: its stack trace costs more than the rest of a close.
+    if (body !== null && !body.complete && !body.destroyed) body.destroy(body.listenerCount('error') > 0 ? new Error('client reset the stream') : undefined);
+    const cut = res.streamClosed();
+    if (cut && this.#closedFor === undefined && !this.#session.destroyed) {
+      const flood = this.#guard.streamReset(Date.now() - opened);
+      if (flood !== undefined) return this.#closeFor(flood);
+    }
+    if (this.#open === 0 && !this.#session.destroyed) this.deadline = Date.now() + (this.#closing ? LINGER_MS : this.options.idleMs);
+  }
+
+  /** BodyOwner: a request body that cannot be completed, answered by its reader or here. */
+  bodyFailed(body: StreamBody, err: RequestBodyError): void {
+    if (body.listenerCount('error') > 0) {
+      body.destroy(err);
+      return;
+    }
+    body.destroy();
+    if (!body.response.headersSent) this.options.onRefused(err.status, err.reason);
+    sendError(body.response, err.status, err.reason, err.message);
+  }
+
+  #refuse(res: StreamResponse, refusal: StreamRefusal, rawHeaders: readonly string[]): void {
+    log.info('request_refused', { listener: this.options.listener, reason: refusal.reason, rule: refusal.rule, method: pseudoHeader(rawHeaders, ':method') });
+    this.options.onRefused(refusal.status, refusal.reason);
+    sendError(res, refusal.status, refusal.reason, refusal.message, { rule: refusal.rule });
+  }
+
+  #deadlineExceeded(req: DownstreamRequest, timeoutMs: number): void {
+    this.options.onRefused(504, 'grpc_deadline_exceeded');
+    log.info('request_refused', { listener: this.options.listener, reason: 'grpc_deadline_exceeded', grpc_timeout_ms: timeoutMs, path: req.url, identity: this.context.identity?.spiffeId ?? null });
+  }
+
+  readonly #onPing = (): void => {
+    const flood = this.#guard.ping(Date.now());
+    if (flood !== undefined) this.#closeFor(flood);
+  };
+
+  readonly #onSettings = (): void => {
+    const flood = this.#guard.settings(Date.now());
+    if (flood !== undefined) this.#closeFor(flood);
+  };
+
+  /** Closes the connection for what the client sent: GOAWAY ENHANCE_YOUR_CALM, counted and logged. */
+  #closeFor(reason: Http2CloseReason): void {
+    if (this.#closedFor !== undefined || this.#session.destroyed) return;
+    this.#closedFor = reason;
+    this.options.onClosed(reason, this.#closeFields());
+    this.#session.destroy(new Error(`HTTP/2 connection closed: ${reason}`), constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+
+  /** nghttp2 (or node:http2) ended the session: counted when it was for the client's frames. */
+  readonly #onError = (err: Error): void => {
+    if (this.#closedFor !== undefined) return;
+    const reason = closeReasonOf(err, this.#guard);
+    if (reason === undefined) return;
+    this.#closedFor = reason;
+    this.options.onClosed(reason, { ...this.#closeFields(), error: err.message });
+  };
+
+  #closeFields(): Record<string, unknown> {
+    return { remote: this.#remote, identity: this.context.identity?.spiffeId ?? null, open_streams: this.#open };
+  }
+
+  readonly #onClose = (): void => {
+    unwatchDeadline(this);
+    this.deadline = 0;
+  };
+}
+
+function noop(): void {}
+
+function pseudoHeader(raw: readonly string[], name: string): string | null {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1]!;
+  return null;
+}
