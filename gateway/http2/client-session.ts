@@ -85,16 +85,14 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     this.#open++;
     this.deadline = 0;
     const head = readStreamHead(rawHeaders);
-    const refusal = 'rule' in head ? head : undefined;
-    const request = refusal === undefined ? (head as StreamHead) : undefined;
-    const res = new StreamResponse(stream, request?.grpc ?? false, request?.method === 'HEAD', request?.trailers ?? false);
-    const body = request === undefined || stream.endAfterHeaders ? null : new StreamBody(stream, request.contentLength, this.options.bodyMs, res, this);
+    const res = new StreamResponse(stream, head.grpc, head.method === 'HEAD', head.trailers);
+    const body = head.refusal !== undefined || stream.endAfterHeaders ? null : new StreamBody(stream, head.contentLength, this.options.bodyMs, res, this);
     stream.once('close', () => this.#streamClosed(res, body, opened));
     // Reset before it could be served: its 'close' still counts it.
     if (stream.destroyed || stream.closed) return;
-    if (request === undefined) return this.#refuse(res, refusal!, rawHeaders);
-    const req: DownstreamRequest = { method: request.method, url: request.url, rawHeaders: request.rawHeaders, remoteAddress: this.#remote, connection: this.context, body };
-    const timeoutMs = request.timeoutMs;
+    if (head.refusal !== undefined) return this.#refuse(res, head.refusal, head);
+    const req: DownstreamRequest = { method: head.method, url: head.url, rawHeaders: head.rawHeaders, remoteAddress: this.#remote, connection: this.context, body };
+    const timeoutMs = head.timeoutMs;
     if (timeoutMs !== undefined) res.setDeadline(timeoutMs, () => this.#deadlineExceeded(req, timeoutMs));
     this.options.handler(req, res);
   };
@@ -122,8 +120,8 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     sendError(body.response, err.status, err.reason, err.message);
   }
 
-  #refuse(res: StreamResponse, refusal: StreamRefusal, rawHeaders: readonly string[]): void {
-    log.info('request_refused', { listener: this.options.listener, reason: refusal.reason, rule: refusal.rule, method: pseudoHeader(rawHeaders, ':method') });
+  #refuse(res: StreamResponse, refusal: StreamRefusal, head: StreamHead): void {
+    log.info('request_refused', { listener: this.options.listener, reason: refusal.reason, rule: refusal.rule, method: head.method, path: head.url, identity: this.context.identity?.spiffeId ?? null });
     this.options.onRefused(refusal.status, refusal.reason);
     sendError(res, refusal.status, refusal.reason, refusal.message, { rule: refusal.rule });
   }
@@ -171,8 +169,3 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
 }
 
 function noop(): void {}
-
-function pseudoHeader(raw: readonly string[], name: string): string | null {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1]!;
-  return null;
-}

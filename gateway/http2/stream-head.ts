@@ -23,6 +23,8 @@ export interface StreamHead {
   readonly timeoutMs: number | undefined;
   /** The client takes trailers (`te: trailers`, as gRPC clients send). */
   readonly trailers: boolean;
+  /** Set when the gateway answers the request itself, without the request path. */
+  readonly refusal: StreamRefusal | undefined;
 }
 
 /** A request answered without the request path, and why (the log line and JSON body name the rule). */
@@ -40,7 +42,7 @@ const GRPC_TIMEOUT: StreamRefusal = Object.freeze({ status: 400, reason: 'bad_re
 const COLON = 0x3a;
 
 /** The head of a request stream from node:http2's raw header list (names lowercase, as nghttp2 requires). */
-export function readStreamHead(raw: readonly string[]): StreamHead | StreamRefusal {
+export function readStreamHead(raw: readonly string[]): StreamHead {
   let method = '';
   let path = '';
   let scheme = '';
@@ -88,18 +90,14 @@ export function readStreamHead(raw: readonly string[]): StreamHead | StreamRefus
     }
     headers.push(name, value);
   }
-  if (method === 'CONNECT') return CONNECT;
-  if (scheme !== 'https') return SCHEME;
-  let timeoutMs: number | undefined;
-  if (grpc && timeout !== undefined) {
-    timeoutMs = parseGrpcTimeout(timeout);
-    if (timeoutMs === undefined) return GRPC_TIMEOUT;
-  }
+  let refusal = method === 'CONNECT' ? CONNECT : scheme !== 'https' ? SCHEME : undefined;
+  const timeoutMs = grpc && timeout !== undefined ? parseGrpcTimeout(timeout) : undefined;
+  if (timeout !== undefined && grpc && timeoutMs === undefined) refusal ??= GRPC_TIMEOUT;
   if (authority !== undefined) {
     headers[1] = authority;
     if (host !== undefined && host !== authority) headers.push('host', host);
   } else if (host !== undefined) headers[1] = host;
   else headers.splice(0, 2); // no authority at all: the request path answers 400 (bad_host, missing)
   if (cookie !== undefined) headers.push('cookie', cookie);
-  return { method, url: path, rawHeaders: headers, grpc, contentLength, timeoutMs, trailers };
+  return { method, url: path, rawHeaders: headers, grpc, contentLength, timeoutMs, trailers, refusal };
 }
