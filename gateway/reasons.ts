@@ -49,6 +49,7 @@ export const REQUEST_REASONS = [
   'upstream_overflow', // more requests waiting for an endpoint's pooled connection than upstreams[].limits.max_pending (503)
   'grpc_deadline_exceeded', // the gRPC request's grpc-timeout passed before its response ended (grpc-status 4)
   'method_not_allowed', // CONNECT: no tunnels through terminate routes (405)
+  'request_header_too_large', // a request head over 16 KiB (HTTP/1.1) or an HTTP/2 header list over limits.max_header_bytes (431)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

@@ -28,6 +28,8 @@ import { StreamResponse } from './stream-response.js';
 
 /** How long a connection we closed may wait for the client to close its side. */
 const LINGER_MS = 5_000;
+/** How long a connection closed for a flood may take to write its GOAWAY before it is cut. */
+const FLOOD_LINGER_MS = 1_000;
 
 export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyOwner {
   readonly #session: ServerHttp2Session;
@@ -67,14 +69,15 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
   drain(): void {
     if (this.#closing || this.#session.destroyed) return;
     this.#closing = true;
+    // A graceful close: node:http2 writes what it has queued (the GOAWAY) before it closes.
     this.#session.close();
     if (this.#open === 0) this.deadline = Date.now() + LINGER_MS;
   }
 
-  /** Idle (or lingering after GOAWAY) for too long. */
+  /** Idle for too long, or closing for too long (the client did not close its side, or a flood's streams). */
   expire(): void {
     this.deadline = 0;
-    if (this.#closing) this.socket.destroy(); // the client did not close its side
+    if (this.#closing) this.destroy();
     else if (this.#open === 0) this.drain();
   }
 
@@ -83,8 +86,8 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     const opened = Date.now();
     this.#guard.streamOpened();
     this.#open++;
-    this.deadline = 0;
-    const head = readStreamHead(rawHeaders);
+    if (!this.#closing) this.deadline = 0;
+    const head = readStreamHead(rawHeaders, this.options.maxHeaderBytes);
     const res = new StreamResponse(stream, head.grpc, head.method === 'HEAD', head.trailers);
     const body = head.refusal !== undefined || stream.endAfterHeaders ? null : new StreamBody(stream, head.contentLength, this.options.bodyMs, res, this);
     stream.once('close', () => this.#streamClosed(res, body, opened));
@@ -106,7 +109,9 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
       const flood = this.#guard.streamReset(Date.now() - opened);
       if (flood !== undefined) return this.#closeFor(flood);
     }
-    if (this.#open === 0 && !this.#session.destroyed) this.deadline = Date.now() + (this.#closing ? LINGER_MS : this.options.idleMs);
+    if (this.#open > 0 || this.#session.destroyed) return;
+    if (!this.#closing) this.deadline = Date.now() + this.options.idleMs;
+    else if (this.deadline === 0) this.deadline = Date.now() + LINGER_MS;
   }
 
   /** BodyOwner: a request body that cannot be completed, answered by its reader or here. */
@@ -141,12 +146,25 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     if (flood !== undefined) this.#closeFor(flood);
   };
 
-  /** Closes the connection for what the client sent: GOAWAY ENHANCE_YOUR_CALM, counted and logged. */
+  /**
+   * Closes the connection for what the client sent: counted and logged, GOAWAY ENHANCE_YOUR_CALM,
+   * no new stream, and its streams cut FLOOD_LINGER_MS later at most. A graceful close, because
+   * session.destroy() drops what is still queued whenever a write is in progress, the GOAWAY with
+   * it, and the client would not learn why. Against a client that floods faster than it reads,
+   * nghttp2's own bound may still end the session before the GOAWAY leaves (node:http2 makes the
+   * same best effort).
+   */
   #closeFor(reason: Http2CloseReason): void {
     if (this.#closedFor !== undefined || this.#session.destroyed) return;
     this.#closedFor = reason;
     this.options.onClosed(reason, this.#closeFields());
-    this.#session.destroy(new Error(`HTTP/2 connection closed: ${reason}`), constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    const session = this.#session;
+    // Its PINGs and SETTINGS no longer call into JavaScript.
+    session.off('ping', this.#onPing).off('remoteSettings', this.#onSettings);
+    session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    this.#closing = true;
+    session.close();
+    this.deadline = Date.now() + FLOOD_LINGER_MS;
   }
 
   /** nghttp2 (or node:http2) ended the session: counted when it was for the client's frames. */

@@ -16,6 +16,8 @@ export interface Http2SessionOptions {
   /** Between body bytes while the body's reader waits for them (timeouts.request_body; 0: none). */
   readonly bodyMs: number;
   readonly node: ServerSessionOptions;
+  /** limits.max_header_bytes, also for the streams a client sends before it acknowledged our SETTINGS. */
+  readonly maxHeaderBytes: number;
   /** A request answered without the request handler (malformed, past its deadline), for metrics. */
   readonly onRefused: (status: number, reason: string) => void;
   /** The gateway closed a connection for what the client sent: counted and logged by the listener. */
@@ -28,7 +30,8 @@ export function nodeSessionOptions(limits: ListenerLimits): ServerSessionOptions
     settings: {
       // nghttp2 refuses streams beyond it (RST_STREAM REFUSED_STREAM) before they cost anything here.
       maxConcurrentStreams: limits.maxConcurrentStreams,
-      // node:http2 resets a stream whose header list is larger (RST_STREAM ENHANCE_YOUR_CALM).
+      // node:http2 resets a stream whose header list is larger (RST_STREAM ENHANCE_YOUR_CALM), once
+      // the client has acknowledged it; stream-head.ts answers 431 to those before.
       maxHeaderListSize: limits.maxHeaderBytes,
       enablePush: false,
     },

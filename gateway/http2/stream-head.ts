@@ -31,18 +31,30 @@ export interface StreamHead {
 export interface StreamRefusal {
   readonly status: number;
   readonly reason: RequestReason;
-  readonly rule: 'connect' | 'scheme' | 'grpc_timeout';
+  readonly rule: 'connect' | 'scheme' | 'grpc_timeout' | 'header_list_size';
   readonly message: string;
 }
 
 const CONNECT: StreamRefusal = Object.freeze({ status: 405, reason: 'method_not_allowed', rule: 'connect', message: 'CONNECT is not supported' });
 const SCHEME: StreamRefusal = Object.freeze({ status: 400, reason: 'bad_request', rule: 'scheme', message: "':scheme' must be https on a TLS connection" });
+const HEADER_LIST_SIZE: StreamRefusal = Object.freeze({
+  status: 431,
+  reason: 'request_header_too_large',
+  rule: 'header_list_size',
+  message: 'the header list is larger than limits.max_header_bytes',
+});
 const GRPC_TIMEOUT: StreamRefusal = Object.freeze({ status: 400, reason: 'bad_request', rule: 'grpc_timeout', message: 'grpc-timeout must be 1 to 8 digits and a unit (H, M, S, m, u, n)' });
 
 const COLON = 0x3a;
+/** What RFC 9113 §6.5.2 counts per field besides its name and value. */
+const FIELD_OVERHEAD = 32;
 
-/** The head of a request stream from node:http2's raw header list (names lowercase, as nghttp2 requires). */
-export function readStreamHead(raw: readonly string[]): StreamHead {
+/**
+ * The head of a request stream from node:http2's raw header list (names lowercase, as nghttp2
+ * requires). node:http2 holds header lists to SETTINGS_MAX_HEADER_LIST_SIZE only once the client
+ * has acknowledged our SETTINGS; `maxHeaderBytes` holds the streams it sent before that too.
+ */
+export function readStreamHead(raw: readonly string[], maxHeaderBytes: number): StreamHead {
   let method = '';
   let path = '';
   let scheme = '';
@@ -53,11 +65,13 @@ export function readStreamHead(raw: readonly string[]): StreamHead {
   let contentLength = -1;
   let timeout: string | undefined;
   let trailers = false;
+  let size = 0;
   // Two slots kept first for `host`.
   const headers: string[] = ['host', ''];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
+    size += name.length + value.length + FIELD_OVERHEAD;
     if (name.charCodeAt(0) === COLON) {
       if (name === ':method') method = value;
       else if (name === ':path') path = value;
@@ -90,7 +104,7 @@ export function readStreamHead(raw: readonly string[]): StreamHead {
     }
     headers.push(name, value);
   }
-  let refusal = method === 'CONNECT' ? CONNECT : scheme !== 'https' ? SCHEME : undefined;
+  let refusal = size > maxHeaderBytes ? HEADER_LIST_SIZE : method === 'CONNECT' ? CONNECT : scheme !== 'https' ? SCHEME : undefined;
   const timeoutMs = grpc && timeout !== undefined ? parseGrpcTimeout(timeout) : undefined;
   if (timeout !== undefined && grpc && timeoutMs === undefined) refusal ??= GRPC_TIMEOUT;
   if (authority !== undefined) {

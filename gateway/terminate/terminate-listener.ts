@@ -75,6 +75,7 @@ export class TerminateListener {
     const handler = createRequestHandler(listener.name, () => this.#router);
     const onRefused = listenerRefusals(listener.name);
     const http2Closed = http2CloseCounts(listener.name);
+    const limits = listener.limits ?? LISTENER_LIMITS_DEFAULT;
     this.#httpOptions = {
       handler,
       headersMs: timeouts.requestHeadersMs,
@@ -87,7 +88,8 @@ export class TerminateListener {
         headersMs: timeouts.requestHeadersMs,
         idleMs: timeouts.idleMs,
         bodyMs: timeouts.requestBodyMs,
-        node: nodeSessionOptions(listener.limits ?? LISTENER_LIMITS_DEFAULT),
+        node: nodeSessionOptions(limits),
+        maxHeaderBytes: limits.maxHeaderBytes,
         onRefused,
         onClosed: (reason, fields) => {
           http2Closed[reason].inc();
