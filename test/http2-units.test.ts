@@ -3,6 +3,7 @@
 // request path reads it, the flood guard's counts, the close reason of node:http2's errors, and
 // the listener keys in YAML (tls.alpn, limits) with their problems at file, line and field.
 import { describe, expect, it } from 'vitest';
+import { embeddedDefaultYaml } from '../gateway/config/embedded-default.js';
 import { parseConfig } from '../gateway/config/load-config.js';
 import { FloodGuard, MAX_PINGS_PER_SECOND, MAX_SETTINGS_PER_SECOND } from '../gateway/http2/flood-guard.js';
 import { parseGrpcTimeout } from '../gateway/http2/grpc-timeout.js';
@@ -175,6 +176,12 @@ describe('listener keys for HTTP/2 in YAML', () => {
     if (!result.ok) throw new Error(result.problems.map((p) => p.message).join('\n'));
     expect(result.config.listeners[0]!.tls!.alpn).toEqual(['h2', 'http/1.1']);
     expect(result.config.listeners[0]!.limits).toEqual({ maxConcurrentStreams: 100, maxHeaderBytes: 16384 });
+  });
+
+  it('the embedded default (npm start) offers h2, so curl --http2 speaks HTTP/2 to the demo', () => {
+    const result = parse(embeddedDefaultYaml());
+    if (!result.ok) throw new Error(result.problems.map((p) => p.message).join('\n'));
+    expect(result.config.listeners.find((l) => l.name === 'terminate')!.tls!.alpn[0]).toBe('h2');
   });
 
   it('takes tls.alpn and limits as written', () => {
