@@ -7,7 +7,8 @@
 // is a deadline here: past it the call ends with DEADLINE_EXCEEDED and the upstream exchange is
 // cancelled, as when the client goes away.
 import { Buffer } from 'node:buffer'; // the global Buffer is a getter on globalThis: read on every use
-import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { isContentLength } from '../message/content-length.js';
 import { HeaderNameSet } from '../message/header-name-set.js';
 import { RESPONSE_HOP_BY_HOP } from '../message/hop-by-hop.js';
 import { isReadBufferView } from '../net/socket-io.js';
@@ -15,7 +16,12 @@ import type { DownstreamResponse } from '../session/downstream-response.js';
 import { sendError } from '../session/error-response.js';
 import { GRPC_STATUS, grpcStatusTrailers } from '../session/grpc-status.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = constants;
+/**
+ * What a stream is destroyed with: node:http2 resets it (RST_STREAM INTERNAL_ERROR). Not
+ * stream.close(code): that ends the stream first (END_STREAM), so the client would take a response
+ * cut short for a complete one. One object for all: it is never thrown, and a stack costs.
+ */
+const CUT_SHORT = new Error('response cut short');
 
 /** Never in an HTTP/2 response (RFC 9113 §8.2.2; node:http2 throws on them): hop-by-hop headers, HTTP2-Settings. */
 const NOT_IN_HTTP2 = new HeaderNameSet([...RESPONSE_HOP_BY_HOP, 'http2-settings']);
@@ -60,9 +66,11 @@ export class StreamResponse implements DownstreamResponse {
     if (this.#headersSent) throw new Error('response head already written');
     this.#headersSent = true;
     const head = [':status', String(status)];
+    // A 204 has no content (RFC 9110 §8.6): HTTP/2 clients reset one that announces a length.
+    const noContent = status === 204;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (name.charCodeAt(0) === COLON || NOT_IN_HTTP2.has(name)) continue;
+      if (name.charCodeAt(0) === COLON || NOT_IN_HTTP2.has(name) || (noContent && isContentLength(name))) continue;
       head.push(name, headers[i + 1]!);
     }
     this.#head = head;
@@ -105,7 +113,7 @@ export class StreamResponse implements DownstreamResponse {
   destroy(_err?: Error): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#reset(NGHTTP2_INTERNAL_ERROR);
+    this.#reset();
   }
 
   onDrain(listener: () => void): void {
@@ -153,15 +161,15 @@ export class StreamResponse implements DownstreamResponse {
       this.stream.end();
     } else {
       this.#ended = true;
-      this.#reset(NGHTTP2_CANCEL);
+      this.#reset();
     }
     this.#onClose?.();
     onExpired();
   };
 
-  #reset(code: number): void {
+  #reset(): void {
     this.#clearDeadline();
-    if (!this.stream.destroyed) this.stream.close(code);
+    if (!this.stream.destroyed) this.stream.destroy(CUT_SHORT);
   }
 
   #clearDeadline(): void {
@@ -182,7 +190,7 @@ export class StreamResponse implements DownstreamResponse {
     } catch {
       // A header node:http2 will not send (a name that is no token): the response cannot be given.
       this.#ended = true;
-      this.#reset(NGHTTP2_INTERNAL_ERROR);
+      this.#reset();
       return false;
     }
     if (withTrailers) {
@@ -200,7 +208,7 @@ export class StreamResponse implements DownstreamResponse {
       // Without trailers: node:http2 ends the stream with an empty DATA frame.
       this.stream.sendTrailers(trailers === undefined ? EMPTY_TRAILERS : trailerFields(trailers));
     } catch {
-      this.#reset(NGHTTP2_INTERNAL_ERROR);
+      this.#reset();
     }
   };
 
