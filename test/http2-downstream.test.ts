@@ -5,6 +5,7 @@
 // cancelling its upstream request, the answers the gateway gives malformed streams itself, and
 // drain and idle closes with GOAWAY.
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -138,6 +139,21 @@ describe('HTTP/2 clients through a terminate listener', () => {
     expect(seen.path).toBe('/curl');
     expect(seen.headers.host).toBe(`localhost:${port}`);
     expect(seen.headers['x-forwarded-client-cert']).toContain(`URI=${id('frontend')}`);
+  });
+
+  it('answers expect: 100-continue with a 100 once the body is read (curl --http2 would wait 5 s for it)', async () => {
+    const file = `${certs.pki.dir}/upload.bin`;
+    fs.writeFileSync(file, PAYLOAD.subarray(0, MB));
+    const started = Date.now();
+    const r = await run(
+      'curl',
+      ['-sS', '--http2', '--cacert', certs.pki.caFile, '--cert', certs.frontend.certFile, '--key', certs.frontend.keyFile, '-H', 'Expect: 100-continue', '--expect100-timeout', '5', '--data-binary', `@${file}`, '-o', '/dev/null', '-w', '%{http_version} %{http_code} %{size_upload}', `https://localhost:${port}/bodies/echo`],
+      { timeoutMs: 15_000 },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`2 200 ${MB}`);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(uploads.at(-1)).toEqual({ length: MB, sha: sha(PAYLOAD.subarray(0, MB)) });
   });
 
   it('carries 300 concurrent streams on one connection, at most 100 open at once (SETTINGS_MAX_CONCURRENT_STREAMS)', async () => {

@@ -89,7 +89,7 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     if (!this.#closing) this.deadline = 0;
     const head = readStreamHead(rawHeaders, this.options.maxHeaderBytes);
     const res = new StreamResponse(stream, head.grpc, head.method === 'HEAD', head.trailers);
-    const body = head.refusal !== undefined || stream.endAfterHeaders ? null : new StreamBody(stream, head.contentLength, this.options.bodyMs, res, this);
+    const body = head.refusal !== undefined || stream.endAfterHeaders ? null : new StreamBody(stream, head.contentLength, this.options.bodyMs, res, this, head.expectContinue);
     stream.once('close', () => this.#streamClosed(res, body, opened));
     // Reset before it could be served: its 'close' still counts it.
     if (stream.destroyed || stream.closed) return;

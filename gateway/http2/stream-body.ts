@@ -2,7 +2,8 @@
 // upstream side reads it: until then nghttp2 holds the client to the stream's flow-control window
 // (node:http2 gives window back only for what is read), and a refused request's body is never
 // read at all. Like an HTTP/1.1 body it keeps to a limit (413) and, while its reader waits for the
-// client, to timeouts.request_body (408): its owner fails it with the RequestBodyError.
+// client, to timeouts.request_body (408): its owner fails it with the RequestBodyError. A client
+// that asked `expect: 100-continue` gets its 100 when the body is first read, as over HTTP/1.1.
 import { Readable } from 'node:stream';
 import type { ServerHttp2Stream } from 'node:http2';
 import { unwatchDeadline, watchDeadline, type HasDeadline } from '../http1/connection-deadlines.js';
@@ -34,6 +35,8 @@ export class StreamBody extends Readable implements DownstreamBody, HasDeadline 
     /** The stream's response: where a failure nobody reads the body for is answered. */
     readonly response: DownstreamResponse,
     private readonly owner: BodyOwner,
+    /** The client waits for a 100 (Continue) before it sends the body. */
+    private readonly expectContinue = false,
   ) {
     super();
   }
@@ -46,6 +49,7 @@ export class StreamBody extends Readable implements DownstreamBody, HasDeadline 
   override _read(): void {
     if (!this.started) {
       this.started = true;
+      if (this.expectContinue && !this.response.headersSent) this.stream.additionalHeaders({ ':status': 100 });
       this.stream.on('data', this.#onData);
       this.stream.once('end', this.#onEnd);
     } else this.stream.resume();

@@ -23,6 +23,8 @@ export interface StreamHead {
   readonly timeoutMs: number | undefined;
   /** The client takes trailers (`te: trailers`, as gRPC clients send). */
   readonly trailers: boolean;
+  /** `expect: 100-continue`: the client waits for a 100 before it sends the body. */
+  readonly expectContinue: boolean;
   /** Set when the gateway answers the request itself, without the request path. */
   readonly refusal: StreamRefusal | undefined;
 }
@@ -65,6 +67,7 @@ export function readStreamHead(raw: readonly string[], maxHeaderBytes: number): 
   let contentLength = -1;
   let timeout: string | undefined;
   let trailers = false;
+  let expectContinue = false;
   let size = 0;
   // Two slots kept first for `host`.
   const headers: string[] = ['host', ''];
@@ -101,6 +104,9 @@ export function readStreamHead(raw: readonly string[], maxHeaderBytes: number): 
       case 'te':
         trailers = true; // nghttp2 lets no other value through
         break;
+      case 'expect':
+        expectContinue = value.toLowerCase() === '100-continue';
+        break;
     }
     headers.push(name, value);
   }
@@ -113,5 +119,5 @@ export function readStreamHead(raw: readonly string[], maxHeaderBytes: number): 
   } else if (host !== undefined) headers[1] = host;
   else headers.splice(0, 2); // no authority at all: the request path answers 400 (bad_host, missing)
   if (cookie !== undefined) headers.push('cookie', cookie);
-  return { method, url: path, rawHeaders: headers, grpc, contentLength, timeoutMs, trailers, refusal };
+  return { method, url: path, rawHeaders: headers, grpc, contentLength, timeoutMs, trailers, expectContinue, refusal };
 }
