@@ -455,8 +455,18 @@ describe('closing HTTP/2 connections', () => {
   });
 });
 
-describe('idle HTTP/2 connections', () => {
+describe('idle HTTP/2 connections, and listeners behind the front door', () => {
   const startGatewayForTest = gatewayPerTest();
+
+  it('serves HTTP/2 on a PERMISSIVE listener (TLS through the front door), and plaintext there stays HTTP/1.1', async () => {
+    const base = certs.listener([terminateRoute('all', 'echo', { ...allow(id('frontend')), allowPlaintext: true })]);
+    const permissivePort = await startGatewayForTest(gatewayConfig([offeringH2({ ...base, mode: 'PERMISSIVE' })], [certs.upstream('echo', echo.port)]));
+    const curl = (url: string, ...extra: string[]) =>
+      run('curl', ['-sS', ...extra, '--cacert', certs.pki.caFile, '--cert', certs.frontend.certFile, '--key', certs.frontend.keyFile, '-o', '/dev/null', '-w', '%{http_version} %{http_code}', url], { timeoutMs: 10_000 });
+    expect((await curl(`https://localhost:${permissivePort}/tls`, '--http2')).stdout).toBe('2 200');
+    // curl asks a plaintext server to upgrade to h2c; the gateway answers in HTTP/1.1.
+    expect((await curl(`http://localhost:${permissivePort}/plain`, '--http2')).stdout).toBe('1.1 200');
+  });
 
   it('are closed with GOAWAY after timeouts.idle without streams', async () => {
     const base = certs.listener([terminateRoute('all', 'echo', allow(id('frontend')))]);

@@ -1,6 +1,7 @@
 // A client's HTTP/2 connection (ALPN h2) after the TLS handshake, served by node:http2 (nghttp2)
 // on the TLS socket itself: performServerHandshake makes the session on the terminated socket (no
-// second TLS layer, no http2 server object per listener), and each stream becomes a
+// second TLS layer; no http2 server object per listener fed with 'connection', which measured the
+// same CPU per connection, 0.49 ms with its client, and brings an ALPN fallback to bypass), and each stream becomes a
 // DownstreamRequest and a StreamResponse for the one request handler, as an HTTP/1.1 request does;
 // so every rule of the request path (path, Host/:authority against SNI, route, authorization,
 // identity headers, XFCC) holds per stream, and a refusal resets nothing but its own stream.
