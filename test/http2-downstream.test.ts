@@ -301,10 +301,12 @@ describe('HTTP/2 clients through a terminate listener', () => {
     const session = await connect();
     try {
       hugeWritten = 0;
-      const stream = session.request({ ':path': '/bodies/huge' });
+      const stream = session.request({ ':path': '/bodies/huge' }, { endStream: true });
       stream.on('error', () => {});
+      const status = new Promise<unknown>((resolve) => stream.once('response', (h) => resolve(h[':status'])));
       // Read one chunk, then stop: the client's flow-control window closes.
       await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      expect(await status).toBe(200);
       stream.pause();
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const written = hugeWritten;

@@ -18,6 +18,8 @@ import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
 import { id } from './support/test-pki.js';
 
 const MB = 1024 * 1024;
+/** Node 20's nghttp2 (1.61) answers a client past an acknowledged concurrent stream limit otherwise (RST_STREAM, no GOAWAY). */
+const NODE_24 = Number(process.versions.node.split('.')[0]) >= 24;
 
 let certs: ProxyCerts;
 let gateway: RunningGateway;
@@ -220,7 +222,7 @@ describe('per-listener HTTP/2 limits', () => {
     }
   });
 
-  it('closes a connection that exceeds limits.max_concurrent_streams after acknowledging it (GOAWAY PROTOCOL_ERROR), counted', async () => {
+  it.skipIf(!NODE_24)('closes a connection that exceeds limits.max_concurrent_streams after acknowledging it (GOAWAY PROTOCOL_ERROR), counted', async () => {
     const port = await limited();
     const before = await closedCount('protocol_error');
     const raw = await RawH2Connection.open({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });

@@ -38,6 +38,8 @@ afterAll(async () => {
 });
 
 const connect = () => h2Connect({ port, ca: pki.ca.rootPem, cert: client });
+/** node:http2 before Node 24 completes a stream's writes into nghttp2 whatever the client's window: its 'drain' comes early. */
+const NODE_24 = Number(process.versions.node.split('.')[0]) >= 24;
 const text = (s: string) => Buffer.from(s);
 
 describe('StreamResponse', () => {
@@ -173,7 +175,7 @@ describe('StreamResponse', () => {
     }
   });
 
-  it('write() returns false when the client stops reading, and onDrain fires when it reads again', async () => {
+  it.skipIf(!NODE_24)('write() returns false when the client stops reading, and onDrain fires when it reads again', async () => {
     let full = false;
     let drained = false;
     serve = (stream) => {
@@ -199,6 +201,28 @@ describe('StreamResponse', () => {
       await waitFor('drain', () => drained);
       await closed;
       expect(stream.rstCode).toBe(0);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('lets a drain listener pending when the response ends go at once: the upstream it paused is not left paused', async () => {
+    let called = false;
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      res.writeHead(200, 'OK', []);
+      const chunk = Buffer.alloc(16 * 1024, 'x');
+      for (let i = 0; i < 1000 && res.write(chunk); i++);
+      res.onDrain(() => (called = true));
+      res.end();
+    };
+    const session = await connect();
+    try {
+      const stream = session.request({ ':path': '/' }, { endStream: true });
+      stream.on('error', () => {});
+      stream.pause(); // never reads: no 'drain' will come from the client
+      await waitFor('the drain listener', () => called, 1000);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
     } finally {
       session.close();
     }

@@ -29,8 +29,8 @@ const COLON = 0x3a;
 const EMPTY_TRAILERS: OutgoingHttpHeaders = Object.freeze({});
 
 export class StreamResponse implements DownstreamResponse {
-  /** The head set by writeHead, as node:http2 takes it ([':status', s, name, value, …]), until it is sent. */
-  #head: string[] | undefined;
+  /** The head set by writeHead, as node:http2 takes it, until it is sent. */
+  #head: OutgoingHttpHeaders | undefined;
   #headersSent = false;
   #responded = false;
   /** HEAD, 204, 205, 304: node:http2 ends the stream with the head; body bytes are dropped. */
@@ -65,14 +65,8 @@ export class StreamResponse implements DownstreamResponse {
   writeHead(status: number, _statusText: string, headers: readonly string[]): void {
     if (this.#headersSent) throw new Error('response head already written');
     this.#headersSent = true;
-    const head = [':status', String(status)];
-    // A 204 has no content (RFC 9110 §8.6): HTTP/2 clients reset one that announces a length.
-    const noContent = status === 204;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (name.charCodeAt(0) === COLON || NOT_IN_HTTP2.has(name) || (noContent && isContentLength(name))) continue;
-      head.push(name, headers[i + 1]!);
-    }
+    const head = fieldsOf(headers, status === 204);
+    head[':status'] = status;
     this.#head = head;
     this.#bodiless = this.headRequest || status === 204 || status === 205 || status === 304;
   }
@@ -107,6 +101,9 @@ export class StreamResponse implements DownstreamResponse {
     if (withTrailers && this.#trailersStep) this.#trailers = trailers;
     if (body === undefined) this.stream.end();
     else this.stream.end(isReadBufferView(body) ? Buffer.from(body) : body);
+    // An ending stream emits no 'drain': whoever waits for one (the upstream connection, paused by
+    // the last write) is let go now, or its connection would go back to its pool paused.
+    if (this.#drain !== undefined) queueMicrotask(this.#drained);
   }
 
   /** Resets this stream (RST_STREAM INTERNAL_ERROR): the client's other streams go on. */
@@ -185,8 +182,7 @@ export class StreamResponse implements DownstreamResponse {
     this.#responded = true;
     const withTrailers = trailersStep && !endStream && !this.#bodiless;
     try {
-      // node:http2 takes a flat [name, value, …] list too (its types do not say so yet).
-      this.stream.respond(head as unknown as OutgoingHttpHeaders, { endStream, waitForTrailers: withTrailers });
+      this.stream.respond(head, { endStream, waitForTrailers: withTrailers });
     } catch {
       // A header node:http2 will not send (a name that is no token): the response cannot be given.
       this.#ended = true;
@@ -206,7 +202,7 @@ export class StreamResponse implements DownstreamResponse {
     if (this.stream.destroyed || this.stream.closed) return;
     try {
       // Without trailers: node:http2 ends the stream with an empty DATA frame.
-      this.stream.sendTrailers(trailers === undefined ? EMPTY_TRAILERS : trailerFields(trailers));
+      this.stream.sendTrailers(trailers === undefined ? EMPTY_TRAILERS : fieldsOf(trailers, false));
     } catch {
       this.#reset();
     }
@@ -219,15 +215,20 @@ export class StreamResponse implements DownstreamResponse {
   };
 }
 
-/** Trailers as node:http2 takes them (an object; a repeated name gets a list), without what HTTP/2 forbids. */
-function trailerFields(trailers: readonly string[]): OutgoingHttpHeaders {
-  const fields: Record<string, string | string[]> = Object.create(null);
-  for (let i = 0; i < trailers.length; i += 2) {
-    const name = trailers[i]!.toLowerCase();
-    if (name.charCodeAt(0) === COLON || NOT_IN_HTTP2.has(name)) continue;
-    const value = trailers[i + 1]!;
-    const previous = fields[name];
-    fields[name] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [previous, value];
+/**
+ * A flat [name, value, …] list as node:http2 takes it on every Node this runs on (an object; a
+ * repeated name gets a list of values; a raw list is Node 24's only), without what HTTP/2 forbids,
+ * and for a 204 without Content-Length (RFC 9110 §8.6: HTTP/2 clients reset one that announces one).
+ */
+function fieldsOf(flat: readonly string[], noContent: boolean): Record<string, string | string[] | number> {
+  const fields: Record<string, string | string[] | number> = Object.create(null);
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!;
+    if (name.charCodeAt(0) === COLON || NOT_IN_HTTP2.has(name) || (noContent && isContentLength(name))) continue;
+    const key = name.toLowerCase();
+    const value = flat[i + 1]!;
+    const previous = fields[key];
+    fields[key] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [String(previous), value];
   }
   return fields;
 }
