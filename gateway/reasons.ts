@@ -50,6 +50,9 @@ export const REQUEST_REASONS = [
   'upstream_per_try_timeout', // no response head within retries.per_try_timeout, and no retry left (504)
   'request_timeout', // no response head within the route's timeouts.request, every try included (504)
   'upstream_protocol_mismatch', // the upstream does not speak upstreams[].protocol (h2: ALPN agreed another protocol, or no HTTP/2 preface on h2c) (502)
+  'grpc_deadline_exceeded', // the gRPC request's grpc-timeout passed before its response ended (grpc-status 4)
+  'method_not_allowed', // CONNECT: no tunnels through terminate routes (405)
+  'request_header_too_large', // a request head over 16 KiB (HTTP/1.1) or an HTTP/2 header list over limits.max_header_bytes (431)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 
@@ -120,3 +123,18 @@ export type FrontDoorReason = (typeof FRONT_DOOR_REASONS)[number];
 /** How a passthrough connection to a backend ended up: `gatehouse_passthrough_connections_total{outcome}`. */
 export const PASSTHROUGH_OUTCOMES = ['relayed', 'upstream_unavailable', 'upstream_connect_timeout', 'client_closed'] as const;
 export type PassthroughOutcome = (typeof PASSTHROUGH_OUTCOMES)[number];
+
+/**
+ * Why the gateway closed a client's HTTP/2 connection (with GOAWAY) for what the client sent:
+ * `gatehouse_http2_connections_closed_total{reason}` and the `reason` of the log line.
+ */
+export const HTTP2_CLOSE_REASONS = [
+  'rapid_reset', // CVE-2023-44487: most of its streams reset by the client just after opening them
+  'continuation_flood', // CVE-2024-27316: a header block in more CONTINUATION frames than nghttp2 takes
+  'settings_flood', // SETTINGS frames faster than any client needs (each one is answered)
+  'ping_flood', // PING frames faster than any client needs (each one is answered)
+  'frame_flood', // nghttp2's queue of frames to answer with outgrew its bound, PINGs and SETTINGS apart
+  'invalid_frames', // more invalid frames than node:http2 tolerates (maxSessionInvalidFrames)
+  'protocol_error', // any other HTTP/2 protocol error nghttp2 ended the connection for
+] as const;
+export type Http2CloseReason = (typeof HTTP2_CLOSE_REASONS)[number];

@@ -358,6 +358,7 @@ describe('a valid configuration', () => {
       mode: 'STRICT',
       maxConnections: 10_000,
       maxRequestBodyBytes: 64 * 1024 * 1024,
+      limits: { maxConcurrentStreams: 100, maxHeaderBytes: 16 * 1024 },
       timeouts: { helloMs: 5_000, handshakeMs: 10_000, idleMs: 120_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 },
       tls: {
         certificates: [
@@ -366,7 +367,7 @@ describe('a valid configuration', () => {
         ],
         clientAuth: { trustBundle: file('ca.crt'), crl: file('ca.crl'), requireSpiffeId: true },
         minVersion: 'TLSv1.2',
-        alpn: ['http/1.1'],
+        alpn: ['h2', 'http/1.1'],
       },
       routes: [
         {

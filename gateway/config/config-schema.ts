@@ -33,6 +33,7 @@ import type {
   IdentityPattern,
   Lifecycle,
   Listener,
+  ListenerLimits,
   ListenerTimeouts,
   ListenerTls,
   PassthroughRoute,
@@ -53,7 +54,7 @@ import type {
   UpstreamTls,
   XfccDetails,
 } from './types.js';
-import { HEALTH_CHECK_DEFAULT, OUTLIER_DETECTION_DEFAULT, RETRIES_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
+import { HEALTH_CHECK_DEFAULT, LISTENER_LIMITS_DEFAULT, OUTLIER_DETECTION_DEFAULT, RETRIES_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
@@ -167,10 +168,21 @@ function readSuites(m: MapReader<'ciphers' | 'curves'>, minVersion: 'TLSv1.2' | 
   return { ...(ciphers && { ciphers }), ...(curves && { curves }) };
 }
 
-/** Terminate listeners serve HTTP/1.1 (node:https); offering anything else would break clients that pick it. */
+/** Terminate listeners serve HTTP/2 (h2) and HTTP/1.1; offering anything else would break clients that pick it. */
 const terminateAlpn = formatted('an ALPN protocol id', (s) =>
-  s === 'http/1.1' ? { ok: true, value: s } : { ok: false, problem: `'${s}' cannot be offered: terminate routes serve HTTP/1.1 only (http/1.1)` },
+  s === 'h2' || s === 'http/1.1' ? { ok: true, value: s } : { ok: false, problem: `'${s}' cannot be offered: terminate routes serve h2 and http/1.1` },
 );
+const TERMINATE_ALPN_DEFAULT = ['h2', 'http/1.1'];
+
+/** Node's HTTP/2 header list limit tops out at 16 MiB - 1; a few KiB is what real requests use. */
+const MAX_HEADER_BYTES = 8 * 1024 * 1024;
+const headerBytes: Reader<number> = (node, at, cx) => {
+  const bytes = byteSize(node, at, cx);
+  if (bytes === undefined) return undefined;
+  if (bytes >= 1024 && bytes <= MAX_HEADER_BYTES) return bytes;
+  cx.problems.atValue(at, `must be between 1KiB and 8MiB (a header list needs a limit: it is held in memory whole)`);
+  return undefined;
+};
 
 // ---- sections ----
 
@@ -259,7 +271,7 @@ const readSessionTickets: Reader<SessionTickets> = (node, at, cx) => {
   );
 };
 
-const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'max_connections_per_source', 'timeouts', 'tls', 'routes', 'max_request_body'] as const;
+const LISTENER_KEYS = ['name', 'address', 'mode', 'max_connections', 'max_connections_per_source', 'timeouts', 'tls', 'routes', 'max_request_body', 'limits'] as const;
 
 const readListener: Reader<Listener> = (node, at, cx) => {
   const m = cx.map(node, at, LISTENER_KEYS, { certificates: 'tls.certificates', client_auth: 'tls.client_auth', min_version: 'tls.min_version', alpn: 'tls.alpn' });
@@ -275,9 +287,19 @@ const readListener: Reader<Listener> = (node, at, cx) => {
       maxConnectionsPerSource: m.optional('max_connections_per_source', integer(1, 1_000_000)),
       timeouts: m.withDefault('timeouts', readListenerTimeouts, LISTENER_TIMEOUTS_DEFAULT),
       maxRequestBodyBytes: m.withDefault('max_request_body', byteSize, MAX_REQUEST_BODY_DEFAULT),
+      limits: m.withDefault('limits', readListenerLimits, LISTENER_LIMITS_DEFAULT),
     },
     at,
   );
+};
+
+const readListenerLimits: Reader<ListenerLimits> = (node, at, cx) => {
+  const m = cx.map(node, at, ['max_concurrent_streams', 'max_header_bytes']);
+  if (!m) return undefined;
+  return {
+    maxConcurrentStreams: m.withDefault('max_concurrent_streams', integer(1, 100_000), LISTENER_LIMITS_DEFAULT.maxConcurrentStreams),
+    maxHeaderBytes: m.withDefault('max_header_bytes', headerBytes, LISTENER_LIMITS_DEFAULT.maxHeaderBytes),
+  };
 };
 
 const readListenerTimeouts: Reader<ListenerTimeouts> = timeouts(
@@ -298,7 +320,7 @@ const readListenerTls: Reader<ListenerTls> = (node, at, cx) => {
     certificates: m.required('certificates', listOf(readServerCertificate, { min: 1 }), 'a TLS listener needs a certificate') ?? [],
     clientAuth: m.required('client_auth', readClientAuth, 'mTLS is always on for TLS listeners: name the trust bundle of the client CAs') ?? NO_CLIENT_AUTH,
     minVersion,
-    alpn: m.withDefault('alpn', listOf(terminateAlpn, { min: 1, unique: true }), ['http/1.1']),
+    alpn: m.withDefault('alpn', listOf(terminateAlpn, { min: 1, unique: true, example: '[h2, http/1.1]' }), TERMINATE_ALPN_DEFAULT),
     ...readSuites(m, minVersion, cx),
   };
 };

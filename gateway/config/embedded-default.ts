@@ -24,13 +24,10 @@ export function demoPortsFrom(base: number): DemoPorts {
 }
 
 /**
- * TODO(issue 17, integrator: at the merge of branches h2down and h2up): set to true. The demo's
- * terminate listener then offers HTTP/2 (`listeners[].tls.alpn: [h2, http/1.1]`) and its upstream is
- * `upstreams[].protocol: auto`, so `curl --http2` and gRPC work through it; main's schema refuses
- * both keys until those branches land. test/demo-http2.test.ts fails as a reminder once the gateway
- * accepts them and this is still false, and then checks the banner's HTTP/2 and gRPC commands.
+ * The demo's terminate listener offers HTTP/2 (`listeners[].tls.alpn: [h2, http/1.1]`) and its
+ * upstream is `upstreams[].protocol: auto`, so `curl --http2` and gRPC work through it.
  */
-export const DEMO_SPEAKS_H2 = false;
+export const DEMO_SPEAKS_H2 = true;
 
 export function embeddedDefaultYaml(ports: DemoPorts = DEFAULT_DEMO_PORTS, options: { h2?: boolean } = {}): string {
   const h2 = options.h2 ?? DEMO_SPEAKS_H2;

@@ -53,7 +53,7 @@ export interface ListenerTls {
   readonly certificates: readonly ServerCertificate[];
   readonly clientAuth: ClientAuth;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
-  /** ALPN offered by terminate routes. */
+  /** ALPN offered by terminate routes, in preference order: 'h2' and/or 'http/1.1'. */
   readonly alpn: readonly string[];
   /** TLS 1.2 (and optionally TLS 1.3) cipher suites; absent: ECDHE with AEAD only (config/tls-suites.ts). */
   readonly ciphers?: readonly string[];
@@ -165,7 +165,18 @@ export interface Listener {
   readonly timeouts: ListenerTimeouts;
   /** Largest request body its terminate routes take (413 beyond); Infinity: unlimited. */
   readonly maxRequestBodyBytes: number;
+  /** HTTP/2 limits per client connection; absent: LISTENER_LIMITS_DEFAULT. */
+  readonly limits?: ListenerLimits;
 }
+
+export interface ListenerLimits {
+  /** Streams one HTTP/2 client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+  readonly maxConcurrentStreams: number;
+  /** Largest HTTP/2 request header list, counted as RFC 9113 §6.5.2 does (name + value + 32 per field, after HPACK). */
+  readonly maxHeaderBytes: number;
+}
+
+export const LISTENER_LIMITS_DEFAULT: ListenerLimits = Object.freeze({ maxConcurrentStreams: 100, maxHeaderBytes: 16 * 1024 });
 
 export interface ListenerTimeouts {
   /** Time allowed to receive a complete ClientHello (or the first plaintext bytes), from accept. */

@@ -1,4 +1,4 @@
-// A client connection being served, whatever protocol it speaks (HTTP/1.1 today, HTTP/2 next):
+// A client connection being served, whatever protocol it speaks (HTTP/1.1 or HTTP/2):
 // it feeds the one request handler, carries the connection's facts (connection-context.ts) to every
 // request, and can be cut (shutdown, revocation). terminate/serve-downstream.ts picks the kind.
 import type { Socket } from 'node:net';

@@ -1,11 +1,19 @@
 // Which kind of session serves a client connection, decided by the protocol ALPN agreed on
-// (context.alpn). Listeners offer only http/1.1 (config-schema.ts refuses any other ALPN id), and
-// plaintext is HTTP/1.1; an HTTP/2 session for 'h2' goes here beside it.
+// (context.alpn): HTTP/2 for 'h2', HTTP/1.1 otherwise (http/1.1, no ALPN, plaintext).
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ClientConnection, type ClientConnectionOptions } from '../http1/client-connection.js';
+import { Http2ClientSession } from '../http2/client-session.js';
+import type { Http2SessionOptions } from '../http2/session-options.js';
 import type { ConnectionContext } from '../session/connection-context.js';
 import type { DownstreamSession } from '../session/downstream-session.js';
 
-export function serveDownstream(socket: Socket, context: ConnectionContext, options: ClientConnectionOptions): DownstreamSession {
+/** A listener's options for both kinds (the HTTP/1.1 connection reads its own and ignores `http2`). */
+export interface DownstreamOptions extends ClientConnectionOptions {
+  readonly http2: Http2SessionOptions;
+}
+
+export function serveDownstream(socket: Socket, context: ConnectionContext, options: DownstreamOptions): DownstreamSession {
+  if (context.alpn === 'h2') return new Http2ClientSession(socket as TLSSocket, context, options.http2);
   return new ClientConnection(socket, options, context);
 }

@@ -1,5 +1,5 @@
 // A terminate listener: node:tls with client certificates required and verified by OpenSSL
-// (STRICT), per-SNI certificates, and a downstream session (HTTP/1.1, by ALPN) serving each accepted socket.
+// (STRICT), per-SNI certificates, and a downstream session (HTTP/2 or HTTP/1.1, by ALPN) serving each accepted socket.
 // It can listen on its own address or take sockets handed over by the front door
 // (passthrough/mixed/PERMISSIVE listeners). Its TLS state and routes are swapped by reference on
 // reload; established connections keep theirs.
@@ -13,10 +13,10 @@
 import net, { type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Listener } from '../config/types.js';
-import type { ClientConnectionOptions } from '../http1/client-connection.js';
 import { identityOf, IdentityCache, type PeerIdentity } from '../identity/peer-identity.js';
 import { ConnectionsPerSource } from '../listener/connections-per-source.js';
 import { log } from '../log.js';
+import { http2CloseCounts } from '../metrics/http2-metrics.js';
 import { listenerRefusals } from '../metrics/proxy-metrics.js';
 import type { Inc } from '../metrics/tallies.js';
 import { handshakeCounter } from '../metrics/tls-metrics.js';
@@ -27,7 +27,9 @@ import { clientRefusal, refusalDetail, verificationReason } from './client-admis
 import type { CompiledRoute } from './compiled-route.js';
 import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../session/connection-context.js';
 import type { DownstreamSession } from '../session/downstream-session.js';
-import { serveDownstream } from './serve-downstream.js';
+import { nodeSessionOptions } from '../http2/session-options.js';
+import { LISTENER_LIMITS_DEFAULT } from '../config/types.js';
+import { serveDownstream, type DownstreamOptions } from './serve-downstream.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
 import type { AccessLog } from '../access-log/access-log.js';
@@ -61,7 +63,7 @@ export class TerminateListener {
   readonly connections = new Set<TLSSocket>();
   /** Every HTTP connection being served (mTLS and PERMISSIVE plaintext), for shutdown and revocation. */
   readonly #http = new Set<DownstreamSession>();
-  readonly #httpOptions: ClientConnectionOptions;
+  readonly #httpOptions: DownstreamOptions;
   readonly #handshakes: ReturnType<typeof handshakeCounter>;
   /** drain() was called: sessions that start from now on are drained as they start. */
   #draining = false;
@@ -75,12 +77,30 @@ export class TerminateListener {
     this.#router = options.router;
     this.#refused = acceptRefusals(listener.name);
     const timeouts = listener.timeouts;
+    const handler = createRequestHandler(listener.name, () => this.#router, options.accessLog);
+    const onRefused = listenerRefusals(listener.name);
+    const http2Closed = http2CloseCounts(listener.name);
+    const limits = listener.limits ?? LISTENER_LIMITS_DEFAULT;
     this.#httpOptions = {
-      handler: createRequestHandler(listener.name, () => this.#router, options.accessLog),
+      handler,
       headersMs: timeouts.requestHeadersMs,
       idleMs: timeouts.idleMs,
       bodyMs: timeouts.requestBodyMs,
-      onRefused: listenerRefusals(listener.name),
+      onRefused,
+      http2: {
+        listener: listener.name,
+        handler,
+        headersMs: timeouts.requestHeadersMs,
+        idleMs: timeouts.idleMs,
+        bodyMs: timeouts.requestBodyMs,
+        node: nodeSessionOptions(limits),
+        maxHeaderBytes: limits.maxHeaderBytes,
+        onRefused,
+        onClosed: (reason, fields) => {
+          http2Closed[reason].inc();
+          this.#refusalLog.write('warn', 'http2_connection_closed', { listener: listener.name, reason, ...fields });
+        },
+      },
     };
     this.server = tls.createServer({
       ...this.#tls.defaultOptions,
@@ -94,7 +114,7 @@ export class TerminateListener {
       rejectUnauthorized: listener.tls?.clientAuth.trustDomains === undefined,
       SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
-      ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['http/1.1'],
+      ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['h2', 'http/1.1'],
     });
     this.#useSniWhereThereIsAChoice();
     this.server.on('secureConnection', (socket: TLSSocket) => {

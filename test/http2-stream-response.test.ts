@@ -1,0 +1,230 @@
+// StreamResponse, the response to one HTTP/2 stream, driven directly on a real node:http2 TLS
+// server and read by a node:http2 client: trailers after a streamed body when the client takes
+// them (and with a whole response in hand whatever it said), a clean end without them, HEAD and
+// 204 without a body or a reset, the headers HTTP/2 forbids never sent (and a header node:http2
+// refuses resetting the stream rather than throwing), destroy() resetting the stream only, and
+// write() keeping to the client's backpressure.
+import http2, { type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StreamResponse } from '../gateway/http2/stream-response.js';
+import { h2Connect, h2Request } from './support/h2-client.js';
+import { waitFor } from './support/lifecycle-harness.js';
+import { id, TestPki, type WrittenCert } from './support/test-pki.js';
+
+let pki: TestPki;
+let client: WrittenCert;
+let server: http2.Http2SecureServer;
+let port: number;
+/** How the server answers the next stream: given a StreamResponse made for it. */
+let serve: (stream: ServerHttp2Stream) => void;
+
+beforeAll(async () => {
+  pki = await TestPki.create();
+  const cert = await pki.issue('server', { spiffeId: id('server'), dnsNames: ['localhost'], usage: 'server' });
+  client = await pki.issue('client', { spiffeId: id('client'), usage: 'client' });
+  server = http2.createSecureServer({ cert: cert.chainPem, key: cert.keyPem, ca: pki.ca.rootPem, requestCert: true });
+  server.on('stream', (stream) => {
+    stream.on('error', () => {});
+    serve(stream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server?.close(resolve));
+  pki?.cleanup();
+});
+
+const connect = () => h2Connect({ port, ca: pki.ca.rootPem, cert: client });
+/** node:http2 before Node 24 completes a stream's writes into nghttp2 whatever the client's window: its 'drain' comes early. */
+const NODE_24 = Number(process.versions.node.split('.')[0]) >= 24;
+const text = (s: string) => Buffer.from(s);
+
+describe('StreamResponse', () => {
+  it('sends trailers after a streamed body when the client takes them (te: trailers)', async () => {
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, true);
+      res.writeHead(200, 'OK', ['content-type', 'text/plain']);
+      res.write(text('a'));
+      setTimeout(() => {
+        res.write(text('b'));
+        res.end(undefined, ['x-checksum', 'abc', 'x-checksum', 'def', 'connection', 'close']);
+      }, 20);
+    };
+    const session = await connect();
+    try {
+      const r = await h2Request(session, { te: 'trailers' });
+      expect(r.text()).toBe('ab');
+      expect(r.trailers).toMatchObject({ 'x-checksum': 'abc, def' });
+      expect(r.trailers!.connection).toBeUndefined();
+      expect(r.rstCode).toBe(0);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('sends the trailers of a response it has whole, whatever the client said', async () => {
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      res.writeHead(200, 'OK', []);
+      res.end(text('body'), ['x-t', '1']);
+    };
+    const session = await connect();
+    try {
+      const r = await h2Request(session);
+      expect(r.text()).toBe('body');
+      expect(r.trailers).toMatchObject({ 'x-t': '1' });
+    } finally {
+      session.close();
+    }
+  });
+
+  it('ends a streamed response cleanly when the client did not ask for trailers (they are dropped)', async () => {
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      res.writeHead(200, 'OK', []);
+      res.write(text('a'));
+      setTimeout(() => res.end(text('b'), ['x-t', '1']), 20);
+    };
+    const session = await connect();
+    try {
+      const r = await h2Request(session);
+      expect(r.text()).toBe('ab');
+      expect(r.trailers).toBeUndefined();
+      expect(r.rstCode).toBe(0);
+    } finally {
+      session.close();
+    }
+  });
+
+  it.each([
+    ['a HEAD request', true, 200],
+    ['a 204', false, 204],
+    ['a 304', false, 304],
+  ])('answers %s with the head alone: body bytes dropped, no reset', async (_what, head, status) => {
+    let wrote: boolean | undefined;
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, head, false);
+      res.writeHead(status, '', ['content-length', '5']);
+      wrote = res.write(text('hello'));
+      res.end(text('!'));
+    };
+    const session = await connect();
+    try {
+      const r = await h2Request(session, { ':method': head ? 'HEAD' : 'GET' });
+      expect(r.status).toBe(status);
+      expect(r.body.length).toBe(0);
+      expect(r.rstCode).toBe(0);
+      expect(wrote).toBe(true);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('never sends the headers HTTP/2 forbids, and resets the stream for a header node:http2 refuses instead of throwing', async () => {
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      const forbidden = ['connection', 'close', 'keep-alive', '1', 'proxy-connection', 'x', 'transfer-encoding', 'chunked', 'te', 'gzip', 'upgrade', 'h2c', 'http2-settings', 'x'];
+      res.writeHead(200, 'OK', [...forbidden, ':path', '/', 'x-ok', '1']);
+      res.end(text('ok'));
+    };
+    const session = await connect();
+    try {
+      const r = await h2Request(session);
+      expect(r.headers['x-ok']).toBe('1');
+      for (const name of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', 'http2-settings', ':path']) expect(r.headers[name]).toBeUndefined();
+      let threw: unknown;
+      serve = (stream) => {
+        const res = new StreamResponse(stream, false, false, false);
+        try {
+          res.writeHead(200, 'OK', ['bad name', 'x']);
+          res.end(text('never'));
+        } catch (err) {
+          threw = err;
+        }
+      };
+      const refused = await h2Request(session).catch((err: { rstCode: number }) => err);
+      expect(threw).toBeUndefined();
+      expect(refused).toMatchObject({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR });
+    } finally {
+      session.close();
+    }
+  });
+
+  it('destroy() resets its stream (RST_STREAM INTERNAL_ERROR) and nothing else', async () => {
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      res.writeHead(200, 'OK', []);
+      res.write(text('part'));
+      setTimeout(() => res.destroy(new Error('upstream went away')), 20);
+    };
+    const session = await connect();
+    try {
+      const r = await h2Request(session);
+      expect(r.rstCode).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      serve = (stream) => {
+        const res = new StreamResponse(stream, false, false, false);
+        res.writeHead(200, 'OK', []);
+        res.end(text('next'));
+      };
+      expect((await h2Request(session)).text()).toBe('next');
+    } finally {
+      session.close();
+    }
+  });
+
+  it.skipIf(!NODE_24)('write() returns false when the client stops reading, and onDrain fires when it reads again', async () => {
+    let full = false;
+    let drained = false;
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      res.writeHead(200, 'OK', []);
+      const chunk = Buffer.alloc(16 * 1024, 'x');
+      for (let i = 0; i < 1000 && !full; i++) full = !res.write(chunk);
+      res.onDrain(() => {
+        drained = true;
+        res.end();
+      });
+    };
+    const session = await connect();
+    try {
+      const stream = session.request({ ':path': '/' }, { endStream: true });
+      stream.on('error', () => {});
+      const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+      stream.pause();
+      await waitFor('the gateway side to be full', () => full);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(drained).toBe(false);
+      stream.resume();
+      await waitFor('drain', () => drained);
+      await closed;
+      expect(stream.rstCode).toBe(0);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('lets a drain listener pending when the response ends go at once: the upstream it paused is not left paused', async () => {
+    let called = false;
+    serve = (stream) => {
+      const res = new StreamResponse(stream, false, false, false);
+      res.writeHead(200, 'OK', []);
+      const chunk = Buffer.alloc(16 * 1024, 'x');
+      for (let i = 0; i < 1000 && res.write(chunk); i++);
+      res.onDrain(() => (called = true));
+      res.end();
+    };
+    const session = await connect();
+    try {
+      const stream = session.request({ ':path': '/' }, { endStream: true });
+      stream.on('error', () => {});
+      stream.pause(); // never reads: no 'drain' will come from the client
+      await waitFor('the drain listener', () => called, 1000);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      session.close();
+    }
+  });
+});
