@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { callGrpc } from '../gateway/demo/grpc-call.js';
-import { decodeGrpcMessageText, encodeGrpcMessage, encodeGrpcMessageText, GRPC_STATUS, GrpcFramingError, GrpcMessageReader, isGrpcContentType } from '../gateway/demo/grpc-wire.js';
+import { decodeGrpcMessageText, encodeGrpcMessage, encodeGrpcMessageText, GRPC_STATUS, GrpcFramingError, GrpcMessageReader, isGrpcContentType } from '../gateway/grpc/grpc-wire.js';
 import { decodeHealthCheckRequest, decodeHealthCheckResponse, encodeHealthCheckRequest, encodeHealthCheckResponse, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, SERVING_STATUS } from '../gateway/demo/health-messages.js';
 import { CLI, runCommand } from './support/gatehouse-cli.js';
 import { grpcClient, type TestGrpcClient } from './support/grpc-peers.js';

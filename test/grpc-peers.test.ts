@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { callGrpc } from '../gateway/demo/grpc-call.js';
-import { GRPC_STATUS } from '../gateway/demo/grpc-wire.js';
+import { GRPC_STATUS } from '../gateway/grpc/grpc-wire.js';
 import { grpcCallScenarios, nextCalls } from './support/grpc-call-scenarios.js';
 import { ECHO_PATHS, grpcClient, startStallingUpstream, startTestGrpcServer, type StallingUpstream, type TestGrpcClient, type TestGrpcServer } from './support/grpc-peers.js';
 import { ProxyCerts } from './support/proxy-parties.js';

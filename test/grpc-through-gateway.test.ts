@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblem, parseConfig } from '../gateway/config/load-config.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { callGrpc } from '../gateway/demo/grpc-call.js';
-import { GRPC_STATUS } from '../gateway/demo/grpc-wire.js';
+import { GRPC_STATUS } from '../gateway/grpc/grpc-wire.js';
 import { encodeHealthCheckRequest, HEALTH_CHECK_PATH } from '../gateway/demo/health-messages.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { CLI, freePort, runCommand } from './support/gatehouse-cli.js';

@@ -9,7 +9,8 @@ import { FloodGuard, MAX_PINGS_PER_SECOND, MAX_SETTINGS_PER_SECOND } from '../ga
 import { parseGrpcTimeout } from '../gateway/http2/grpc-timeout.js';
 import { closeReasonOf } from '../gateway/http2/session-errors.js';
 import { readStreamHead } from '../gateway/http2/stream-head.js';
-import { grpcStatusOf, percentEncode } from '../gateway/session/grpc-status.js';
+import { grpcStatusOf } from '../gateway/session/grpc-status.js';
+import { encodeGrpcMessageText as percentEncode } from '../gateway/grpc/grpc-wire.js';
 import { terminateYaml } from './support/gateway-config.js';
 
 describe('grpc-timeout', () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAddress } from '../config/config-values.js';
 import { callGrpc } from '../demo/grpc-call.js';
-import { GRPC_STATUS, grpcStatusName } from '../demo/grpc-wire.js';
+import { GRPC_STATUS, grpcStatusName } from '../grpc/grpc-wire.js';
 import { decodeHealthCheckResponse, encodeHealthCheckRequest, HEALTH_CHECK_PATH, SERVING_STATUS, servingStatusName } from '../demo/health-messages.js';
 import { DEV_DIR } from '../dev/dev-pki.js';
 

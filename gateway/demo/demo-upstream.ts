@@ -10,7 +10,7 @@ import { listenAt } from '../net/shared-port.js';
 import type { TLSSocket } from 'node:tls';
 import { parseSubjectAltNames } from '../identity/subject-alt-names.js';
 import { serveGrpcHealth } from './grpc-health-service.js';
-import { isGrpcContentType } from './grpc-wire.js';
+import { isGrpcContentType } from '../grpc/grpc-wire.js';
 
 export interface DemoUpstreamOptions {
   certPem: string;

@@ -3,7 +3,7 @@
 // grpc-health` and by tests that must see the wire (a trailers-only answer, a grpc-timeout that
 // no client-side timer enforces).
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
-import { decodeGrpcMessageText, encodeGrpcMessage, GrpcMessageReader } from './grpc-wire.js';
+import { decodeGrpcMessageText, encodeGrpcMessage, GrpcMessageReader } from '../grpc/grpc-wire.js';
 
 export interface GrpcCallResult {
   /** The HTTP status: 200 for every gRPC answer, failures included. */

@@ -2,7 +2,7 @@
 // gRPC client can try gRPC through the gateway, and UNIMPLEMENTED for every other method, as any
 // gRPC server answers. The demo serves one service, named '' (the server as a whole).
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { encodeGrpcMessage, encodeGrpcMessageText, GRPC_STATUS, GrpcFramingError, GrpcMessageReader } from './grpc-wire.js';
+import { encodeGrpcMessage, encodeGrpcMessageText, GRPC_STATUS, GrpcFramingError, GrpcMessageReader } from '../grpc/grpc-wire.js';
 import { decodeHealthCheckRequest, encodeHealthCheckResponse, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH, SERVING_STATUS } from './health-messages.js';
 
 /** gRPC's default limit for a received message; a health request is a few bytes. */

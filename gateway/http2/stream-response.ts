@@ -14,7 +14,8 @@ import { RESPONSE_HOP_BY_HOP } from '../message/hop-by-hop.js';
 import { isReadBufferView } from '../net/socket-io.js';
 import type { DownstreamResponse } from '../session/downstream-response.js';
 import { sendError } from '../session/error-response.js';
-import { GRPC_STATUS, grpcStatusTrailers } from '../session/grpc-status.js';
+import { grpcStatusTrailers } from '../session/grpc-status.js';
+import { GRPC_STATUS } from '../grpc/grpc-wire.js';
 
 /**
  * What a stream is destroyed with: node:http2 resets it (RST_STREAM INTERNAL_ERROR). Not

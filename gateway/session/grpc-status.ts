@@ -3,17 +3,7 @@
 // grpc-status and a percent-encoded grpc-message, instead of a JSON body no gRPC client reads. The
 // status is the one a gRPC client acts on for what happened (retry UNAVAILABLE, not
 // PERMISSION_DENIED), and the message starts with the gateway's stable reason (reasons.ts).
-
-/** gRPC status codes the gateway answers with (grpc/doc/statuscodes.md). */
-export const GRPC_STATUS = {
-  INTERNAL: 13,
-  DEADLINE_EXCEEDED: 4,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12,
-  UNAVAILABLE: 14,
-  UNAUTHENTICATED: 16,
-} as const;
+import { encodeGrpcMessageText, GRPC_STATUS } from '../grpc/grpc-wire.js';
 
 /** The gRPC status for an answer the gateway would give an HTTP client as `httpStatus` for `reason`. */
 export function grpcStatusOf(httpStatus: number, reason: string): number {
@@ -42,23 +32,5 @@ export function grpcStatusHeaders(status: number, message: string): string[] {
 
 /** The trailers that end a gRPC response that has begun with `status` and `message`. */
 export function grpcStatusTrailers(status: number, message: string): string[] {
-  return ['grpc-status', String(status), 'grpc-message', percentEncode(message)];
-}
-
-/**
- * grpc-message is percent-encoded UTF-8: bytes outside printable ASCII, and '%' itself, become
- * %XX (uppercase hex), so any message survives as an HTTP/2 header value.
- */
-export function percentEncode(text: string): string {
-  let plain = true;
-  for (let i = 0; i < text.length && plain; i++) {
-    const c = text.charCodeAt(i);
-    plain = c >= 0x20 && c <= 0x7e && c !== 0x25;
-  }
-  if (plain) return text;
-  let out = '';
-  for (const byte of Buffer.from(text, 'utf8')) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
+  return ['grpc-status', String(status), 'grpc-message', encodeGrpcMessageText(message)];
 }

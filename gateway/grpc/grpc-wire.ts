@@ -1,6 +1,8 @@
-// gRPC on HTTP/2 as far as the demo needs it, with no protobuf library (PROTOCOL-HTTP2.md in
-// grpc/grpc): the status codes, the `grpc-message` text encoding, and the length-prefixed message:
-// a flag byte (1 = compressed), a 4-byte big-endian length, then the message's bytes.
+// gRPC on HTTP/2 as far as gatehouse needs it, with no protobuf library (PROTOCOL-HTTP2.md in
+// grpc/grpc): the status codes, the content types, the `grpc-message` text encoding, and the
+// length-prefixed message: a flag byte (1 = compressed), a 4-byte big-endian length, then the
+// message's bytes. The gateway's refusals (session/grpc-status.ts), the demo upstream and the
+// grpc-health command all speak it from here.
 
 /** The status codes a gRPC call ends with (`grpc-status`), by name. */
 export const GRPC_STATUS = {
@@ -91,6 +93,12 @@ export class GrpcMessageReader {
  * '%' itself, as %XX (so a reason with a newline or non-ASCII cannot break the header).
  */
 export function encodeGrpcMessageText(text: string): string {
+  let plain = true;
+  for (let i = 0; i < text.length && plain; i++) {
+    const c = text.charCodeAt(i);
+    plain = c >= 0x20 && c <= 0x7e && c !== 0x25;
+  }
+  if (plain) return text; // the usual case: no allocation
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
     out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : '%' + byte.toString(16).toUpperCase().padStart(2, '0');
