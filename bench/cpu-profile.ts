@@ -1,5 +1,5 @@
 // Where a peer's CPU goes per request (or relayed connection): `perf record` samples the peer
-// (cpu-clock, so it works on VMs without hardware counters) while h1load runs the load, and each
+// (cpu-clock, so it works on VMs without hardware counters) while h1load or h2load runs the load, and each
 // sample is put in one bucket by the binary and symbol it landed in. Multiplied by the peer's CPU
 // time per request, the buckets say how many microseconds of each are the kernel, OpenSSL, the C
 // library, and the proxy itself (for gatehouse split into JavaScript, V8 and Node's C++). That is
@@ -8,13 +8,11 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { WORK_DIR } from './layout.js';
-import { h1loadArgs, h1Problem, runH1load, type H1Request } from './load/h1load.js';
 import { perCpuSecond, withCpu, type Measurement, type Metric, type Probe, type ProbeTarget } from './probe.js';
 import { processTree } from './proc-stats.js';
 import { runToEnd } from './processes.js';
-import { shellLine } from './probes.js';
+import { shellLine, type LoadTool } from './probes.js';
 import { which } from './peers/peer.js';
-import { H1LOAD } from './tools.js';
 
 /** The buckets, in report order. */
 export const BUCKETS = [
@@ -62,19 +60,21 @@ export function bucketShares(report: string): Record<Bucket, number> {
 }
 
 /** The load a profile is taken under, and what its count is of. */
-export interface ProfiledLoad {
+export interface ProfiledLoad<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }> {
   readonly id: string;
   /** Prefix of the rows' labels, e.g. 'keep-alive'. */
   readonly what: string;
-  /** What h1load's count is: 'request' or 'connection'. */
+  /** What the load generator's count is: 'request' or 'connection'. */
   readonly per: string;
-  readonly request: (t: ProbeTarget) => H1Request;
+  readonly tool: LoadTool<Req, Rep>;
+  readonly request: (t: ProbeTarget) => Req;
 }
 
 const PERF_DATA = path.join(WORK_DIR, 'profile.perf.data');
 
 /** `load` under `perf record`: CPU microseconds per request (or connection) by bucket, and in all. */
-export function cpuProfileProbe(load: ProfiledLoad): Probe {
+export function cpuProfileProbe<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }>(load: ProfiledLoad<Req, Rep>): Probe {
+  const { tool } = load;
   const label = (bucket: string): string => `${load.what}, CPU µs per ${load.per}, lower is better (perf): ${bucket}`;
   const metrics: Metric[] = [
     ...BUCKETS.map(([key, name]): Metric => ({ key, label: label(name), unit: 'µs', lowerIsBetter: true, digits: 1, chart: false })),
@@ -83,15 +83,16 @@ export function cpuProfileProbe(load: ProfiledLoad): Probe {
   return {
     id: `cpu-profile-${load.id}`,
     metrics,
-    command: (t) => `perf record -e cpu-clock -F 999 -p <peer's processes> -- sleep ${t.options.seconds}, beside ${shellLine(H1LOAD, h1loadArgs(load.request(t)))}`,
+    command: (t) => `perf record -e cpu-clock -F 999 -p <peer's processes> -- sleep ${t.options.seconds}, beside ${shellLine(tool.binary, tool.args(load.request(t)))}`,
     async run(t): Promise<Measurement> {
       if (!which('perf')) return { values: {}, problem: 'perf is not installed (bench/install-peers.sh installs linux-perf where Debian has it)' };
-      await runH1load({ ...load.request(t), seconds: t.options.warmupSeconds }).catch(() => undefined);
+      await tool.prepare?.();
+      await tool.run({ ...load.request(t), seconds: t.options.warmupSeconds }).catch(() => undefined);
       const pids = processTree(t.pid).join(',');
       const seconds = t.options.seconds;
       const { result, cpuSeconds } = await withCpu(t.pid, () =>
         Promise.all([
-          runH1load(load.request(t)),
+          tool.run(load.request(t)),
           runToEnd('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-p', pids, '-o', PERF_DATA, '--', 'sleep', String(seconds)], { timeoutMs: (seconds + 30) * 1000 }),
         ]),
       );
@@ -101,11 +102,11 @@ export function cpuProfileProbe(load: ProfiledLoad): Probe {
         const samples = await runToEnd('perf', ['report', '-i', PERF_DATA, '--stdio', '--no-children', '--sort', 'dso,sym', '-g', 'none'], { timeoutMs: 120_000, maxOutput: 64 << 20 });
         const shares = bucketShares(samples.stdout);
         const perRequest = perCpuSecond(report.requests, cpuSeconds);
-        if (!Number.isFinite(perRequest) || report.requests === 0) return { values: {}, problem: h1Problem(report) ?? 'too little CPU measured' };
+        if (!Number.isFinite(perRequest) || report.requests === 0) return { values: {}, problem: tool.problem(report) ?? 'too little CPU measured' };
         const totalUs = 1e6 / perRequest;
         const values: Record<string, number> = { total: totalUs };
         for (const [b] of BUCKETS) values[b] = shares[b] * totalUs;
-        return { values, problem: h1Problem(report) };
+        return { values, problem: tool.problem(report) };
       } finally {
         await rm(PERF_DATA, { force: true });
       }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the peers the benchmark compares against (HAProxy, NGINX) and its load tools: ab
-# (apache2-utils), openssl, curl, and gcc + libssl-dev to build bench/load/h1load.c; perf when
-# available. Idempotent: does nothing when all are present.
+# (apache2-utils), openssl, curl, and gcc + libssl-dev (+ libnghttp2-dev) to build
+# bench/load/h1load.c and h2load.c; perf when available. Idempotent: does nothing when all are
+# present.
 set -eu
 
 missing=""
@@ -15,9 +16,10 @@ command -v taskset >/dev/null 2>&1 || missing="$missing util-linux"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 [ -e /usr/include/openssl/ssl.h ] || missing="$missing libssl-dev"
+[ -e /usr/include/nghttp2/nghttp2.h ] || missing="$missing libnghttp2-dev"
 
 if [ -z "$missing" ]; then
-  echo "install-peers: haproxy, nginx (with stream), ab, openssl, taskset, curl, gcc and libssl-dev are present"
+  echo "install-peers: haproxy, nginx (with stream), ab, openssl, taskset, curl, gcc, libssl-dev and libnghttp2-dev are present"
   exit 0
 fi
 

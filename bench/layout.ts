@@ -22,10 +22,12 @@ export interface Ports {
   readonly origin: number;
   /** gatehouse's admin listener (unused by the others). */
   readonly admin: number;
+  /** The HTTP/2 and gRPC origin (NGINX, mTLS; ./origin-h2.ts), started only for the HTTP/2 scenarios. */
+  readonly originH2: number;
 }
 
 export function portsFrom(base: number): Ports {
-  return { terminate: base, passthrough: base + 1, origin: base + 2, admin: base + 3 };
+  return { terminate: base, passthrough: base + 1, origin: base + 2, admin: base + 3, originH2: base + 4 };
 }
 
 /** The SNI name the passthrough routes relay to the origin. */
@@ -37,7 +39,8 @@ export const ORIGIN_NAME = 'localhost';
 
 /**
  * Core layout on a 2-core machine: the gateway or peer under test gets core 0 alone; the load
- * generator and the origin share core 1 (the origin is light: uWebSockets.js, 1 KB answers).
+ * generator and the origin share core 1 (the origin is light: uWebSockets.js, or NGINX for
+ * HTTP/2, 1 KB answers).
  */
 export const CORES = {
   proxy: '0',
@@ -51,3 +54,13 @@ export const CORES = {
  * low enough that a peer needing two descriptors a connection stays under a 20,000 fd limit.
  */
 export const MAX_CONNECTIONS = 9000;
+
+/**
+ * The HTTP/2 load (scenarios 9 and 10): connections, each with this many streams in flight, so
+ * that 128 requests are outstanding; below every peer's stream limit (HAProxy 100, NGINX 128).
+ */
+export const H2_LOAD = { connections: 8, streams: 16 } as const;
+
+/** The gRPC method the load calls, and the path prefix the peers and the origin route on. */
+export const GRPC_PATH_PREFIX = '/grpc.health.v1.Health/';
+export const GRPC_PATH = `${GRPC_PATH_PREFIX}Check`;

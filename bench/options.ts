@@ -24,14 +24,17 @@ export interface BenchOptions {
 export const USAGE = `usage: npm run bench -- [--quick] [--only 1,4] [--runs N] [--seconds S] [--peers haproxy,nginx] [--port-base P]
 
   --quick          every scenario briefly (one run each), a smoke check: under 3 minutes
-  --only 1,4       run only these scenarios (1-8; 8 is idle-connection memory)
+  --only 1,4       run only these scenarios (1-10; 8 is idle-connection memory, 9-10 HTTP/2 and gRPC)
   --runs N         measured runs per cell (default 5, quick 1)
   --seconds S      seconds per measured run (default 5, quick 1)
   --peers LIST     subset of gatehouse,haproxy,nginx (default all)
-  --port-base P    first of four consecutive loopback ports (default 18443)
+  --port-base P    first of five consecutive loopback ports (default 18443)
 `;
 
 export class UsageError extends Error {}
+
+/** Scenario ids run from 1 to this (./scenarios.ts). */
+export const SCENARIO_COUNT = 10;
 
 function positiveInt(flag: string, value: string | undefined, max: number): number {
   const n = Number(value);
@@ -55,7 +58,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
         quick = true;
         break;
       case '--only':
-        only = new Set((value() ?? '').split(',').filter(Boolean).map((s) => positiveInt('--only', s.trim(), 8)));
+        only = new Set((value() ?? '').split(',').filter(Boolean).map((s) => positiveInt('--only', s.trim(), SCENARIO_COUNT)));
         break;
       case '--runs':
         runs = positiveInt('--runs', value(), 50);

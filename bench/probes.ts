@@ -2,14 +2,15 @@
 // against the peer's terminate or passthrough listener and divides by the peer's CPU time.
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CORES, DIST_BENCH, PASSTHROUGH_SNI, REPO_ROOT } from './layout.js';
+import { CORES, DIST_BENCH, GRPC_PATH, H2_LOAD, PASSTHROUGH_SNI, REPO_ROOT } from './layout.js';
 import { abArgs, runAb } from './load/ab.js';
 import { h1loadArgs, h1Problem, runH1load, type H1Mode, type H1Report, type H1Request } from './load/h1load.js';
+import { h2loadArgs, h2Problem, runH2load, type H2Mode, type H2Report, type H2Request } from './load/h2load.js';
 import { runSTime, sTimeArgs } from './load/s-time.js';
 import { spawnTracked, stop } from './processes.js';
 import { perCpuSecond, withCpu, type Measurement, type Metric, type Probe, type ProbeTarget } from './probe.js';
 import { treeRssBytes } from './proc-stats.js';
-import { H1LOAD } from './tools.js';
+import { buildH2load, H1LOAD, H2LOAD } from './tools.js';
 
 /** A command line as a person would type it, with paths shown relative to the repository. */
 export function shellLine(cmd: string, args: readonly string[]): string {
@@ -23,41 +24,62 @@ const MODE_TEXT: Record<Exclude<H1Mode, 'handshake'>, string> = {
   resume: 'resumed connection per request',
 };
 
+/** The load client of the terminate listener: its port, SNI and client certificate. */
+const terminateClient = (t: ProbeTarget) => ({ port: t.ports.terminate, sni: 'localhost', cert: t.pki.loadClient.cert, key: t.pki.loadClient.key });
+
 export function terminateRequest(t: ProbeTarget, mode: H1Mode): H1Request {
   return {
-    port: t.ports.terminate,
-    sni: 'localhost',
-    cert: t.pki.loadClient.cert,
-    key: t.pki.loadClient.key,
+    ...terminateClient(t),
     mode,
     connections: t.options.concurrency,
     seconds: t.options.seconds,
   };
 }
 
-/** A probe that runs h1load once and turns its report and the peer's CPU time into values. */
-function h1Probe(
+/** How a probe drives one load generator: its command line, a run, and what its report says. */
+export interface LoadTool<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }> {
+  readonly binary: string;
+  args(r: Req): string[];
+  run(r: Req): Promise<Rep>;
+  problem(r: Rep): string | undefined;
+  /** Work before the first run (building the tool); a failure fails the cell. */
+  prepare?(): Promise<void>;
+}
+
+export const H1_TOOL: LoadTool<H1Request, H1Report> = { binary: H1LOAD, args: h1loadArgs, run: runH1load, problem: h1Problem };
+export const H2_TOOL: LoadTool<H2Request, H2Report> = { binary: H2LOAD, args: h2loadArgs, run: runH2load, problem: h2Problem, prepare: buildH2load };
+
+/** A probe that runs a load generator once and turns its report and the peer's CPU time into values. */
+function loadProbe<Req extends { readonly seconds: number }, Rep extends { readonly requests: number }>(
+  tool: LoadTool<Req, Rep>,
   id: string,
   metrics: Metric[],
-  request: (t: ProbeTarget) => H1Request,
-  values: (r: H1Report, cpuSeconds: number) => Record<string, number>,
+  request: (t: ProbeTarget) => Req,
+  values: (r: Rep, cpuSeconds: number) => Record<string, number>,
 ): Probe {
   return {
     id,
     metrics,
-    command: (t) => shellLine(H1LOAD, h1loadArgs(request(t))),
+    command: (t) => shellLine(tool.binary, tool.args(request(t))),
     async run(t): Promise<Measurement> {
+      await tool.prepare?.();
       // Its own load first, unmeasured: the runner's keep-alive warm-up leaves the code paths of
       // handshakes and relays cold, and a JIT compiling them is not what a running gateway costs.
-      await runH1load({ ...request(t), seconds: t.options.warmupSeconds }).catch(() => undefined);
-      const { result: r, cpuSeconds } = await withCpu(t.pid, () => runH1load(request(t)));
-      return { values: r.requests > 0 ? values(r, cpuSeconds) : {}, problem: h1Problem(r) };
+      await tool.run({ ...request(t), seconds: t.options.warmupSeconds }).catch(() => undefined);
+      const { result: r, cpuSeconds } = await withCpu(t.pid, () => tool.run(request(t)));
+      return { values: r.requests > 0 ? values(r, cpuSeconds) : {}, problem: tool.problem(r) };
     },
   };
 }
 
-/** Rate and per-CPU-second of the count h1load reports (requests, or handshakes). */
-const countRates = (r: H1Report, cpuSeconds: number): Record<string, number> => ({ rate: r.requests / r.seconds, perCpu: perCpuSecond(r.requests, cpuSeconds) });
+const h1Probe = (id: string, metrics: Metric[], request: (t: ProbeTarget) => H1Request, values: (r: H1Report, cpuSeconds: number) => Record<string, number>): Probe =>
+  loadProbe(H1_TOOL, id, metrics, request, values);
+
+/** Rate and per-CPU-second of the count a load generator reports (requests, or handshakes). */
+const countRates = (r: { readonly requests: number; readonly seconds: number }, cpuSeconds: number): Record<string, number> => ({
+  rate: r.requests / r.seconds,
+  perCpu: perCpuSecond(r.requests, cpuSeconds),
+});
 
 /** HTTP/1.1 GET / (1 KB) through the terminate listener with h1load. */
 export function httpProbe(mode: Exclude<H1Mode, 'handshake'>): Probe {
@@ -71,6 +93,44 @@ export function httpProbe(mode: Exclude<H1Mode, 'handshake'>): Probe {
     ...countRates(r, cpu),
     resumed: r.connections ? (100 * r.resumed) / r.connections : 0,
   }));
+}
+
+/** What an HTTP/2 load is, as the rows of its probe (and the targets) name it. */
+export const H2_MODE_TEXT: Readonly<Record<H2Mode, string>> = {
+  get: `HTTP/2, ${H2_LOAD.connections} connections × ${H2_LOAD.streams} streams`,
+  grpc: `gRPC unary, ${H2_LOAD.connections} connections × ${H2_LOAD.streams} streams`,
+};
+
+export function h2Request(t: ProbeTarget, mode: H2Mode): H2Request {
+  return {
+    ...terminateClient(t),
+    mode,
+    connections: H2_LOAD.connections,
+    streams: H2_LOAD.streams,
+    seconds: t.options.seconds,
+    path: mode === 'grpc' ? GRPC_PATH : '/',
+  };
+}
+
+/**
+ * HTTP/2 through the terminate listener with h2load: GET / (1 KB), or gRPC unary calls that count
+ * only with the trailer grpc-status: 0. The last row is h2load's own CPU time over the run's
+ * wall time: with the origin on the same core, near 100% (with the origin's share) means the load
+ * core, not the peer, set the rate.
+ */
+export function h2Probe(mode: H2Mode): Probe {
+  const what = H2_MODE_TEXT[mode];
+  return loadProbe(
+    H2_TOOL,
+    `h2-${mode}`,
+    [
+      { key: 'rate', label: `${what}: requests/s`, unit: 'req/s' },
+      { key: 'perCpu', label: `${what}: requests per gateway CPU-second`, unit: 'req/CPU-s' },
+      { key: 'loadCpu', label: `${what}: h2load's own CPU (% of the load core)`, unit: '%', digits: 0, chart: false },
+    ],
+    (t) => h2Request(t, mode),
+    (r, cpu) => ({ ...countRates(r, cpu), loadCpu: (100 * r.cpu_seconds) / r.seconds }),
+  );
 }
 
 /** ab -k: the same keep-alive load over HTTP/1.0, as a cross-check of h1load. */

@@ -13,27 +13,38 @@ import { nginxConfig } from './peers/nginx.js';
 import { DEFAULT_SETTINGS } from './peers/peer.js';
 import { canConnect, installCleanup } from './processes.js';
 import { originArgs, originKeeper } from './origin-process.js';
+import { originH2Args, originH2Config, originH2Keeper } from './origin-h2.js';
 import { markdownReport, type ReportInput } from './report-markdown.js';
 import { svgChart } from './report-svg.js';
 import { acquireRunLock } from './run-lock.js';
 import { runScenario, type ScenarioResult } from './runner.js';
 import { originRuntime } from './origin-runtime.js';
-import { allScenarios } from './scenarios.js';
+import { allScenarios, needsH2Origin } from './scenarios.js';
 import { buildH1load, ensureTools, loadAverage, machineInfo } from './tools.js';
 
 const log = (line: string): void => {
   process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 };
 
-/** The configurations the report shows: default settings plus scenario 4's relay listener. */
+/** The configurations the report shows: default settings plus scenario 4's relay listener, and scenarios 9-10's HTTP/2. */
 const WITH_RELAY = { ...DEFAULT_SETTINGS, relay: true };
+const WITH_HTTP2 = { ...DEFAULT_SETTINGS, http2: true };
+const ORIGIN_H2_DIR = path.join(WORK_DIR, 'origin-h2');
 
-function configsForReport(pki: BenchPki, ports: Ports): ReportInput['configs'] {
+function configsForReport(pki: BenchPki, ports: Ports, http2: boolean): ReportInput['configs'] {
   const ctx = (name: string) => ({ pki, ports, dir: path.join(WORK_DIR, name) });
-  return [
+  const plain = [
     { label: 'gatehouse (bench/.work/gatehouse/gatehouse.yaml)', language: 'yaml', text: gatehouseConfig(ctx('gatehouse'), WITH_RELAY) },
     { label: 'HAProxy (bench/.work/haproxy/haproxy.cfg)', language: 'haproxy', text: haproxyConfig(ctx('haproxy'), WITH_RELAY) },
     { label: 'NGINX (bench/.work/nginx/nginx.conf)', language: 'nginx', text: nginxConfig(ctx('nginx'), WITH_RELAY) },
+  ];
+  if (!http2) return plain;
+  return [
+    ...plain,
+    { label: 'gatehouse, HTTP/2 (scenarios 9-10)', language: 'yaml', text: gatehouseConfig(ctx('gatehouse'), WITH_HTTP2) },
+    { label: 'HAProxy, HTTP/2 (scenarios 9-10)', language: 'haproxy', text: haproxyConfig(ctx('haproxy'), WITH_HTTP2) },
+    { label: 'NGINX, HTTP/2 (scenarios 9-10)', language: 'nginx', text: nginxConfig(ctx('nginx'), WITH_HTTP2) },
+    { label: 'the HTTP/2 origin, NGINX (bench/.work/origin-h2/nginx.conf)', language: 'nginx', text: originH2Config(pki, ports, ORIGIN_H2_DIR) },
   ];
 }
 
@@ -71,19 +82,23 @@ async function main(options: BenchOptions): Promise<number> {
   const pki = await mintBenchPki(WORK_DIR);
   const runtime = originRuntime();
   const origin = originKeeper(pki, ports, runtime, log);
+  // The HTTP/2 origin starts with the first cell that needs it (scenarios 9 and 10).
+  const originH2 = originH2Keeper(pki, ports, ORIGIN_H2_DIR, log);
   const results: ScenarioResult[] = [];
   try {
     await origin.ensure();
     for (const scenario of scenarios) {
       log(`scenario ${scenario.id}: ${scenario.title}`);
-      results.push(await runScenario(scenario, { pki, ports, options, log, ensureOrigin: origin.ensure }));
+      results.push(await runScenario(scenario, { pki, ports, options, log, ensureOrigin: origin.ensure, ensureH2Origin: originH2.ensure }));
     }
   } finally {
     await origin.stop();
+    await originH2.stop();
   }
   const setupCommands = [
     `# origin (uWebSockets.js SSLApp, mTLS), on the load core`,
     `taskset -c ${CORES.origin} ${runtime.execPath === process.execPath ? 'node' : runtime.execPath} ${originArgs(pki, ports).join(' ')}`,
+    ...(scenarios.some(needsH2Origin) ? ['# the HTTP/2 and gRPC origin of scenarios 9-10 (NGINX, mTLS), on the load core', `taskset -c ${CORES.origin} nginx ${originH2Args(ORIGIN_H2_DIR).join(' ')}`] : []),
     `# each peer, alone in turn, on the proxy core (scenario 7: -c ${CORES.proxyTwoWorkers}); node is ${process.version} (${process.execPath})`,
     `taskset -c ${CORES.proxy} node dist/gateway/cli.js start --config bench/.work/gatehouse/gatehouse.yaml`,
     `taskset -c ${CORES.proxy} haproxy -db -f bench/.work/haproxy/haproxy.cfg`,
@@ -96,7 +111,7 @@ async function main(options: BenchOptions): Promise<number> {
     machine: machineInfo(runtime.version),
     load: { before: loadBefore, after: loadAverage() },
     results,
-    configs: configsForReport(pki, ports),
+    configs: configsForReport(pki, ports, scenarios.some(needsH2Origin)),
     setupCommands,
   });
   log(`report: ${path.relative(process.cwd(), file)} (also bench/results/latest.md, latest.svg)`);

@@ -44,6 +44,8 @@ export interface RunContext {
   readonly log: (line: string) => void;
   /** Restarts the origin if it died; throws when it cannot. */
   readonly ensureOrigin: () => Promise<void>;
+  /** Starts the HTTP/2 origin (or again, if it died) for peers with `http2`; resolves with why it cannot run. */
+  readonly ensureH2Origin: () => Promise<string | undefined>;
 }
 
 function fmt(n: number | undefined): string {
@@ -72,14 +74,22 @@ export async function runScenario(scenario: Scenario, ctx: RunContext): Promise<
       for (const column of columns) {
         if (failed.has(`${vi}/${column.key}`)) continue;
         const tag = `[${scenario.id}] ${column.label}${variant.label ? `, ${variant.label}` : ''}, run ${run}/${options.runs}`;
+        const notStarted = (reason: string): void => {
+          failed.add(`${vi}/${column.key}`);
+          log(`${tag}: did not start: ${reason}`);
+          for (const row of rows[vi]!) row.cells[column.key]!.problems.push(`did not start: ${reason}`);
+        };
         await ctx.ensureOrigin();
         const settings = { ...DEFAULT_SETTINGS, ...column.settings, ...variant.settings };
+        const noOrigin = settings.http2 ? await ctx.ensureH2Origin() : undefined;
+        if (noOrigin) {
+          notStarted(noOrigin);
+          continue;
+        }
         const dir = path.join(WORK_DIR, column.peer);
         const start = await startPeer(DRIVERS[column.peer], { pki: ctx.pki, ports: ctx.ports, dir }, settings, variant.cpus ?? CORES.proxy);
         if (!start.ok) {
-          failed.add(`${vi}/${column.key}`);
-          log(`${tag}: did not start: ${start.reason}`);
-          for (const row of rows[vi]!) row.cells[column.key]!.problems.push(`did not start: ${start.reason}`);
+          notStarted(start.reason);
           continue;
         }
         const target: ProbeTarget = { pid: start.proc.pid, ports: ctx.ports, pki: ctx.pki, options };

@@ -1,15 +1,17 @@
 // The benchmark's scenarios: what each compares, under which peer settings, with which probes.
-// Scenarios 1-4 and 6-8 put gatehouse, HAProxy and NGINX side by side (6 adds gatehouse with
-// OpenSSL's two tickets per handshake); 5 is gatehouse alone.
+// Scenarios 1-4 and 6-10 put gatehouse, HAProxy and NGINX side by side (6 adds gatehouse with
+// OpenSSL's two tickets per handshake; 9 and 10 are HTTP/2 and gRPC); 5 is gatehouse alone.
 import { cpuProfileProbe } from './cpu-profile.js';
-import { CORES } from './layout.js';
+import { CORES, H2_LOAD } from './layout.js';
 import type { BenchOptions } from './options.js';
 import type { PeerName, PeerSettings } from './peers/peer.js';
 import type { Probe } from './probe.js';
-import { abKeepAliveProbe, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, relayRequest, sTimeHandshakeProbe, terminateRequest } from './probes.js';
+import { abKeepAliveProbe, H1_TOOL, H2_TOOL, h2Probe, h2Request, handshakeProbe, httpProbe, idleMemoryProbe, relayBulkProbe, relayConnectionsProbe, relayRequest, sTimeHandshakeProbe, terminateRequest } from './probes.js';
 
-const KEEP_ALIVE_PROFILE = cpuProfileProbe({ id: 'keepalive', what: 'keep-alive', per: 'request', request: (t) => terminateRequest(t, 'keepalive') });
-const RELAY_PROFILE = cpuProfileProbe({ id: 'relay-connections', what: 'relay, new connections', per: 'connection', request: (t) => relayRequest(t, 'handshake') });
+const KEEP_ALIVE_PROFILE = cpuProfileProbe({ id: 'keepalive', what: 'keep-alive', per: 'request', tool: H1_TOOL, request: (t) => terminateRequest(t, 'keepalive') });
+const RELAY_PROFILE = cpuProfileProbe({ id: 'relay-connections', what: 'relay, new connections', per: 'connection', tool: H1_TOOL, request: (t) => relayRequest(t, 'handshake') });
+const H2_PROFILE = cpuProfileProbe({ id: 'h2-get', what: 'HTTP/2', per: 'request', tool: H2_TOOL, request: (t) => h2Request(t, 'get') });
+const GRPC_PROFILE = cpuProfileProbe({ id: 'h2-grpc', what: 'gRPC unary', per: 'call', tool: H2_TOOL, request: (t) => h2Request(t, 'grpc') });
 
 export interface Column {
   readonly key: string;
@@ -52,6 +54,13 @@ const VS_PEERS: readonly Ratio[] = [
   { numerator: 'gatehouse', denominator: 'haproxy', label: 'gatehouse÷HAProxy' },
   { numerator: 'gatehouse', denominator: 'nginx', label: 'gatehouse÷NGINX' },
 ];
+
+/** Scenarios whose peers proxy to the HTTP/2 origin (./origin-h2.ts), which then has to run. */
+export function needsH2Origin(scenario: Scenario): boolean {
+  return scenario.variants.some((v) => v.settings?.http2 === true);
+}
+
+const H2_STREAMS = `${H2_LOAD.connections} client connections with ${H2_LOAD.streams} streams in flight on each`;
 
 export function allScenarios(options: Pick<BenchOptions, 'idleConnections' | 'quick'>): Scenario[] {
   // The profiles explain a full run's ratios; a smoke check has no time for them.
@@ -136,6 +145,24 @@ export function allScenarios(options: Pick<BenchOptions, 'idleConnections' | 'qu
         `Resident memory (VmRSS of every process of the peer) before and after a client opens ${options.idleConnections.toLocaleString('en-US')} mTLS connections, completes their handshakes and leaves them idle.`,
       columns: PEERS,
       variants: [{ probes: [idleMemoryProbe()] }],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 9,
+      title: 'HTTP/2 keep-alive, proxied mTLS → mTLS (many streams per connection), 1 KB',
+      about:
+        `${H2_STREAMS} (h2load: client certificate, SNI, ALPN h2), GET / answered with 1 KB by an HTTP/2 origin (NGINX, mTLS). HAProxy speaks HTTP/2 to the origin (\`proto h2\`, many streams per connection) and gatehouse too (\`protocol: h2\`); NGINX can only proxy HTTP/1.1 to an upstream (proxy_pass), one request per upstream connection at a time, from a pool of keep-alive connections large enough that it never handshakes per request. The last rows (full runs) say where each proxy's CPU time per request goes (perf, as in scenario 1).`,
+      columns: PEERS,
+      variants: [{ settings: { http2: true }, probes: [h2Probe('get'), ...profiled(H2_PROFILE)] }],
+      ratios: VS_PEERS,
+    },
+    {
+      id: 10,
+      title: 'gRPC unary, mTLS → mTLS',
+      about:
+        `${H2_STREAMS}: gRPC unary calls (\`grpc.health.v1.Health/Check\`, a 12-byte request and a 7-byte answer, gRPC's 5-byte prefix included), counted only when the answer ends with the trailer grpc-status: 0. HAProxy and gatehouse as in scenario 9; NGINX with \`grpc_pass grpcs://\` (HTTP/2 to the origin, one call per upstream connection at a time). The origin is the same NGINX, answering with a HealthCheckResponse and the trailer. The last rows (full runs): CPU time per call by where it goes.`,
+      columns: PEERS,
+      variants: [{ settings: { http2: true }, probes: [h2Probe('grpc'), ...profiled(GRPC_PROFILE)] }],
       ratios: VS_PEERS,
     },
   ];

@@ -110,7 +110,7 @@ async function main(o: SoakOptions): Promise<void> {
   await buildH1load();
   const dir = path.join(WORK_DIR, 'soak');
   const pki = await mintBenchPki(dir);
-  const ports: Ports = { terminate: await freePort(), passthrough: await freePort(), origin: await freePort(), admin: await freePort() };
+  const ports: Ports = { terminate: await freePort(), passthrough: await freePort(), origin: await freePort(), admin: await freePort(), originH2: await freePort() };
   const runtime = originRuntime();
   const origin = originKeeper(pki, ports, runtime, log);
   await origin.ensure();

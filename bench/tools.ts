@@ -1,6 +1,6 @@
 // The external tools the benchmark drives: installs the peers when missing (install-peers.sh),
-// builds h1load (our HTTP/1.1 mTLS load generator, C) into bench/.work/, and reads every version
-// for the report.
+// builds h1load and h2load (our HTTP/1.1 and HTTP/2 mTLS load generators, C) into bench/.work/,
+// and reads every version for the report.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -12,12 +12,17 @@ import { pumpName } from '../gateway/passthrough/native-pump.js';
 const INSTALL_SCRIPT = path.join(REPO_ROOT, 'bench', 'install-peers.sh');
 const H1LOAD_SOURCE = path.join(REPO_ROOT, 'bench', 'load', 'h1load.c');
 export const H1LOAD = path.join(WORK_DIR, 'h1load');
+export const H2LOAD_SOURCE = path.join(REPO_ROOT, 'bench', 'load', 'h2load.c');
+export const H2LOAD = path.join(WORK_DIR, 'h2load');
+/** libnghttp2-dev's header: h2load needs it, and only the HTTP/2 scenarios need h2load. */
+const NGHTTP2_HEADER = '/usr/include/nghttp2/nghttp2.h';
 
 const REQUIRED = ['haproxy', 'nginx', 'ab', 'openssl', 'taskset', 'gcc'];
 
 /** Runs install-peers.sh when a tool is missing; returns what is still missing afterwards. */
 export function ensureTools(log: (line: string) => void): string[] {
-  const missing = (): string[] => REQUIRED.filter((t) => !which(t)).concat(existsSync('/usr/include/openssl/ssl.h') ? [] : ['libssl-dev']);
+  const headers = (): string[] => [['/usr/include/openssl/ssl.h', 'libssl-dev'], [NGHTTP2_HEADER, 'libnghttp2-dev']].filter(([file]) => !existsSync(file!)).map(([, pkg]) => pkg!);
+  const missing = (): string[] => REQUIRED.filter((t) => !which(t)).concat(headers());
   if (missing().length === 0) return [];
   log(`installing missing tools (${missing().join(', ')}) with bench/install-peers.sh`);
   const r = spawnSync('sh', [INSTALL_SCRIPT], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 15 * 60_000 });
@@ -25,12 +30,26 @@ export function ensureTools(log: (line: string) => void): string[] {
   return missing();
 }
 
-/** Compiles h1load when its binary is missing or older than its source. */
-export async function buildH1load(): Promise<void> {
-  await mkdir(WORK_DIR, { recursive: true });
-  if (existsSync(H1LOAD) && statSync(H1LOAD).mtimeMs >= statSync(H1LOAD_SOURCE).mtimeMs) return;
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-o', H1LOAD, H1LOAD_SOURCE, '-lssl', '-lcrypto'], { encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`cannot build h1load (gcc ${r.status ?? r.signal}): ${r.stderr || r.error?.message || ''}`);
+/** Compiles a load generator when its binary is missing or older than its source or the header the tools share. */
+export async function buildLoadTool(source: string, binary: string, libraries: readonly string[]): Promise<void> {
+  await mkdir(path.dirname(binary), { recursive: true });
+  const sourceTime = Math.max(statSync(source).mtimeMs, statSync(path.join(path.dirname(source), 'load-common.h')).mtimeMs);
+  if (existsSync(binary) && statSync(binary).mtimeMs >= sourceTime) return;
+  const r = spawnSync('gcc', ['-O2', '-Wall', '-o', binary, source, ...libraries.map((l) => `-l${l}`)], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`cannot build ${path.basename(binary)} (gcc ${r.status ?? r.signal}): ${r.stderr || r.error?.message || ''}`);
+}
+
+export const buildH1load = (): Promise<void> => buildLoadTool(H1LOAD_SOURCE, H1LOAD, ['ssl', 'crypto']);
+
+export const H2LOAD_LIBRARIES = ['nghttp2', 'ssl', 'crypto'] as const;
+
+let h2loadBuilt: Promise<void> | undefined;
+/** Builds h2load once per run; a failure (no libnghttp2-dev) fails the HTTP/2 cells, not the run. */
+export function buildH2load(): Promise<void> {
+  h2loadBuilt ??= existsSync(NGHTTP2_HEADER)
+    ? buildLoadTool(H2LOAD_SOURCE, H2LOAD, H2LOAD_LIBRARIES)
+    : Promise.reject(new Error(`h2load needs ${NGHTTP2_HEADER} (libnghttp2-dev; bench/install-peers.sh installs it)`));
+  return h2loadBuilt;
 }
 
 function firstLine(cmd: string, args: readonly string[]): string {
@@ -98,6 +117,7 @@ export function machineInfo(originNode: string): MachineInfo {
       haproxy: firstLine('haproxy', ['-v']),
       nginx: firstLine('nginx', ['-v']),
       ab: firstLine('ab', ['-V']),
+      ...(existsSync(H2LOAD) ? { 'h2load (HTTP/2 load)': firstLine(H2LOAD, ['--version']) } : {}),
       'uwebsockets (origin)': `${uws} on Node ${originNode}`,
     },
   };

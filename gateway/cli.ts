@@ -8,6 +8,7 @@ commands:
   start [--config FILE]        run the gateway (without --config: the embedded demo default)
   validate --config FILE       check a configuration file; prints FILE:LINE:COL: field: problem
   certs init|issue|revoke|inspect ...   development CA (gatehouse certs --help)
+  grpc-health [--address HOST:PORT]      the standard gRPC health check over HTTP/2 with mTLS
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   start: async () => (await import('./commands/start.js')).main,
   validate: async () => (await import('./commands/validate.js')).main,
   certs: async () => (await import('../certs/certs-command.js')).main,
+  'grpc-health': async () => (await import('./commands/grpc-health.js')).main,
 };
 
 async function run(argv: string[]): Promise<number> {

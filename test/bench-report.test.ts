@@ -1,10 +1,14 @@
 // The benchmark's own analysis: samples of a real `perf report` (gatehouse under the keep-alive
-// load, captured on the bench machine) put in buckets, and the targets' verdicts.
+// load, captured on the bench machine) put in buckets, the targets' verdicts, and how a scenario
+// whose HTTP/2 origin cannot run is reported.
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BUCKETS, bucketOf, bucketShares } from '../bench/cpu-profile.js';
-import type { RowResult, ScenarioResult } from '../bench/runner.js';
-import type { Scenario } from '../bench/scenarios.js';
+import type { BenchPki } from '../bench/certificates.js';
+import { portsFrom } from '../bench/layout.js';
+import { parseOptions } from '../bench/options.js';
+import { runScenario, type RowResult, type ScenarioResult } from '../bench/runner.js';
+import { allScenarios, type Scenario } from '../bench/scenarios.js';
 import { TARGETS, targetsSection, verdicts } from '../bench/targets.js';
 
 const report = fs.readFileSync(new URL('./fixtures/perf/gatehouse-keepalive.txt', import.meta.url), 'utf8');
@@ -82,5 +86,36 @@ describe('targets', () => {
     const quick = targetsSection([scenarioWith(1, keepAlive.row, [4500], [10000])], true).join('\n');
     expect(quick).toContain('needs 33% more per CPU-second |');
     expect(quick).toContain('smoke check');
+  });
+});
+
+describe('scenarios', () => {
+  it('every target names a row that its scenario produces', () => {
+    const scenarios = allScenarios(parseOptions([]));
+    for (const target of TARGETS) {
+      const scenario = scenarios.find((s) => s.id === target.scenario)!;
+      const rows = scenario.variants.flatMap((v) => v.probes.flatMap((p) => p.metrics.map((m) => (v.label ? `${m.label} — ${v.label}` : m.label))));
+      expect(rows, `scenario ${target.scenario}`).toContain(target.row);
+    }
+    expect(TARGETS.filter((t) => t.scenario === 9 || t.scenario === 10).map((t) => t.atLeast)).toEqual([0.5, 0.5]);
+  });
+
+  it('marks every cell of a column as not started, with the reason, when the HTTP/2 origin cannot run, and goes on', async () => {
+    const scenario = allScenarios(parseOptions([])).find((s) => s.id === 10)!;
+    const reason = 'the HTTP/2 origin (NGINX) did not start: exited (1) before listening';
+    const lines: string[] = [];
+    const result = await runScenario(scenario, {
+      pki: {} as BenchPki,
+      ports: portsFrom(1),
+      options: parseOptions(['--quick', '--peers', 'haproxy,nginx']),
+      log: (line) => lines.push(line),
+      ensureOrigin: async () => undefined,
+      ensureH2Origin: async () => reason,
+    });
+    expect(result.columns.map((c) => c.key)).toEqual(['haproxy', 'nginx']);
+    for (const row of result.rows) {
+      for (const key of ['haproxy', 'nginx']) expect(row.cells[key]).toEqual({ samples: [], problems: [`did not start: ${reason}`] });
+    }
+    expect(lines).toEqual([`[10] HAProxy, run 1/1: did not start: ${reason}`, `[10] NGINX, run 1/1: did not start: ${reason}`]);
   });
 });

@@ -3,56 +3,31 @@
 // start-up with FILE:LINE:COL: field and exit code 1. Runs the compiled CLI (`npm test` builds it).
 // The demo runs on free ports (`--port-base`), so this passes while a demo (`npm start`) holds the
 // default ones.
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePortRun } from './support/gatehouse-cli.js';
+import { CLI, runCommand, startEmbeddedDemo, type EmbeddedDemo } from './support/gatehouse-cli.js';
 
-const CLI = path.resolve('dist/gateway/cli.js');
+let demo: EmbeddedDemo | undefined;
 let cwd: string;
-let child: ChildProcess | undefined;
 let banner = '';
 /** The demo's ports: terminate, passthrough, admin, demo upstream. */
 let portBase: number;
 const adminUrl = (path: string) => `http://127.0.0.1:${portBase + 2}${path}`;
 
 function run(command: string, args: string[], options: { cwd: string }): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { ...options, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+  return runCommand([command, ...args], options);
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm test\` (it compiles first) or \`npm run build\``);
-  cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cli-'));
-  portBase = await freePortRun(4);
-  child = spawn(process.execPath, [CLI, 'start', '--port-base', String(portBase)], { cwd, env: { ...process.env, GATEHOUSE_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (c) => (stderr += c));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner within 20 s; stderr: ${stderr}`)), 20_000);
-    child!.stdout!.on('data', (c) => {
-      banner += c;
-      if (banner.includes('handshake is refused')) {
-        clearTimeout(timer);
-        setTimeout(resolve, 200);
-      }
-    });
-    child!.once('exit', (code) => reject(new Error(`gatehouse start exited with ${code}: ${stderr}`)));
-  });
+  demo = await startEmbeddedDemo('handshake is refused');
+  ({ cwd, portBase } = demo);
+  banner = demo.banner();
 }, 30_000);
 
 afterAll(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((resolve) => child!.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
-  if (cwd) fs.rmSync(cwd, { recursive: true, force: true });
+  await demo?.stop();
 });
 
 /** The curl commands the banner prints, split into arguments. */

@@ -92,7 +92,7 @@ describe('reloading upstreams', () => {
     expect(await get(port)).toBe(200);
     g.refreshGauges();
     const echoSeries = async () => (await upstreamPool.get()).values.filter((v) => v.labels.upstream === 'echo').length;
-    expect(await echoSeries()).toBe(4);
+    expect(await echoSeries()).toBe(6); // connected, free, pending, running, h2_sessions, h2_streams
     const renamed = { ...parties.echo, name: 'echo2' };
     await g.reload(gatewayConfig([parties.certs.listener([terminateRoute('all', 'echo2', allow(id('frontend')))])], [renamed]));
     g.refreshGauges();

@@ -206,6 +206,23 @@ describe('schema problems point at the exact node', () => {
     }
   });
 
+  it('reads drain (delay 0s and timeout 30s by default), refuses a timeout of 0 and a delay as long as the timeout, at the value', () => {
+    const listener = 'listeners:\n  - name: relay\n    address: 127.0.0.1:1\n    routes:\n      - name: r\n        passthrough:\n          sni: [a.example.org]\n        backend: b\nbackends:\n  - name: b\n    endpoints: [127.0.0.1:2]\n';
+    const read = (drain: string) => parseConfig(`${drain}${listener}`, 'drain.yaml', certDir, { checkFiles: false });
+    const absent = read('');
+    expect(absent.ok && absent.config.drain).toEqual({ delayMs: 0, timeoutMs: 30_000 });
+    const set = read('drain:\n  delay: 5s\n  timeout: 1m\n');
+    expect(set.ok && set.config.drain).toEqual({ delayMs: 5_000, timeoutMs: 60_000 });
+    const noDelay = read('drain:\n  delay: 0s\n');
+    expect(noDelay.ok && noDelay.config.drain).toEqual({ delayMs: 0, timeoutMs: 30_000 });
+    const zeroTimeout = read('drain:\n  timeout: 0s\n');
+    expect(positions(zeroTimeout)).toEqual([w('drain.timeout', 2, 12)]);
+    expect(messageAt(zeroTimeout, 'drain.timeout')).toContain('must be longer than 0');
+    const tooLong = read('drain:\n  delay: 30s\n');
+    expect(positions(tooLong)).toEqual([w('drain.delay', 2, 10)]);
+    expect(messageAt(tooLong, 'drain.delay')).toContain('must be shorter than drain.timeout (30000 ms)');
+  });
+
   it('reads listeners[].max_connections_per_source (absent: no limit) and refuses a value below 1 at the value', () => {
     const listener = (extra: string) => `listeners:\n  - name: relay\n    address: 127.0.0.1:1\n${extra}    routes:\n      - name: r\n        passthrough:\n          sni: [a.example.org]\n        backend: b\nbackends:\n  - name: b\n    endpoints: [127.0.0.1:2]\n`;
     const read = (extra: string) => parseConfig(listener(extra), 'limits.yaml', certDir, { checkFiles: false });
@@ -222,9 +239,9 @@ describe('schema problems point at the exact node', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'pending.yaml', certDir, { checkFiles: false });
     const set = read('    limits:\n      max_pending: 7\n');
     if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
-    expect(set.config.upstreams[0]!.limits).toEqual({ maxPending: 7 });
+    expect(set.config.upstreams[0]!.limits).toEqual({ maxPending: 7, maxConcurrentStreams: 100 });
     const absent = read('');
-    expect(absent.ok && absent.config.upstreams[0]!.limits).toEqual({ maxPending: 1024 });
+    expect(absent.ok && absent.config.upstreams[0]!.limits).toEqual({ maxPending: 1024, maxConcurrentStreams: 100 });
     const zero = read('    limits:\n      max_pending: 0\n');
     expect(positions(zero)).toEqual([w('upstreams[0].limits.max_pending', 19, 20)]);
     expect(messageAt(zero, 'upstreams[0].limits.max_pending')).toContain('0 is out of range (1 to 1000000)');
@@ -240,6 +257,21 @@ describe('schema problems point at the exact node', () => {
     expect(positions(unknown)).toEqual([w('upstreams[0].balance', 18, 14)]);
   });
 
+  it('reads upstreams[].protocol (absent: http1) and limits.max_concurrent_streams (absent: 100), refusing others at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'protocol.yaml', certDir, { checkFiles: false });
+    const set = read('    protocol: h2\n    limits:\n      max_concurrent_streams: 250\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect([set.config.upstreams[0]!.protocol, set.config.upstreams[0]!.limits?.maxConcurrentStreams]).toEqual(['h2', 250]);
+    expect(read('    protocol: auto\n').ok).toBe(true);
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.protocol).toBe('http1');
+    const unknown = read('    protocol: http2\n');
+    expect(positions(unknown)).toEqual([w('upstreams[0].protocol', 18, 15)]);
+    expect(messageAt(unknown, 'upstreams[0].protocol')).toMatch(/http1.*h2.*auto/);
+    const zero = read('    limits:\n      max_concurrent_streams: 0\n');
+    expect(positions(zero)).toEqual([w('upstreams[0].limits.max_concurrent_streams', 19, 31)]);
+  });
+
   it('reads upstreams[].outlier_detection (absent: 5 failures, 30s, 50%) and refuses a share over 100 at the value', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'outliers.yaml', certDir, { checkFiles: false });
     const set = read('    outlier_detection:\n      consecutive_failures: 3\n      base_ejection: 500ms\n');
@@ -250,6 +282,62 @@ describe('schema problems point at the exact node', () => {
     const over = read('    outlier_detection:\n      max_ejection_percent: 101\n');
     expect(positions(over)).toEqual([w('upstreams[0].outlier_detection.max_ejection_percent', 19, 29)]);
     expect(messageAt(over, 'upstreams[0].outlier_detection.max_ejection_percent')).toContain('101 is out of range (0 to 100)');
+  });
+
+  it('reads upstreams[].retries (absent: none; attempts 2, on connect_failure/reset/502/503/504, budget 20%, 64 KiB kept) and refuses an unknown cause at the item', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'retries.yaml', certDir, { checkFiles: false });
+    const set = read('    retries:\n      attempts: 1\n      on: [reset, 503]\n      per_try_timeout: 2s\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.retries).toEqual({ attempts: 1, on: ['reset', 503], perTryTimeoutMs: 2000, budgetPercent: 20, maxBufferedBody: 65536 });
+    const defaults = read('    retries: {}\n');
+    expect(defaults.ok && defaults.config.upstreams[0]!.retries).toEqual({ attempts: 2, on: ['connect_failure', 'reset', 502, 503, 504], perTryTimeoutMs: 0, budgetPercent: 20, maxBufferedBody: 65536 });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.retries).toBeUndefined();
+    const unknown = read('    retries:\n      on: [reset, 404, timeout]\n');
+    expect(positions(unknown).map((p) => p.path)).toEqual(['upstreams[0].retries.on[1]', 'upstreams[0].retries.on[2]']);
+    expect(messageAt(unknown, 'upstreams[0].retries.on[1]')).toContain('404 is out of range (500 to 599)');
+  });
+
+  it('reads upstreams[].dns_refresh (absent: 30s) and dns_resolvers (addresses), refusing a resolver without a port at the item', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'dns.yaml', certDir, { checkFiles: false });
+    const set = read('    dns_refresh: 5s\n    dns_resolvers: [127.0.0.1:5353]\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]).toMatchObject({ dnsRefreshMs: 5000, dnsResolvers: [{ host: '127.0.0.1', port: 5353 }] });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]).toMatchObject({ dnsRefreshMs: 30_000 });
+    expect(absent.ok && absent.config.upstreams[0]!.dnsResolvers).toBeUndefined();
+    const noPort = read('    dns_resolvers: [10.0.0.2]\n');
+    expect(positions(noPort).map((p) => p.path)).toEqual(['upstreams[0].dns_resolvers[0]']);
+  });
+
+  it('reads access_log (absent: none; path stdout, sample 1) and refuses a sample outside (0, 1] at the value', () => {
+    const read = (head: string) => parseConfig(head + oneUpstream(''), 'access.yaml', certDir, { checkFiles: false });
+    const set = read('access_log:\n  path: logs/access.log\n  sample: 0.25\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.accessLog).toEqual({ path: path.join(certDir, 'logs/access.log'), sample: 0.25 });
+    const defaults = read('access_log: {}\n');
+    expect(defaults.ok && defaults.config.accessLog).toEqual({ path: 'stdout', sample: 1 });
+    const absent = read('');
+    expect(absent.ok && absent.config.accessLog).toBeUndefined();
+    const zero = read('access_log:\n  sample: 0\n');
+    expect(positions(zero)).toEqual([w('access_log.sample', 2, 11)]);
+  });
+
+  it('reads upstreams[].health_check (absent: no checks; path required; 5s, 1s, 3, 2, 200-399) and refuses a bad range or a timeout over the interval at the value', () => {
+    const read = (extra: string) => parseConfig(oneUpstream(extra), 'health.yaml', certDir, { checkFiles: false });
+    const set = read('    health_check:\n      path: /healthz\n      interval: 2s\n      expect_status: 204\n');
+    if (!set.ok) throw new Error(set.problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`).join('\n'));
+    expect(set.config.upstreams[0]!.healthCheck).toEqual({ path: '/healthz', intervalMs: 2000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2, expectStatus: { min: 204, max: 204 } });
+    const absent = read('');
+    expect(absent.ok && absent.config.upstreams[0]!.healthCheck).toBeUndefined();
+    const range = read('    health_check:\n      path: /healthz\n      expect_status: 399-200\n');
+    expect(positions(range)).toEqual([w('upstreams[0].health_check.expect_status', 20, 22)]);
+    expect(messageAt(range, 'upstreams[0].health_check.expect_status')).toContain('starts above its end');
+    const slow = read('    health_check:\n      path: /healthz\n      interval: 1s\n      timeout: 2s\n');
+    expect(positions(slow)).toEqual([w('upstreams[0].health_check.timeout', 21, 16)]);
+    expect(messageAt(slow, 'upstreams[0].health_check.timeout')).toContain('must not be longer than the interval');
+    const noPath = read('    health_check:\n      interval: 1s\n');
+    expect(positions(noPath).map((p) => p.path)).toEqual(['upstreams[0].health_check.path']);
   });
 });
 
@@ -300,6 +388,7 @@ describe('a valid configuration', () => {
           maxRequestBodyBytes: 512 * 1024,
           stripHeaders: [],
           trustClientIdentityHeaders: false,
+          trustRequestId: false,
           mergeSlashes: true,
           allowPathParameters: false,
           allowDoubleEncoding: false,
@@ -325,8 +414,10 @@ describe('a valid configuration', () => {
         connections: 64,
         timeouts: { connectMs: 1_500, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 },
         balance: 'round_robin',
-        limits: { maxPending: 1024 },
+        limits: { maxPending: 1024, maxConcurrentStreams: 100 },
         outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 },
+        dnsRefreshMs: 30_000,
+        protocol: 'http1',
         tls: { cert: file('client.crt'), key: file('client.key'), trustBundle: file('ca.crt'), serverName: 'payments.internal', expectId: 'spiffe://example.org/ns/payments/sa/api' },
       },
     ]);

@@ -4,6 +4,7 @@
 // while the gateway picks them up from disk.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueLeaf, loadCa } from '../certs/dev-ca.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
@@ -44,12 +45,12 @@ afterAll(async () => {
   pki?.cleanup();
 });
 
-async function start(server: WrittenCert, crl?: string, warnIntervalMs?: number) {
+async function start(server: WrittenCert, crl?: string, warnIntervalMs?: number, admin = false) {
   const config = gatewayConfig(
     [terminateListener({ cert: server.certFile, key: server.keyFile, trustBundle: pki.caFile, crl, routes: [terminateRoute('all', 'payments', allow('spiffe://test.gatehouse/*'))] })],
     [mtlsUpstream({ name: 'payments', port: upstream.port, cert: certs.gatewayClient.certFile, key: certs.gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('payments') })],
   );
-  const gateway = await startGateway({ ...config, lifecycle: { ...config.lifecycle, watch: true } }, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, warnIntervalMs } });
+  const gateway = await startGateway({ ...config, lifecycle: { ...config.lifecycle, watch: true } }, { admin, lifecycle: { debounceMs: 100, pollMs: 0, warnIntervalMs } });
   gateways.push(gateway);
   return { gateway, port: gateway.listeners.get('public')!.address().port };
 }
@@ -81,6 +82,25 @@ describe('expiry gauges', () => {
     await waitFor('the rotated certificate', async () => (await servedSerial(port, pki.ca.rootPem, certs.frontend)) === next.serialNumber);
     expect(await expiry({ target: 'listener/public/server', serial: next.serialNumber })).toBeLessThanOrEqual(30 * 60);
     expect(await expiry({ target: 'listener/public/server', serial: server.serialNumber })).toBe(0); // gone from the scrape
+  });
+
+  it('are listed on the admin page /certs: each certificate with its notAfter (soonest first) and each CRL with its age', async () => {
+    const server = await pki.issue('page-server', { spiffeId: id('gateway'), dnsNames: ['localhost'], usage: 'server', ttlMs: 20 * MINUTE });
+    const crl = await pki.writeCrl('page.crl', []);
+    const { gateway } = await start(server, crl, undefined, true);
+    const admin = gateway.admin!.server.address() as AddressInfo;
+    const page = (await (await fetch(`http://127.0.0.1:${admin.port}/certs`)).json()) as {
+      certificates: Array<{ target: string; serial: string; not_after: string; expires_in_seconds: number }>;
+      crls: Array<{ file: string; age_seconds: number; next_update: string | null }>;
+    };
+    const served = page.certificates.find((c) => c.target === 'listener/public/server');
+    expect(served).toMatchObject({ serial: server.serialNumber });
+    expect(Math.abs(Date.parse(served!.not_after) - (Date.now() + 20 * MINUTE))).toBeLessThan(60_000);
+    expect(page.certificates[0]).toEqual(served); // the one closest to expiry leads
+    expect(page.certificates.some((c) => c.target === 'upstream/payments/client')).toBe(true);
+    const listed = page.crls.find((c) => c.file === crl);
+    expect(listed?.age_seconds).toBeGreaterThanOrEqual(5 * 60 - 1);
+    expect(listed?.next_update).not.toBeNull();
   });
 
   it('warn when a certificate is within lifecycle.expiry_warning_fraction of its lifetime, repeated at the warning interval', async () => {

@@ -226,7 +226,7 @@ describe('a reloaded upstream CRL', () => {
     const { port } = await start({ crl: clientCrl, upstreamCrl });
     expect((await request({ port, ca: ca(), cert: certs.frontend, path: '/revoked-upstream/1' })).status).toBe(200);
     // A second connection resumes: the session cache is in use.
-    revokedUpstream.server.closeAllConnections();
+    revokedUpstream.closeAllConnections();
     await waitFor('a resumed upstream session', async () => (await request({ port, ca: ca(), cert: certs.frontend, path: '/revoked-upstream/2' })).status === 200 && revokedUpstream.received.at(-1)?.tlsSessionReused);
 
     const successes = await metricValue('gatehouse_tls_reload_total', { target: 'upstream/revoked-upstream', result: 'success' });
@@ -248,7 +248,7 @@ describe('a stale upstream CRL under `reject_all`', () => {
     const { gateway, port } = await start({ crl: clientCrl, upstreamCrl, staleCrl: 'reject_all', tickMs: 200 });
     expect((await request({ port, ca: ca(), cert: certs.frontend })).status).toBe(200);
     // Drop the pooled connections: the next request opens a new one, offering the cached session.
-    upstream.server.closeAllConnections();
+    upstream.closeAllConnections();
     await waitFor('the upstream CRL to go stale', () => Date.now() > gateway.lifecycle.reloaders.get('upstream/payments')!.material!.revocation.nextUpdateMs!, 4000, 50);
     const refused = await request({ port, ca: ca(), cert: certs.frontend });
     expect(refused.status).toBe(502);

@@ -143,7 +143,7 @@ describe('client identity headers', () => {
     [name, name.toLowerCase(), name.toLowerCase(), name.toUpperCase(), mixedCase(name), name.replaceAll('-', '_')].map((spelling, j) => `${spelling}: FORGED-${i}-${j}`),
   );
   /** Near the names above, but not identity headers: they must arrive. */
-  const lookalikes = ['X-Client-Id: KEPT-1', 'X-SSL: KEPT-2', 'SSL-Client: KEPT-3', 'Client-Certificate-Hint: KEPT-4', 'X-Request-Id: KEPT-5', 'X-Forwarded-Host: KEPT-6'];
+  const lookalikes = ['X-Client-Id: KEPT-1', 'X-SSL: KEPT-2', 'SSL-Client: KEPT-3', 'Client-Certificate-Hint: KEPT-4', 'X-Client-Request: KEPT-5', 'X-Forwarded-Host: KEPT-6'];
   const kept = ['KEPT-1', 'KEPT-2', 'KEPT-3', 'KEPT-4', 'KEPT-5', 'KEPT-6'];
 
   it.each(XFCC_MODES)('are removed in xfcc mode %s (every case and duplicate, _ for -), and only they', async (mode) => {

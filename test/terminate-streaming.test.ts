@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { run } from './support/front-door-harness.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
-import { connectMtls } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { expectHeldBack } from './support/stalled-reader.js';
 import { id, type WrittenCert } from './support/test-pki.js';
 
 const MB = 1024 * 1024;
@@ -99,28 +99,6 @@ describe('terminate: large bodies both ways (curl)', () => {
   });
 
   it('holds back a slow reader: the upstream is paused instead of the gateway buffering the response', async () => {
-    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
-    socket.write('GET /huge HTTP/1.1\r\nhost: localhost\r\n\r\n');
-    let received = 0;
-    // Take one read, then stop reading. The first bytes may be slow on a loaded machine (a new
-    // upstream connection): wait for them (bounded), then give the gateway time to fill buffers.
-    const firstRead = new Promise<void>((resolve) => {
-      socket.on('data', (c: Buffer) => {
-        received += c.length;
-        socket.pause();
-        resolve();
-      });
-      setTimeout(resolve, 10_000);
-    });
-    await firstRead;
-    expect(received).toBeGreaterThan(0);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    // The gateway's side of this client's connection (earlier curl connections may still be listed).
-    const connection = [...gateway.listeners.get('public')!.terminate!.connections].find((c) => c.remotePort === socket.localPort);
-    expect(connection).toBeDefined();
-    // Kernel buffers on loopback hold tens of MB; the rest must still be at the upstream, not in the gateway.
-    expect(hugeWritten).toBeLessThan(HUGE);
-    expect(connection!.writableLength).toBeLessThan(2 * MB);
-    socket.destroy();
+    await expectHeldBack(gateway, port, { ca: certs.pki.ca.rootPem, cert: certs.frontend }, '/huge', () => hugeWritten, HUGE);
   }, 30_000);
 });

@@ -208,7 +208,7 @@ describe('terminate mode', () => {
   it('resumes the TLS session when it opens a new upstream connection', async () => {
     await request({ port, ca: ca(), cert: certs.frontend });
     // Drop the pooled connections from the upstream side: the next request needs a new one.
-    upstream.server.closeAllConnections();
+    upstream.closeAllConnections();
     await new Promise((r) => setTimeout(r, 50));
     const resumedBefore = upstream.connections.resumed;
     const res = await request({ port, ca: ca(), cert: certs.frontend });

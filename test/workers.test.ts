@@ -174,6 +174,23 @@ describe('gatehouse start --workers 2', () => {
     expect(expiry).toBeLessThanOrEqual(3600);
   }, 30_000);
 
+  it('serves /certs (each loaded certificate with its expiry, from a worker) and process metrics over the workers: CPU, descriptors, event-loop delay, build_info', async () => {
+    const certs = (await (await fetch(`http://127.0.0.1:${g.adminPort}/certs`)).json()) as { certificates: Array<{ target: string; not_after: string; expires_in_seconds: number }> };
+    const served = certs.certificates.find((c) => c.target === 'listener/public/server');
+    expect(served?.expires_in_seconds).toBeGreaterThan(3000);
+    expect(served?.expires_in_seconds).toBeLessThanOrEqual(3600);
+    expect(Date.parse(served!.not_after)).toBeGreaterThan(Date.now());
+    const metrics = await (await fetch(`http://127.0.0.1:${g.adminPort}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1]);
+    expect(metrics).toMatch(new RegExp(`gatehouse_build_info\\{version="0\\.1\\.0",node="${process.version.replace(/\./g, '\\.')}",openssl="[^"]+"\\} 1`));
+    // Two workers' user CPU added up: more than either has used alone, and each has used some.
+    expect(value(/gatehouse_process_cpu_seconds_total\{mode="user"\} ([\d.e+-]+)/)).toBeGreaterThan(0.2);
+    // Two workers, each with its listening socket, IPC pipe and stdio: well over one process's few.
+    expect(value(/gatehouse_process_open_fds ([\d.]+)/)).toBeGreaterThan(20);
+    expect(value(/gatehouse_event_loop_delay_seconds\{quantile="0\.99"\} ([\d.e+-]+)/)).toBeGreaterThan(0);
+    expect(value(/gatehouse_process_start_time_seconds ([\d.e+]+)/)).toBeLessThanOrEqual(Date.now() / 1000);
+  }, 30_000);
+
   it('restarts a worker killed with SIGKILL while requests keep being served', async () => {
     const [victim, survivor] = await workersOf(g);
     process.kill(victim!.pid, 'SIGKILL');

@@ -17,23 +17,14 @@
  * resumed, seconds, bytes.
  * Only loopback addresses are accepted.
  *
- * build: gcc -O2 -o h1load h1load.c -lssl -lcrypto
+ * build: gcc -O2 -o h1load h1load.c -lssl -lcrypto   (with load-common.h beside it)
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#define LOAD_PROGRAM "h1load"
+#include "load-common.h"
 #include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNECTIONS 4096
@@ -58,12 +49,8 @@ struct conn {
   double last_progress;
 };
 
-static struct {
-  const char *host, *sni, *path, *cert, *key;
-  int port, connections;
-  double seconds;
-  enum mode mode;
-} opt = {"127.0.0.1", NULL, "/", NULL, NULL, 0, 32, 5, MODE_KEEPALIVE};
+static struct load_options opt = {"127.0.0.1", NULL, "/", NULL, NULL, 0, 32, 5};
+static enum mode mode = MODE_KEEPALIVE;
 
 static struct {
   unsigned long long requests, errors, non2xx, connections, resumed, bytes;
@@ -76,17 +63,6 @@ static char request[1024];
 static int request_len;
 static int measuring = 1;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "h1load: %s\n", what);
-  exit(2);
-}
-
 static void watch(struct conn *c, unsigned events) {
   struct epoll_event ev = {.events = events, .data = {.ptr = c}};
   if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) die("epoll_ctl MOD");
@@ -96,7 +72,7 @@ static void open_conn(struct conn *c);
 
 static void close_conn(struct conn *c) {
   if (c->ssl) {
-    if (opt.mode == MODE_RESUME && SSL_is_init_finished(c->ssl)) {
+    if (mode == MODE_RESUME && SSL_is_init_finished(c->ssl)) {
       SSL_SESSION *s = SSL_get1_session(c->ssl);
       if (s) {
         if (c->session) SSL_SESSION_free(c->session);
@@ -123,16 +99,10 @@ static void fail(struct conn *c) {
 }
 
 static void open_conn(struct conn *c) {
-  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (c->fd < 0) die("socket");
-  int one = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   c->state = ST_CONNECTING;
   c->last_progress = now();
   stats.connections++;
-  struct epoll_event ev = {.events = EPOLLOUT, .data = {.ptr = c}};
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) die("epoll_ctl ADD");
-  if (connect(c->fd, (struct sockaddr *)&target, sizeof target) != 0 && errno != EINPROGRESS) fail(c);
+  if (!start_connect(ep, &target, c, &c->fd)) fail(c);
 }
 
 /* Waits for what OpenSSL asked for; false when the connection failed. */
@@ -157,7 +127,7 @@ static void response_done(struct conn *c) {
     stats.requests++;
     if (c->status < 200 || c->status > 299) stats.non2xx++;
   }
-  if (opt.mode == MODE_KEEPALIVE && !c->server_closes) {
+  if (mode == MODE_KEEPALIVE && !c->server_closes) {
     start_request(c);
     return;
   }
@@ -292,7 +262,7 @@ static void drive(struct conn *c) {
         if (!c->ssl) die("SSL_new");
         SSL_set_fd(c->ssl, c->fd);
         if (opt.sni) SSL_set_tlsext_host_name(c->ssl, opt.sni);
-        if (opt.mode == MODE_RESUME && c->session) SSL_set_session(c->ssl, c->session);
+        if (mode == MODE_RESUME && c->session) SSL_set_session(c->ssl, c->session);
         c->state = ST_HANDSHAKE;
         break;
       }
@@ -301,7 +271,7 @@ static void drive(struct conn *c) {
         if (ret != 1) { want(c, ret); return; }
         if (SSL_session_reused(c->ssl) && measuring) stats.resumed++;
         c->last_progress = now();
-        if (opt.mode == MODE_HANDSHAKE) {
+        if (mode == MODE_HANDSHAKE) {
           if (measuring) stats.requests++;
           close_conn(c);
           if (measuring) open_conn(c);
@@ -349,46 +319,25 @@ static void parse_args(int argc, char **argv) {
     const char *a = argv[i];
     if (i + 1 >= argc) usage();
     const char *v = argv[++i];
-    if (!strcmp(a, "--host")) opt.host = v;
-    else if (!strcmp(a, "--port")) opt.port = atoi(v);
-    else if (!strcmp(a, "--sni")) opt.sni = v;
-    else if (!strcmp(a, "--path")) opt.path = v;
-    else if (!strcmp(a, "--cert")) opt.cert = v;
-    else if (!strcmp(a, "--key")) opt.key = v;
-    else if (!strcmp(a, "--connections")) opt.connections = atoi(v);
-    else if (!strcmp(a, "--seconds")) opt.seconds = atof(v);
-    else if (!strcmp(a, "--mode")) {
-      if (!strcmp(v, "keepalive")) opt.mode = MODE_KEEPALIVE;
-      else if (!strcmp(v, "close")) opt.mode = MODE_CLOSE;
-      else if (!strcmp(v, "resume")) opt.mode = MODE_RESUME;
-      else if (!strcmp(v, "handshake")) opt.mode = MODE_HANDSHAKE;
-      else usage();
-    } else usage();
+    if (shared_option(&opt, a, v)) continue;
+    if (strcmp(a, "--mode") != 0) usage();
+    if (!strcmp(v, "keepalive")) mode = MODE_KEEPALIVE;
+    else if (!strcmp(v, "close")) mode = MODE_CLOSE;
+    else if (!strcmp(v, "resume")) mode = MODE_RESUME;
+    else if (!strcmp(v, "handshake")) mode = MODE_HANDSHAKE;
+    else usage();
   }
-  if (opt.port <= 0 || opt.port > 65535 || !opt.cert || !opt.key) usage();
-  if (opt.connections < 1 || opt.connections > MAX_CONNECTIONS) die("--connections must be 1..4096");
-  if (!(opt.seconds > 0 && opt.seconds <= 3600)) die("--seconds must be in (0, 3600]");
-  if (inet_pton(AF_INET, opt.host, &target.sin_addr) != 1) die("--host must be an IPv4 address");
-  if ((ntohl(target.sin_addr.s_addr) >> 24) != 127) die("--host must be a loopback address");
+  if (!check_options(&opt, MAX_CONNECTIONS, &target)) usage();
 }
 
 int main(int argc, char **argv) {
   parse_args(argc, argv);
   signal(SIGPIPE, SIG_IGN);
-  target.sin_family = AF_INET;
-  target.sin_port = htons((unsigned short)opt.port);
   request_len = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: h1load\r\n%s\r\n", opt.path,
-                         opt.sni ? opt.sni : opt.host, opt.port, opt.mode == MODE_KEEPALIVE ? "" : "Connection: close\r\n");
+                         opt.sni ? opt.sni : opt.host, opt.port, mode == MODE_KEEPALIVE ? "" : "Connection: close\r\n");
   if (request_len <= 0 || request_len >= (int)sizeof request) die("request too long");
 
-  ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) die("SSL_CTX_new");
-  /* Like ab: the server certificate is not verified; the proxies under test verify the client. */
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-  if (SSL_CTX_use_certificate_chain_file(ctx, opt.cert) != 1) die("cannot load --cert");
-  if (SSL_CTX_use_PrivateKey_file(ctx, opt.key, SSL_FILETYPE_PEM) != 1) die("cannot load --key");
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9);
+  ctx = client_context(opt.cert, opt.key, "\x08http/1.1", 9);
 
   ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) die("epoll_create1");

@@ -2,7 +2,9 @@
 // listener routing `/` to the mTLS origin and, with `relay`, a passthrough listener relaying by
 // SNI. With
 // `frontDoor`, the terminate listener also gets a passthrough route, which makes it peek every
-// ClientHello before the TLS server sees it (scenario 5 compares the two).
+// ClientHello before the TLS server sees it (scenario 5 compares the two). With `http2`, the
+// listener offers h2 (`tls.alpn`) and the upstream is the HTTP/2 origin with `protocol: h2`
+// (issue 17's keys: a build without HTTP/2 refuses this configuration, and the report shows why).
 import { existsSync } from 'node:fs';
 import { TRUST_DOMAIN } from '../certificates.js';
 import { FRONT_DOOR_SNI, GATEHOUSE_CLI, HOST, MAX_CONNECTIONS, ORIGIN_NAME, PASSTHROUGH_SNI, type Ports } from '../layout.js';
@@ -20,6 +22,14 @@ const RELAY_LISTENER = (ports: Ports): string => `  - name: bench-relay
           sni: [${PASSTHROUGH_SNI}]
         backend: origin
 `;
+
+/** The upstream: the HTTP/1.1 origin over pooled keep-alive connections, or the HTTP/2 origin. */
+const UPSTREAM_TRANSPORT = (ports: Ports, s: PeerSettings): string =>
+  s.http2
+    ? `    protocol: h2
+    endpoints: [${HOST}:${ports.originH2}]`
+    : `    endpoints: [${HOST}:${ports.origin}]
+    connections: 64`;
 
 /** The passthrough pool: the same origin, relayed without terminating. */
 const BACKENDS = (ports: Ports): string => `
@@ -55,7 +65,7 @@ listeners:
     address: ${HOST}:${ports.terminate}
     mode: STRICT
     max_connections: ${MAX_CONNECTIONS}
-    tls:
+    tls:${s.http2 ? '\n      alpn: [h2, http/1.1]' : ''}
       certificates:
         - cert: ${q(pki.proxyServer.cert)}
           key: ${q(pki.proxyServer.key)}
@@ -72,8 +82,7 @@ listeners:
 ${s.relay ? RELAY_LISTENER(ports) : ''}
 upstreams:
   - name: origin
-    endpoints: [${HOST}:${ports.origin}]
-    connections: 64
+${UPSTREAM_TRANSPORT(ports, s)}
     tls:
       cert: ${q(pki.proxyClient.cert)}
       key: ${q(pki.proxyClient.key)}

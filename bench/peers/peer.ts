@@ -24,9 +24,15 @@ export interface PeerSettings {
   readonly frontDoor: boolean;
   /** Also run the SNI relay (passthrough) listener; only the scenarios that measure it ask. */
   readonly relay: boolean;
+  /**
+   * HTTP/2: the terminate listener offers ALPN h2 (and http/1.1), and requests go to the HTTP/2
+   * origin (./origin-h2.ts) over HTTP/2 where the peer can (NGINX proxies HTTP/1.1 to it, and
+   * gRPC over HTTP/2 with grpc_pass). Scenarios 9 and 10.
+   */
+  readonly http2: boolean;
 }
 
-export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, ticketsPerHandshake: 1, frontDoor: false, relay: false };
+export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, ticketsPerHandshake: 1, frontDoor: false, relay: false, http2: false };
 
 export interface PeerContext {
   readonly pki: BenchPki;

@@ -10,10 +10,21 @@ import type { Admin } from '../config/types.js';
 import { log } from '../log.js';
 import { configRegistry } from '../metrics/config-metrics.js';
 import { registry } from '../metrics/registry.js';
+import { listenAt } from '../net/shared-port.js';
+import { listeningFd } from '../net/stream-handles.js';
 
 export interface AdminServer {
   readonly server: http.Server;
   setReady(ready: boolean): void;
+  /** Graceful stop begun: /readyz answers 503 from now on, whatever setReady says. */
+  setDraining(): void;
+  /** The descriptor of its listening socket (for the next generation: runtime/handover.ts). */
+  listeningFd(): number | undefined;
+  /**
+   * Another process answers on the address now (a handover): stops accepting, and answers the
+   * requests it has as it would have before, whatever setReady or setDraining say from now on.
+   */
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
@@ -42,6 +53,9 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
   const { address, tokenFile } = config;
   const mutable = isLoopback(address.host);
   let ready = false;
+  let draining = false;
+  /** stopAccepting() was called: readiness no longer changes. */
+  let handedOver = false;
   const json = (res: http.ServerResponse, status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value) + '\n');
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -82,22 +96,26 @@ export async function startAdminServer(config: Admin, beforeScrape: () => void, 
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n');
+      const status = draining ? 'draining' : ready ? 'ready' : 'starting';
+      res.writeHead(status === 'ready' ? 200 : 503, { 'content-type': 'text/plain' }).end(`${status}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz\n');
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(address.port, address.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  // On the admin socket the generation before passed on, after a handover: this one answers there now.
+  await listenAt(server, address, 511);
   return {
     server,
+    listeningFd: () => (server.listening ? listeningFd(server) : undefined),
+    stopAccepting: () => {
+      handedOver = true;
+      if (server.listening) server.close(); // idle keep-alive connections close with it
+    },
     setReady: (value) => {
-      ready = value;
+      if (!handedOver) ready = value;
+    },
+    setDraining: () => {
+      if (!handedOver) draining = true;
     },
     close: () =>
       new Promise<void>((resolve) => {

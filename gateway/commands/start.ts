@@ -2,12 +2,13 @@
 // are. Without --config: the embedded default, with its dev PKI and in-process demo upstream.
 import cluster from 'node:cluster';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DEMO_PORTS, EMBEDDED_SOURCE, demoPortsFrom, embeddedDefaultYaml, MAX_PORT_BASE, type DemoPorts } from '../config/embedded-default.js';
 import { formatProblem, parseConfig, readConfigText, type ConfigResult } from '../config/load-config.js';
 import type { GatewayConfig } from '../config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../demo/demo-upstream.js';
-import { DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
+import { DEV_DIR, DEV_PASSTHROUGH_SNI, ensureDevPki } from '../dev/dev-pki.js';
 import { reloadDemoUpstreamTls, startDevPkiRenewer } from '../lifecycle/dev-pki-renewer.js';
 import { FileWatcher } from '../lifecycle/file-watcher.js';
 import { log } from '../log.js';
@@ -15,25 +16,30 @@ import { checkPortsFree } from '../net/shared-port.js';
 import { pumpName } from '../passthrough/native-pump.js';
 import { ConfigReloader, type ConfigSource } from '../runtime/config-reloader.js';
 import { reloadProblems, startGateway, type RunningGateway } from '../runtime/gateway.js';
+import { drainGateway } from '../runtime/graceful-drain.js';
+import { socketsToPass, startNextGeneration } from '../runtime/handover.js';
+import { PidFile } from '../runtime/pid-file.js';
+import { addressKey, settleInheritance } from '../net/inherited-sockets.js';
+import { StopRequests } from '../runtime/stop-requests.js';
 import { applyTicketCount } from '../runtime/openssl-tuning.js';
 import { TicketKeySource } from '../runtime/ticket-keys.js';
 import { resolveWorkerCount, runClusterWorker, startClusterPrimary, type ClusterPrimary } from '../runtime/worker-cluster.js';
 
-const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--port-base P] [--print-default]
+const USAGE = `usage: gatehouse start [--config FILE] [--workers N] [--pid-file FILE] [--port-base P] [--print-default]
 
   --config FILE     YAML configuration (see routes/reference.yaml); without it, the embedded demo
   --workers N       worker processes (overrides the config's \`workers\`); 0 = one per core, 1 = no cluster
+  --pid-file FILE   write the serving process's pid there (kill -HUP reloads, -TERM drains, -USR2 restarts
+                    with no connection lost: the new process writes its own pid there)
   --port-base P     the embedded demo on four consecutive loopback ports instead of 8443, 9443, 9901, 9444:
                     terminate P, passthrough P+1, admin P+2, demo upstream P+3
   --print-default   print the embedded default configuration (with --port-base: on those ports) and exit
 `;
 
-export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
-
 export async function main(argv: string[]): Promise<number> {
   let args;
   try {
-    args = parseArgs({ args: argv, options: { config: { type: 'string' }, workers: { type: 'string' }, 'port-base': { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    args = parseArgs({ args: argv, options: { config: { type: 'string' }, workers: { type: 'string' }, 'pid-file': { type: 'string' }, 'port-base': { type: 'string' }, 'print-default': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
   } catch (err) {
     process.stderr.write(`gatehouse start: ${(err as Error).message}\n`);
     return 2;
@@ -104,8 +110,16 @@ export async function main(argv: string[]): Promise<number> {
     const report = await reloader.reload(trigger);
     return { status: report.ok ? 200 : 422, body: report };
   };
+  let stops: StopRequests;
+  // The answer leaves before the drain begins (it may end with the admin server closing).
+  const drainOn = async () => {
+    const begun = !stops.draining;
+    if (begun) setImmediate(() => stops.drain('admin'));
+    const { delayMs, timeoutMs } = reloader.config.drain;
+    return { status: 202, body: { draining: true, already: !begun, pid: process.pid, delay_ms: delayMs, timeout_ms: timeoutMs } };
+  };
   // Bound late: the admin server starts with the gateway, the reloader needs the running gateway.
-  const adminSources = { json: { '/config_dump': async () => reloader.dump() }, actions: { '/reload': () => reloadOn('admin') } };
+  const adminSources = { json: { '/config_dump': async () => reloader.dump() }, actions: { '/reload': () => reloadOn('admin'), '/drain': drainOn } };
   try {
     keys = new TicketKeySource(result.config.sessionTickets);
     if (workers === 1) {
@@ -116,14 +130,14 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       const primary = await startClusterPrimary(result.config, { workers, keys, config: text, adminSources });
       running = primary;
-      reloader = new ConfigReloader(source, { text, config: result.config }, async (_config, next, changes) => {
+      reloader = new ConfigReloader(source, { text, config: result.config }, async (config, next, changes) => {
         // As at start: an address another process holds would otherwise be shared silently (SO_REUSEPORT).
         try {
           await checkPortsFree(changes.addedListeners);
         } catch (err) {
           return [{ pid: process.pid, problems: [(err as Error).message] }];
         }
-        return primary.reload(next);
+        return primary.reload(next, config.listeners);
       });
     }
   } catch (err) {
@@ -140,23 +154,58 @@ export async function main(argv: string[]): Promise<number> {
   const renewer = demoServer ? startDevPkiRenewer(DEV_DIR, { onRenewed: (pki) => reloadDemoUpstreamTls(demoServer, pki) }) : undefined;
   // Opt-in: the same on every change of the file (debounced: an editor's write and rename are one change).
   const configWatcher = configFile && result.config.watchConfig ? new FileWatcher([configFile], () => void reloadOn('watch_config'), { debounceMs: 150, pollMs: 10_000 }) : undefined;
-  let stopping = false;
-  const stop = async (signal: string) => {
-    // Relaunched (openssl-tuning.ts), a Ctrl-C or group kill reaches this process twice: stop once.
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { signal });
+  const pidFile = args['pid-file'] === undefined ? undefined : new PidFile(path.resolve(args['pid-file']));
+  const drain = async (why: string) => {
     renewer?.close();
     configWatcher?.close();
-    await gateway.close();
+    // After a handover the address never stopped being served: no load balancer needs time to look away.
+    const request = { ...reloader.config.drain, why, ...(why === 'handover' ? { delayMs: 0 } : {}) };
+    if ('drain' in gateway) await gateway.drain(request);
+    else await drainGateway(gateway, request);
     keys.close();
     await demo?.close();
+    pidFile?.remove();
     process.exit(0);
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  stops = new StopRequests({
+    drain: (why) => void drain(why),
+    now: (why) => {
+      log.warn('stopped_at_once', { why, pid: process.pid, note: 'a second stop signal: connections still open are cut' });
+      if ('kill' in gateway) gateway.kill();
+      pidFile?.remove();
+      process.exit(1);
+    },
+  });
+  let handingOver = false;
+  const handOver = async () => {
+    const sockets = stops.draining ? 'it is draining' : handingOver ? 'a handover is in progress' : socketsToPass(gateway, reloader.config, demo ? [{ address: { host: '127.0.0.1', port: demo.port }, server: demo.server }] : []);
+    if (typeof sockets === 'string') {
+      log.warn('handover_refused', { pid: process.pid, reason: sockets });
+      return;
+    }
+    handingOver = true;
+    const served = [...sockets.keys(), ...reloader.config.listeners.map((l) => addressKey(l.address))];
+    log.info('handover_started', { pid: process.pid, addresses: sockets.size, sockets: [...sockets.values()].flat().length });
+    const outcome = await startNextGeneration(sockets, [...new Set(served)]);
+    handingOver = false;
+    if (!outcome.ok) {
+      log.error('handover_failed', { pid: process.pid, problem: outcome.problem, note: 'this gatehouse goes on serving' });
+      return;
+    }
+    log.info('handover_ready', { pid: process.pid, next_pid: outcome.pid });
+    // The next generation answers on the admin address now; this one drains out of sight (its log says how).
+    gateway.admin?.stopAccepting();
+    stops.drain('handover');
+  };
+  process.on('SIGINT', () => stops.signal('SIGINT'));
+  process.on('SIGTERM', () => stops.signal('SIGTERM'));
   // NGINX's and HAProxy's reload signal: re-read the configuration (the outcome is logged and counted).
   process.on('SIGHUP', () => void reloadOn('SIGHUP'));
+  // NGINX's binary-upgrade signal: a new process takes over the listening sockets, this one drains.
+  process.on('SIGUSR2', () => void handOver());
+  pidFile?.write();
+  // Serving: the generation before (a handover) may drain now; unclaimed sockets it passed are closed.
+  settleInheritance();
   return -1; // keep running
 }
 
@@ -167,7 +216,7 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
     const kinds = [...new Set(l.routes.map((r) => r.kind))].join('+');
     lines.push(`  listener ${l.name.padEnd(12)} ${l.address.host}:${l.address.port}  ${kinds}  ${l.tls ? l.mode : ''}`);
   }
-  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz  /config_dump${workers === 1 ? '' : '  /workers'}  (reload: kill -HUP ${process.pid}, or POST /reload)`);
+  lines.push(`  admin                 http://${config.admin.address.host}:${config.admin.address.port}/metrics  /healthz  /readyz  /config_dump${workers === 1 ? '' : '  /workers'}  (reload: kill -HUP ${process.pid} or POST /reload; graceful stop: kill -TERM ${process.pid} or POST /drain; restart: kill -USR2 ${process.pid})`);
   if (embedded !== undefined) {
     const rel = path.relative(process.cwd(), DEV_DIR) || '.';
     const tlsArgs = `--cacert ${rel}/ca.crt --cert ${rel}/client.crt --key ${rel}/client.key`;
@@ -177,9 +226,18 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
       `  curl ${tlsArgs} https://localhost:${embedded.terminate}/hello`,
       'SNI passthrough (the demo upstream terminates TLS itself and sees your certificate):',
       `  curl ${tlsArgs} --resolve ${DEV_PASSTHROUGH_SNI}:${embedded.passthrough}:127.0.0.1 https://${DEV_PASSTHROUGH_SNI}:${embedded.passthrough}/`,
-      'Without a client certificate the handshake is refused:',
-      `  curl --cacert ${rel}/ca.crt https://localhost:${embedded.terminate}/`,
+      // --http1.1: curl over HTTP/2 reports the closed connection (getpeername), not the TLS alert.
+      'Without a client certificate the handshake is refused (curl shows the TLS alert):',
+      `  curl --http1.1 --cacert ${rel}/ca.crt https://localhost:${embedded.terminate}/`,
     );
+    if (config.listeners.some((l) => l.tls?.alpn.includes('h2'))) {
+      const cli = path.relative(process.cwd(), fileURLToPath(new URL('../cli.js', import.meta.url)));
+      lines.push(
+        'HTTP/2 (the JSON names the protocol the upstream spoke) and gRPC (grpc.health.v1.Health/Check, answered by the demo upstream):',
+        `  curl --http2 ${tlsArgs} https://localhost:${embedded.terminate}/hello`,
+        `  node ${cli} grpc-health --address localhost:${embedded.terminate}`,
+      );
+    }
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

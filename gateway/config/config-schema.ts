@@ -12,6 +12,8 @@ import {
   parseByteSize,
   parseDuration,
   parseHeaderNamePattern,
+  parseHealthPath,
+  parseStatusRange,
   parseHostPattern,
   parseIdentityPattern,
   parseName,
@@ -25,6 +27,7 @@ import type {
   Authorization,
   Backend,
   ClientAuth,
+  Drain,
   GatewayConfig,
   PeerTrust,
   IdentityPattern,
@@ -41,12 +44,17 @@ import type {
   TerminateRoute,
   Upstream,
   OutlierDetection,
+  HealthCheck,
+  AccessLogConfig,
+  Retries,
+  RetryOn,
+  RouteTimeouts,
   UpstreamLimits,
   UpstreamTimeouts,
   UpstreamTls,
   XfccDetails,
 } from './types.js';
-import { LISTENER_LIMITS_DEFAULT, OUTLIER_DETECTION_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
+import { HEALTH_CHECK_DEFAULT, LISTENER_LIMITS_DEFAULT, OUTLIER_DETECTION_DEFAULT, RETRIES_DEFAULT, UPSTREAM_LIMITS_DEFAULT } from './types.js';
 import { checkCipherName, checkCurveName, checkSuites, type SuiteCheck } from './tls-suites.js';
 import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, oneOf, type MapReader, type ReadContext, type Reader } from './yaml-reader.js';
 
@@ -55,12 +63,14 @@ import { bool, describe, filePath, formatted, fraction, integer, listOf, mapOf, 
 const ADMIN_DEFAULT: Admin = { address: { host: '127.0.0.1', port: 9901 } };
 const LIFECYCLE_DEFAULT: Lifecycle = { watch: true, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 };
 const SESSION_TICKETS_DEFAULT: SessionTickets = { enabled: true, rotateMs: 3_600_000, perHandshake: 1 };
+const DRAIN_DEFAULT: Drain = { delayMs: 0, timeoutMs: 30_000 };
 const LISTENER_TIMEOUTS_DEFAULT: ListenerTimeouts = { helloMs: 5_000, handshakeMs: 10_000, idleMs: 60_000, requestHeadersMs: 30_000, requestBodyMs: 30_000 };
 const UPSTREAM_TIMEOUTS_DEFAULT: UpstreamTimeouts = { connectMs: 5_000, headersMs: 30_000, idleMs: 60_000, bodyMs: 60_000 };
 const XFCC_DETAILS_DEFAULT: XfccDetails = { subject: true, uri: true, dns: true, cert: false, chain: false };
 const MAX_CONNECTIONS_DEFAULT = 10_000;
 const MAX_REQUEST_BODY_DEFAULT = 64 * 1024 * 1024;
 const UPSTREAM_CONNECTIONS_DEFAULT = 64;
+const DNS_REFRESH_DEFAULT = 30_000;
 const CONNECT_TIMEOUT_DEFAULT = 5_000;
 
 // ---- placeholders for wrong required values (never in a config that is handed out) ----
@@ -75,13 +85,18 @@ const ANY_PATH: RouteMatch = { pathPrefix: '/' };
 /** Node's timers take at most 2^31-1 ms (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const duration: Reader<number> = (node, at, cx) => {
-  const ms = formatted('a duration with a unit, like 5s', parseDuration)(node, at, cx);
-  if (ms === undefined) return undefined;
-  if (ms > 0 && ms <= MAX_TIMER_MS) return ms;
-  cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
-  return undefined;
-};
+/** A duration of at least `minMs` (0: "do not wait" is a valid answer, as for drain.delay). */
+function durationFrom(minMs: 0 | 1): Reader<number> {
+  return (node, at, cx) => {
+    const ms = formatted('a duration with a unit, like 5s', parseDuration)(node, at, cx);
+    if (ms === undefined) return undefined;
+    if (ms >= minMs && ms <= MAX_TIMER_MS) return ms;
+    cx.problems.atValue(at, ms === 0 ? 'must be longer than 0' : 'is longer than a timer can wait (24 days)');
+    return undefined;
+  };
+}
+const duration = durationFrom(1);
+const durationOrZero = durationFrom(0);
 
 /** Bytes: a whole number, a size with a unit (64MiB, 10MB) or `unlimited`. */
 const byteSize: Reader<number> = (node, at, cx) =>
@@ -112,6 +127,13 @@ const workloadId = formatted('a SPIFFE ID, like spiffe://example.com/ns/prod/sa/
 const trustDomain = formatted('a trust domain, like example.com', parseTrustDomain);
 const sniList = listOf(sniPattern, { unique: true, example: '[api.example.com, "*.example.com"]' });
 const headerNameList = listOf(formatted('a header name, or a prefix ending in *', parseHeaderNamePattern), { unique: true, example: '[x-internal-user, "x-debug-*"]' });
+const healthPath = formatted('a request path, like /healthz', parseHealthPath);
+/** `200-399`, `200`, or a bare YAML number 200. */
+const statusRange: Reader<{ min: number; max: number }> = (node, at, cx) => {
+  if (!isScalar(node) || typeof node.value !== 'number') return formatted('a status range, like 200-399', parseStatusRange)(node, at, cx);
+  const status = integer(100, 599)(node, at, cx);
+  return status === undefined ? undefined : { min: status, max: status };
+};
 const endpointList = listOf(address, { min: 1, unique: true, example: '[10.0.0.10:8443]' });
 
 /** One file, or a list of them (`crl: a.crl` or `crl: [root.crl, intermediate.crl]`). */
@@ -164,7 +186,7 @@ const headerBytes: Reader<number> = (node, at, cx) => {
 
 // ---- sections ----
 
-const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config'] as const;
+const ROOT_KEYS = ['workers', 'admin', 'lifecycle', 'session_tickets', 'listeners', 'upstreams', 'backends', 'watch_config', 'drain', 'access_log'] as const;
 
 /** Reads the whole document; undefined when it is not even a mapping. */
 export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfig | undefined {
@@ -187,14 +209,42 @@ export function readGatewayConfig(cx: ReadContext, source: string): GatewayConfi
       upstreams: root.withDefault('upstreams', listOf(readUpstream), []),
       backends: root.withDefault('backends', listOf(readBackend), []),
       watchConfig: root.withDefault('watch_config', bool, false),
+      drain: root.withDefault('drain', readDrain, DRAIN_DEFAULT),
+      accessLog: root.optional('access_log', readAccessLog),
     },
     '',
   );
 }
 
+const readAccessLog: Reader<AccessLogConfig> = (node, at, cx) => {
+  const m = cx.map(node, at, ['path', 'sample']);
+  if (!m) return undefined;
+  return { path: m.withDefault('path', logPath, 'stdout'), sample: m.withDefault('sample', share, 1) };
+};
+
+/** stdout, stderr, or a file (resolved against the config's directory). */
+const logPath: Reader<string> = (node, at, cx) => (isScalar(node) && (node.value === 'stdout' || node.value === 'stderr') ? node.value : filePath(node, at, cx));
+
+/** A share: more than 0, at most 1. */
+const share: Reader<number> = (node, at, cx) => {
+  const value = isScalar(node) ? node.value : undefined;
+  if (typeof value === 'number' && value > 0 && value <= 1) return value;
+  cx.problems.atValue(at, `expected a share above 0 and at most 1 (like 0.1 or 1.0), got ${describe(node)}`);
+  return undefined;
+};
+
 const readAdmin: Reader<Admin> = (node, at, cx) => {
   const m = cx.map(node, at, ['address', 'token_file']);
   return m && { address: m.withDefault('address', address, ADMIN_DEFAULT.address), tokenFile: m.optional('token_file', filePath) };
+};
+
+const readDrain: Reader<Drain> = (node, at, cx) => {
+  const m = cx.map(node, at, ['delay', 'timeout']);
+  if (!m) return undefined;
+  const drain = { delayMs: m.withDefault('delay', durationOrZero, DRAIN_DEFAULT.delayMs), timeoutMs: m.withDefault('timeout', duration, DRAIN_DEFAULT.timeoutMs) };
+  // The timeout bounds the whole drain, from the signal: a delay as long would leave nothing to finish in.
+  if (drain.delayMs >= drain.timeoutMs) cx.problems.atValue(m.pathOf('delay'), `must be shorter than drain.timeout (${drain.timeoutMs} ms), which counts from the stop signal`);
+  return drain;
 };
 
 const readLifecycle: Reader<Lifecycle> = (node, at, cx) => {
@@ -321,6 +371,9 @@ const TERMINATE_KEYS = [
   'merge_slashes',
   'allow_path_parameters',
   'allow_double_encoding',
+  'retries',
+  'timeouts',
+  'trust_request_id',
 ] as const;
 const ROUTE_KEYS = ['name', ...TERMINATE_KEYS, 'passthrough', 'backend'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
@@ -367,11 +420,38 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     maxRequestBodyBytes: m.optional('max_request_body', byteSize),
     stripHeaders: m.withDefault('strip_headers', headerNameList, []),
     trustClientIdentityHeaders: m.withDefault('trust_client_identity_headers', bool, false),
+    trustRequestId: m.withDefault('trust_request_id', bool, false),
     mergeSlashes: m.withDefault('merge_slashes', bool, true),
     allowPathParameters: m.withDefault('allow_path_parameters', bool, false),
     allowDoubleEncoding: m.withDefault('allow_double_encoding', bool, false),
+    retries: m.optional('retries', readRetries),
+    timeouts: m.optional('timeouts', readRouteTimeouts),
   };
 }
+
+const readRouteTimeouts: Reader<RouteTimeouts> = (node, at, cx) => {
+  const m = cx.map(node, at, ['request']);
+  if (!m) return undefined;
+  return { requestMs: m.withDefault('request', duration, 0) };
+};
+
+const retryOn: Reader<RetryOn> = (node, at, cx) => {
+  if (isScalar(node) && typeof node.value === 'number') return integer(500, 599)(node, at, cx);
+  return oneOf(['connect_failure', 'reset', 'per_try_timeout'] as const)(node, at, cx);
+};
+
+const readRetries: Reader<Retries> = (node, at, cx) => {
+  const m = cx.map(node, at, ['attempts', 'on', 'per_try_timeout', 'budget_percent', 'max_buffered_body']);
+  if (!m) return undefined;
+  const d = RETRIES_DEFAULT;
+  return {
+    attempts: m.withDefault('attempts', integer(0, 10), d.attempts),
+    on: m.withDefault('on', listOf(retryOn, { unique: true, example: '[connect_failure, reset, 503]' }), d.on),
+    perTryTimeoutMs: m.withDefault('per_try_timeout', duration, d.perTryTimeoutMs),
+    budgetPercent: m.withDefault('budget_percent', integer(0, 100), d.budgetPercent),
+    maxBufferedBody: m.withDefault('max_buffered_body', byteSize, d.maxBufferedBody),
+  };
+};
 
 const readMatch: Reader<RouteMatch> = (node, at, cx) => {
   const m = cx.map(node, at, ['host', 'path_prefix', 'case_insensitive']);
@@ -451,7 +531,7 @@ const readPassthroughMatch: Reader<PassthroughMatch> = (node, at, cx) => {
 // ---- upstreams and backends ----
 
 const readUpstream: Reader<Upstream> = (node, at, cx) => {
-  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance']);
+  const m = cx.map(node, at, ['name', 'endpoints', 'connections', 'timeouts', 'tls', 'limits', 'outlier_detection', 'balance', 'health_check', 'retries', 'dns_refresh', 'dns_resolvers', 'protocol']);
   if (!m) return undefined;
   return cx.track(
     {
@@ -463,15 +543,24 @@ const readUpstream: Reader<Upstream> = (node, at, cx) => {
       balance: m.withDefault('balance', oneOf(['round_robin', 'least_request', 'random'] as const), 'round_robin'),
       limits: m.withDefault('limits', readUpstreamLimits, UPSTREAM_LIMITS_DEFAULT),
       outlierDetection: m.withDefault('outlier_detection', readOutlierDetection, OUTLIER_DETECTION_DEFAULT),
+      healthCheck: m.optional('health_check', readHealthCheck),
+      retries: m.optional('retries', readRetries),
+      dnsRefreshMs: m.withDefault('dns_refresh', duration, DNS_REFRESH_DEFAULT),
+      dnsResolvers: m.optional('dns_resolvers', listOf(address, { min: 1, unique: true, example: '[10.0.0.2:53]' })),
+      protocol: m.withDefault('protocol', oneOf(['http1', 'h2', 'auto'] as const), 'http1'),
     },
     at,
   );
 };
 
 const readUpstreamLimits: Reader<UpstreamLimits> = (node, at, cx) => {
-  const m = cx.map(node, at, ['max_pending']);
+  const m = cx.map(node, at, ['max_pending', 'max_concurrent_streams']);
   if (!m) return undefined;
-  return { maxPending: m.withDefault('max_pending', integer(1, 1_000_000), UPSTREAM_LIMITS_DEFAULT.maxPending) };
+  const d = UPSTREAM_LIMITS_DEFAULT;
+  return {
+    maxPending: m.withDefault('max_pending', integer(1, 1_000_000), d.maxPending),
+    maxConcurrentStreams: m.withDefault('max_concurrent_streams', integer(1, 10_000), d.maxConcurrentStreams!),
+  };
 };
 
 const readOutlierDetection: Reader<OutlierDetection> = (node, at, cx) => {
@@ -483,6 +572,22 @@ const readOutlierDetection: Reader<OutlierDetection> = (node, at, cx) => {
     baseEjectionMs: m.withDefault('base_ejection', duration, d.baseEjectionMs),
     maxEjectionPercent: m.withDefault('max_ejection_percent', integer(0, 100), d.maxEjectionPercent),
   };
+};
+
+const readHealthCheck: Reader<HealthCheck> = (node, at, cx) => {
+  const m = cx.map(node, at, ['path', 'interval', 'timeout', 'unhealthy_threshold', 'healthy_threshold', 'expect_status']);
+  if (!m) return undefined;
+  const d = HEALTH_CHECK_DEFAULT;
+  const check = {
+    path: m.required('path', healthPath, 'the path the checks GET, e.g. /healthz') ?? '/',
+    intervalMs: m.withDefault('interval', duration, d.intervalMs),
+    timeoutMs: m.withDefault('timeout', duration, d.timeoutMs),
+    unhealthyThreshold: m.withDefault('unhealthy_threshold', integer(1, 1_000), d.unhealthyThreshold),
+    healthyThreshold: m.withDefault('healthy_threshold', integer(1, 1_000), d.healthyThreshold),
+    expectStatus: m.withDefault('expect_status', statusRange, d.expectStatus),
+  };
+  if (check.timeoutMs > check.intervalMs) cx.problems.atValue(m.pathOf('timeout'), `a check's timeout (${check.timeoutMs} ms) must not be longer than the interval (${check.intervalMs} ms)`);
+  return check;
 };
 
 const readUpstreamTimeouts: Reader<UpstreamTimeouts> = timeouts({ connect: 'connectMs', headers: 'headersMs', idle: 'idleMs', body: 'bodyMs' }, UPSTREAM_TIMEOUTS_DEFAULT);

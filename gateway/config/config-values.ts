@@ -127,6 +127,20 @@ export function parsePathPrefix(text: string): Parsed<string> {
   return ok(text);
 }
 
+/** A health check's request target: origin-form, printable ASCII without spaces. */
+export function parseHealthPath(text: string): Parsed<string> {
+  return /^\/[\x21-\x7e]*$/.test(text) && !text.includes('#') ? ok(text) : fail(`'${text}' is not a request path: it must start with '/' and hold no spaces, controls or '#'`);
+}
+
+/** An HTTP status range, inclusive: `200-399`, or one status `200`. */
+export function parseStatusRange(text: string): Parsed<{ min: number; max: number }> {
+  const m = /^([1-5]\d\d)(?:-([1-5]\d\d))?$/.exec(text);
+  if (m === null) return fail(`'${text}' is not a status range, like 200-399 or 204`);
+  const min = Number(m[1]);
+  const max = m[2] === undefined ? min : Number(m[2]);
+  return min <= max ? ok({ min, max }) : fail(`'${text}': the range starts above its end`);
+}
+
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the gateway itself reads or sets: strip_headers cannot name them. */
 const HANDLED_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connection', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-client-cert'];

@@ -23,17 +23,30 @@ export function demoPortsFrom(base: number): DemoPorts {
   return { terminate: base, passthrough: base + 1, admin: base + 2, upstream: base + 3 };
 }
 
-export function embeddedDefaultYaml(ports: DemoPorts = DEFAULT_DEMO_PORTS): string {
+/**
+ * On since branches h2down and h2up (issue 17): the demo's terminate listener offers HTTP/2
+ * (`listeners[].tls.alpn: [h2, http/1.1]`, also the default) and its upstream is
+ * `upstreams[].protocol: auto`, so `curl --http2` and gRPC work through it.
+ * test/demo-http2.test.ts checks the banner's HTTP/2 and gRPC commands.
+ */
+export const DEMO_SPEAKS_H2 = true;
+
+export function embeddedDefaultYaml(ports: DemoPorts = DEFAULT_DEMO_PORTS, options: { h2?: boolean } = {}): string {
+  const h2 = options.h2 ?? DEMO_SPEAKS_H2;
   return `# gatehouse embedded default: a working mTLS demo on loopback.
 admin:
   address: 127.0.0.1:${ports.admin}
+
+# One JSON line per request on stdout (the gateway's own log is on stderr).
+access_log:
+  path: stdout
 
 listeners:
   - name: terminate
     address: 127.0.0.1:${ports.terminate}
     mode: STRICT
     tls:
-      certificates:
+${h2 ? '      alpn: [h2, http/1.1]          # HTTP/2 (and so gRPC) or HTTP/1.1, as the client prefers\n' : ''}      certificates:
         - cert: gateway-server.crt
           key: gateway-server.key
       client_auth:
@@ -59,7 +72,7 @@ listeners:
 upstreams:
   - name: demo
     endpoints: [127.0.0.1:${ports.upstream}]
-    tls:
+${h2 ? '    protocol: auto                  # offer h2 and http/1.1; the demo upstream picks h2\n' : ''}    tls:
       cert: gateway-client.crt
       key: gateway-client.key
       trust_bundle: ca.crt

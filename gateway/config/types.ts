@@ -98,13 +98,46 @@ export interface TerminateRoute {
   readonly stripHeaders?: readonly string[];
   /** Let the callers' own client identity headers through (they are trusted proxies). Default false. */
   readonly trustClientIdentityHeaders?: boolean;
+  /** Keep the caller's x-request-id instead of the gateway's own. Default false. */
+  readonly trustRequestId?: boolean;
   /** Forward '//' merged, as routed (default true); false forwards them as sent (routing still merges). */
   readonly mergeSlashes?: boolean;
   /** Accept ';' path parameters (routed as if removed, forwarded as sent). Default false. */
   readonly allowPathParameters?: boolean;
   /** Accept '%25' before two hex digits (a path an upstream decoding twice reads differently). Default false. */
   readonly allowDoubleEncoding?: boolean;
+  /** Overrides the upstream's retries for this route. */
+  readonly retries?: Retries;
+  readonly timeouts?: RouteTimeouts;
 }
+
+export interface RouteTimeouts {
+  /** The whole request, every attempt included, until the response head (0: none). */
+  readonly requestMs: number;
+}
+
+/** What a failed attempt is retried on: no byte sent (any method), the upstream reset, a try too slow, these statuses. */
+export type RetryOn = 'connect_failure' | 'reset' | 'per_try_timeout' | number;
+
+export interface Retries {
+  /** Tries after the first. */
+  readonly attempts: number;
+  readonly on: readonly RetryOn[];
+  /** Each try's wait for the response head (0: none). */
+  readonly perTryTimeoutMs: number;
+  /** Retries (connect failures aside) stay within this share of the upstream's requests. */
+  readonly budgetPercent: number;
+  /** An idempotent request's body is kept for a retry up to this size; a larger one is never retried once sent. */
+  readonly maxBufferedBody: number;
+}
+
+export const RETRIES_DEFAULT: Retries = Object.freeze({
+  attempts: 2,
+  on: Object.freeze(['connect_failure', 'reset', 502, 503, 504] as RetryOn[]),
+  perTryTimeoutMs: 0,
+  budgetPercent: 20,
+  maxBufferedBody: 64 * 1024,
+});
 
 export interface PassthroughRoute {
   readonly kind: 'passthrough';
@@ -200,7 +233,41 @@ export interface Upstream {
   readonly balance?: UpstreamBalance;
   /** Absent: OUTLIER_DETECTION_DEFAULT (passive ejection is on by default). */
   readonly outlierDetection?: OutlierDetection;
+  /** Absent: no active checks. */
+  readonly healthCheck?: HealthCheck;
+  /** Absent: connect failures alone are retried, on each other endpoint once. */
+  readonly retries?: Retries;
+  /** How often host-name endpoints are resolved again (absent: 30 s). */
+  readonly dnsRefreshMs?: number;
+  /** DNS servers asked for host-name endpoints; absent: the system's resolver. */
+  readonly dnsResolvers?: readonly Address[];
+  /** Absent: http1. */
+  readonly protocol?: UpstreamProtocol;
 }
+
+/** What the gateway speaks to an upstream: HTTP/1.1, HTTP/2 (over TLS by ALPN, plaintext by prior knowledge), or what ALPN agrees (h2 offered first). */
+export type UpstreamProtocol = 'http1' | 'h2' | 'auto';
+
+/** Active health checks: a GET over the same (m)TLS and identity check as requests. */
+export interface HealthCheck {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Failed checks in a row that mark a healthy endpoint unhealthy. */
+  readonly unhealthyThreshold: number;
+  /** Passed checks in a row that mark an unhealthy endpoint healthy again. */
+  readonly healthyThreshold: number;
+  /** Statuses that pass, inclusive. */
+  readonly expectStatus: { readonly min: number; readonly max: number };
+}
+
+export const HEALTH_CHECK_DEFAULT: Omit<HealthCheck, 'path'> = Object.freeze({
+  intervalMs: 5_000,
+  timeoutMs: 1_000,
+  unhealthyThreshold: 3,
+  healthyThreshold: 2,
+  expectStatus: Object.freeze({ min: 200, max: 399 }),
+});
 
 /** least_request: the power of two choices, by requests in flight or waiting. */
 export type UpstreamBalance = 'round_robin' | 'least_request' | 'random';
@@ -219,9 +286,11 @@ export const OUTLIER_DETECTION_DEFAULT: OutlierDetection = Object.freeze({ conse
 export interface UpstreamLimits {
   /** Requests that may wait for one endpoint's pooled connection; beyond: 503 upstream_overflow. */
   readonly maxPending: number;
+  /** Streams one HTTP/2 session to the endpoint carries at once (fewer if the upstream's SETTINGS say so). Absent: 100. */
+  readonly maxConcurrentStreams?: number;
 }
 
-export const UPSTREAM_LIMITS_DEFAULT: UpstreamLimits = Object.freeze({ maxPending: 1024 });
+export const UPSTREAM_LIMITS_DEFAULT: UpstreamLimits = Object.freeze({ maxPending: 1024, maxConcurrentStreams: 100 });
 
 export type BalancePolicy = 'round_robin' | 'least_connections';
 
@@ -262,6 +331,14 @@ export interface Admin {
   readonly tokenFile?: string;
 }
 
+/** Graceful stop (SIGTERM, SIGINT, POST /drain; docs/operations.md). */
+export interface Drain {
+  /** Listeners keep accepting this long after /readyz turns 503, so load balancers deregister first. */
+  readonly delayMs: number;
+  /** Then connections still open after this long (relays, tunnels, slow requests) are closed. */
+  readonly timeoutMs: number;
+}
+
 export interface GatewayConfig {
   /** Where the config came from: a file path or `<embedded default>`. */
   readonly source: string;
@@ -275,4 +352,15 @@ export interface GatewayConfig {
   readonly workers: number;
   /** Reload when the configuration file changes (as SIGHUP does). Opt-in; absent: false. */
   readonly watchConfig?: boolean;
+  readonly drain: Drain;
+  /** Absent: no access log. */
+  readonly accessLog?: AccessLogConfig;
+}
+
+/** One JSON line per request and per relayed connection. */
+export interface AccessLogConfig {
+  /** `stdout`, `stderr`, or an absolute file path (appended to). */
+  readonly path: string;
+  /** The share of requests logged, 0 < sample <= 1. */
+  readonly sample: number;
 }

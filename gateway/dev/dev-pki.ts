@@ -7,6 +7,8 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createRootCa, issueLeaf, loadCa, type CertificateAuthority, type LeafOptions } from '../../certs/dev-ca.js';
 
+/** Where `gatehouse start` keeps the embedded demo's PKI, and where `grpc-health` finds it: relative to the working directory. */
+export const DEV_DIR = path.join(process.cwd(), '.gatehouse', 'dev');
 export const DEV_TRUST_DOMAIN = 'gatehouse.dev';
 export const DEV_CLIENT_ID = 'spiffe://gatehouse.dev/ns/demo/sa/client';
 export const DEV_GATEWAY_ID = 'spiffe://gatehouse.dev/ns/gatehouse/sa/gateway';

@@ -51,6 +51,8 @@ const CONNECT_REFUSED: Refusal = { status: 405, reason: 'method_not_allowed', me
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.client' });
 /** How long a connection we ended may wait for the client to close its side. */
 const LINGER_MS = 5_000;
+/** A connection that carried a request this recently when a drain began is not idle yet (drain()). */
+const DRAIN_GRACE_MS = 1_000;
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const CR = 13;
 const LF = 10;
@@ -89,6 +91,8 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
   #paused = false;
   #clientEnded = false;
   #closing = false;
+  /** The gateway stops (drain): the next response says `connection: close`, and is the last. */
+  #draining = false;
   #closed = false;
   #wait = Wait.Head;
   deadline: number;
@@ -113,11 +117,28 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
     this.socket.destroy();
   }
 
-  /** Answers what is in flight (with `connection: close`), then closes; idle, it closes now. */
+  /**
+   * The gateway stops: a response in flight (or to a request on its way) is the last, announced
+   * with `connection: close`. A connection waiting for a request ends now if it has been quiet for
+   * DRAIN_GRACE_MS; one that answered (or was opened) more recently is given the rest of that time:
+   * its client is likely sending the next request, and a close crossing it would fail the request
+   * (the race every keep-alive close has). Its next request is answered with `connection: close`,
+   * or the deadline sweep ends it when the grace is over.
+   */
   drain(): void {
-    if (this.#closing || this.#closed) return;
-    if (this.#current === undefined && this.#queue.length === 0) this.#endConnection();
-    else this.#closing = true;
+    if (this.#draining || this.#closed || this.#closing) return;
+    this.#draining = true;
+    if (this.#headStarted || this.#current !== undefined) return;
+    const waitMs = this.#wait === Wait.Idle ? this.options.idleMs : this.#wait === Wait.Head ? this.options.headersMs : 0;
+    const graceEnds = this.deadline !== 0 && waitMs > 0 ? this.deadline - waitMs + DRAIN_GRACE_MS : 0;
+    // Quiet long enough: after one turn of the event loop, so that a request already in the
+    // socket's buffer is read and answered rather than cut.
+    if (graceEnds <= Date.now()) setImmediate(() => this.#endIfQuiet());
+    else this.deadline = graceEnds;
+  }
+
+  #endIfQuiet(): void {
+    if (!this.#closed && !this.#closing && !this.#headStarted && this.#current === undefined) this.#endConnection();
   }
 
   expire(): void {
@@ -311,7 +332,7 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
     if (this.#closed) return;
     // The rest of an unread request body would be parsed as the next request's bytes: close instead.
     const bodyLeft = done?.body != null && !done.body.complete;
-    if (!reusable || bodyLeft || this.#clientEnded || this.#closing) {
+    if (!reusable || bodyLeft || this.#clientEnded || this.#closing || this.#draining) {
       this.#endConnection();
       return;
     }
@@ -337,7 +358,7 @@ export class ClientConnection implements DownstreamSession, ResponseOwner, BodyS
   /** ResponseOwner: whether the response being written must announce `connection: close`. */
   get mustClose(): boolean {
     const current = this.#current;
-    return this.#closing || this.#clientEnded || (current?.body != null && !current.body.complete && !current.body.started);
+    return this.#closing || this.#draining || this.#clientEnded || (current?.body != null && !current.body.complete && !current.body.started);
   }
 
   // --- flow and closing -------------------------------------------------------------------------

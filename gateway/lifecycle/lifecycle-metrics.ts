@@ -48,6 +48,28 @@ export function addMaterialSource(source: MaterialSource): () => void {
   return () => sources.delete(source);
 }
 
+export interface CertsPage {
+  readonly certificates: Array<{ target: string; subject: string; serial: string; not_after: string; expires_in_seconds: number }>;
+  readonly crls: Array<{ file: string; this_update: string; next_update: string | null; age_seconds: number }>;
+}
+
+/** /certs: every certificate and CRL loaded now, with its expiry; the soonest to expire first. */
+export function certsPage(): CertsPage {
+  const now = Date.now();
+  const certificates: CertsPage['certificates'] = [];
+  const crls: CertsPage['crls'] = [];
+  for (const source of sources) {
+    for (const c of source.certificates()) {
+      certificates.push({ target: c.target, subject: c.subject, serial: c.serial, not_after: new Date(c.notAfterMs).toISOString(), expires_in_seconds: Math.round((c.notAfterMs - now) / 1000) });
+    }
+    for (const crl of source.crls()) {
+      crls.push({ file: crl.file, this_update: new Date(crl.thisUpdateMs).toISOString(), next_update: crl.nextUpdateMs === undefined ? null : new Date(crl.nextUpdateMs).toISOString(), age_seconds: Math.round((now - crl.thisUpdateMs) / 1000) });
+    }
+  }
+  certificates.sort((a, b) => a.expires_in_seconds - b.expires_in_seconds);
+  return { certificates, crls };
+}
+
 new Gauge({
   name: 'gatehouse_certificate_expiry_seconds',
   aggregator: 'min', // cluster workers each load the certificates: the soonest expiry, not their sum

@@ -8,6 +8,7 @@
 // only. Anything else is refused with a stable reason, counted and logged; an SNI no route
 // claims gets the TLS alert unrecognized_name. Connections are taken as bare handles
 // (../net/stream-handles.ts): a relayed connection never becomes a net.Socket.
+import type { AccessLog } from '../access-log/access-log.js';
 import net from 'node:net';
 import type { Backend, Listener, PassthroughRoute } from '../config/types.js';
 import { log } from '../log.js';
@@ -20,12 +21,14 @@ import { nativePump } from '../passthrough/native-pump.js';
 import { SniRouter, type SniLookup } from '../passthrough/sni-router.js';
 import { DeadlineSweep, type Expirable } from './deadline-sweep.js';
 import { ConnectionsPerSource } from './connections-per-source.js';
-import { sharedPortOptions } from '../net/shared-port.js';
+import { listenAt } from '../net/shared-port.js';
 import { LogBudget, REFUSAL_LOG_LINES_PER_SECOND } from '../passthrough/log-budget.js';
 import { acceptHandles, checkStreamHandles, errorName, lastReadBytes, lastReadResult, listeningFd, peerAddress, shutdown, socketFor, writeTo, type TcpHandle } from '../net/stream-handles.js';
 
 export interface FrontDoorOptions {
   readonly listener: Listener;
+  /** The gateway's access log now: each relayed connection gets a line. */
+  readonly accessLog?: () => AccessLog | undefined;
   /** The backends passthrough routes name (others are ignored). */
   readonly backends: readonly Backend[];
   /**
@@ -53,6 +56,10 @@ export interface FrontDoor {
    * theirs. The address is not rebound (a new address needs a new front door).
    */
   update(listener: Listener, backends: readonly Backend[]): void;
+  /** The descriptor of its listening socket (for the next generation: runtime/handover.ts). */
+  listeningFd(): number | undefined;
+  /** Stops accepting; connections already accepted go on (graceful stop: drain). */
+  stopAccepting(): void;
   /** Stops accepting and closes every connection the front door accepted. */
   close(): Promise<void>;
 }
@@ -177,14 +184,7 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
   // accepted connections come here as bare handles.
   const server = net.createServer();
 
-  const { host, port } = options.listener.address;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenAt(server, options.listener.address, 4096);
   server.on('error', (err) => log.error('front_door_error', { listener: name, error: err.message }));
   // Connections are handed over once their hello is there, so that most are routed on a peek,
   // and with TCP_NODELAY already set.
@@ -231,6 +231,10 @@ export async function startFrontDoor(options: FrontDoorOptions): Promise<FrontDo
       maxPerSource = listener.maxConnectionsPerSource;
       door.deadlines.setLimit(listener.timeouts.helloMs);
       door.idle.setLimit(listener.timeouts.idleMs);
+    },
+    listeningFd: () => (server.listening ? fd : undefined),
+    stopAccepting() {
+      if (server.listening) server.close();
     },
     close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -363,6 +367,7 @@ class FirstBytes implements Connection {
         idle: door.idle,
         sni: hello.sni,
         closed: () => door.handOver(relayed ?? this, undefined),
+        accessLog: door.options.accessLog?.(),
       });
       door.handOver(this, relayed);
       return;

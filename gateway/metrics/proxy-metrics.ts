@@ -65,6 +65,20 @@ export const upstreamConnects = new Counter({
   registers: [registry],
 });
 
+export const upstreamRetries = new Counter({
+  name: 'gatehouse_upstream_retries_total',
+  help: 'Requests tried again, by upstream and why (connect_failure, reset, per_try_timeout, or the status retried)',
+  labelNames: ['upstream', 'on'] as const,
+  registers: [registry],
+});
+
+export const upstreamRetryBudgetExhausted = new Counter({
+  name: 'gatehouse_upstream_retry_budget_exhausted_total',
+  help: 'Retries not made because the upstream retry budget (retries.budget_percent of its requests) was spent',
+  labelNames: ['upstream'] as const,
+  registers: [registry],
+});
+
 export const upstreamEjections = new Counter({
   name: 'gatehouse_upstream_ejections_total',
   help: 'Endpoints ejected by outlier detection (consecutive connect failures or 502/503/504 answers), by upstream and endpoint',
@@ -72,9 +86,16 @@ export const upstreamEjections = new Counter({
   registers: [registry],
 });
 
+export const upstreamHealthChecks = new Counter({
+  name: 'gatehouse_upstream_health_checks_total',
+  help: 'Active health checks by upstream, endpoint and result (pass or fail); with workers, each check by the worker that made it',
+  labelNames: ['upstream', 'endpoint', 'result'] as const,
+  registers: [registry],
+});
+
 export const upstreamEndpointHealthy = new Gauge({
   name: 'gatehouse_upstream_endpoint_healthy',
-  help: 'Whether the balancer sends an upstream endpoint requests (1) or it is ejected (0)',
+  help: 'Whether the balancer sends an upstream endpoint requests (1) or it is out (0): ejected by outlier detection or failing its active health checks',
   labelNames: ['upstream', 'endpoint'] as const,
   registers: [registry],
 });
@@ -82,7 +103,7 @@ export const upstreamEndpointHealthy = new Gauge({
 /** Filled at scrape time from the pools (see runtime). */
 export const upstreamPool = new Gauge({
   name: 'gatehouse_upstream_pool_connections',
-  help: 'Upstream pool connections by upstream and state (connected, free, pending requests, running requests)',
+  help: 'Upstream pool connections by upstream and state (connected, free, pending requests, running requests; of these, h2_sessions connections speaking HTTP/2 and h2_streams requests running as HTTP/2 streams)',
   labelNames: ['upstream', 'state'] as const,
   registers: [registry],
 });

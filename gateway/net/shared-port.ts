@@ -7,6 +7,7 @@
 // for port 0 (each worker would get a port of its own), workers share the primary's socket.
 import cluster from 'node:cluster';
 import net from 'node:net';
+import { listenOnDescriptor, takeInherited } from './inherited-sockets.js';
 
 /** Node versions whose net.Server.listen() takes `reusePort`. */
 function nodeHasReusePort(version: string): boolean {
@@ -38,4 +39,21 @@ export async function checkPortsFree(listeners: ReadonlyArray<{ readonly name: s
       probe.listen({ host: address.host, port: address.port, exclusive: true }, () => probe.close(() => resolve()));
     });
   }
+}
+
+/**
+ * Listens `server` at `address`: on the socket this process was given for it (its primary's held
+ * socket, or the generation before's: inherited-sockets.ts) where there is one, else bound here.
+ */
+export function listenAt(server: net.Server, address: { readonly host: string; readonly port: number }, backlog: number): Promise<void> {
+  const fd = takeInherited(address);
+  if (fd !== undefined) return listenOnDescriptor(server, fd, backlog);
+  const { host, port } = address;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog, ...sharedPortOptions(port) }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

@@ -21,6 +21,11 @@ import { proxyHeader } from './proxy-protocol.js';
 import { DIAL_GONE, nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
+import { accessLine } from '../access-log/access-line.js';
+import type { AccessLog } from '../access-log/access-log.js';
+
+/** host:port, bracketed IPv6. */
+const addressText = (a: { host: string; port: number }) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 /** A passthrough route compiled for one listener: what the SNI router hands the front door. */
 export interface PassthroughTarget {
@@ -45,6 +50,8 @@ export interface RelayOptions {
   readonly sni?: string;
   /** Called once, when the relay has closed both sides. */
   readonly closed: () => void;
+  /** Where the relayed connection's line goes when it ends (undefined: no access log). */
+  readonly accessLog?: AccessLog;
 }
 
 /**
@@ -367,6 +374,23 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
     }
     if (this.#endpoint >= 0) this.#target.balancer.release(this.#endpoint);
     this.#bytes?.close();
+    const accessLog = this.#options.accessLog;
+    if (accessLog !== undefined) {
+      accessLog.writer.write(
+        accessLine({
+          kind: 'relay',
+          listener: this.#target.listener,
+          route: this.#target.route,
+          upstream: this.#target.backend.name,
+          endpoint: this.#endpoint >= 0 ? addressText(this.#target.backend.endpoints[this.#endpoint]!) : undefined,
+          reason: wasConnecting ? 'not_connected' : undefined,
+          durationMs: Date.now() - this.#startedAt,
+          bytesIn: this.toBackendBytes(),
+          bytesOut: this.toClientBytes(),
+          sni: this.#options.sni,
+        }),
+      );
+    }
     if (!wasConnecting && log.enabled('debug')) {
       log.debug('passthrough_closed', {
         listener: this.#target.listener,

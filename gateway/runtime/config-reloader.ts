@@ -59,6 +59,11 @@ export class ConfigReloader {
     return this.#active.hash;
   }
 
+  /** The active configuration (the one started with, or the last reload applied). */
+  get config(): GatewayConfig {
+    return this.#active.config;
+  }
+
   /** Reloads, one at a time (a reload asked while one runs waits for it). `trigger` is logged. */
   reload(trigger: string): Promise<ReloadReport> {
     const run = this.#chain.then(() => this.#reload(trigger));

@@ -2,6 +2,7 @@
 // (bare, or behind the front door when a listener mixes in passthrough or is PERMISSIVE), and the
 // admin server. Start-up is all or nothing: on any failure everything started is closed again.
 import { createHash, randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig, Listener, TerminateRoute, Upstream } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { IdentityCache } from '../identity/peer-identity.js';
@@ -10,13 +11,17 @@ import { startFrontDoor, type FrontDoor } from '../listener/front-door.js';
 import { attachLifecycle, type GatewayLifecycle, type LifecycleOptions, type PreparedReloaders } from '../lifecycle/attach-lifecycle.js';
 import { log } from '../log.js';
 import { identityCacheEntries } from '../metrics/memory-metrics.js';
+import '../metrics/process-metrics.js'; // registers its scrape-time gauges
+import { certsPage } from '../lifecycle/lifecycle-metrics.js';
 import { upstreamConnects, upstreamPool } from '../metrics/proxy-metrics.js';
 import { CompiledRoute } from '../terminate/compiled-route.js';
 import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
 import { TerminateListener } from '../terminate/terminate-listener.js';
 import { TerminateRouter } from '../terminate/terminate-router.js';
-import { UpstreamCluster } from '../upstream/upstream-cluster.js';
+import { UpstreamCluster, type UpstreamEndpointStatus } from '../upstream/upstream-cluster.js';
+import { AccessLog } from '../access-log/access-log.js';
 import { buildUpstreamTlsState } from '../upstream/upstream-tls-state.js';
+import { soloHealthShare, type HealthResult, type HealthShare } from '../upstream/health-share.js';
 import { compareConfigs, needsFrontDoor } from './config-changes.js';
 import { readListenerTlsFiles, readUpstreamTlsFiles } from './read-tls-files.js';
 
@@ -29,6 +34,8 @@ export interface GatewayOptions {
   adminSources?: Pick<AdminSources, 'json' | 'actions'>;
   /** Timings of certificate reload, stale-CRL and expiry checks (tests shorten them). */
   lifecycle?: LifecycleOptions;
+  /** How active health checks are shared with other workers, given how to record a result here; default: this process alone. */
+  healthShare?: (record: (result: HealthResult) => void) => HealthShare;
 }
 
 export interface RunningListener {
@@ -37,6 +44,8 @@ export interface RunningListener {
   /** Present when the listener has passthrough routes or is PERMISSIVE. */
   readonly frontDoor: FrontDoor | undefined;
   address(): { host: string; port: number };
+  /** The descriptor of its listening socket, for the next generation (handover.ts). */
+  listeningFd(): number | undefined;
 }
 
 export interface RunningGateway {
@@ -95,6 +104,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const listeners = new Map<string, RunningListener>();
   let admin: AdminServer | undefined;
   let lifecycle: GatewayLifecycle | undefined;
+  let accessLog = config.accessLog && new AccessLog(config.accessLog);
+  // A result is recorded by the cluster of that name now (after a reload, the one that replaced it).
+  const recordHealth = (result: HealthResult) => clusters.get(result.upstream)?.recordHealth(result);
+  const healthShare = (options.healthShare ?? soloHealthShare)(recordHealth);
+  const buildCluster = (upstream: Upstream, index: number) => buildUpstreamCluster(upstream, index, healthShare);
 
   const refreshGauges = () => {
     for (const cluster of clusters.values()) {
@@ -104,6 +118,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       upstreamPool.labels(cluster.name, 'free').set(s.free);
       upstreamPool.labels(cluster.name, 'pending').set(s.pending);
       upstreamPool.labels(cluster.name, 'running').set(s.running);
+      upstreamPool.labels(cluster.name, 'h2_sessions').set(s.h2Sessions);
+      upstreamPool.labels(cluster.name, 'h2_streams').set(s.h2Streams);
     }
     identityCacheEntries.set(identities.size);
   };
@@ -115,7 +131,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (listener.tls) {
       const files = readListenerTlsFiles(`listeners[${i}].tls`, listener.tls);
       const tls = await named(`listeners[${i}].tls`, async () => buildServerTlsState(listener.tls!, files, await buildPeerTrustStore(files.trust), tlsTuning(config, listener, ticketKeys)));
-      terminate = new TerminateListener({ listener, tls, router: compileRouter(listener, routeClusters), identities });
+      terminate = new TerminateListener({ listener, tls, router: compileRouter(listener, routeClusters), identities, accessLog: () => accessLog });
     } else if (terminateRoutes.length > 0) {
       throw new Error(`listeners[${i}].tls: a listener with terminate routes needs tls`);
     }
@@ -126,12 +142,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         backends: config.backends,
         terminate: t && ((socket) => t.acceptTls(socket)),
         plaintext: t && listener.mode === 'PERMISSIVE' ? (socket) => t.acceptPlaintext(socket) : undefined,
+        accessLog: () => accessLog,
       });
-      return { config: listener, terminate, frontDoor, address: () => frontDoor.address() };
+      return { config: listener, terminate, frontDoor, address: () => frontDoor.address(), listeningFd: () => frontDoor.listeningFd() };
     }
     const t = terminate!;
     await t.listen();
-    return { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()! };
+    return { config: listener, terminate: t, frontDoor: undefined, address: () => t.address()!, listeningFd: () => t.listeningFd() };
   };
   const closeListener = async (l: RunningListener) => {
     await l.frontDoor?.close();
@@ -144,18 +161,21 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     await Promise.all([...listeners.values()].map((l) => l.frontDoor?.close()));
     await Promise.all([...listeners.values()].map((l) => l.terminate?.close()));
     await Promise.all([...clusters.values()].map((c) => c.close()));
+    await accessLog?.close();
     await admin?.close();
   };
 
   try {
     for (const [i, upstream] of config.upstreams.entries()) clusters.set(upstream.name, await buildCluster(upstream, i));
+    for (const cluster of clusters.values()) cluster.start();
 
     for (const [i, listener] of config.listeners.entries()) listeners.set(listener.name, await startListener(listener, i, clusters));
 
     lifecycle = await attachLifecycle({ config, listeners, clusters, tuning: (l) => tlsTuning(config, l, ticketKeys) }, options.lifecycle);
 
     if (options.admin !== false) {
-      admin = await startAdminServer(config.admin, refreshGauges, options.adminSources);
+      const sources = options.adminSources;
+      admin = await startAdminServer(config.admin, refreshGauges, { ...sources, json: { '/upstreams': async () => upstreamsPage(clusters), '/certs': async () => certsPage(), ...sources?.json } });
       admin.setReady(true);
     }
   } catch (err) {
@@ -213,8 +233,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const retired = changes.retiredUpstreams.map((name) => clusters.get(name)!);
     for (const name of changes.retiredUpstreams) clusters.delete(name);
     for (const [name, cluster] of built) clusters.set(name, cluster);
+    for (const cluster of built.values()) cluster.start();
     running.commit([...changes.retiredUpstreams.map((name) => `upstream/${name}`), ...changes.removedListeners.map((name) => `listener/${name}`)], prepared);
     active = next;
+    // A changed access_log (or a new file path) takes effect for the next request.
+    const previousLog = accessLog;
+    if (!isDeepStrictEqual(previousLog?.config, next.accessLog)) {
+      accessLog = next.accessLog && new AccessLog(next.accessLog);
+      void previousLog?.close();
+    }
     for (const cluster of retired) retireCluster(cluster);
     for (const name of changes.retiredUpstreams) if (!clusters.has(name)) forgetPoolGauges(name);
     await Promise.all(removed.map(closeListener));
@@ -236,7 +263,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   };
 }
 
-async function buildCluster(upstream: Upstream, index: number): Promise<UpstreamCluster> {
+export type UpstreamsPage = Record<string, { balance: string; endpoints: UpstreamEndpointStatus[] }>;
+
+/** /upstreams: every upstream's endpoints with their health, ejection, requests and connections. */
+export function upstreamsPage(clusters: ReadonlyMap<string, UpstreamCluster>): UpstreamsPage {
+  const page: UpstreamsPage = {};
+  for (const [name, cluster] of clusters) page[name] = { balance: cluster.config.balance ?? 'round_robin', endpoints: cluster.endpoints() };
+  return page;
+}
+
+async function buildUpstreamCluster(upstream: Upstream, index: number, healthShare: HealthShare): Promise<UpstreamCluster> {
   const tls = upstream.tls;
   const field = `upstreams[${index}].tls`;
   const tlsState = tls
@@ -248,6 +284,7 @@ async function buildCluster(upstream: Upstream, index: number): Promise<Upstream
   if (!tls) log.warn('upstream_plaintext', { upstream: upstream.name, note: 'traffic to this upstream is not encrypted' });
   return new UpstreamCluster(upstream, tlsState, {
     onConnected: (name, resumed) => upstreamConnects.labels(name, String(resumed)).inc(),
+    healthShare,
   });
 }
 
@@ -271,7 +308,7 @@ function retireCluster(cluster: UpstreamCluster): void {
 
 /** An upstream no longer configured leaves no gauges behind at their last values. */
 function forgetPoolGauges(upstream: string): void {
-  for (const state of ['connected', 'free', 'pending', 'running']) upstreamPool.remove(upstream, state);
+  for (const state of ['connected', 'free', 'pending', 'running', 'h2_sessions', 'h2_streams']) upstreamPool.remove(upstream, state);
 }
 
 /** Runs a build step so that its error names the config field it came from (e.g. a key that does not match its certificate). */

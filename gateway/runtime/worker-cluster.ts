@@ -16,13 +16,21 @@ import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import { AggregatorRegistry } from 'prom-client';
-import type { GatewayConfig } from '../config/types.js';
+import type { Drain, GatewayConfig, Listener } from '../config/types.js';
 import { startAdminServer, type AdminServer, type AdminSources } from '../admin/admin-server.js';
 import { log } from '../log.js';
 import { registry } from '../metrics/registry.js';
-import { reloadProblems, startGateway, type GatewayOptions, type RunningGateway } from './gateway.js';
+import { reloadProblems, startGateway, upstreamsPage, type GatewayOptions, type RunningGateway, type UpstreamsPage } from './gateway.js';
+import type { HealthResult, HealthShare } from '../upstream/health-share.js';
+import { mergeUpstreamsPages } from './upstreams-page.js';
+import { certsPage, type CertsPage } from '../lifecycle/lifecycle-metrics.js';
+import { drainGateway, type DrainRequest } from './graceful-drain.js';
+import { StopRequests } from './stop-requests.js';
+import { draining } from '../metrics/drain-metrics.js';
 import type { TicketKeySource } from './ticket-keys.js';
 import { checkPortsFree } from '../net/shared-port.js';
+import { HeldSockets, HOLDING_AVAILABLE } from '../net/held-sockets.js';
+import { addressKey, INHERITED_ENV, servedBefore, settleInheritance } from '../net/inherited-sockets.js';
 import type { ConfigText } from '../config/load-config.js';
 
 /** Messages from a worker to the primary. */
@@ -30,8 +38,9 @@ type WorkerMessage =
   | { type: 'gatehouse:want-keys' }
   | { type: 'gatehouse:ready' }
   | { type: 'gatehouse:failed'; message: string }
-  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number }
-  | { type: 'gatehouse:reloaded'; id: number; problems: string[] };
+  | { type: 'gatehouse:stats'; id: number; handshakes: number; resumed: number; upstreams: UpstreamsPage; certs: CertsPage }
+  | { type: 'gatehouse:reloaded'; id: number; problems: string[] }
+  | { type: 'gatehouse:health'; result: HealthResult };
 
 /** Messages from the primary to a worker. Keys travel over the local IPC pipe only, as hex. */
 type PrimaryMessage =
@@ -39,7 +48,11 @@ type PrimaryMessage =
   | { type: 'gatehouse:start'; keys: string; config: ConfigText }
   | { type: 'gatehouse:stats'; id: number }
   | { type: 'gatehouse:reload'; id: number; config: ConfigText }
+  | { type: 'gatehouse:health'; result: HealthResult }
+  | { type: 'gatehouse:drain'; delayMs: number; timeoutMs: number }
   | { type: 'gatehouse:stop' };
+
+type WorkerStats = Extract<WorkerMessage, { type: 'gatehouse:stats' }>;
 
 /** What one worker made of a configuration reload: no problems, or why it kept its configuration. */
 export interface WorkerReload {
@@ -66,7 +79,16 @@ export interface ClusterPrimary {
    * Sends a configuration (validated by the caller) to every worker, which parses it and applies it
    * to its gateway; later forks start on it. Resolves with each worker's outcome.
    */
-  reload(config: ConfigText): Promise<WorkerReload[]>;
+  reload(config: ConfigText, listeners: readonly Listener[]): Promise<WorkerReload[]>;
+  /** The listening sockets held for the workers, by address (undefined where Node cannot hold them: held-sockets.ts). */
+  heldSockets(): Map<string, number[]> | undefined;
+  /**
+   * Graceful stop: /readyz 503 at once, every worker drains (graceful-drain.ts) and exits; resolves
+   * once all have (one still there a little after drain.timeout is killed) and the admin server is closed.
+   */
+  drain(request: DrainRequest): Promise<void>;
+  /** Ends every worker now (SIGKILL): the second stop signal. */
+  kill(): void;
   /** Stops every worker gracefully (SIGKILL after stopTimeoutMs), then the admin server. */
   close(): Promise<void>;
 }
@@ -101,6 +123,8 @@ interface Slot {
 }
 
 const LIVED_LONG_MS = 10_000;
+/** A draining worker closes what is left at drain.timeout itself; past this margin it is killed. */
+const DRAIN_KILL_MARGIN_MS = 5_000;
 
 /** Forks the workers and resolves once every one has started its gateway; rejects (after stopping them) if one cannot. */
 export async function startClusterPrimary(config: GatewayConfig, options: ClusterOptions): Promise<ClusterPrimary> {
@@ -112,11 +136,12 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
   let stopping = false;
   let admin: AdminServer | undefined;
   let starting: { resolve(): void; reject(err: Error): void } | undefined;
-  const statsWaiters = new Map<number, (m: { handshakes: number; resumed: number } | null) => void>();
+  const statsWaiters = new Map<number, (m: WorkerStats | null) => void>();
   let statsId = 0;
   let activeConfig = options.config;
   const reloadWaiters = new Map<number, (problems: string[]) => void>();
   let reloadId = 0;
+  const held = HOLDING_AVAILABLE ? new HeldSockets(options.workers) : undefined;
 
   const send = (worker: Worker, message: PrimaryMessage) => {
     if (worker.isConnected()) worker.send(message);
@@ -129,7 +154,14 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     slot.timer = undefined;
     slot.ready = false;
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ GATEHOUSE_WORKER_SLOT: String(slot.index) });
+    const env: NodeJS.ProcessEnv = { GATEHOUSE_WORKER_SLOT: String(slot.index), GATEHOUSE_WORKER_SLOTS: String(slots.length) };
+    if (held) {
+      // The slot's sockets, inherited (fork stdio) and listened on by the worker; the same ones after a restart.
+      const given = held.forSlot(slot.index);
+      cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...given.fds] });
+      env[INHERITED_ENV] = JSON.stringify({ sockets: given.sockets });
+    }
+    const worker = cluster.fork(env);
     slot.worker = worker;
     worker.on('message', (message: WorkerMessage) => {
       switch (message.type) {
@@ -150,7 +182,11 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
           else log.error('worker_start_failed', { slot: slot.index, pid: worker.process.pid, problem: message.message });
           break;
         case 'gatehouse:stats':
-          statsWaiters.get(message.id)?.({ handshakes: message.handshakes, resumed: message.resumed });
+          statsWaiters.get(message.id)?.(message);
+          break;
+        case 'gatehouse:health':
+          // One worker's check result, for every worker's thresholds (health-share.ts).
+          for (const s of slots) if (s.worker && s.ready) send(s.worker, message);
           break;
       }
     });
@@ -182,7 +218,8 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     for (const slot of slots) if (slot.worker) send(slot.worker, keyMessage(key));
   });
 
-  const stopWorkers = async () => {
+  /** Sends `message` to every worker and resolves once all have exited (SIGKILL after `timeoutMs`). */
+  const stopWorkers = async (message: PrimaryMessage = { type: 'gatehouse:stop' }, timeoutMs = stopTimeoutMs) => {
     stopping = true;
     updateReady();
     removeKeyListener();
@@ -192,43 +229,49 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
       if (!worker || worker.isDead()) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const kill = setTimeout(() => {
-          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: stopTimeoutMs });
+          log.warn('worker_stop_timeout', { slot: slot.index, pid: worker.process.pid, afterMs: timeoutMs });
           worker.process.kill('SIGKILL');
-        }, stopTimeoutMs);
+        }, timeoutMs);
         worker.once('exit', () => {
           clearTimeout(kill);
           resolve();
         });
-        send(worker, { type: 'gatehouse:stop' });
+        send(worker, message);
       });
     });
     await Promise.all(exits);
   };
 
-  const status = async (): Promise<WorkerStatus[]> =>
+  /** Each running worker's answer to a stats request (null: not running, or no answer within 2 s). */
+  const workerStats = (): Promise<Array<WorkerStats | null>> =>
     Promise.all(
       slots.map(async (slot) => {
         const worker = slot.worker;
-        let stats: { handshakes: number; resumed: number } | null = null;
-        if (worker && slot.ready && worker.isConnected()) {
-          const id = statsId++;
-          stats = await new Promise((resolve) => {
-            const timer = setTimeout(() => resolve(null), 2000);
-            statsWaiters.set(id, (m) => {
-              clearTimeout(timer);
-              resolve(m);
-            });
-            send(worker, { type: 'gatehouse:stats', id });
+        if (!worker || !slot.ready || !worker.isConnected()) return null;
+        const id = statsId++;
+        const stats = await new Promise<WorkerStats | null>((resolve) => {
+          const timer = setTimeout(() => resolve(null), 2000);
+          statsWaiters.set(id, (m) => {
+            clearTimeout(timer);
+            resolve(m);
           });
-          statsWaiters.delete(id);
-        }
-        return { slot: slot.index, pid: worker?.process.pid, ready: slot.ready, restarts: slot.restarts, handshakes: stats?.handshakes ?? null, resumed: stats?.resumed ?? null };
+          send(worker, { type: 'gatehouse:stats', id });
+        });
+        statsWaiters.delete(id);
+        return stats;
       }),
     );
+  const status = async (): Promise<WorkerStatus[]> => {
+    const stats = await workerStats();
+    return slots.map((slot, i) => ({ slot: slot.index, pid: slot.worker?.process.pid, ready: slot.ready, restarts: slot.restarts, handshakes: stats[i]?.handshakes ?? null, resumed: stats[i]?.resumed ?? null }));
+  };
+  const upstreams = async () => mergeUpstreamsPages((await workerStats()).flatMap((s) => (s === null ? [] : [s.upstreams])));
+  // Every worker loads the same files: the first that answers speaks for all.
+  const certs = async () => (await workerStats()).find((s) => s !== null)?.certs ?? { certificates: [], crls: [] };
 
-  const reload = async (config: ConfigText): Promise<WorkerReload[]> => {
+  const reload = async (config: ConfigText, listeners: readonly Listener[]): Promise<WorkerReload[]> => {
     activeConfig = config;
-    return Promise.all(
+    const outcomes = await Promise.all(
       slots.map(async (slot) => {
         const worker = slot.worker;
         const pid = worker?.process.pid;
@@ -246,10 +289,19 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
         return { slot: slot.index, pid, problems };
       }),
     );
+    // Every worker closed the listeners the reload removed: the sockets held for them go too.
+    if (outcomes.every((o) => o.problems.length === 0)) held?.keepOnly(new Set(listeners.map((l) => addressKey(l.address))));
+    return outcomes;
   };
 
   try {
-    await checkPortsFree(config.listeners);
+    // After a handover the generation before still serves its addresses, with the sockets it passed on.
+    const before = servedBefore();
+    await checkPortsFree(config.listeners.filter((l) => !before.has(addressKey(l.address))));
+    for (const listener of held ? config.listeners : []) {
+      const closed = await held!.hold(listener.address);
+      if (closed > 0) log.warn('handover_sockets_closed', { listener: listener.name, closed, workers: options.workers, note: 'fewer workers than the generation before: connections queued on the sockets closed are reset' });
+    }
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`workers did not start within ${options.startTimeoutMs ?? 30_000} ms`)), options.startTimeoutMs ?? 30_000);
       starting = {
@@ -267,13 +319,14 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     starting = undefined;
     admin = await startAdminServer(config.admin, () => {}, {
       metrics: async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() }),
-      json: { ...options.adminSources?.json, '/workers': status },
+      json: { ...options.adminSources?.json, '/workers': status, '/upstreams': upstreams, '/certs': certs },
       actions: options.adminSources?.actions,
     });
     updateReady();
   } catch (err) {
     starting = undefined;
     await stopWorkers();
+    held?.close();
     throw err;
   }
 
@@ -283,7 +336,24 @@ export async function startClusterPrimary(config: GatewayConfig, options: Cluste
     admin: running,
     status,
     reload,
+    heldSockets: () => held?.all(),
+    drain: async (request) => {
+      const startedAt = Date.now();
+      running.setDraining();
+      draining.set(1);
+      // The workers' own descriptors keep the sockets open while they accept; when they stop, the sockets close.
+      held?.close();
+      log.info('drain_started', { why: request.why, pid: process.pid, workers: options.workers, delay_ms: request.delayMs, timeout_ms: request.timeoutMs });
+      await stopWorkers({ type: 'gatehouse:drain', delayMs: request.delayMs, timeoutMs: request.timeoutMs }, request.timeoutMs + DRAIN_KILL_MARGIN_MS);
+      log.info('drain_finished', { why: request.why, pid: process.pid, duration_ms: Date.now() - startedAt });
+      await running.close();
+    },
+    kill: () => {
+      stopping = true;
+      for (const slot of slots) slot.worker?.process.kill('SIGKILL');
+    },
     close: async () => {
+      held?.close();
       await stopWorkers();
       await running.close();
     },
@@ -305,16 +375,41 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
     await gateway?.close();
     process.exit(0);
   };
+  // Before the gateway runs there is nothing to drain: a stop request then stops at once.
+  const drain = async (request: DrainRequest) => {
+    if (closing) return;
+    if (gateway === undefined) return stop(request.why);
+    await drainGateway(gateway, request);
+    process.exit(0);
+  };
+  /** The drain settings the primary sent (its active configuration's); a SIGTERM uses this worker's own. */
+  let asked: Drain | undefined;
+  const stops = new StopRequests({
+    drain: (why) => void drain({ ...(asked ?? gateway?.config.drain ?? { delayMs: 0, timeoutMs: 0 }), why }),
+    now: (why) => {
+      log.warn('stopped_at_once', { why, pid: process.pid });
+      process.exit(1);
+    },
+  });
   process.on('message', (message: PrimaryMessage | { type?: unknown }) => {
     if (message.type === 'gatehouse:stop') void stop('primary');
+    // A SIGTERM to the whole group may have begun the drain already: then this changes nothing.
+    else if (message.type === 'gatehouse:drain') {
+      const { delayMs, timeoutMs } = message as Extract<PrimaryMessage, { type: 'gatehouse:drain' }>;
+      asked ??= { delayMs, timeoutMs };
+      stops.drain('primary');
+    }
     // Ahead of prom-client's own listener (registered below, after this one): gauges read from live objects.
     else if (message.type === 'prom-client:getMetricsReq') gateway?.refreshGauges();
   });
   // Ctrl-C reaches the whole process group: the primary coordinates the stop. A lost primary stops us.
   process.on('SIGINT', () => {});
-  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary.
+  // A SIGHUP to the group (a closed terminal) must not end workers: reloads come from the primary;
+  // nor a SIGUSR2 (a handover is the primary's).
   process.on('SIGHUP', () => {});
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGUSR2', () => {});
+  // A SIGTERM to the whole group (systemd's default) drains here too, as the primary would ask.
+  process.on('SIGTERM', () => stops.signal('SIGTERM'));
   process.on('disconnect', () => void stop('primary_gone'));
 
   const firstKeys = new Promise<{ keys: Buffer; config: ConfigText }>((resolve, reject) => {
@@ -337,7 +432,7 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
     const first = await firstKeys;
     const parsed = parse(first.config);
     if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-    running = gateway = await startGateway(parsed.config, { ...options, ticketKeys: first.keys, admin: false });
+    running = gateway = await startGateway(parsed.config, { ...options, ticketKeys: first.keys, admin: false, healthShare: workerHealthShare });
   } catch (err) {
     // Exit once the message is on its way, so the primary reports this reason rather than the exit.
     if (!process.connected) process.exit(1);
@@ -365,14 +460,28 @@ export async function runClusterWorker(parse: ParseConfigText, options: Omit<Gat
 
   process.on('message', (message: PrimaryMessage) => {
     if (message.type === 'gatehouse:ticket-keys') running.setTicketKeys(Buffer.from(message.keys, 'hex'));
-    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed });
+    else if (message.type === 'gatehouse:stats') sendToPrimary({ type: 'gatehouse:stats', id: message.id, handshakes, resumed, upstreams: upstreamsPage(running.clusters), certs: certsPage() });
     else if (message.type === 'gatehouse:reload')
       void workerReload(running, parse, message.config).then((problems) => {
         countHandshakes();
         sendToPrimary({ type: 'gatehouse:reloaded', id: message.id, problems });
       });
   });
+  settleInheritance(); // a socket the primary held for a listener this worker does not have
   sendToPrimary({ type: 'gatehouse:ready' });
+}
+
+/** Health checks shared through the primary: this worker's slot of the rounds, every worker's results. */
+function workerHealthShare(record: (result: HealthResult) => void): HealthShare {
+  process.on('message', (message: PrimaryMessage) => {
+    if (message.type === 'gatehouse:health') record(message.result);
+  });
+  return {
+    slot: Number(process.env.GATEHOUSE_WORKER_SLOT ?? 0),
+    slots: Math.max(1, Number(process.env.GATEHOUSE_WORKER_SLOTS ?? 1)),
+    // A worker cut off from its primary is stopping: its results would reach nobody.
+    publish: (result) => process.connected && process.send!({ type: 'gatehouse:health', result } satisfies WorkerMessage),
+  };
 }
 
 /** A worker's part of a reload: the problems that kept its configuration, none if it applied. */

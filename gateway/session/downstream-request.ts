@@ -23,6 +23,10 @@ export interface DownstreamRequest {
 export interface DownstreamBody extends Readable {
   /** Someone started reading it: it can no longer be sent elsewhere whole. */
   readonly started: boolean;
+  /** The length the head announced, or -1 when it announced none (chunked; HTTP/2 without content-length). */
+  readonly declaredLength: number;
+  /** Bytes received so far. */
+  readonly received: number;
   /**
    * Sets the most bytes this body may have, before it is forwarded; false when the announced
    * length (or what already arrived) is over it: answer 413 without reading on.

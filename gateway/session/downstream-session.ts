@@ -1,4 +1,4 @@
-// A client connection being served, whatever protocol it speaks (HTTP/1.1 or HTTP/2):
+// A client connection being served, whatever protocol it speaks (HTTP/1.1 today, HTTP/2 next):
 // it feeds the one request handler, carries the connection's facts (connection-context.ts) to every
 // request, and can be cut (shutdown, revocation). terminate/serve-downstream.ts picks the kind.
 import type { Socket } from 'node:net';
@@ -9,6 +9,10 @@ export interface DownstreamSession {
   readonly context: ConnectionContext;
   /** Stops serving now: in-flight requests are cut. */
   destroy(): void;
-  /** Takes no new request (HTTP/2: GOAWAY), and closes once the requests in flight have been answered. */
+  /**
+   * Graceful stop: requests in flight finish, the next response tells the client to go elsewhere
+   * (HTTP/1.1 `connection: close`, HTTP/2 GOAWAY), a connection idle between requests closes now.
+   * The session ends by itself; drain.timeout cuts what is left (destroy).
+   */
   drain(): void;
 }

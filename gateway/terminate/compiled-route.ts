@@ -7,6 +7,7 @@ import type { HistogramSeries } from '../metrics/tallied-histogram.js';
 import type { Inc } from '../metrics/tallies.js';
 import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
 import { pathAllowancesOf } from './terminate-router.js';
+import { RetryPolicy } from './retry-policy.js';
 import { RequestHeaderPolicy } from './upstream-request-headers.js';
 
 export class CompiledRoute {
@@ -20,6 +21,9 @@ export class CompiledRoute {
   readonly #statusCounters = new Map<number, Inc>();
   readonly #refusalCounters = new Map<string, Inc>();
   readonly latency: HistogramSeries;
+  readonly retries: RetryPolicy;
+  /** timeouts.request (0: none). */
+  readonly requestTimeoutMs: number;
 
   constructor(
     readonly listener: string,
@@ -33,6 +37,8 @@ export class CompiledRoute {
     this.pathAllowances = pathAllowancesOf(config);
     this.mergeSlashes = config.mergeSlashes !== false;
     this.latency = upstreamDuration.series(cluster.name);
+    this.retries = new RetryPolicy(config.retries ?? cluster.config.retries);
+    this.requestTimeoutMs = config.timeouts?.requestMs ?? 0;
   }
 
   countStatus(status: number): void {

@@ -11,14 +11,19 @@ import type { UpstreamExchangeHandler } from '../upstream/upstream-exchange.js';
 import { isConnectionHeader, namedByResponseConnection, RESPONSE_HOP_BY_HOP, withoutNamed } from '../message/hop-by-hop.js';
 import { HeaderNameSet } from '../message/header-name-set.js';
 
+/** The reason an answer that is retried is abandoned with. */
+const RETRIED = new Error('answer retried');
+
 /** Response headers that describe the upstream connection, not the message. */
 const HOP_BY_HOP = new HeaderNameSet(RESPONSE_HOP_BY_HOP);
 
 export interface ExchangeEvents {
-  /** Response head received: the status that will be counted, and the upstream latency. */
-  onResponse(status: number, upstreamSeconds: number): void;
+  /** Response head received, with the upstream latency: true when the request is tried again instead (nothing of this answer is sent). */
+  onResponse(status: number, upstreamSeconds: number): boolean;
   /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
   onFailure(failure: RequestFailure, err: Error): boolean;
+  /** The forwarded answer is over: complete (`cut` undefined), cut by the upstream, or left by the client; its body bytes. */
+  onEnd(bodyBytes: number, cut: string | undefined): void;
 }
 
 export class ProxyExchange implements UpstreamExchangeHandler {
@@ -30,12 +35,16 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   #head: { status: number; text: string; headers: string[] } | undefined;
   #first: Buffer | undefined;
   #done = false;
+  /** Response body bytes from the upstream so far. */
+  #bytes = 0;
   readonly #started = performance.now();
 
   constructor(
     private readonly res: DownstreamResponse,
     private readonly events: ExchangeEvents,
     private readonly answerFailure: (failure: RequestFailure, err: Error) => void,
+    /** Sent to the client as x-request-id in place of any the upstream set. */
+    private readonly requestId: string | undefined,
   ) {}
 
   /**
@@ -48,6 +57,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
       if (!this.#done) {
         this.#done = true;
         this.#abort?.(new Error('client closed the connection'));
+        this.events.onEnd(this.#bytes, 'client_closed');
       }
     });
     body?.once('error', (err: Error) => {
@@ -57,32 +67,52 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     });
   }
 
+  /**
+   * Gives up this try before its response head (a per-try or request timeout): the upstream
+   * request is cancelled and `err` fails it as if the upstream had (onFailure decides what next).
+   * False when the head has arrived: the answer is the client's already.
+   */
+  cancel(err: Error): boolean {
+    if (this.#headersSent || this.#done) return false;
+    this.#abort?.(err);
+    this.onError(err);
+    return true;
+  }
+
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     if (this.#done) abort(new Error('client closed the connection'));
   }
 
   onHeaders(statusCode: number, raw: string[], resume: () => void, statusText: string): void {
+    if (this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000)) {
+      this.#done = true;
+      this.#abort?.(RETRIED);
+      return;
+    }
     let headers: string[] = [];
     let connection: string | undefined;
+    const requestId = this.requestId;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
       if (HOP_BY_HOP.has(name)) {
         if (isConnectionHeader(name)) connection = connection === undefined ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
         continue;
       }
+      if (requestId !== undefined && name.length === 12 && name.toLowerCase() === 'x-request-id') continue; // the gateway's goes instead
       headers.push(name, raw[i + 1]!);
     }
+    if (requestId !== undefined) headers.push('x-request-id', requestId);
     // Headers the upstream's Connection header names are hop-by-hop too ("Connection: set-cookie").
     const named = connection === undefined ? undefined : namedByResponseConnection(connection);
     if (named !== undefined) headers = withoutNamed(headers, named);
-    this.events.onResponse(statusCode, (performance.now() - this.#started) / 1000);
     this.#headersSent = true;
     this.#resume = resume;
     this.#head = { status: statusCode, text: statusText, headers };
   }
 
   onData(chunk: Buffer): boolean {
+    this.#bytes += chunk.length;
     if (this.#head !== undefined && this.#first === undefined) {
       this.#first = chunk;
       return true;
@@ -120,16 +150,16 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   onComplete(trailers?: readonly string[]): void {
     this.#done = true;
     const head = this.#head;
-    if (head === undefined) {
-      this.res.end(undefined, trailers);
-      return;
+    if (head === undefined) this.res.end(undefined, trailers);
+    else {
+      // The whole response came in one read: head and body leave in one write.
+      this.#head = undefined;
+      this.res.writeHead(head.status, head.text, head.headers);
+      const first = this.#first;
+      this.#first = undefined;
+      this.res.end(first, trailers);
     }
-    // The whole response came in one read: head and body leave in one write.
-    this.#head = undefined;
-    this.res.writeHead(head.status, head.text, head.headers);
-    const first = this.#first;
-    this.#first = undefined;
-    this.res.end(first, trailers);
+    this.events.onEnd(this.#bytes, undefined);
   }
 
   onError(err: Error): void {
@@ -138,6 +168,7 @@ export class ProxyExchange implements UpstreamExchangeHandler {
     if (this.#headersSent) {
       // Mid-body failure: the only honest signal left is to cut the client connection.
       this.res.destroy(err);
+      this.events.onEnd(this.#bytes, classifyUpstreamError(err).reason);
       return;
     }
     const failure = classifyUpstreamError(err);

@@ -32,17 +32,20 @@ import { LISTENER_LIMITS_DEFAULT } from '../config/types.js';
 import { serveDownstream, type DownstreamOptions } from './serve-downstream.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
 import { createRequestHandler } from './request-handler.js';
+import type { AccessLog } from '../access-log/access-log.js';
 import { setSniCallback, type SniCallback } from './sni-callback.js';
 import type { ServerTlsState } from './server-tls-state.js';
 import type { TerminateRouter } from './terminate-router.js';
-import { sharedPortOptions } from '../net/shared-port.js';
-import { checkStreamHandles } from '../net/stream-handles.js';
+import { listenAt } from '../net/shared-port.js';
+import { checkStreamHandles, listeningFd } from '../net/stream-handles.js';
 
 export interface TerminateListenerOptions {
   listener: Listener;
   tls: ServerTlsState;
   router: TerminateRouter<CompiledRoute>;
   identities: IdentityCache;
+  /** The gateway's access log now (a reload may change it); undefined: none. */
+  accessLog?: () => AccessLog | undefined;
 }
 
 export class TerminateListener {
@@ -62,6 +65,8 @@ export class TerminateListener {
   readonly #http = new Set<DownstreamSession>();
   readonly #httpOptions: DownstreamOptions;
   readonly #handshakes: ReturnType<typeof handshakeCounter>;
+  /** drain() was called: sessions that start from now on are drained as they start. */
+  #draining = false;
   readonly #selectBySni: SniCallback = (servername, callback) => callback(null, this.#tls.select(servername).context);
 
   constructor(private readonly options: TerminateListenerOptions) {
@@ -72,7 +77,7 @@ export class TerminateListener {
     this.#router = options.router;
     this.#refused = acceptRefusals(listener.name);
     const timeouts = listener.timeouts;
-    const handler = createRequestHandler(listener.name, () => this.#router);
+    const handler = createRequestHandler(listener.name, () => this.#router, options.accessLog);
     const onRefused = listenerRefusals(listener.name);
     const http2Closed = http2CloseCounts(listener.name);
     const limits = listener.limits ?? LISTENER_LIMITS_DEFAULT;
@@ -173,6 +178,8 @@ export class TerminateListener {
     const connection = serveDownstream(socket, context, this.#httpOptions);
     this.#http.add(connection);
     socket.once('close', () => this.#http.delete(connection));
+    // A handshake that began before the drain: its first request is served, and is the last.
+    if (this.#draining) connection.drain();
   }
 
   get tlsState(): ServerTlsState {
@@ -198,19 +205,12 @@ export class TerminateListener {
   /** Bare listener: accept on the listener's address, admit, and hand each connection to the TLS server. */
   listen(): Promise<void> {
     const { listener } = this.options;
-    const { host, port } = listener.address;
     const accepting = net.createServer({ noDelay: true }, this.#admit);
     // Node closes connections over the limit before making a socket of them, and says so.
     accepting.maxConnections = listener.maxConnections;
     accepting.on('drop', (peer?: { remoteAddress?: string }) => this.#refuseAtAccept('max_connections', peer?.remoteAddress));
     this.#accepting = accepting;
-    return new Promise((resolve, reject) => {
-      accepting.once('error', reject);
-      accepting.listen({ host, port, backlog: 4096, ...sharedPortOptions(port) }, () => {
-        accepting.off('error', reject);
-        resolve();
-      });
-    });
+    return listenAt(accepting, listener.address, 4096);
   }
 
   /** A connection this listener accepted itself: max_connections_per_source, then the TLS server. */
@@ -253,9 +253,36 @@ export class TerminateListener {
     return this.#http;
   }
 
+  /** The descriptor of the socket it listens on itself (for the next generation: runtime/handover.ts); undefined behind a front door. */
+  listeningFd(): number | undefined {
+    return this.#accepting?.listening ? listeningFd(this.#accepting) : undefined;
+  }
+
   address(): { host: string; port: number } | undefined {
     const a = this.#accepting?.address();
     return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  /**
+   * Graceful stop: no new connections on its own address (behind a front door, the front door stops
+   * accepting); every HTTP session finishes what it has begun and ends (DownstreamSession.drain).
+   */
+  drain(): void {
+    this.#draining = true;
+    if (this.#accepting?.listening) this.#accepting.close();
+    for (const session of this.#http) session.drain();
+  }
+
+  /** Connections accepted on its own address and still open, whatever stage they are at (0 behind a front door, which counts its own). */
+  openConnections(): Promise<number> {
+    const accepting = this.#accepting;
+    if (accepting === undefined) return Promise.resolve(0);
+    return new Promise((resolve) => accepting.getConnections((err, count) => resolve(err ? 0 : count)));
+  }
+
+  /** HTTP sessions being served. */
+  get sessions(): number {
+    return this.#http.size;
   }
 
   /** Stops accepting and closes every connection (in-flight requests are cut). */

@@ -22,6 +22,7 @@ const enum Kind {
   Connection,
   ForwardedFor,
   ForwardedClientCert,
+  RequestId,
 }
 
 /** Read by the head builder; the names that match exactly as written (no '_' for '-'), first. */
@@ -31,6 +32,7 @@ const HANDLED: readonly HeaderNameEntry[] = [
   { name: 'connection', kind: Kind.Connection },
   { name: 'x-forwarded-for', kind: Kind.ForwardedFor },
   { name: 'x-forwarded-client-cert', kind: Kind.ForwardedClientCert },
+  { name: 'x-request-id', kind: Kind.RequestId },
 ];
 
 /** Dropped: hop-by-hop (Connection itself is HANDLED first), or set by the gateway / the upstream pool itself. */
@@ -45,12 +47,15 @@ const IDENTITY: readonly HeaderNameEntry[] = CLIENT_IDENTITY_HEADERS.map(({ name
 /** What a route does with the client's headers, compiled once per route at config load. */
 export class RequestHeaderPolicy {
   readonly names: HeaderNameTable;
+  /** Keep a client's x-request-id (its callers are trusted to set one) rather than the gateway's. */
+  readonly trustRequestId: boolean;
 
   constructor(
     readonly xfcc: XfccMode,
     readonly xfccDetails: XfccDetails,
-    options: { readonly stripHeaders?: readonly string[]; readonly trustClientIdentityHeaders?: boolean } = {},
+    options: { readonly stripHeaders?: readonly string[]; readonly trustClientIdentityHeaders?: boolean; readonly trustRequestId?: boolean } = {},
   ) {
+    this.trustRequestId = options.trustRequestId === true;
     // strip_headers: lowercase names, a trailing '*' for a prefix (config-values.ts checked them).
     const strip = (options.stripHeaders ?? []).map((name): HeaderNameEntry => {
       const prefix = name.endsWith('*');
@@ -68,7 +73,7 @@ export class RequestHeaderPolicy {
  * The request sent upstream for `req`, to `path` (the target that was routed): its head as values
  * (message/request-head.ts), which only the upstream connection's codec turns into text.
  */
-export function upstreamRequest(req: DownstreamRequest, conn: ConnectionContext, policy: RequestHeaderPolicy, path: string): UpstreamRequest {
+export function upstreamRequest(req: DownstreamRequest, conn: ConnectionContext, policy: RequestHeaderPolicy, path: string, generatedId: string): UpstreamRequest {
   const raw = req.rawHeaders;
   const names = policy.names;
   let headers: string[] = [];
@@ -77,6 +82,7 @@ export function upstreamRequest(req: DownstreamRequest, conn: ConnectionContext,
   let connectionTokens: string | undefined;
   let authority: string | undefined;
   let hasLength = false;
+  let requestId = generatedId;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -91,6 +97,9 @@ export function upstreamRequest(req: DownstreamRequest, conn: ConnectionContext,
         continue;
       case Kind.Connection:
         connectionTokens = connectionTokens === undefined ? value : `${connectionTokens},${value}`;
+        continue;
+      case Kind.RequestId:
+        if (policy.trustRequestId && value !== '') requestId = value;
         continue;
       case Kind.Host:
         authority ??= value;
@@ -120,5 +129,6 @@ export function upstreamRequest(req: DownstreamRequest, conn: ConnectionContext,
   });
   // Our element never holds CR/LF/NUL (xfccElement encodes them); a client's was checked by llhttp.
   if (xfcc !== undefined) headers.push('x-forwarded-client-cert', xfcc);
-  return { method: req.method, scheme: conn.mtls ? 'https' : 'http', authority, path, headers, hasLength, body: req.body };
+  headers.push('x-request-id', requestId);
+  return { method: req.method, scheme: conn.mtls ? 'https' : 'http', authority, path, headers, hasLength, body: req.body, requestId };
 }

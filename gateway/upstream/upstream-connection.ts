@@ -14,12 +14,13 @@ import { contentLength } from '../message/content-length.js';
 import { SocketIo } from '../net/socket-io.js';
 import type { UpstreamExchangeHandler, UpstreamRequest } from './upstream-exchange.js';
 import { UpstreamProtocolError } from './upstream-exchange.js';
-import type { SessionOwner, UpstreamSession } from './upstream-session.js';
+import type { SessionOwner, SingleSession } from './upstream-session.js';
 
 const PARSER_RESOURCE = Object.freeze({ type: 'gatehouse.upstream' });
 const CRLF = Buffer.from('\r\n', 'latin1');
 
-export class UpstreamConnection implements UpstreamSession {
+export class UpstreamConnection implements SingleSession {
+  readonly multiplexed = false as const;
   readonly #parser: NativeParser;
   #handler: UpstreamExchangeHandler | undefined;
   #body: UpstreamRequest['body'] = null;

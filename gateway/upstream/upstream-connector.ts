@@ -1,10 +1,13 @@
 // The connector for one upstream endpoint: opens TCP (+ mTLS with our client certificate),
 // verifies the upstream's chain and identity before the pool writes a single request byte, and
-// resumes TLS sessions from a cache keyed by endpoint, server name and our identity.
+// resumes TLS sessions from a cache keyed by endpoint, server name and our identity. ALPN offers
+// what the upstream's `protocol` allows; which one was agreed decides the session kind
+// (open-upstream-session.ts).
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Address } from '../config/types.js';
+import type { Address, UpstreamProtocol } from '../config/types.js';
 import { TlsSessionCache } from './tls-session-cache.js';
+import { UpstreamProtocolError } from './upstream-exchange.js';
 import type { Connect } from './upstream-pool.js';
 import type { UpstreamTlsState } from './upstream-tls-state.js';
 
@@ -23,35 +26,45 @@ export interface ConnectorOptions {
   tlsState: () => UpstreamTlsState | undefined;
   sessions: TlsSessionCache;
   connectTimeoutMs: number;
+  /** What ALPN offers. Absent: http1. */
+  protocol?: UpstreamProtocol;
   /** Counts new connections and resumed sessions (for metrics and tests). */
   onConnected?: (resumed: boolean) => void;
   /** A connection could not be made (for outlier detection). */
   onConnectFailed?: () => void;
+  /** A host-name endpoint's address for this connection (endpoint-addresses.ts); undefined: the name. */
+  address?: () => string | undefined;
 }
+
+/** ALPN offers by protocol, h2 first where both are offered. */
+const ALPN: Readonly<Record<UpstreamProtocol, string[]>> = { http1: ['http/1.1'], h2: ['h2'], auto: ['h2', 'http/1.1'] };
 
 export function createUpstreamConnector(opts: ConnectorOptions): Connect {
   const { endpoint, sessions, connectTimeoutMs } = opts;
+  const protocol = opts.protocol ?? 'http1';
+  const alpn = ALPN[protocol];
   return (callback): void => {
     const state = opts.tlsState();
+    const host = opts.address?.() ?? endpoint.host;
     let socket: net.Socket;
     let sessionKey: string | undefined;
     if (state) {
       sessionKey = TlsSessionCache.key(endpoint.host, endpoint.port, `${state.servername ?? ''}|${state.expected}`, state.clientCertFingerprint);
       const tlsSocket = tls.connect({
-        host: endpoint.host,
+        host,
         port: endpoint.port,
         servername: state.servername,
         secureContext: state.secureContext,
         rejectUnauthorized: true,
         checkServerIdentity: state.checkIdentity,
         session: sessions.get(sessionKey),
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: alpn,
       });
       const key = sessionKey;
       tlsSocket.on('session', (session: Buffer) => sessions.set(key, session));
       socket = tlsSocket;
     } else {
-      socket = net.connect({ host: endpoint.host, port: endpoint.port });
+      socket = net.connect({ host, port: endpoint.port });
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
@@ -79,7 +92,12 @@ export function createUpstreamConnector(opts: ConnectorOptions): Connect {
       if (sessionKey) sessions.delete(sessionKey);
       opts.onConnectFailed?.();
       const code = (err as { code?: unknown }).code;
-      const failure = code === 'ECONNRESET' || code === 'EPIPE' ? new UpstreamConnectResetError(`connection to ${endpoint.host}:${endpoint.port} closed before it was up: ${err.message}`) : err;
+      const failure =
+        code === 'ECONNRESET' || code === 'EPIPE'
+          ? new UpstreamConnectResetError(`connection to ${endpoint.host}:${endpoint.port} closed before it was up: ${err.message}`)
+          : code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'
+            ? new UpstreamProtocolError('GATEHOUSE_UPSTREAM_PROTOCOL_MISMATCH', `upstream ${endpoint.host}:${endpoint.port} speaks none of ${alpn.join(', ')} (ALPN refused; protocol: ${protocol})`)
+            : err;
       callback(state ? state.connectError(failure) : failure, null);
     };
     socket.once(state ? 'secureConnect' : 'connect', onReady);

@@ -21,12 +21,16 @@ const IDENTITY_MISMATCH = failure(502, 'upstream_identity_mismatch', true);
 const CONNECT_TIMEOUT = failure(504, 'upstream_connect_timeout', true);
 const HEADERS_TIMEOUT = failure(504, 'upstream_headers_timeout', false);
 const BODY_TIMEOUT = failure(504, 'upstream_body_timeout', false);
+const PER_TRY_TIMEOUT = failure(504, 'upstream_per_try_timeout', false);
+const REQUEST_TIMEOUT = failure(504, 'request_timeout', false);
 const UNAVAILABLE = failure(502, 'upstream_unavailable', true);
 const PROTOCOL_ERROR = failure(502, 'upstream_protocol_error', false);
 const TLS_FAILED = failure(502, 'upstream_tls_failed', true);
 const RESET = failure(502, 'upstream_reset', false);
 // Shed load: trying the next endpoint would only move the queue there.
 const OVERFLOW = failure(503, 'upstream_overflow', false);
+// Nothing was sent: another endpoint may speak the protocol.
+const PROTOCOL_MISMATCH = failure(502, 'upstream_protocol_mismatch', true);
 const BODY_FAILURES = {
   bad_request: failure(400, 'bad_request', false),
   request_body_timeout: failure(408, 'request_body_timeout', false),
@@ -63,8 +67,13 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
       return HEADERS_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT':
       return BODY_TIMEOUT;
+    case 'GATEHOUSE_UPSTREAM_PER_TRY_TIMEOUT':
+      return PER_TRY_TIMEOUT;
+    case 'GATEHOUSE_REQUEST_TIMEOUT':
+      return REQUEST_TIMEOUT;
     case 'GATEHOUSE_UPSTREAM_POOL_CLOSED':
     case 'GATEHOUSE_UPSTREAM_CONNECT_RESET':
+    case 'GATEHOUSE_UPSTREAM_REFUSED':
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EHOSTUNREACH':
@@ -73,6 +82,8 @@ export function classifyUpstreamError(err: unknown): RequestFailure {
       return UNAVAILABLE;
     case 'GATEHOUSE_UPSTREAM_OVERFLOW':
       return OVERFLOW;
+    case 'GATEHOUSE_UPSTREAM_PROTOCOL_MISMATCH':
+      return PROTOCOL_MISMATCH;
     case 'GATEHOUSE_UPSTREAM_BAD_RESPONSE': // llhttp refused the response, or it broke its own framing
       return PROTOCOL_ERROR;
   }

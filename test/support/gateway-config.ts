@@ -86,6 +86,7 @@ export function gatewayConfig(listeners: Listener[], upstreams: Upstream[]): Gat
     lifecycle: { watch: false, closeRevokedConnections: true, staleCrl: 'enforce', expiryWarningFraction: 0.2 },
     sessionTickets: { enabled: true, rotateMs: 3600_000, perHandshake: 1 },
     workers: 1,
+    drain: { delayMs: 0, timeoutMs: 30_000 },
   };
 }
 

@@ -23,15 +23,7 @@ export interface RawConnectionOptions {
 
 /** Sends `requests` (each a whole request head, CRLF line ends, with its empty line) on one connection. */
 export async function rawRequestsOnOneConnection(options: RawConnectionOptions, ...requests: string[]): Promise<RawResponse[]> {
-  const socket = tls.connect({
-    host: '127.0.0.1',
-    port: options.port,
-    servername: options.servername,
-    ca: options.ca,
-    cert: options.cert.chainPem,
-    key: options.cert.keyPem,
-    checkServerIdentity: () => undefined, // the tests' concern is the gateway's HTTP, not its name
-  });
+  const socket = connect(options);
   const responses: RawResponse[] = [];
   let buffer = Buffer.alloc(0);
   return new Promise((resolve, reject) => {
@@ -56,6 +48,57 @@ export async function rawRequestsOnOneConnection(options: RawConnectionOptions, 
     });
     socket.on('error', (err) => finish(err));
     socket.on('close', () => finish(responses.length === requests.length ? undefined : new Error(`connection closed after ${responses.length} of ${requests.length} responses`)));
+  });
+}
+
+/**
+ * One mTLS connection kept open between requests (keep-alive): each `send` writes a request and
+ * resolves with its response; `closed` resolves when the gateway (or anyone) ends the connection.
+ */
+export interface Conversation {
+  send(request: string): Promise<RawResponse>;
+  readonly closed: Promise<void>;
+  destroy(): void;
+}
+
+export async function openConversation(options: RawConnectionOptions): Promise<Conversation> {
+  const socket = connect(options);
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  socket.on('error', () => {}); // a reset shows as 'close', which the test awaits
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  let buffer = Buffer.alloc(0);
+  let waiting: { resolve(r: RawResponse): void; reject(e: Error): void } | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    const parsed = parseResponse(buffer);
+    if (parsed === undefined || waiting === undefined) return;
+    buffer = buffer.subarray(parsed.length);
+    const w = waiting;
+    waiting = undefined;
+    w.resolve(parsed.response);
+  });
+  void closed.then(() => waiting?.reject(new Error('connection closed before the response')));
+  return {
+    send: (request) =>
+      new Promise((resolve, reject) => {
+        if (socket.destroyed) return reject(new Error('connection closed before the response'));
+        waiting = { resolve, reject };
+        socket.write(request);
+      }),
+    closed,
+    destroy: () => socket.destroy(),
+  };
+}
+
+function connect(options: RawConnectionOptions): tls.TLSSocket {
+  return tls.connect({
+    host: '127.0.0.1',
+    port: options.port,
+    servername: options.servername,
+    ca: options.ca,
+    cert: options.cert.chainPem,
+    key: options.cert.keyPem,
+    checkServerIdentity: () => undefined, // the tests' concern is the gateway's HTTP, not its name
   });
 }
 
