@@ -226,8 +226,9 @@ function printBanner(config: GatewayConfig, embedded: DemoPorts | undefined, wor
       `  curl ${tlsArgs} https://localhost:${embedded.terminate}/hello`,
       'SNI passthrough (the demo upstream terminates TLS itself and sees your certificate):',
       `  curl ${tlsArgs} --resolve ${DEV_PASSTHROUGH_SNI}:${embedded.passthrough}:127.0.0.1 https://${DEV_PASSTHROUGH_SNI}:${embedded.passthrough}/`,
-      'Without a client certificate the handshake is refused:',
-      `  curl --cacert ${rel}/ca.crt https://localhost:${embedded.terminate}/`,
+      // --http1.1: curl over HTTP/2 reports the closed connection (getpeername), not the TLS alert.
+      'Without a client certificate the handshake is refused (curl shows the TLS alert):',
+      `  curl --http1.1 --cacert ${rel}/ca.crt https://localhost:${embedded.terminate}/`,
     );
     if (config.listeners.some((l) => l.tls?.alpn.includes('h2'))) {
       const cli = path.relative(process.cwd(), fileURLToPath(new URL('../cli.js', import.meta.url)));

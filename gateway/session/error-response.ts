@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import type { DownstreamResponse } from './downstream-response.js';
 import { grpcStatusHeaders, grpcStatusOf } from './grpc-status.js';
 
-/** Answers `status` with a JSON body naming `reason` (and `x-request-id` when the request has one); the body's length. */
+/** Answers `status` with a JSON body naming `reason` (and `x-request-id` when the request has one); the body's length (0 for gRPC). */
 export function sendError(res: DownstreamResponse, status: number, reason: string, message: string, extra?: Record<string, unknown>, requestId?: string): number {
   if (res.headersSent) {
     res.destroy();
@@ -14,7 +14,8 @@ export function sendError(res: DownstreamResponse, status: number, reason: strin
   if (res.grpc) {
     // HTTP 200 and nothing but the status: a trailers-only response (one HEADERS frame ending the stream).
     const headers = grpcStatusHeaders(grpcStatusOf(status, reason), `${reason}: ${message}`);
-    res.writeHead(200, 'OK', requestId === undefined ? headers : [...headers, 'x-request-id', requestId]);
+    if (requestId !== undefined) headers.push('x-request-id', requestId);
+    res.writeHead(200, 'OK', headers);
     res.end();
     return 0;
   }
