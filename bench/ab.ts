@@ -22,12 +22,14 @@ import { originRuntime } from './origin-runtime.js';
 import { acquireRunLock } from './run-lock.js';
 import { buildH1load, ensureTools } from './tools.js';
 
-const USAGE = `usage: npm run bench:ab -- --base REV [--pairs N] [--seconds S] [--probes keepalive,close,resume,relay]
+const USAGE = `usage: npm run bench:ab -- --base REV [--pairs N] [--seconds S] [--probes keepalive,close,resume,relay] [--a-resilience]
 
   --base REV     the build to compare against (a commit, branch or tag); A is the working tree's dist/
   --pairs N      alternating pairs per probe (default 6)
   --seconds S    seconds of load per measurement (default 5)
   --probes LIST  which of scenarios 1-4's loads: keepalive (1), close (2), resume (3), relay (4: relayed connections)
+  --a-resilience A's upstream also has health_check, outlier_detection and retries (with --base HEAD:
+                 what configuring them costs, issue 19's benchmark)
 `;
 
 const log = (line: string): void => {
@@ -47,6 +49,8 @@ interface AbOptions {
   readonly pairs: number;
   readonly seconds: number;
   readonly probes: readonly ProbeName[];
+  /** A's upstream has health_check, outlier_detection and retries. */
+  readonly resilience: boolean;
 }
 
 function parseAbOptions(argv: readonly string[]): AbOptions {
@@ -54,6 +58,7 @@ function parseAbOptions(argv: readonly string[]): AbOptions {
   let pairs = 6;
   let seconds = 5;
   let probes: ProbeName[] = ['keepalive', 'close', 'resume', 'relay'];
+  let resilience = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = argv[++i] ?? '';
@@ -61,13 +66,17 @@ function parseAbOptions(argv: readonly string[]): AbOptions {
     else if (flag === '--pairs') pairs = Number(value);
     else if (flag === '--seconds') seconds = Number(value);
     else if (flag === '--probes') probes = value.split(',') as ProbeName[];
+    else if (flag === '--a-resilience') {
+      resilience = true;
+      i--; // a flag without a value
+    }
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
   if (!base) throw new Error(`--base is required\n${USAGE}`);
   if (!Number.isInteger(pairs) || pairs < 1 || pairs > 50) throw new Error('--pairs wants an integer from 1 to 50');
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 60) throw new Error('--seconds wants an integer from 1 to 60');
   for (const p of probes) if (!(p in PROBES)) throw new Error(`unknown probe '${p}' (keepalive, close, resume, relay)`);
-  return { base, pairs, seconds, probes };
+  return { base, pairs, seconds, probes, resilience };
 }
 
 /** Checks REV out under bench/.work/ab-base and builds it there; returns its CLI. */
@@ -129,7 +138,7 @@ async function main(opts: AbOptions): Promise<void> {
     if (originFailure) throw new Error(`the origin did not start: ${originFailure}`);
     for (const build of builds) {
       const dir = path.join(WORK_DIR, 'ab', build.name);
-      const config = await writeConfig(dir, 'gatehouse.yaml', gatehouseConfig({ pki, ports: build.ports, dir }, { ...DEFAULT_SETTINGS, relay: true }));
+      const config = await writeConfig(dir, 'gatehouse.yaml', gatehouseConfig({ pki, ports: build.ports, dir }, { ...DEFAULT_SETTINGS, relay: true, resilience: opts.resilience && build.name === 'A' }));
       build.proc = await startBuild(build, build.name === 'A' ? GATEHOUSE_CLI : baseCli, config);
     }
     const target = (b: Build): ProbeTarget => ({ pid: b.proc!.pid, ports: b.ports, pki, options: benchOptions });
@@ -158,7 +167,7 @@ async function main(opts: AbOptions): Promise<void> {
   const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim() ? ' + uncommitted changes' : '';
   const report = [
-    `# Paired A/B: A = ${head}${dirty}, B = ${opts.base}`,
+    `# Paired A/B: A = ${head}${dirty}${opts.resilience ? ' with health_check, outlier_detection and retries' : ''}, B = ${opts.base}`,
     '',
     `${new Date().toISOString()}; ${opts.pairs} pairs × ${opts.seconds} s per probe; both builds on core ${CORES.proxy}, load and origin on core ${CORES.load}.`,
     'Each value is A÷B in requests (or relayed connections) per gateway CPU-second, one per alternating pair; above 1 favours A.',

@@ -55,6 +55,8 @@ beforeAll(async () => {
     { ...certs.upstream('allSlow', 0, { ports: [slow.port] }), outlierDetection: noEjection, retries: retries({ perTryTimeoutMs: PER_TRY_MS, on: ['per_try_timeout'] }) },
     { ...certs.upstream('allBusy', 0, { ports: [busy.port, busy2.port] }), outlierDetection: noEjection, retries: retries({ budgetPercent: 20 }) },
     { ...certs.upstream('noRetries', 0, { ports: [busy.port, live.port] }), outlierDetection: noEjection },
+    // No retries; two resets in a row eject the resetting endpoint.
+    { ...certs.upstream('resetEjects', 0, { ports: [resetting.port, live.port] }), outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 30_000, maxEjectionPercent: 50 } },
   ];
   const routes = [
     ...upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } })),
@@ -121,6 +123,16 @@ describe('retries', () => {
     const failed = posts.filter((r) => r.status !== 200);
     expect(failed).toHaveLength(2);
     for (const res of failed) expect(res.json()).toMatchObject({ reason: 'upstream_reset' });
+  });
+
+  it('count an upstream that resets requests toward its ejection (outlier detection), not only connect failures', async () => {
+    const before = resetting.requests.length;
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await send(`/resetEjects/${i}`)).status);
+    // Round robin: the first, third (reset: 502) ... until two resets in a row eject it.
+    expect(resetting.requests.length - before).toBe(2);
+    expect(statuses.filter((s) => s === 502)).toHaveLength(2);
+    expect(statuses.slice(4)).toEqual([200, 200, 200, 200]);
   });
 
   it('give up a try after per_try_timeout for the other endpoint, and answer 504 upstream_per_try_timeout when none is left', async () => {

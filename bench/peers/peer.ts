@@ -30,6 +30,8 @@ export interface PeerSettings {
    * gRPC over HTTP/2 with grpc_pass). Scenarios 9 and 10.
    */
   readonly http2: boolean;
+  /** gatehouse only: the upstream has health_check, outlier_detection and retries (issue 19's benchmark: they must cost nothing per request). */
+  readonly resilience?: boolean;
 }
 
 export const DEFAULT_SETTINGS: PeerSettings = { workers: 1, tickets: true, ticketsPerHandshake: 1, frontDoor: false, relay: false, http2: false };

@@ -122,6 +122,8 @@ export class ForwardedRequest {
   onFailure(failure: RequestFailure, err: Error): boolean {
     const { route } = this;
     const cause: RetryCause | undefined = failure.retrySafe ? 'connect_failure' : failure.reason === 'upstream_reset' ? 'reset' : failure.reason === 'upstream_per_try_timeout' ? 'per_try_timeout' : undefined;
+    // The endpoint took the request and gave no answer: outlier detection counts it (connect failures the connector counted).
+    if (cause === 'reset' || cause === 'per_try_timeout') route.cluster.failed(this.#pool);
     const next = cause === undefined ? undefined : this.#nextPool(cause, cause !== 'connect_failure');
     log.warn(failure.status < 500 ? 'request_body_failed' : 'upstream_failed', {
       route: route.config.name,

@@ -52,9 +52,10 @@ export class OutlierDetector implements HealthVerdicts {
     for (const counter of this.#ejectionCount) counter.inc(0); // shown from the start, so rate() has a base
   }
 
-  /** A connection to endpoint `i` came up: its failures in a row, and its ejection streak, end. */
+  /** A connection to endpoint `i` came up: its ejection streak ends. */
   connected(i: number): void {
-    this.#failures[i] = 0;
+    // Failures in a row go on: an endpoint that accepts connections and resets every request is
+    // failing all the same (an answer other than 502/503/504 ends the count, in responded()).
     this.#ejections[i] = 0;
   }
 

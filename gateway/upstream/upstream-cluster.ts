@@ -139,6 +139,11 @@ export class UpstreamCluster {
     return pools[this.#outliers.outCount === 0 ? i : this.#outliers.usable(i)]!;
   }
 
+  /** A request reached `pool`'s endpoint and got no answer (a reset, a try past its timeout): a failure for outlier detection. */
+  failed(pool: UpstreamPool): void {
+    this.#outliers.connectFailed(pool.endpointIndex);
+  }
+
   /** A response head came from `pool`'s endpoint: outlier detection counts 502/503/504 in a row. */
   responded(pool: UpstreamPool, status: number): void {
     this.#outliers.responded(pool.endpointIndex, status);
