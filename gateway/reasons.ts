@@ -53,6 +53,7 @@ export const REQUEST_REASONS = [
   'grpc_deadline_exceeded', // the gRPC request's grpc-timeout passed before its response ended (grpc-status 4)
   'method_not_allowed', // CONNECT: no tunnels through terminate routes (405)
   'request_header_too_large', // a request head over 16 KiB (HTTP/1.1) or an HTTP/2 header list over limits.max_header_bytes (431)
+  'grpc_needs_http2', // a gRPC request on a route whose upstream speaks HTTP/1.1 (501; grpc-status 13)
 ] as const;
 export type RequestReason = (typeof REQUEST_REASONS)[number];
 

@@ -323,6 +323,16 @@ describe('schema problems point at the exact node', () => {
     expect(positions(zero)).toEqual([w('access_log.sample', 2, 11)]);
   });
 
+  it('refuses routes[].grpc: true toward an upstream that speaks HTTP/1.1, at the route\'s grpc key; h2 and auto pass', () => {
+    const read = (protocol: string) =>
+      parseConfig(oneUpstream(protocol).replace('        upstream: u\n', '        upstream: u\n        grpc: true\n'), 'grpc.yaml', certDir, { checkFiles: false });
+    const http1 = read('');
+    expect(positions(http1)).toEqual([w('listeners[0].routes[0].grpc', 14, 15)]);
+    expect(messageAt(http1, 'listeners[0].routes[0].grpc')).toContain("upstream 'u' speaks HTTP/1.1");
+    expect(read('    protocol: h2\n').ok).toBe(true);
+    expect(read('    protocol: auto\n').ok).toBe(true);
+  });
+
   it('reads upstreams[].health_check (absent: no checks; path required; 5s, 1s, 3, 2, 200-399) and refuses a bad range or a timeout over the interval at the value', () => {
     const read = (extra: string) => parseConfig(oneUpstream(extra), 'health.yaml', certDir, { checkFiles: false });
     const set = read('    health_check:\n      path: /healthz\n      interval: 2s\n      expect_status: 204\n');
@@ -389,6 +399,7 @@ describe('a valid configuration', () => {
           stripHeaders: [],
           trustClientIdentityHeaders: false,
           trustRequestId: false,
+          grpc: false,
           mergeSlashes: true,
           allowPathParameters: false,
           allowDoubleEncoding: false,

@@ -75,6 +75,9 @@ ${frontendOnly}      - name: stalling
 ${frontendOnly}      - name: down
         match: { path_prefix: /gatehouse.test.Down/ }
         upstream: down
+${frontendOnly}      - name: legacy
+        match: { path_prefix: /gatehouse.test.Legacy/ }
+        upstream: legacy
 ${frontendOnly}      - name: health
         match: { path_prefix: /grpc.health.v1.Health/ }
         upstream: demo
@@ -85,7 +88,7 @@ ${listenerTls('        require_spiffe_id: false\n')}    routes:
         match: { path_prefix: /gatehouse.test.Echo/ }
         upstream: grpc
 ${frontendOnly}upstreams:
-${upstream('grpc', ports.grpc, 'h2')}${upstream('stalling', ports.stalling, 'h2')}${upstream('down', ports.down, 'h2')}${upstream('demo', ports.demo, 'auto')}`;
+${upstream('grpc', ports.grpc, 'h2')}${upstream('stalling', ports.stalling, 'h2')}${upstream('down', ports.down, 'h2')}${upstream('demo', ports.demo, 'auto')}${upstream('legacy', ports.grpc, 'http1')}`;
 }
 
 describe('the configuration of these tests, and the probe that skips them', () => {
@@ -214,6 +217,7 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
       ['16 UNAUTHENTICATED: a certificate with no SPIFFE ID (no identity)', () => ({ cert: anonymous, listener: lenientPort }), ECHO_PATHS.unary, grpc.status.UNAUTHENTICATED, /no_identity/],
       ['14 UNAVAILABLE: the upstream is down', () => ({}), '/gatehouse.test.Down/Call', grpc.status.UNAVAILABLE, /upstream_unavailable/],
       ['12 UNIMPLEMENTED: no route for the method', () => ({}), '/gatehouse.test.Nowhere/Call', grpc.status.UNIMPLEMENTED, /no_route/],
+      ['13 INTERNAL: a route whose upstream speaks HTTP/1.1', () => ({}), '/gatehouse.test.Legacy/Call', grpc.status.INTERNAL, /grpc_needs_http2/],
     ] as const)('%s', async (_name, who, pathName, code, reason) => {
       const { cert = certs.frontend, listener = port } = who() as { cert?: ClientCert; listener?: number };
       const before = server.calls.length;

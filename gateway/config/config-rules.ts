@@ -21,7 +21,10 @@ export function checkRules(config: GatewayConfig, cx: ReadContext): void {
     checkUniqueNames(listener.routes, 'route', cx, ` on listener '${listener.name}'`);
     for (const route of listener.routes) {
       const at = cx.pathOf(route);
-      if (route.kind === 'terminate') checkReference('upstream', route.upstream, childPath(at, 'upstream'), upstreams, cx);
+      if (route.kind === 'terminate') {
+        checkReference('upstream', route.upstream, childPath(at, 'upstream'), upstreams, cx);
+        if (route.grpc) checkGrpcUpstream(route.upstream, childPath(at, 'grpc'), config, cx);
+      }
       else checkReference('backend', route.backend, childPath(at, 'backend'), backends, cx);
       used.add(`${route.kind}:${route.kind === 'terminate' ? route.upstream : route.backend}`);
     }
@@ -63,6 +66,13 @@ function checkUniqueNames(items: readonly { name: string }[], kind: string, cx: 
     if (seen === undefined) first.set(item.name, at);
     else cx.problems.atValue(childPath(at, 'name'), `duplicate ${kind} name '${item.name}'${scope} (first at ${where(seen, cx)})`);
   }
+}
+
+/** gRPC needs HTTP/2 to its upstream (trailers, streams both ways): an HTTP/1.1 upstream could never carry it. */
+function checkGrpcUpstream(name: string, at: string, config: GatewayConfig, cx: ReadContext): void {
+  const upstream = config.upstreams.find((u) => u.name === name);
+  if (upstream === undefined || (upstream.protocol ?? 'http1') !== 'http1') return;
+  cx.problems.atValue(at, `a gRPC route needs an upstream that speaks HTTP/2, and upstream '${name}' speaks HTTP/1.1 (protocol: http1, the default): set its protocol to h2 or auto`);
 }
 
 function checkReference(kind: 'upstream' | 'backend', name: string, at: string, known: readonly string[] | undefined, cx: ReadContext): void {

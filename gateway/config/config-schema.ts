@@ -374,6 +374,7 @@ const TERMINATE_KEYS = [
   'retries',
   'timeouts',
   'trust_request_id',
+  'grpc',
 ] as const;
 const ROUTE_KEYS = ['name', ...TERMINATE_KEYS, 'passthrough', 'backend'] as const;
 type RouteKey = (typeof ROUTE_KEYS)[number];
@@ -421,6 +422,7 @@ function readTerminateRoute(m: MapReader<RouteKey>, routeName: string): Terminat
     stripHeaders: m.withDefault('strip_headers', headerNameList, []),
     trustClientIdentityHeaders: m.withDefault('trust_client_identity_headers', bool, false),
     trustRequestId: m.withDefault('trust_request_id', bool, false),
+    grpc: m.withDefault('grpc', bool, false),
     mergeSlashes: m.withDefault('merge_slashes', bool, true),
     allowPathParameters: m.withDefault('allow_path_parameters', bool, false),
     allowDoubleEncoding: m.withDefault('allow_double_encoding', bool, false),

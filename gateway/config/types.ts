@@ -100,6 +100,8 @@ export interface TerminateRoute {
   readonly trustClientIdentityHeaders?: boolean;
   /** Keep the caller's x-request-id instead of the gateway's own. Default false. */
   readonly trustRequestId?: boolean;
+  /** The route carries gRPC: its upstream must speak HTTP/2 (protocol h2 or auto). Default false. */
+  readonly grpc?: boolean;
   /** Forward '//' merged, as routed (default true); false forwards them as sent (routing still merges). */
   readonly mergeSlashes?: boolean;
   /** Accept ';' path parameters (routed as if removed, forwarded as sent). Default false. */

@@ -24,6 +24,8 @@ export class CompiledRoute {
   readonly retries: RetryPolicy;
   /** timeouts.request (0: none). */
   readonly requestTimeoutMs: number;
+  /** The upstream may speak HTTP/2 (h2 or auto): gRPC can go there. */
+  readonly carriesGrpc: boolean;
 
   constructor(
     readonly listener: string,
@@ -39,6 +41,7 @@ export class CompiledRoute {
     this.latency = upstreamDuration.series(cluster.name);
     this.retries = new RetryPolicy(config.retries ?? cluster.config.retries);
     this.requestTimeoutMs = config.timeouts?.requestMs ?? 0;
+    this.carriesGrpc = (cluster.config.protocol ?? 'http1') !== 'http1';
   }
 
   countStatus(status: number): void {

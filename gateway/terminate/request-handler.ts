@@ -80,6 +80,12 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
         identity: conn.identity?.spiffeId ?? null,
       });
     }
+    // gRPC needs its trailers and streams both ways: an HTTP/1.1 upstream cannot carry it.
+    if (res.grpc && !route.carriesGrpc) {
+      route.countRefusal('grpc_needs_http2');
+      route.countStatus(501);
+      return answer(request, 501, 'grpc_needs_http2', `upstream '${route.cluster.name}' speaks HTTP/1.1; a gRPC route needs protocol h2 or auto`, { route: route.config.name });
+    }
     // The body must fit the route's limit: known (a Content-Length) before anything goes upstream.
     if (req.body !== null && !req.body.limit(route.maxRequestBodyBytes)) {
       route.countRefusal('request_body_too_large');
