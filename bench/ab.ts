@@ -22,7 +22,7 @@ import { originRuntime } from './origin-runtime.js';
 import { acquireRunLock } from './run-lock.js';
 import { buildH1load, ensureTools } from './tools.js';
 
-const USAGE = `usage: npm run bench:ab -- --base REV [--pairs N] [--seconds S] [--probes keepalive,close,resume,relay] [--a-resilience]
+const USAGE = `usage: npm run bench:ab -- --base REV [--pairs N] [--seconds S] [--probes keepalive,close,resume,relay] [--a-resilience] [--a-access-log]
 
   --base REV     the build to compare against (a commit, branch or tag); A is the working tree's dist/
   --pairs N      alternating pairs per probe (default 6)
@@ -30,6 +30,7 @@ const USAGE = `usage: npm run bench:ab -- --base REV [--pairs N] [--seconds S] [
   --probes LIST  which of scenarios 1-4's loads: keepalive (1), close (2), resume (3), relay (4: relayed connections)
   --a-resilience A's upstream also has health_check, outlier_detection and retries (with --base HEAD:
                  what configuring them costs, issue 19's benchmark)
+  --a-access-log A writes an access log to a file (with --base HEAD: what it costs, issue 18)
 `;
 
 const log = (line: string): void => {
@@ -51,6 +52,8 @@ interface AbOptions {
   readonly probes: readonly ProbeName[];
   /** A's upstream has health_check, outlier_detection and retries. */
   readonly resilience: boolean;
+  /** A writes an access log (to a file). */
+  readonly accessLog: boolean;
 }
 
 function parseAbOptions(argv: readonly string[]): AbOptions {
@@ -59,6 +62,7 @@ function parseAbOptions(argv: readonly string[]): AbOptions {
   let seconds = 5;
   let probes: ProbeName[] = ['keepalive', 'close', 'resume', 'relay'];
   let resilience = false;
+  let accessLog = false;
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = argv[++i] ?? '';
@@ -66,8 +70,9 @@ function parseAbOptions(argv: readonly string[]): AbOptions {
     else if (flag === '--pairs') pairs = Number(value);
     else if (flag === '--seconds') seconds = Number(value);
     else if (flag === '--probes') probes = value.split(',') as ProbeName[];
-    else if (flag === '--a-resilience') {
-      resilience = true;
+    else if (flag === '--a-resilience' || flag === '--a-access-log') {
+      if (flag === '--a-resilience') resilience = true;
+      else accessLog = true;
       i--; // a flag without a value
     }
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
@@ -76,7 +81,7 @@ function parseAbOptions(argv: readonly string[]): AbOptions {
   if (!Number.isInteger(pairs) || pairs < 1 || pairs > 50) throw new Error('--pairs wants an integer from 1 to 50');
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 60) throw new Error('--seconds wants an integer from 1 to 60');
   for (const p of probes) if (!(p in PROBES)) throw new Error(`unknown probe '${p}' (keepalive, close, resume, relay)`);
-  return { base, pairs, seconds, probes, resilience };
+  return { base, pairs, seconds, probes, resilience, accessLog };
 }
 
 /** Checks REV out under bench/.work/ab-base and builds it there; returns its CLI. */
@@ -138,7 +143,7 @@ async function main(opts: AbOptions): Promise<void> {
     if (originFailure) throw new Error(`the origin did not start: ${originFailure}`);
     for (const build of builds) {
       const dir = path.join(WORK_DIR, 'ab', build.name);
-      const config = await writeConfig(dir, 'gatehouse.yaml', gatehouseConfig({ pki, ports: build.ports, dir }, { ...DEFAULT_SETTINGS, relay: true, resilience: opts.resilience && build.name === 'A' }));
+      const config = await writeConfig(dir, 'gatehouse.yaml', gatehouseConfig({ pki, ports: build.ports, dir }, { ...DEFAULT_SETTINGS, relay: true, resilience: opts.resilience && build.name === 'A', accessLog: opts.accessLog && build.name === 'A' }));
       build.proc = await startBuild(build, build.name === 'A' ? GATEHOUSE_CLI : baseCli, config);
     }
     const target = (b: Build): ProbeTarget => ({ pid: b.proc!.pid, ports: b.ports, pki, options: benchOptions });
@@ -167,7 +172,7 @@ async function main(opts: AbOptions): Promise<void> {
   const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim() ? ' + uncommitted changes' : '';
   const report = [
-    `# Paired A/B: A = ${head}${dirty}${opts.resilience ? ' with health_check, outlier_detection and retries' : ''}, B = ${opts.base}`,
+    `# Paired A/B: A = ${head}${dirty}${opts.resilience ? ' with health_check, outlier_detection and retries' : ''}${opts.accessLog ? ' with access_log' : ''}, B = ${opts.base}`,
     '',
     `${new Date().toISOString()}; ${opts.pairs} pairs × ${opts.seconds} s per probe; both builds on core ${CORES.proxy}, load and origin on core ${CORES.load}.`,
     'Each value is A÷B in requests (or relayed connections) per gateway CPU-second, one per alternating pair; above 1 favours A.',

@@ -66,7 +66,7 @@ admin:
 
 lifecycle:
   watch: false
-
+${s.accessLog ? `\naccess_log:\n  path: ${q(`${ctx.dir}/access.log`)}\n` : ''}
 session_tickets:
   enabled: ${s.tickets}
   per_handshake: ${s.ticketsPerHandshake}
