@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Upstream } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { closedPort } from './support/front-door-harness.js';
@@ -57,14 +58,17 @@ beforeAll(async () => {
       terminateRoute('silent', 'silent', frontend, { match: { pathPrefix: '/silent.' } }),
     ]),
   );
-  const silent = certs.upstream('silent', scripted.port);
+  // protocol auto: gRPC may go to them (an http1 upstream refuses gRPC: grpc_needs_http2); these
+  // HTTP/1.1 servers agree http/1.1, which is what these refusals are about.
+  const auto = (upstream: Upstream): Upstream => ({ ...upstream, protocol: 'auto' });
+  const silent = auto(certs.upstream('silent', scripted.port));
   gateway = await startGateway(
     gatewayConfig(
       [listener],
       [
-        certs.upstream('echo', echo.port),
-        certs.upstream('down', await closedPort()),
-        certs.upstream('scripted', scripted.port),
+        auto(certs.upstream('echo', echo.port)),
+        auto(certs.upstream('down', await closedPort())),
+        auto(certs.upstream('scripted', scripted.port)),
         // An upstream that takes too long for the gateway's own headers timeout.
         { ...silent, timeouts: { ...silent.timeouts, headersMs: 400 } },
       ],

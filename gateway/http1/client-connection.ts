@@ -12,7 +12,7 @@ import { isReadBufferView, SocketIo } from '../net/socket-io.js';
 import { isContentLength, parseContentLength } from '../message/content-length.js';
 import { RequestBody, type BodySource } from './client-request.js';
 import { ClientResponse, type ResponseOwner } from './client-response.js';
-import { unwatchDeadline, watchDeadline, type HasDeadline } from './connection-deadlines.js';
+import { unwatchDeadline, watchDeadline, type HasDeadline } from '../session/connection-deadlines.js';
 import { RequestBodyError, type DownstreamRequest, type RequestHandler } from '../session/downstream-request.js';
 import { sendError } from '../session/error-response.js';
 import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../session/connection-context.js';

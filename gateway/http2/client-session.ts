@@ -13,7 +13,7 @@
 // closed with GOAWAY; drain() does the same once its streams have ended.
 import http2, { constants, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { unwatchDeadline, watchDeadline, type HasDeadline } from '../http1/connection-deadlines.js';
+import { unwatchDeadline, watchDeadline, type HasDeadline } from '../session/connection-deadlines.js';
 import { log } from '../log.js';
 import type { Http2CloseReason } from '../reasons.js';
 import type { ConnectionContext } from '../session/connection-context.js';

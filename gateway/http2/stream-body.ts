@@ -6,7 +6,7 @@
 // that asked `expect: 100-continue` gets its 100 when the body is first read, as over HTTP/1.1.
 import { Readable } from 'node:stream';
 import type { ServerHttp2Stream } from 'node:http2';
-import { unwatchDeadline, watchDeadline, type HasDeadline } from '../http1/connection-deadlines.js';
+import { unwatchDeadline, watchDeadline, type HasDeadline } from '../session/connection-deadlines.js';
 import { RequestBodyError, type DownstreamBody } from '../session/downstream-request.js';
 import type { DownstreamResponse } from '../session/downstream-response.js';
 

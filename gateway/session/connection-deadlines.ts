@@ -1,4 +1,5 @@
-// Deadlines of client connections (request-head and keep-alive idle timeouts), checked by one
+// Deadlines of client connections and their streams (HTTP/1.1 request-head and keep-alive idle
+// timeouts, HTTP/2 session and stream-body timeouts), checked by one
 // coarse interval for all of them instead of a timer armed and cleared around every request.
 
 export interface HasDeadline {
