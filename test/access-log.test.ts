@@ -122,6 +122,23 @@ describe('access log and request ids', () => {
   });
 });
 
+describe('request duration histogram', () => {
+  it('observes each answered request of a route once, from the route to the end of the answer (gatehouse_request_duration_seconds)', async () => {
+    const { registry } = await import('../gateway/metrics/registry.js');
+    const count = async () => {
+      const metric = await registry.getSingleMetric('gatehouse_request_duration_seconds')!.get();
+      return metric.values.find((v) => (v as { metricName?: string }).metricName === 'gatehouse_request_duration_seconds_count' && v.labels.route === 'public/live')?.value ?? 0;
+    };
+    const before = await count();
+    for (let i = 0; i < 3; i++) expect((await send(`/timed-${i}`)).status).toBe(200);
+    expect((await count()) - before).toBe(3);
+    const metric = await registry.getSingleMetric('gatehouse_request_duration_seconds')!.get();
+    const sum = metric.values.find((v) => (v as { metricName?: string }).metricName === 'gatehouse_request_duration_seconds_sum' && v.labels.route === 'public/live')!.value;
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(10);
+  });
+});
+
 describe('access log of passthrough relays', () => {
   it('writes one line per relayed connection when it ends: route, backend, endpoint, SNI, bytes each way', async () => {
     const { backend, frontDoorListener, passthroughRoute, tlsBackend, tlsClient } = await import('./support/front-door-harness.js');

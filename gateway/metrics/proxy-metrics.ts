@@ -58,6 +58,14 @@ export const upstreamDuration = new TalliedHistogram(
   registry,
 );
 
+export const requestDuration = new TalliedHistogram(
+  'gatehouse_request_duration_seconds',
+  'Time from a forwarded request reaching its route to the end of its answer (every try, the whole response), by listener/route',
+  'route',
+  [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registry,
+);
+
 export const upstreamConnects = new Counter({
   name: 'gatehouse_upstream_connections_opened_total',
   help: 'New upstream connections by upstream and whether the TLS session was resumed',

@@ -2,7 +2,7 @@
 // headers and path, its upstream cluster and its metric handles, all bound once at config load.
 import type { TerminateRoute } from '../config/types.js';
 import { AuthorizationPolicy } from '../authz/authorization-policy.js';
-import { refusalCount, requestCount, upstreamDuration } from '../metrics/proxy-metrics.js';
+import { refusalCount, requestCount, requestDuration, upstreamDuration } from '../metrics/proxy-metrics.js';
 import type { HistogramSeries } from '../metrics/tallied-histogram.js';
 import type { Inc } from '../metrics/tallies.js';
 import type { UpstreamCluster } from '../upstream/upstream-cluster.js';
@@ -21,6 +21,8 @@ export class CompiledRoute {
   readonly #statusCounters = new Map<number, Inc>();
   readonly #refusalCounters = new Map<string, Inc>();
   readonly latency: HistogramSeries;
+  /** The whole request, downstream: until its answer has ended. */
+  readonly duration: HistogramSeries;
   readonly retries: RetryPolicy;
   /** timeouts.request (0: none). */
   readonly requestTimeoutMs: number;
@@ -39,6 +41,7 @@ export class CompiledRoute {
     this.pathAllowances = pathAllowancesOf(config);
     this.mergeSlashes = config.mergeSlashes !== false;
     this.latency = upstreamDuration.series(cluster.name);
+    this.duration = requestDuration.series(`${listener}/${config.name}`);
     this.retries = new RetryPolicy(config.retries ?? cluster.config.retries);
     this.requestTimeoutMs = config.timeouts?.requestMs ?? 0;
     this.carriesGrpc = (cluster.config.protocol ?? 'http1') !== 'http1';

@@ -3,6 +3,7 @@
 // endpoint after the one that failed, never back to whatever round robin hands out next. It keeps
 // the body when a retry may need to send it again, runs the per-try and request timeouts (timers
 // only when a route sets them), counts retries, and answers the failure no try could get past.
+import { performance } from 'node:perf_hooks'; // the global is a getter on globalThis: read on every use
 import { Readable } from 'node:stream';
 import { log } from '../log.js';
 import { upstreamRetries, upstreamRetryBudgetExhausted } from '../metrics/proxy-metrics.js';
@@ -31,6 +32,7 @@ export class ForwardedRequest {
   #answered = false;
   /** The status of the answer forwarded (for the access log). */
   #status: number | undefined;
+  readonly #started = performance.now();
 
   constructor(
     private readonly req: DownstreamRequest,
@@ -114,6 +116,7 @@ export class ForwardedRequest {
 
   /** ExchangeEvents: the forwarded answer is over (or cut): its access log line. */
   onEnd(bodyBytes: number, cut: string | undefined): void {
+    if (cut === undefined) this.route.duration.observe((performance.now() - this.#started) / 1000);
     // A client gone before any answer: 499, as NGINX logs it.
     this.record?.finish(this.#status ?? 499, cut, bodyBytes);
   }
