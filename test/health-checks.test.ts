@@ -6,7 +6,6 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
-import { setLogLevel, setLogSink, type LogSink } from '../gateway/log.js';
 import { registry } from '../gateway/metrics/registry.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
@@ -14,6 +13,7 @@ import { request } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
 import { okResponse, startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id } from './support/test-pki.js';
+import { captureLogs, waitFor } from './support/lifecycle-harness.js';
 
 const INTERVAL_MS = 100;
 const UNHEALTHY_THRESHOLD = 2;
@@ -29,8 +29,7 @@ let changing: ScriptedTlsUpstream;
 let impostor: ScriptedTlsUpstream;
 /** What `changing` answers on its health path. */
 let changingHealth = 200;
-let previousSink: LogSink;
-const logged: Array<Record<string, unknown>> = [];
+let logs: ReturnType<typeof captureLogs>;
 
 const health = (status: number) => `HTTP/1.1 ${status} X\r\ncontent-length: 2\r\n\r\nhc`;
 
@@ -53,15 +52,13 @@ beforeAll(async () => {
     { ...certs.upstream('identity', 0, { ports: [steady.port, impostor.port] }), healthCheck, outlierDetection: noEjection },
   ];
   const routes = upstreams.map((u) => terminateRoute(u.name, u.name, allow(id('frontend')), { match: { pathPrefix: `/${u.name}` } }));
-  previousSink = setLogSink((line) => logged.push(JSON.parse(line) as Record<string, unknown>));
-  setLogLevel('info');
+  logs = captureLogs();
   gateway = await startGateway(gatewayConfig([certs.listener(routes)], upstreams));
   port = listenerPort(gateway);
 });
 
 afterAll(async () => {
-  setLogSink(previousSink);
-  setLogLevel('silent');
+  logs?.restore();
   await gateway?.close();
   await steady?.close();
   await changing?.close();
@@ -78,14 +75,6 @@ async function upstreamsPage(): Promise<Record<string, { endpoints: Array<{ endp
   return (await res.json()) as never;
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<number> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > ms) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return Date.now() - start;
-}
 
 const changingEndpoint = () => `127.0.0.1:${changing.port}`;
 const served = (upstream: ScriptedTlsUpstream) => upstream.requests.filter((r) => r.path !== '/healthz').length;
@@ -109,10 +98,11 @@ describe('active health checks', () => {
     expect(served(changing) - before).toBe(2);
 
     changingHealth = 503;
-    const from = logged.length;
-    const tookMs = await waitFor('changing marked unhealthy', () => logged.slice(from).some((l) => l.event === 'upstream_endpoint_unhealthy' && l.endpoint === changingEndpoint()), INTERVAL_MS * UNHEALTHY_THRESHOLD + SLACK_MS);
-    expect(tookMs).toBeLessThan(INTERVAL_MS * (UNHEALTHY_THRESHOLD + 1) + SLACK_MS);
-    expect(logged.slice(from).find((l) => l.event === 'upstream_endpoint_unhealthy' && l.endpoint === changingEndpoint())).toMatchObject({ upstream: 'checked', last_check: 'status 503' });
+    const from = logs.lines().length;
+    const started = Date.now();
+    await waitFor('changing marked unhealthy', () => logs.lines().slice(from).some((l) => l.event === 'upstream_endpoint_unhealthy' && l.endpoint === changingEndpoint()), INTERVAL_MS * UNHEALTHY_THRESHOLD + SLACK_MS);
+    expect(Date.now() - started).toBeLessThan(INTERVAL_MS * (UNHEALTHY_THRESHOLD + 1) + SLACK_MS);
+    expect(logs.lines().slice(from).find((l) => l.event === 'upstream_endpoint_unhealthy' && l.endpoint === changingEndpoint())).toMatchObject({ upstream: 'checked', last_check: 'status 503' });
     expect(await gauge('checked', changingEndpoint())).toBe(0);
     const page = await upstreamsPage();
     expect(page.checked!.endpoints.find((e) => e.endpoint === changingEndpoint())).toMatchObject({ healthy: false, health_check: { check: 'unhealthy', last: 'status 503' } });
@@ -127,8 +117,8 @@ describe('active health checks', () => {
     expect(served(changing)).toBe(out);
 
     changingHealth = 200;
-    const back = logged.length;
-    await waitFor('changing healthy again', () => logged.slice(back).some((l) => l.event === 'upstream_endpoint_healthy' && l.endpoint === changingEndpoint()), INTERVAL_MS * HEALTHY_THRESHOLD + SLACK_MS);
+    const back = logs.lines().length;
+    await waitFor('changing healthy again', () => logs.lines().slice(back).some((l) => l.event === 'upstream_endpoint_healthy' && l.endpoint === changingEndpoint()), INTERVAL_MS * HEALTHY_THRESHOLD + SLACK_MS);
     expect(await gauge('checked', changingEndpoint())).toBe(1);
     const again = served(changing);
     for (let i = 0; i < 4; i++) expect((await send(`/checked/back-${i}`)).status).toBe(200);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAddress } from '../config/config-values.js';
+import { formatAddress, parseAddress } from '../config/config-values.js';
 import { callGrpc } from '../demo/grpc-call.js';
 import { GRPC_STATUS, grpcStatusName } from '../grpc/grpc-wire.js';
 import { decodeHealthCheckResponse, encodeHealthCheckRequest, HEALTH_CHECK_PATH, SERVING_STATUS, servingStatusName } from '../demo/health-messages.js';
@@ -66,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const { host, port } = address.value;
   const servername = values.servername ?? host;
-  const hostPort = (name: string) => `${name.includes(':') ? `[${name}]` : name}:${port}`;
+  const hostPort = (name: string) => formatAddress({ host: name, port });
   // A gateway refuses an :authority that disagrees with the TLS server name (421): both say servername.
   const authority = hostPort(servername);
   const session = http2.connect(`https://${hostPort(host)}`, { ...tls, servername, ALPNProtocols: ['h2'] });

@@ -49,6 +49,11 @@ function hostNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** An address as written: `host:port`, `[ipv6]:port` (parseAddress's inverse). */
+export function formatAddress(address: { readonly host: string; readonly port: number }): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
 /** `host:port`, `[ipv6]:port`; the host an IPv4 address or a DNS name, the port 1..65535. */
 export function parseAddress(text: string): Parsed<Address> {
   let host: string;

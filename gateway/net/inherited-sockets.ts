@@ -6,6 +6,7 @@
 // load, where passing the socket itself lost none (docs/operations.md). Which descriptor is which
 // address travels in one environment variable, read once and removed, so that the processes this
 // one starts do not believe they have the descriptors too.
+import { formatAddress } from '../config/config-values.js';
 import fs from 'node:fs';
 import net from 'node:net';
 
@@ -20,9 +21,7 @@ export interface Inheritance {
   readonly served?: readonly string[];
 }
 
-export function addressKey(address: { readonly host: string; readonly port: number }): string {
-  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
-}
+export const addressKey = formatAddress;
 
 /** What the environment says this process was given, without taking it (a relaunch passes it on as it is). */
 export function peekInheritance(env: NodeJS.ProcessEnv = process.env): Inheritance | undefined {

@@ -22,10 +22,9 @@ import { DIAL_GONE, nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
 import { accessLine } from '../access-log/access-line.js';
+import { formatAddress } from '../config/config-values.js';
 import type { AccessLog } from '../access-log/access-log.js';
 
-/** host:port, bracketed IPv6. */
-const addressText = (a: { host: string; port: number }) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 /** A passthrough route compiled for one listener: what the SNI router hands the front door. */
 export interface PassthroughTarget {
@@ -382,7 +381,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
           listener: this.#target.listener,
           route: this.#target.route,
           upstream: this.#target.backend.name,
-          endpoint: this.#endpoint >= 0 ? addressText(this.#target.backend.endpoints[this.#endpoint]!) : undefined,
+          endpoint: this.#endpoint >= 0 ? formatAddress(this.#target.backend.endpoints[this.#endpoint]!) : undefined,
           reason: wasConnecting ? 'not_connected' : undefined,
           durationMs: Date.now() - this.#startedAt,
           bytesIn: this.toBackendBytes(),

@@ -18,7 +18,8 @@ import { CompiledRoute } from '../terminate/compiled-route.js';
 import { buildServerTlsState, type TlsTuning } from '../terminate/server-tls-state.js';
 import { TerminateListener } from '../terminate/terminate-listener.js';
 import { TerminateRouter } from '../terminate/terminate-router.js';
-import { UpstreamCluster, type UpstreamEndpointStatus } from '../upstream/upstream-cluster.js';
+import { UpstreamCluster } from '../upstream/upstream-cluster.js';
+import { upstreamsPage } from './upstreams-page.js';
 import { AccessLog } from '../access-log/access-log.js';
 import { buildUpstreamTlsState } from '../upstream/upstream-tls-state.js';
 import { soloHealthShare, type HealthResult, type HealthShare } from '../upstream/health-share.js';
@@ -261,15 +262,6 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     reload,
     close,
   };
-}
-
-export type UpstreamsPage = Record<string, { balance: string; endpoints: UpstreamEndpointStatus[] }>;
-
-/** /upstreams: every upstream's endpoints with their health, ejection, requests and connections. */
-export function upstreamsPage(clusters: ReadonlyMap<string, UpstreamCluster>): UpstreamsPage {
-  const page: UpstreamsPage = {};
-  for (const [name, cluster] of clusters) page[name] = { balance: cluster.config.balance ?? 'round_robin', endpoints: cluster.endpoints() };
-  return page;
 }
 
 async function buildUpstreamCluster(upstream: Upstream, index: number, healthShare: HealthShare): Promise<UpstreamCluster> {

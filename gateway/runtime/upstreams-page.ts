@@ -1,9 +1,20 @@
-// /upstreams of a gateway with workers: each worker has its own pools, so the page the primary
-// serves adds up their requests and connections per endpoint; an endpoint is healthy only where
-// every worker sends it traffic (health checks are shared, so they agree but for a moment after a
+// GET /upstreams: every upstream's endpoints with their health, ejection, requests and connections.
+// With workers, each worker has its own pools, so the page the primary serves adds up their
+// requests and connections per endpoint; an endpoint is healthy only where every worker sends it
+// traffic (health checks are shared, so they agree but for a moment after a
 // verdict; passive ejections are each worker's own).
-import type { UpstreamsPage } from './gateway.js';
+import type { UpstreamCluster, UpstreamEndpointStatus } from '../upstream/upstream-cluster.js';
 
+export type UpstreamsPage = Record<string, { balance: string; endpoints: UpstreamEndpointStatus[] }>;
+
+/** One process's page. */
+export function upstreamsPage(clusters: ReadonlyMap<string, UpstreamCluster>): UpstreamsPage {
+  const page: UpstreamsPage = {};
+  for (const [name, cluster] of clusters) page[name] = { balance: cluster.config.balance ?? 'round_robin', endpoints: cluster.endpoints() };
+  return page;
+}
+
+/** The workers' pages as one. */
 export function mergeUpstreamsPages(pages: readonly UpstreamsPage[]): UpstreamsPage {
   const merged: UpstreamsPage = {};
   for (const page of pages) {

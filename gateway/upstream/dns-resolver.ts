@@ -4,6 +4,7 @@
 // V4_PREFERRED): a name with both, like localhost, is rarely served on both.
 import dns from 'node:dns';
 import type { Address } from '../config/types.js';
+import { formatAddress } from '../config/config-values.js';
 
 export type ResolveAddresses = (host: string) => Promise<string[]>;
 
@@ -16,7 +17,7 @@ export function dnsResolver(servers: readonly Address[] | undefined): ResolveAdd
     };
   }
   const resolver = new dns.promises.Resolver({ timeout: 2000, tries: 2 });
-  resolver.setServers(servers.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)));
+  resolver.setServers(servers.map(formatAddress));
   return async (host) => {
     const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
     const v4found = v4.status === 'fulfilled' ? v4.value : [];

@@ -5,6 +5,8 @@
 // requests open connections with the new identity.
 import { UPSTREAM_LIMITS_DEFAULT, type Upstream } from '../config/types.js';
 import { isIP } from 'node:net';
+// host:port as written: the Host header sent when the client's request had none, and the endpoint's metric label.
+import { formatAddress } from '../config/config-values.js';
 import { createBalancer, type Balancer } from './balancer.js';
 import { dnsResolver } from './dns-resolver.js';
 import { EndpointAddresses } from './endpoint-addresses.js';
@@ -43,7 +45,7 @@ export class UpstreamCluster {
   ) {
     this.name = config.name;
     this.#tlsState = tlsState;
-    this.#outliers = new OutlierDetector(config.name, config.endpoints.map(endpointName), config.outlierDetection);
+    this.#outliers = new OutlierDetector(config.name, config.endpoints.map(formatAddress), config.outlierDetection);
     const resolve = dnsResolver(config.dnsResolvers);
     this.#addresses = config.endpoints.map((e, i) => (isIP(e.host) === 0 ? new EndpointAddresses(config.name, e.host, config.dnsRefreshMs ?? 30_000, resolve, () => this.#renewPool(i)) : undefined));
     this.#pools = this.#createPools();
@@ -51,7 +53,7 @@ export class UpstreamCluster {
     const check = config.healthCheck;
     if (check !== undefined && hooks.healthShare !== undefined) {
       const scheme = tlsState === undefined ? 'http' : 'https';
-      this.#checker = new HealthChecker(config.name, config.endpoints.map(endpointName), check, () => this.#pools, this.#outliers, hooks.healthShare, scheme);
+      this.#checker = new HealthChecker(config.name, config.endpoints.map(formatAddress), check, () => this.#pools, this.#outliers, hooks.healthShare, scheme);
     }
   }
 
@@ -73,7 +75,7 @@ export class UpstreamCluster {
       const out = this.#outliers.status(i);
       const s = pool.stats();
       return {
-        endpoint: endpointName(this.config.endpoints[i]!),
+        endpoint: formatAddress(this.config.endpoints[i]!),
         addresses: this.#addresses[i]?.addresses ?? null,
         healthy: !out.unhealthy && out.ejectedUntil === 0,
         health_check: this.#checker?.state(i) ?? null,
@@ -102,7 +104,7 @@ export class UpstreamCluster {
       maxStreams: limits.maxConcurrentStreams ?? UPSTREAM_LIMITS_DEFAULT.maxConcurrentStreams,
       protocol: config.protocol,
       timeouts: config.timeouts,
-      hostHeader: endpointName(endpoint),
+      hostHeader: formatAddress(endpoint),
       connect: createUpstreamConnector({
         endpoint,
         protocol: config.protocol,
@@ -200,10 +202,4 @@ export interface UpstreamEndpointStatus {
   readonly connections: number;
   readonly idle_connections: number;
   readonly pending: number;
-}
-
-/** host:port, bracketed IPv6: the Host header sent when the client's request had none, and the endpoint's metric label. */
-function endpointName(endpoint: Upstream['endpoints'][number]): string {
-  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
-  return `${host}:${endpoint.port}`;
 }
