@@ -119,6 +119,11 @@ describe('access log and request ids', () => {
     const kept = await send('/trusting/x', { headers: { 'x-request-id': 'client-chosen' } });
     expect(requestId(kept)).toBe('client-chosen');
     expect(upstream.requests[before + 1]!.head.toLowerCase()).toContain('x-request-id: client-chosen');
+    // The log names the id the upstream and the client saw.
+    const deadline = Date.now() + 3000;
+    const logged = () => readLines().filter((l) => l.path === '/trusting/x');
+    while (logged().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(logged().map((l) => l.request_id)).toEqual(['client-chosen']);
   });
 });
 

@@ -1,6 +1,6 @@
-// Where access log lines go: stdout, stderr or a file, written in batches — lines are joined and
-// handed to the stream once per 64 KiB or 100 ms, not once per request — so that logging every
-// request costs a string per request and a write per batch. If the destination cannot keep up,
+// Where access log lines go: stdout, stderr or a file, written in batches — each line is encoded
+// straight into a 64 KiB buffer that goes to the stream when full or after 100 ms, not once per
+// request — so that logging every request costs a string and a copy per request, a write per batch. If the destination cannot keep up,
 // at most 8 MiB wait; beyond that lines are dropped and counted, never held without bound.
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -10,6 +10,7 @@ import { registry } from '../metrics/registry.js';
 const BATCH_BYTES = 64 * 1024;
 const FLUSH_MS = 100;
 const MAX_WAITING_BYTES = 8 * 1024 * 1024;
+const NEWLINE = 0x0a;
 
 const dropped = new Counter({
   name: 'gatehouse_access_log_dropped_lines_total',
@@ -20,7 +21,8 @@ const dropped = new Counter({
 export class AccessLogWriter {
   readonly #out: Writable;
   readonly #ownsStream: boolean;
-  #batch = '';
+  #batch = Buffer.allocUnsafe(BATCH_BYTES);
+  #used = 0;
   /** Bytes handed to the stream and not yet written by it, plus the batch. */
   #waiting = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -39,10 +41,17 @@ export class AccessLogWriter {
       dropped.inc();
       return;
     }
-    this.#batch += line + '\n';
-    this.#waiting += line.length + 1;
-    if (this.#batch.length >= BATCH_BYTES) this.flush();
-    else if (this.#timer === undefined) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; a line longer than a batch goes alone.
+    const most = line.length * 3 + 1;
+    if (this.#used + most > this.#batch.length) {
+      this.flush();
+      if (most > this.#batch.length) this.#batch = Buffer.allocUnsafe(most);
+    }
+    const bytes = this.#batch.write(line, this.#used) + 1;
+    this.#batch[this.#used + bytes - 1] = NEWLINE;
+    this.#used += bytes;
+    this.#waiting += bytes;
+    if (this.#timer === undefined) {
       this.#timer = setTimeout(this.flush, FLUSH_MS);
       this.#timer.unref();
     }
@@ -51,10 +60,11 @@ export class AccessLogWriter {
   readonly flush = (): void => {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const batch = this.#batch;
-    if (batch === '') return;
-    this.#batch = '';
-    const bytes = batch.length;
+    const bytes = this.#used;
+    if (bytes === 0) return;
+    const batch = this.#batch.subarray(0, bytes);
+    this.#batch = Buffer.allocUnsafe(BATCH_BYTES);
+    this.#used = 0;
     this.#out.write(batch, () => (this.#waiting -= bytes));
   };
 

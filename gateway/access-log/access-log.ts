@@ -3,9 +3,8 @@
 // answer ends (or is cut) — written as one line (access-line.ts) through the batching writer.
 import { performance } from 'node:perf_hooks';
 import type { AccessLogConfig } from '../config/types.js';
-import type { ConnectionContext } from '../session/connection-context.js';
 import type { DownstreamRequest } from '../session/downstream-request.js';
-import { accessLine } from './access-line.js';
+import { accessLine, connectionFields } from './access-line.js';
 import { AccessLogWriter } from './access-log-writer.js';
 
 export class AccessLog {
@@ -42,7 +41,8 @@ export class RequestLog {
     private readonly listener: string,
     private readonly req: DownstreamRequest,
     private readonly path: string,
-    private readonly requestId: string,
+    /** The request's id; the client's own where the route trusts it (set once the route is known). */
+    public requestId: string,
   ) {}
 
   /** The answer ended (or was cut): one line, once. */
@@ -50,8 +50,6 @@ export class RequestLog {
     if (this.#done) return;
     this.#done = true;
     const { req } = this;
-    const conn = req.connection;
-    const tls = tlsFacts(conn);
     this.writer.write(
       accessLine({
         kind: 'request',
@@ -59,7 +57,6 @@ export class RequestLog {
         route: this.route,
         method: req.method,
         path: this.path,
-        protocol: conn.alpn === 'h2' ? 'HTTP/2' : 'HTTP/1.1',
         status,
         reason,
         durationMs: performance.now() - this.#started,
@@ -69,21 +66,26 @@ export class RequestLog {
         attempts: this.attempts,
         bytesIn: req.body?.received ?? 0,
         bytesOut,
-        identity: conn.identity?.spiffeId ?? conn.identity?.subject,
-        tlsVersion: tls?.version,
-        resumed: tls?.resumed,
         requestId: this.requestId,
-        remote: req.remoteAddress,
+        connection: requestConnectionFields(req),
       }),
     );
   }
 }
 
-/** The connection's TLS version and resumption, read once per connection and kept on its context. */
-function tlsFacts(conn: ConnectionContext): { version: string; resumed: boolean } | undefined {
-  if (conn.tls !== undefined) return conn.tls;
+/** A TLS connection's own fields, rendered for its first logged request and kept on its context
+ * (plaintext connections share one frozen context: theirs are rendered each time). */
+function requestConnectionFields(req: DownstreamRequest): string {
+  const conn = req.connection;
+  if (conn.logFields !== undefined) return conn.logFields;
   const socket = conn.tlsSocket;
-  if (socket === undefined) return undefined;
-  conn.tls = { version: socket.getProtocol() ?? 'unknown', resumed: socket.isSessionReused() };
-  return conn.tls;
+  const fields = connectionFields({
+    protocol: conn.alpn === 'h2' ? 'HTTP/2' : 'HTTP/1.1',
+    identity: conn.identity?.spiffeId ?? conn.identity?.subject,
+    tlsVersion: socket === undefined ? undefined : (socket.getProtocol() ?? 'unknown'),
+    resumed: socket?.isSessionReused(),
+    remote: req.remoteAddress,
+  });
+  if (socket !== undefined) conn.logFields = fields;
+  return fields;
 }

@@ -21,7 +21,7 @@ import { proxyHeader } from './proxy-protocol.js';
 import { DIAL_GONE, nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
-import { accessLine } from '../access-log/access-line.js';
+import { accessLine, connectionFields } from '../access-log/access-line.js';
 import { formatAddress } from '../config/config-values.js';
 import type { AccessLog } from '../access-log/access-log.js';
 
@@ -386,7 +386,7 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
           durationMs: Date.now() - this.#startedAt,
           bytesIn: this.toBackendBytes(),
           bytesOut: this.toClientBytes(),
-          sni: this.#options.sni,
+          connection: connectionFields({ sni: this.#options.sni }),
         }),
       );
     }

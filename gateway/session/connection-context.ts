@@ -24,8 +24,8 @@ export interface ConnectionContext {
   /** The last Host value a request on this connection sent, found valid, and its normalized form (host-header.ts). */
   hostValue?: string;
   host?: string;
-  /** TLS version and resumption, once the access log asked (access-log.ts). */
-  tls?: { readonly version: string; readonly resumed: boolean };
+  /** The access log's fields for this connection (protocol, identity, TLS, remote), once rendered (access-log.ts). */
+  logFields?: string;
 }
 
 /** Every plaintext connection's context: nothing known, nothing memoized (frozen, shared). */

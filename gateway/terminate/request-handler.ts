@@ -96,6 +96,7 @@ export function createRequestHandler(listener: string, router: () => TerminateRo
 
     // 5. Upstream head, then dispatch with the path that was routed.
     const upstream = upstreamRequest(req, conn, route.requestHeaders, upstreamTarget(url, path, query, normalized, route), id);
+    if (record !== undefined) record.requestId = upstream.requestId ?? id; // a trusting route's is the client's
     new ForwardedRequest(req, res, route, conn, upstream, record).start();
   };
 }
