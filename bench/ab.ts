@@ -7,7 +7,7 @@
 // (`--base HEAD` on a clean tree) to see the noise floor: same-build pairs here differ by ~2%.
 import { execFileSync } from 'node:child_process';
 import { existsSync, symlinkSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mintBenchPki } from './certificates.js';
 import { CORES, DIST_BENCH, GATEHOUSE_CLI, HOST, portsFrom, REPO_ROOT, RESULTS_DIR, WORK_DIR, type Ports } from './layout.js';
@@ -143,6 +143,7 @@ async function main(opts: AbOptions): Promise<void> {
     if (originFailure) throw new Error(`the origin did not start: ${originFailure}`);
     for (const build of builds) {
       const dir = path.join(WORK_DIR, 'ab', build.name);
+      await rm(path.join(dir, 'access.log'), { force: true }); // each run's log starts empty, not appended to the last run's
       const config = await writeConfig(dir, 'gatehouse.yaml', gatehouseConfig({ pki, ports: build.ports, dir }, { ...DEFAULT_SETTINGS, relay: true, resilience: opts.resilience && build.name === 'A', accessLog: opts.accessLog && build.name === 'A' }));
       build.proc = await startBuild(build, build.name === 'A' ? GATEHOUSE_CLI : baseCli, config);
     }
