@@ -7,7 +7,9 @@
 // valid runs.
 import * as grpc from '@grpc/grpc-js';
 import http2 from 'node:http2';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblem, parseConfig } from '../gateway/config/load-config.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
@@ -136,7 +138,7 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
     if (!parsed.ok) throw new Error(parsed.problems.map(formatProblem).join('\n'));
     // Listeners on ports the kernel picks (YAML takes no port 0).
     const listeners = parsed.config.listeners.map((l) => ({ ...l, address: { ...l.address, port: 0 } }));
-    gateway = await startGateway({ ...parsed.config, listeners }, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
+    gateway = await startGateway({ ...parsed.config, listeners, accessLog: { path: accessLogFile(), sample: 1 } }, { admin: false, lifecycle: { debounceMs: 100, pollMs: 0, tickMs: 1000 } });
     port = listenerPort(gateway, 'public');
     lenientPort = listenerPort(gateway, 'lenient');
     client = clientWith(certs.frontend);
@@ -145,6 +147,15 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
   afterEach(() => {
     server.script = {};
   });
+
+  const accessLogFile = () => path.join(certs.pki.dir, 'access.log');
+  /** The access log's lines that `match`, once at least one is written (batches leave every 100 ms). */
+  async function accessLogLines(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>[]> {
+    const read = () => (fs.existsSync(accessLogFile()) ? fs.readFileSync(accessLogFile(), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter(match) : []);
+    const deadline = Date.now() + 3000;
+    while (read().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    return read();
+  }
 
   afterAll(async () => {
     for (const c of opened) c.close();
@@ -208,6 +219,9 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
       expect(stalling.streams.length).toBe(before + 1);
       const closed = await Promise.race([stalling.streams.at(-1)!.closed, new Promise<string>((r) => setTimeout(() => r('still open'), SLACK_MS))]);
       expect(closed, 'the gateway resets the upstream stream it gave up on').not.toBe('still open');
+      // The access log says why it ended (not that the client left).
+      const lines = await accessLogLines((l) => l.path === '/gatehouse.test.Stalling/Wait');
+      expect(lines).toEqual([expect.objectContaining({ status: 504, reason: 'grpc_deadline_exceeded', protocol: 'HTTP/2' })]);
     });
   });
 

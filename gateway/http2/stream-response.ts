@@ -12,7 +12,7 @@ import { isContentLength } from '../message/content-length.js';
 import { HeaderNameSet } from '../message/header-name-set.js';
 import { RESPONSE_HOP_BY_HOP } from '../message/hop-by-hop.js';
 import { isReadBufferView } from '../net/socket-io.js';
-import type { DownstreamResponse } from '../session/downstream-response.js';
+import type { DownstreamResponse, EndedByGateway } from '../session/downstream-response.js';
 import { sendError } from '../session/error-response.js';
 import { grpcStatusTrailers } from '../session/grpc-status.js';
 import { GRPC_STATUS } from '../grpc/grpc-wire.js';
@@ -43,7 +43,7 @@ export class StreamResponse implements DownstreamResponse {
   #closed = false;
   #drain: (() => void) | undefined;
   #drainWatched = false;
-  #onClose: (() => void) | undefined;
+  #onClose: ((endedBy?: EndedByGateway) => void) | undefined;
   #deadline: NodeJS.Timeout | undefined;
 
   constructor(
@@ -121,7 +121,7 @@ export class StreamResponse implements DownstreamResponse {
     this.stream.on('drain', this.#drained);
   }
 
-  onClose(listener: () => void): void {
+  onClose(listener: (endedBy?: EndedByGateway) => void): void {
     this.#onClose = listener;
   }
 
@@ -148,7 +148,8 @@ export class StreamResponse implements DownstreamResponse {
     this.#deadline = undefined;
     if (this.#ended || this.#closed) return;
     const message = `the request's grpc-timeout (${ms} ms) passed before its response ended`;
-    if (!this.#responded) {
+    const responded = this.#responded;
+    if (!responded) {
       // Nothing has left (a head the upstream sent may be held here): that head is dropped.
       this.#head = undefined;
       this.#headersSent = false;
@@ -161,7 +162,7 @@ export class StreamResponse implements DownstreamResponse {
       this.#ended = true;
       this.#reset();
     }
-    this.#onClose?.();
+    this.#onClose?.(responded ? { reason: 'grpc_deadline_exceeded' } : { reason: 'grpc_deadline_exceeded', status: 504 });
     onExpired();
   };
 

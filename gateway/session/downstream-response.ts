@@ -19,6 +19,12 @@ export interface DownstreamResponse {
   /** Cuts the response: the only honest signal left once it has started. */
   destroy(err?: Error): void;
   onDrain(listener: () => void): void;
-  /** Called once if the client goes away before this response has ended. */
-  onClose(listener: () => void): void;
+  /** Called once if the response ends before its answer did: the client went away, or the gateway ended it (`endedBy`). */
+  onClose(listener: (endedBy?: EndedByGateway) => void): void;
+}
+
+/** Why the gateway itself ended a response before its answer did (a gRPC deadline), and the status it answered with if nothing had left yet. */
+export interface EndedByGateway {
+  readonly reason: string;
+  readonly status?: number;
 }

@@ -115,10 +115,10 @@ export class ForwardedRequest {
   }
 
   /** ExchangeEvents: the forwarded answer is over (or cut): its access log line. */
-  onEnd(bodyBytes: number, cut: string | undefined): void {
+  onEnd(bodyBytes: number, cut: string | undefined, status?: number): void {
     if (cut === undefined) this.route.duration.observe((performance.now() - this.#started) / 1000);
     // A client gone before any answer: 499, as NGINX logs it.
-    this.record?.finish(this.#status ?? 499, cut, bodyBytes);
+    this.record?.finish(status ?? this.#status ?? 499, cut, bodyBytes);
   }
 
   /** ExchangeEvents: the try failed before a response head; true when another try takes over. */

@@ -22,8 +22,11 @@ export interface ExchangeEvents {
   onResponse(status: number, upstreamSeconds: number): boolean;
   /** Failed before the response head: retry elsewhere (return true) or let the exchange answer. */
   onFailure(failure: RequestFailure, err: Error): boolean;
-  /** The forwarded answer is over: complete (`cut` undefined), cut by the upstream, or left by the client; its body bytes. */
-  onEnd(bodyBytes: number, cut: string | undefined): void;
+  /**
+   * The forwarded answer is over: complete (`cut` undefined), cut by the upstream, left by the
+   * client or ended by the gateway (with `status` when the gateway answered in its place); its body bytes.
+   */
+  onEnd(bodyBytes: number, cut: string | undefined, status?: number): void;
 }
 
 export class ProxyExchange implements UpstreamExchangeHandler {
@@ -53,11 +56,11 @@ export class ProxyExchange implements UpstreamExchangeHandler {
    * streaming on, if any, reports it first through onError).
    */
   watchClient(body: DownstreamBody | null): void {
-    this.res.onClose(() => {
+    this.res.onClose((endedBy) => {
       if (!this.#done) {
         this.#done = true;
-        this.#abort?.(new Error('client closed the connection'));
-        this.events.onEnd(this.#bytes, 'client_closed');
+        this.#abort?.(new Error(endedBy === undefined ? 'client closed the connection' : `the gateway ended the response: ${endedBy.reason}`));
+        this.events.onEnd(this.#bytes, endedBy?.reason ?? 'client_closed', endedBy?.status);
       }
     });
     body?.once('error', (err: Error) => {
