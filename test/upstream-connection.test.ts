@@ -136,6 +136,27 @@ async function exchange(conn: UpstreamConnection, request: UpstreamRequest = GET
 
 const ok = (body: string, extra = ''): string => `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`;
 
+/** A client that cannot take more (its buffer full) and never drains: onData says wait. */
+class BackedUpHandler extends RecordingHandler {
+  override onData(chunk: Buffer): boolean {
+    super.onData(chunk);
+    return false;
+  }
+}
+
+describe('upstream connection: backpressure', () => {
+  it('a response whose last bytes met a backed-up client goes back to the pool reading: the next request on it is answered', async () => {
+    const { conn, owner } = await connection([[ok('first')], [ok('second')]]);
+    const backedUp = new BackedUpHandler();
+    conn.run(GET, backedUp);
+    expect(await backedUp.settled).toMatchObject({ status: 200, body: 'first', completed: 1 });
+    expect(owner.releases).toBe(1);
+    // The first client never drains: its pause must not outlive its exchange.
+    const stalled = new Promise<string>((resolve) => setTimeout(() => resolve('stalled'), 2000));
+    expect(await Promise.race([exchange(conn), stalled])).toMatchObject({ status: 200, body: 'second', completed: 1 });
+  });
+});
+
 describe('upstream connection: response framing', () => {
   it('takes a Content-Length body that came with its head, and the next response on the same connection', async () => {
     const { conn, owner } = await connection([[ok('hello')], [ok('second', 'x-n: 2\r\n')]]);

@@ -147,7 +147,8 @@ export class ProxyExchange implements UpstreamExchangeHandler {
   }
 
   readonly #onDrain = (): void => {
-    this.#resume?.();
+    // Once complete, the upstream connection may be another exchange's: its pause is not ours to lift.
+    if (!this.#done) this.#resume?.();
   };
 
   onComplete(trailers?: readonly string[]): void {

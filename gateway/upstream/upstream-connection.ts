@@ -283,6 +283,9 @@ export class UpstreamConnection implements SingleSession {
       this.socket.destroy();
       return;
     }
+    // A client that was backed up at the response's last bytes paused reading: the next exchange
+    // (and the idle connection, which must see the upstream close) reads again.
+    this.#io.resume();
     this.owner.released(this);
   }
 
