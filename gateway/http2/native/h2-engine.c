@@ -1,0 +1,758 @@
+// HTTP/2 sessions in nghttp2 driven straight from TypeScript, without node:http2's machinery: no
+// Http2Stream (a Duplex per stream), no header objects, no per-frame callbacks into JavaScript.
+// Measured (bench/h2-engine-probe.ts): node:http2 spends most of a request's CPU in that
+// machinery, not in nghttp2, TLS or system calls.
+//
+// The shape: TypeScript reads the socket (gateway/net/socket-io.ts) and hands each read to
+// receive(), which feeds it to nghttp2 and returns everything it produced as one flat array of
+// events; TypeScript answers with respond()/sendData()/sendTrailers()/reset()/goaway(), which only
+// queue frames, then takes all output with one pending() call and writes it to the socket. So a
+// socket read costs one call into C plus one per answer, and one for the output.
+//
+// nghttp2 itself: the header is Debian's (libnghttp2-dev, /usr/include/nghttp2), but the addon
+// does not link libnghttp2. Node is built with nghttp2 and its binary exports every nghttp2_*
+// symbol (nm -D --defined-only node | grep nghttp2_), so the addon's undefined nghttp2 symbols
+// bind to Node's own copy when Node loads it (a system Node linked to libnghttp2.so binds to that).
+// Debian's header is 1.52, older than the *2 APIs (mem_recv2, nghttp2_data_provider2,
+// submit_response2: 1.60), so this uses their predecessors, which later versions keep (Node 24
+// has 1.70: both exported). Node does not export nghttp2_version(), so the runtime's version is
+// Node's (process.versions.nghttp2). The addon is linked -z now: a symbol Node lacks fails the
+// load with an error naming it, rather than the process at the first call.
+//
+// Roles: a session is a server (a client's connection) or, later, a client (an upstream
+// connection); the events and the submit calls are the same for both, only creation and who
+// opens streams differ (request() would be the client's respond()). Only the server is built.
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <nghttp2/nghttp2.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/** What receive() reports, the first element of each event in its array. */
+enum event_kind {
+  /** [HEADERS, streamId, flags, pairs, name0, value0, ...]: a header block, complete. */
+  EV_HEADERS = 1,
+  /** [DATA, streamId, Buffer]: a copy of a DATA frame's payload (or part of it). */
+  EV_DATA = 2,
+  /** [END_STREAM, streamId]: the peer ended its side with a DATA frame. */
+  EV_END_STREAM = 3,
+  /** [CLOSE, streamId, code]: the stream is closed, by END_STREAM both ways (0) or a reset (its code). */
+  EV_CLOSE = 4,
+  /** [GOAWAY, lastStreamId, code]: the peer will open no more streams; those above lastStreamId were not processed. */
+  EV_GOAWAY = 5,
+  /** [ERROR, 0, nghttp2 error]: the connection is broken; flush pending() (a GOAWAY) and close. */
+  EV_ERROR = 6,
+};
+
+/** EV_HEADERS flags. */
+#define HEADERS_END_STREAM 1
+/** Trailers (a second header block), not a request or response head. */
+#define HEADERS_TRAILERS 2
+/** The block was larger than the session's header list limit: its fields are dropped (pairs 0). */
+#define HEADERS_TOO_LARGE 4
+
+/** counters(): numbers the flood checks in TypeScript read, in this order. */
+enum counter {
+  C_SETTINGS,      // SETTINGS frames received (ACKs included)
+  C_PINGS,         // PING frames received
+  C_RESETS,        // RST_STREAM frames received
+  C_HEADER_BLOCKS, // header blocks received
+  C_EMPTY_DATA,    // DATA frames without payload or END_STREAM
+  C_COUNT,
+};
+
+/** A session's header list limit when SETTINGS_MAX_HEADER_LIST_SIZE is not given. */
+#define DEFAULT_HEADER_LIST_BYTES (64 * 1024)
+
+/** Bytes queued for a stream's DATA frames, in sendData order. */
+typedef struct chunk {
+  struct chunk *next;
+  size_t length, offset;
+  uint8_t data[];
+} chunk_t;
+
+/** A stream's response (server) or request (client) body and trailers, waiting to be framed. */
+typedef struct outbound {
+  struct outbound *prev, *next; // every outbound of the session, freed with it
+  chunk_t *head, *tail;
+  /** No more data will be queued: after the chunks come the trailers, or END_STREAM. */
+  int ended;
+  /** nghttp2 asked for data when there was none: resume_data() when some comes. */
+  int deferred;
+  int32_t stream_id;
+  nghttp2_nv *trailers; // one allocation: the array, then the names and values
+  size_t trailer_count;
+} outbound_t;
+
+/** A field of the header block being received: offsets into header_bytes. */
+typedef struct field {
+  uint32_t name, name_length, value, value_length;
+} field_t;
+
+typedef struct engine {
+  nghttp2_session *session;
+  /** Set during receive(): where events go. Otherwise closes wait in `closed`. */
+  napi_env env;
+  napi_value events;
+  uint32_t event_count;
+  /** Closes that happened while no receive() was running (in pending()), for the next receive(). */
+  int32_t *closed;
+  size_t closed_count, closed_capacity;
+  /** The header block being received (one at a time: CONTINUATION frames cannot interleave). */
+  uint8_t *header_bytes;
+  size_t header_used, header_capacity, header_limit;
+  field_t *fields;
+  size_t field_count, field_capacity;
+  int header_too_large;
+  /** pending()'s output, reused. */
+  uint8_t *out;
+  size_t out_capacity;
+  /** Strings of a respond()/sendTrailers() call, reused. */
+  char *scratch;
+  size_t scratch_capacity;
+  outbound_t *outbounds;
+  double counters[C_COUNT];
+  int fatal;
+} engine_t;
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+static int grow(void **buffer, size_t *capacity, size_t needed, size_t item) {
+  if (needed <= *capacity) return 0;
+  size_t next = *capacity ? *capacity : 16;
+  while (next < needed) next *= 2;
+  void *grown = realloc(*buffer, next * item);
+  if (grown == NULL) return -1;
+  *buffer = grown;
+  *capacity = next;
+  return 0;
+}
+
+static void push(engine_t *e, napi_value value) {
+  napi_set_element(e->env, e->events, e->event_count++, value);
+}
+
+static void push_int(engine_t *e, int32_t value) {
+  napi_value v;
+  napi_create_int32(e->env, value, &v);
+  push(e, v);
+}
+
+static void push_string(engine_t *e, const uint8_t *bytes, size_t length) {
+  napi_value v;
+  napi_create_string_latin1(e->env, (const char *)bytes, length, &v);
+  push(e, v);
+}
+
+static void push_close(engine_t *e, int32_t stream_id, uint32_t code) {
+  if (e->env != NULL) {
+    push_int(e, EV_CLOSE);
+    push_int(e, stream_id);
+    push_int(e, (int32_t)code);
+    return;
+  }
+  if (grow((void **)&e->closed, &e->closed_capacity, e->closed_count + 2, sizeof(int32_t)) < 0) return;
+  e->closed[e->closed_count++] = stream_id;
+  e->closed[e->closed_count++] = (int32_t)code;
+}
+
+// ---- outbound bodies -------------------------------------------------------------------------
+
+static void free_outbound(engine_t *e, outbound_t *out) {
+  for (chunk_t *c = out->head, *next; c != NULL; c = next) {
+    next = c->next;
+    free(c);
+  }
+  free(out->trailers);
+  if (out->prev) out->prev->next = out->next;
+  else e->outbounds = out->next;
+  if (out->next) out->next->prev = out->prev;
+  free(out);
+}
+
+static outbound_t *new_outbound(engine_t *e, int32_t stream_id) {
+  outbound_t *out = calloc(1, sizeof *out);
+  if (out == NULL) return NULL;
+  out->stream_id = stream_id;
+  out->next = e->outbounds;
+  if (e->outbounds) e->outbounds->prev = out;
+  e->outbounds = out;
+  return out;
+}
+
+static int append_chunk(outbound_t *out, const uint8_t *data, size_t length) {
+  if (length == 0) return 0;
+  chunk_t *c = malloc(sizeof *c + length);
+  if (c == NULL) return -1;
+  c->next = NULL;
+  c->length = length;
+  c->offset = 0;
+  memcpy(c->data, data, length);
+  if (out->tail) out->tail->next = c;
+  else out->head = c;
+  out->tail = c;
+  return 0;
+}
+
+/** nghttp2 asks for the next DATA frame's payload: what is queued, else wait (DEFERRED). */
+static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
+  outbound_t *out = source->ptr;
+  size_t n = 0;
+  while (out->head != NULL && n < length) {
+    chunk_t *c = out->head;
+    size_t take = c->length - c->offset < length - n ? c->length - c->offset : length - n;
+    memcpy(buf + n, c->data + c->offset, take);
+    n += take;
+    c->offset += take;
+    if (c->offset == c->length) {
+      out->head = c->next;
+      if (out->head == NULL) out->tail = NULL;
+      free(c);
+    }
+  }
+  if (out->head == NULL && out->ended) {
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (out->trailers != NULL) {
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; // the trailers end the stream
+      int rv = nghttp2_submit_trailer(session, stream_id, out->trailers, out->trailer_count);
+      free(out->trailers);
+      out->trailers = NULL;
+      if (rv != 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+  } else if (n == 0) {
+    out->deferred = 1;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return (ssize_t)n;
+}
+
+// ---- nghttp2 callbacks -----------------------------------------------------------------------
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+  engine_t *e = user_data;
+  e->header_used = 0;
+  e->field_count = 0;
+  e->header_too_large = 0;
+  return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t name_length, const uint8_t *value, size_t value_length, uint8_t flags, void *user_data) {
+  engine_t *e = user_data;
+  if (e->header_too_large) return 0;
+  // RFC 9113 6.5.2: a field's size is its name and value plus 32.
+  size_t used = e->header_used + name_length + value_length;
+  if (used + 32 * (e->field_count + 1) > e->header_limit || grow((void **)&e->header_bytes, &e->header_capacity, used, 1) < 0 ||
+      grow((void **)&e->fields, &e->field_capacity, e->field_count + 1, sizeof(field_t)) < 0) {
+    e->header_too_large = 1;
+    return 0;
+  }
+  field_t *f = &e->fields[e->field_count++];
+  f->name = (uint32_t)e->header_used;
+  f->name_length = (uint32_t)name_length;
+  memcpy(e->header_bytes + e->header_used, name, name_length);
+  f->value = (uint32_t)(e->header_used + name_length);
+  f->value_length = (uint32_t)value_length;
+  memcpy(e->header_bytes + f->value, value, value_length);
+  e->header_used = used;
+  return 0;
+}
+
+static void push_headers(engine_t *e, const nghttp2_frame *frame) {
+  int flags = 0;
+  if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) flags |= HEADERS_END_STREAM;
+  if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) flags |= HEADERS_TRAILERS;
+  if (e->header_too_large) flags |= HEADERS_TOO_LARGE;
+  size_t pairs = e->header_too_large ? 0 : e->field_count;
+  push_int(e, EV_HEADERS);
+  push_int(e, frame->hd.stream_id);
+  push_int(e, flags);
+  push_int(e, (int32_t)pairs);
+  for (size_t i = 0; i < pairs; i++) {
+    const field_t *f = &e->fields[i];
+    push_string(e, e->header_bytes + f->name, f->name_length);
+    push_string(e, e->header_bytes + f->value, f->value_length);
+  }
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+  engine_t *e = user_data;
+  switch (frame->hd.type) {
+  case NGHTTP2_HEADERS:
+    e->counters[C_HEADER_BLOCKS]++;
+    push_headers(e, frame);
+    break;
+  case NGHTTP2_DATA:
+    if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) e->counters[C_EMPTY_DATA]++;
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+      push_int(e, EV_END_STREAM);
+      push_int(e, frame->hd.stream_id);
+    }
+    break;
+  case NGHTTP2_SETTINGS:
+    e->counters[C_SETTINGS]++;
+    break;
+  case NGHTTP2_PING:
+    e->counters[C_PINGS]++;
+    break;
+  case NGHTTP2_RST_STREAM:
+    e->counters[C_RESETS]++;
+    break;
+  case NGHTTP2_GOAWAY:
+    push_int(e, EV_GOAWAY);
+    push_int(e, frame->goaway.last_stream_id);
+    push_int(e, (int32_t)frame->goaway.error_code);
+    break;
+  }
+  return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t length, void *user_data) {
+  engine_t *e = user_data;
+  napi_value buffer;
+  push_int(e, EV_DATA);
+  push_int(e, stream_id);
+  napi_create_buffer_copy(e->env, length, data, NULL, &buffer);
+  push(e, buffer);
+  return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
+  engine_t *e = user_data;
+  outbound_t *out = nghttp2_session_get_stream_user_data(session, stream_id);
+  if (out != NULL) free_outbound(e, out);
+  push_close(e, stream_id, error_code);
+  return 0;
+}
+
+static nghttp2_session_callbacks *callbacks;
+
+static int make_callbacks(void) {
+  if (nghttp2_session_callbacks_new(&callbacks) != 0) return -1;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+  return 0;
+}
+
+// ---- Node-API --------------------------------------------------------------------------------
+
+static void destroy_engine(engine_t *e) {
+  if (e->session != NULL) nghttp2_session_del(e->session); // calls no callbacks: outbounds freed below
+  e->session = NULL;
+  while (e->outbounds != NULL) free_outbound(e, e->outbounds);
+  free(e->closed);
+  free(e->header_bytes);
+  free(e->fields);
+  free(e->out);
+  free(e->scratch);
+  e->closed = NULL;
+  e->header_bytes = NULL;
+  e->fields = NULL;
+  e->out = NULL;
+  e->scratch = NULL;
+}
+
+static void finalize_engine(napi_env env, void *data, void *hint) {
+  destroy_engine(data);
+  free(data);
+}
+
+static napi_value throw_error(napi_env env, const char *message) {
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static napi_value int_value(napi_env env, int32_t value) {
+  napi_value v;
+  napi_create_int32(env, value, &v);
+  return v;
+}
+
+/** The call's arguments; the first is the session handle, its engine in *engine (NULL: destroyed). */
+static size_t session_args(napi_env env, napi_callback_info info, napi_value *argv, size_t max, engine_t **engine) {
+  size_t argc = max;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) data = NULL;
+  *engine = data;
+  if (data != NULL && ((engine_t *)data)->session == NULL) *engine = NULL;
+  return argc;
+}
+
+/** A call (session, streamId, ...): its arguments, its engine and its stream. */
+typedef struct call {
+  napi_value argv[5];
+  engine_t *e;
+  int32_t stream_id;
+} call_t;
+
+/**
+ * Reads a call (session, streamId, ...) of `count` arguments (at most 5). False when it cannot
+ * go on: *result is then what the call returns (an error code, or NULL with an exception).
+ */
+static bool stream_call(napi_env env, napi_callback_info info, size_t count, const char *usage, call_t *c, napi_value *result) {
+  size_t argc = session_args(env, info, c->argv, count, &c->e);
+  c->stream_id = 0;
+  if (c->e == NULL) *result = int_value(env, NGHTTP2_ERR_INVALID_STATE);
+  else if (argc < count) *result = throw_error(env, usage);
+  else napi_get_value_int32(env, c->argv[1], &c->stream_id);
+  return c->e != NULL && argc >= count;
+}
+
+static bool bool_arg(napi_env env, napi_value value) {
+  bool result = false;
+  napi_get_value_bool(env, value, &result);
+  return result;
+}
+
+/**
+ * Reads a JS array of strings [name0, value0, ...] into nghttp2 name-value pairs. The strings go
+ * to the engine's scratch buffer (latin1), which stays valid until the next call; nghttp2 copies
+ * them when a frame is submitted. Returns the pair count, or -1 (an exception is pending).
+ */
+static ssize_t read_fields(napi_env env, engine_t *e, napi_value array, nghttp2_nv **nva_out) {
+  uint32_t length = 0;
+  if (napi_get_array_length(env, array, &length) != napi_ok || length % 2 != 0) {
+    throw_error(env, "h2-engine: headers must be a flat array of names and values");
+    return -1;
+  }
+  size_t pairs = length / 2;
+  // The nv array first, the strings after it; while the buffer may still move, the nv array
+  // holds offsets, made pointers at the end.
+  size_t used = pairs * sizeof(nghttp2_nv);
+  if (grow((void **)&e->scratch, &e->scratch_capacity, used + 256, 1) < 0) goto oom;
+  for (uint32_t i = 0; i < length; i++) {
+    napi_value s;
+    napi_get_element(env, array, i, &s);
+    size_t n = 0;
+    for (;;) {
+      size_t room = e->scratch_capacity - used;
+      if (napi_get_value_string_latin1(env, s, e->scratch + used, room, &n) != napi_ok) {
+        throw_error(env, "h2-engine: header names and values must be strings");
+        return -1;
+      }
+      if (n + 1 < room) break; // it fit with its NUL (one exactly room-1 long may have been cut: retry)
+      if (grow((void **)&e->scratch, &e->scratch_capacity, e->scratch_capacity * 2, 1) < 0) goto oom;
+    }
+    nghttp2_nv *nv = (nghttp2_nv *)(void *)e->scratch + i / 2;
+    if (i % 2 == 0) {
+      nv->name = (uint8_t *)(uintptr_t)used;
+      nv->namelen = n;
+    } else {
+      nv->value = (uint8_t *)(uintptr_t)used;
+      nv->valuelen = n;
+    }
+    used += n + 1;
+  }
+  nghttp2_nv *nva = (nghttp2_nv *)(void *)e->scratch;
+  for (size_t p = 0; p < pairs; p++) {
+    nva[p].name = (uint8_t *)e->scratch + (uintptr_t)nva[p].name;
+    nva[p].value = (uint8_t *)e->scratch + (uintptr_t)nva[p].value;
+    nva[p].flags = NGHTTP2_NV_FLAG_NONE;
+  }
+  *nva_out = nva;
+  return (ssize_t)pairs;
+oom:
+  throw_error(env, "h2-engine: out of memory");
+  return -1;
+}
+
+/** A copy of `count` pairs in one allocation (trailers wait until the body is sent). */
+static nghttp2_nv *copy_fields(const nghttp2_nv *nva, size_t count) {
+  size_t bytes = count * sizeof(nghttp2_nv);
+  for (size_t i = 0; i < count; i++) bytes += nva[i].namelen + nva[i].valuelen;
+  nghttp2_nv *copy = malloc(bytes ? bytes : 1);
+  if (copy == NULL) return NULL;
+  uint8_t *p = (uint8_t *)(copy + count);
+  for (size_t i = 0; i < count; i++) {
+    copy[i] = nva[i];
+    copy[i].name = memcpy(p, nva[i].name, nva[i].namelen);
+    p += nva[i].namelen;
+    copy[i].value = memcpy(p, nva[i].value, nva[i].valuelen);
+    p += nva[i].valuelen;
+  }
+  return copy;
+}
+
+/**
+ * createServer(settings: number[]) -> session: a server session for a connection whose client
+ * preface is still to come; `settings` are [id, value, ...] (SETTINGS parameters, RFC 9113 6.5.2),
+ * sent as the server's preface by the first pending(). SETTINGS_MAX_HEADER_LIST_SIZE (6) also
+ * bounds what receive() keeps of a header block (beyond it: HEADERS_TOO_LARGE).
+ */
+static napi_value create_server(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  nghttp2_settings_entry entries[16];
+  size_t count = 0;
+  uint32_t length = 0;
+  if (argc >= 1) napi_get_array_length(env, argv[0], &length);
+  if (length % 2 != 0 || length / 2 > sizeof entries / sizeof entries[0]) return throw_error(env, "h2-engine: settings must be [id, value, ...], at most 16 pairs");
+  engine_t *e = calloc(1, sizeof *e);
+  if (e == NULL) return throw_error(env, "h2-engine: out of memory");
+  e->header_limit = DEFAULT_HEADER_LIST_BYTES;
+  for (uint32_t i = 0; i < length; i += 2) {
+    napi_value id, value;
+    uint32_t id_number = 0, value_number = 0;
+    napi_get_element(env, argv[0], i, &id);
+    napi_get_element(env, argv[0], i + 1, &value);
+    napi_get_value_uint32(env, id, &id_number);
+    napi_get_value_uint32(env, value, &value_number);
+    entries[count].settings_id = (int32_t)id_number;
+    entries[count++].value = value_number;
+    if (id_number == NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) e->header_limit = value_number;
+  }
+  if (nghttp2_session_server_new(&e->session, callbacks, e) != 0) {
+    free(e);
+    return throw_error(env, "h2-engine: nghttp2_session_server_new failed");
+  }
+  int rv = nghttp2_submit_settings(e->session, NGHTTP2_FLAG_NONE, entries, count);
+  if (rv != 0) {
+    destroy_engine(e);
+    free(e);
+    return throw_error(env, nghttp2_strerror(rv));
+  }
+  napi_value handle;
+  napi_create_external(env, e, finalize_engine, NULL, &handle);
+  return handle;
+}
+
+/**
+ * receive(session, bytes) -> events: feeds `bytes` to nghttp2 and returns what happened, as the
+ * flat array enum event_kind describes (closes that happened since the last call come first).
+ * After an EV_ERROR the session takes no more input.
+ */
+static napi_value receive(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  engine_t *e;
+  size_t argc = session_args(env, info, argv, 2, &e);
+  napi_value events;
+  napi_create_array(env, &events);
+  if (e == NULL) return events;
+  e->env = env;
+  e->events = events;
+  e->event_count = 0;
+  for (size_t i = 0; i < e->closed_count; i += 2) push_close(e, e->closed[i], (uint32_t)e->closed[i + 1]);
+  e->closed_count = 0;
+  void *data = NULL;
+  size_t length = 0;
+  if (argc >= 2 && !e->fatal && napi_get_buffer_info(env, argv[1], &data, &length) == napi_ok && length > 0) {
+    ssize_t rv = nghttp2_session_mem_recv(e->session, data, length);
+    if (rv < 0) {
+      e->fatal = 1;
+      push_int(e, EV_ERROR);
+      push_int(e, 0);
+      push_int(e, (int32_t)rv);
+    }
+  }
+  e->env = NULL;
+  e->events = NULL;
+  return events;
+}
+
+/** The stream's outbound, made when `create`; NULL when the stream is not open (or no memory). */
+static outbound_t *outbound_of(engine_t *e, int32_t stream_id) {
+  return nghttp2_session_get_stream_user_data(e->session, stream_id);
+}
+
+/** Queues `body` (a Buffer, or undefined for none) on `out`; -1 when it is not a Buffer. */
+static int queue_body(napi_env env, outbound_t *out, napi_value body) {
+  napi_valuetype type;
+  napi_typeof(env, body, &type);
+  if (type == napi_undefined || type == napi_null) return 0;
+  void *data;
+  size_t length;
+  if (napi_get_buffer_info(env, body, &data, &length) != napi_ok) return -1;
+  return append_chunk(out, data, length);
+}
+
+/**
+ * respond(session, streamId, headers, body?, endStream) -> 0 | nghttp2 error: queues the response
+ * head ([':status', '200', name, value, ...]) and `body`; with endStream false, more comes with
+ * sendData()/sendTrailers(). Nothing is written until pending().
+ */
+static napi_value respond(napi_env env, napi_callback_info info) {
+  call_t c;
+  napi_value failed;
+  if (!stream_call(env, info, 5, "h2-engine: respond(session, streamId, headers, body, endStream)", &c, &failed)) return failed;
+  engine_t *e = c.e;
+  napi_value *argv = c.argv;
+  int32_t stream_id = c.stream_id;
+  bool end_stream = bool_arg(env, argv[4]);
+  nghttp2_nv *nva;
+  ssize_t pairs = read_fields(env, e, argv[2], &nva);
+  if (pairs < 0) return NULL;
+  napi_valuetype body_type;
+  napi_typeof(env, argv[3], &body_type);
+  int has_body = body_type != napi_undefined && body_type != napi_null;
+  if (!has_body && end_stream) return int_value(env, nghttp2_submit_response(e->session, stream_id, nva, (size_t)pairs, NULL));
+  if (outbound_of(e, stream_id) != NULL) return int_value(env, NGHTTP2_ERR_INVALID_STATE); // answered already
+  if (nghttp2_session_find_stream(e->session, stream_id) == NULL) return int_value(env, NGHTTP2_ERR_STREAM_CLOSED);
+  outbound_t *out = new_outbound(e, stream_id);
+  if (out == NULL || queue_body(env, out, argv[3]) < 0) {
+    if (out) free_outbound(e, out);
+    return throw_error(env, "h2-engine: respond: body must be a Buffer (or undefined)");
+  }
+  out->ended = end_stream;
+  nghttp2_data_provider provider = {.source = {.ptr = out}, .read_callback = read_body};
+  int rv = nghttp2_submit_response(e->session, stream_id, nva, (size_t)pairs, &provider);
+  if (rv != 0) {
+    free_outbound(e, out);
+    return int_value(env, rv);
+  }
+  nghttp2_session_set_stream_user_data(e->session, stream_id, out);
+  return int_value(env, 0);
+}
+
+/** stream_call() for a stream whose response respond() left open; NULL as stream_call's false. */
+static outbound_t *open_outbound(napi_env env, napi_callback_info info, size_t count, const char *usage, call_t *c, napi_value *result) {
+  if (!stream_call(env, info, count, usage, c, result)) return NULL;
+  outbound_t *out = outbound_of(c->e, c->stream_id);
+  if (out != NULL && !out->ended) return out;
+  *result = int_value(env, NGHTTP2_ERR_STREAM_CLOSED);
+  return NULL;
+}
+
+/** Lets nghttp2 ask for `out`'s data again if it had found none. */
+static int resume(engine_t *e, outbound_t *out) {
+  if (!out->deferred) return 0;
+  out->deferred = 0;
+  return nghttp2_session_resume_data(e->session, out->stream_id);
+}
+
+/**
+ * sendData(session, streamId, bytes, endStream) -> 0 | nghttp2 error: more body for a stream that
+ * respond() left open (a copy is queued: `bytes` may be reused at once).
+ */
+static napi_value send_data(napi_env env, napi_callback_info info) {
+  call_t c;
+  napi_value failed;
+  outbound_t *out = open_outbound(env, info, 4, "h2-engine: sendData(session, streamId, bytes, endStream)", &c, &failed);
+  if (out == NULL) return failed;
+  if (queue_body(env, out, c.argv[2]) < 0) return throw_error(env, "h2-engine: sendData: bytes must be a Buffer");
+  out->ended = bool_arg(env, c.argv[3]);
+  return int_value(env, resume(c.e, out));
+}
+
+/** sendTrailers(session, streamId, trailers) -> 0 | nghttp2 error: ends the stream with trailers after its data. */
+static napi_value send_trailers(napi_env env, napi_callback_info info) {
+  call_t c;
+  napi_value failed;
+  outbound_t *out = open_outbound(env, info, 3, "h2-engine: sendTrailers(session, streamId, trailers)", &c, &failed);
+  if (out == NULL) return failed;
+  nghttp2_nv *nva;
+  ssize_t pairs = read_fields(env, c.e, c.argv[2], &nva);
+  if (pairs < 0) return NULL;
+  out->trailers = copy_fields(nva, (size_t)pairs);
+  if (out->trailers == NULL) return throw_error(env, "h2-engine: out of memory");
+  out->trailer_count = (size_t)pairs;
+  out->ended = 1;
+  return int_value(env, resume(c.e, out));
+}
+
+/** reset(session, streamId, code) -> 0 | nghttp2 error: RST_STREAM. */
+static napi_value reset(napi_env env, napi_callback_info info) {
+  call_t c;
+  napi_value failed;
+  if (!stream_call(env, info, 3, "h2-engine: reset(session, streamId, code)", &c, &failed)) return failed;
+  uint32_t code = 0;
+  napi_get_value_uint32(env, c.argv[2], &code);
+  return int_value(env, nghttp2_submit_rst_stream(c.e->session, NGHTTP2_FLAG_NONE, c.stream_id, code));
+}
+
+/**
+ * goaway(session, code) -> 0 | nghttp2 error: GOAWAY naming the last stream processed; those keep
+ * going, no new one is accepted, and the session finishes (pending() returns null) when they end.
+ */
+static napi_value goaway(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  engine_t *e;
+  session_args(env, info, argv, 2, &e);
+  if (e == NULL) return int_value(env, NGHTTP2_ERR_INVALID_STATE);
+  uint32_t code = 0;
+  napi_get_value_uint32(env, argv[1], &code);
+  int32_t last = nghttp2_session_get_last_proc_stream_id(e->session);
+  return int_value(env, nghttp2_submit_goaway(e->session, NGHTTP2_FLAG_NONE, last, code, NULL, 0));
+}
+
+/**
+ * pending(session) -> Buffer | undefined | null: every frame queued so far, serialized, to be
+ * written to the socket; undefined when there is nothing to write; null when the session is over
+ * (it wants neither to read nor to write: GOAWAY both ways done, or a fatal error): close the
+ * connection once what was returned before is written.
+ */
+static napi_value pending(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  engine_t *e;
+  session_args(env, info, argv, 1, &e);
+  napi_value result;
+  if (e == NULL) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  size_t used = 0;
+  for (;;) {
+    const uint8_t *data;
+    ssize_t n = nghttp2_session_mem_send(e->session, &data);
+    if (n < 0) {
+      e->fatal = 1;
+      break;
+    }
+    if (n == 0) break;
+    if (grow((void **)&e->out, &e->out_capacity, used + (size_t)n, 1) < 0) return throw_error(env, "h2-engine: out of memory");
+    memcpy(e->out + used, data, (size_t)n);
+    used += (size_t)n;
+  }
+  if (used > 0) napi_create_buffer_copy(env, used, e->out, NULL, &result);
+  else if (e->fatal || (!nghttp2_session_want_read(e->session) && !nghttp2_session_want_write(e->session))) napi_get_null(env, &result);
+  else napi_get_undefined(env, &result);
+  return result;
+}
+
+/** counters(session, into: Float64Array): fills enum counter's numbers. */
+static napi_value counters(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  engine_t *e;
+  size_t argc = session_args(env, info, argv, 2, &e);
+  if (e == NULL || argc < 2) return NULL;
+  void *data;
+  size_t length;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array) return NULL;
+  memcpy(data, e->counters, (length < C_COUNT ? length : C_COUNT) * sizeof(double));
+  return NULL;
+}
+
+/** destroy(session): frees the session now (the handle's finalizer would, later). */
+static napi_value destroy(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  engine_t *e;
+  session_args(env, info, argv, 1, &e);
+  if (e != NULL) destroy_engine(e);
+  return NULL;
+}
+
+static napi_value module_init(napi_env env, napi_value exports) {
+  if (callbacks == NULL && make_callbacks() != 0) return throw_error(env, "h2-engine: out of memory");
+  napi_property_descriptor methods[] = {
+      {"createServer", NULL, create_server, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"receive", NULL, receive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"respond", NULL, respond, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendData", NULL, send_data, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendTrailers", NULL, send_trailers, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reset", NULL, reset, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"goaway", NULL, goaway, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pending", NULL, pending, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"counters", NULL, counters, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"destroy", NULL, destroy, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, module_init)

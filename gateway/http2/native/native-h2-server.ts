@@ -1,0 +1,168 @@
+// A client's HTTP/2 connection served by the native engine (h2-engine.c) over SocketIo: each read
+// goes to the engine in one call, whose events (complete header blocks, body chunks, ends,
+// closes) are dispatched here, and what the answers queued leaves in one write. No object per
+// stream: a request is its stream id, its header fields as one flat array and its body, and a
+// stream with a body still to come holds one map entry until its end.
+// So far what bench/h2-engine-probe.ts measures against node:http2: whole requests in, whole
+// responses out. Flow control is nghttp2's automatic one (windows are reopened as data arrives);
+// streaming bodies in both directions, backpressure per stream and flood checks come with the
+// gateway integration.
+import { Buffer } from 'node:buffer';
+import type { TLSSocket } from 'node:tls';
+import { SocketIo } from '../../net/socket-io.js';
+import { EVENT, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine } from './h2-engine.js';
+
+/** RST_STREAM / GOAWAY codes used here (RFC 9113 7). */
+const NO_ERROR = 0;
+
+/** A request, whole: its stream, its header fields [name, value, ...] (pseudo-headers first), its body. */
+export type NativeH2RequestHandler = (session: NativeH2ServerSession, streamId: number, headers: readonly string[], body: Buffer | undefined) => void;
+
+export interface NativeH2ServerOptions {
+  readonly maxConcurrentStreams: number;
+  readonly maxHeaderListBytes: number;
+}
+
+/** A request whose head has arrived and whose body has not ended. */
+interface OpenRequest {
+  readonly headers: readonly string[];
+  readonly chunks: Buffer[];
+}
+
+export class NativeH2ServerSession {
+  readonly #io: SocketIo;
+  readonly #session: EngineSession;
+  readonly #open = new Map<number, OpenRequest>();
+  /** Inside onData: answers made now leave with the read's flush. */
+  #receiving = false;
+  #flushQueued = false;
+  #finished = false;
+  /** A GOAWAY either way or a broken connection: the session may be over after the next flush. */
+  #ending = false;
+
+  constructor(
+    socket: TLSSocket,
+    private readonly engine: H2Engine,
+    private readonly onRequest: NativeH2RequestHandler,
+    options: NativeH2ServerOptions,
+  ) {
+    this.#session = engine.createServer([
+      SETTING.MAX_CONCURRENT_STREAMS, options.maxConcurrentStreams,
+      SETTING.MAX_HEADER_LIST_SIZE, options.maxHeaderListBytes,
+      SETTING.ENABLE_PUSH, 0,
+    ]);
+    socket.once('close', () => engine.destroy(this.#session));
+    this.#io = new SocketIo(socket, { onData: (chunk) => this.#onData(chunk), onEnd: () => this.#io.end() });
+    this.#flush(); // our SETTINGS: the server's connection preface
+  }
+
+  /** Answers a stream: the head [':status', '200', name, value, ...] and the whole body. */
+  respond(streamId: number, headers: readonly string[], body: Buffer | undefined): void {
+    this.engine.respond(this.#session, streamId, headers, body, true);
+    this.#afterSubmit();
+  }
+
+  /** Ends a stream with RST_STREAM `code`. */
+  reset(streamId: number, code: number): void {
+    this.engine.reset(this.#session, streamId, code);
+    this.#afterSubmit();
+  }
+
+  /** GOAWAY: the streams open now are finished, then the connection closes. */
+  close(): void {
+    this.engine.goaway(this.#session, NO_ERROR);
+    this.#ending = true;
+    this.#afterSubmit();
+  }
+
+  #afterSubmit(): void {
+    if (this.#receiving || this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(this.#flushLater);
+  }
+
+  readonly #flushLater = (): void => {
+    this.#flushQueued = false;
+    this.#flush();
+  };
+
+  #onData(chunk: Buffer): void {
+    const events = this.engine.receive(this.#session, chunk);
+    this.#receiving = true;
+    try {
+      this.#dispatch(events);
+    } finally {
+      this.#receiving = false;
+    }
+    this.#flush();
+  }
+
+  #dispatch(events: unknown[]): void {
+    const count = events.length;
+    let i = 0;
+    while (i < count) {
+      const kind = events[i] as number;
+      const streamId = events[i + 1] as number;
+      if (kind === EVENT.HEADERS) {
+        const flags = events[i + 2] as number;
+        const pairs = events[i + 3] as number;
+        this.#onHeaders(streamId, flags, events.slice(i + 4, i + 4 + 2 * pairs) as string[]);
+        i += 4 + 2 * pairs;
+      } else if (kind === EVENT.DATA) {
+        this.#open.get(streamId)?.chunks.push(events[i + 2] as Buffer);
+        i += 3;
+      } else if (kind === EVENT.END_STREAM) {
+        this.#complete(streamId);
+        i += 2;
+      } else if (kind === EVENT.CLOSE) {
+        this.#open.delete(streamId);
+        i += 3;
+      } else {
+        // GOAWAY (the session finishes once its streams have), ERROR (it is over: pending() says so).
+        this.#ending = true;
+        i += 3;
+      }
+    }
+  }
+
+  #onHeaders(streamId: number, flags: number, headers: string[]): void {
+    if (flags & HEADERS_FLAG.TOO_LARGE) {
+      this.#open.delete(streamId);
+      this.engine.respond(this.#session, streamId, [':status', '431'], undefined, true);
+    } else if (flags & HEADERS_FLAG.TRAILERS) {
+      this.#complete(streamId); // a request's trailers end it (they are not passed on here)
+    } else if (flags & HEADERS_FLAG.END_STREAM) {
+      this.onRequest(this, streamId, headers, undefined);
+    } else {
+      this.#open.set(streamId, { headers, chunks: [] });
+    }
+  }
+
+  #complete(streamId: number): void {
+    const request = this.#open.get(streamId);
+    if (request === undefined) return; // answered already (431)
+    this.#open.delete(streamId);
+    const { chunks } = request;
+    this.onRequest(this, streamId, request.headers, chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+  }
+
+  #flush(): void {
+    if (this.#finished) return;
+    const out = this.engine.pending(this.#session);
+    if (out === null) return this.#finish();
+    if (out === undefined) return;
+    if (!this.#io.write(out)) {
+      // The socket is full: read nothing more (no more answers to queue) until it drains.
+      this.#io.pause();
+      this.#io.onDrain(() => this.#io.resume());
+    }
+    // Once ending, whether that was the last output is asked again (null: over).
+    if (this.#ending && this.engine.pending(this.#session) === null) this.#finish();
+  }
+
+  /** The session is over: our side ends once what was written has left. */
+  #finish(): void {
+    this.#finished = true;
+    this.#io.end();
+  }
+}
