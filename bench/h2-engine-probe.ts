@@ -5,7 +5,8 @@
 // pinned to the proxy core; h2load (bench/load/h2load.c, with a client certificate) loads it from
 // the load core; the figure is requests per server CPU-second. Modes alternate, round by round.
 //
-//   npm run build && flock /tmp/gatehouse-bench.lock node dist/bench/h2-engine-probe.js [--rounds 5] [--seconds 5] [--cpu-prof DIR]
+//   npm run build && flock /tmp/gatehouse-bench.lock node dist/bench/h2-engine-probe.js \
+//     [--rounds 5] [--seconds 5] [--connections 8] [--streams 64] [--cpu-prof DIR]
 //
 // `serve MODE PORT CERT KEY CA [PROFILE_DIR]` is the server process itself.
 import { Buffer } from 'node:buffer';
@@ -26,8 +27,6 @@ import { buildH2load } from './tools.js';
 const MODES = ['node-http2', 'native'] as const;
 type Mode = (typeof MODES)[number];
 
-const CONNECTIONS = 8;
-const STREAMS = 64;
 const WARMUP_SECONDS = 2;
 
 // ---- the server process ------------------------------------------------------------------------
@@ -100,6 +99,8 @@ function option(args: string[], name: string): string | undefined {
 async function main(args: string[]): Promise<void> {
   const rounds = Number(option(args, '--rounds') ?? 5);
   const seconds = Number(option(args, '--seconds') ?? 5);
+  const connections = Number(option(args, '--connections') ?? 8);
+  const streams = Number(option(args, '--streams') ?? 64);
   const profileDir = option(args, '--cpu-prof');
   installCleanup();
   await buildH2load();
@@ -115,7 +116,7 @@ async function main(args: string[]): Promise<void> {
     servers.push({ mode, port, proc });
   }
   const load = (s: Server, secs: number): Promise<H2Report> =>
-    runH2load({ port: s.port, sni: 'localhost', cert: pki.loadClient.cert, key: pki.loadClient.key, mode: 'get', connections: CONNECTIONS, streams: STREAMS, seconds: secs });
+    runH2load({ port: s.port, sni: 'localhost', cert: pki.loadClient.cert, key: pki.loadClient.key, mode: 'get', connections, streams, seconds: secs });
   for (const s of servers) await load(s, WARMUP_SECONDS); // JIT warm, connections' memory in place
 
   const samples: Record<Mode, Sample[]> = { 'node-http2': [], native: [] };
@@ -144,7 +145,7 @@ async function main(args: string[]): Promise<void> {
   }
   const [n, v] = [med('node-http2'), med('native')];
   console.log(`| median | ${Math.round(n)} (${(1e6 / n).toFixed(1)} µs/req) | ${Math.round(v)} (${(1e6 / v).toFixed(1)} µs/req) | ${(v / n).toFixed(2)} |`);
-  console.log(JSON.stringify({ connections: CONNECTIONS, streams: STREAMS, seconds, rounds, medians: { 'node-http2': n, native: v }, ratio: v / n, samples }));
+  console.log(JSON.stringify({ connections, streams, seconds, rounds, medians: { 'node-http2': n, native: v }, ratio: v / n, samples }));
 }
 
 const [command, ...rest] = process.argv.slice(2);

@@ -32,6 +32,7 @@ function answer(session: NativeH2ServerSession, streamId: number, headers: reado
   const field = (name: string) => headers[headers.indexOf(name) + 1];
   const path = field(':path')!;
   if (path === '/large') return session.respond(streamId, [':status', '200', 'content-type', 'application/octet-stream'], LARGE);
+  if (path === '/fields') return session.respond(streamId, [':status', '200'], Buffer.from(headers.filter((_, i) => i % 2 === 0).join(',')));
   const text = field(':method') === 'POST' ? `${body?.length ?? 0} ${sha(body ?? Buffer.alloc(0))}` : `${field(':method')} ${path}`;
   session.respond(streamId, [':status', '200', 'content-type', 'text/plain'], Buffer.from(text));
 }
@@ -87,6 +88,26 @@ describe('native HTTP/2 server session', () => {
     expect(posted.text()).toBe(`${body.length} ${sha(body)}`);
     expect(large.status).toBe(200);
     expect(sha(large.body)).toBe(sha(LARGE));
+  });
+
+  it('takes a read whose events outgrow the shared events array (100 requests of 104 fields)', async () => {
+    const capacity = h2Engine!.events.length;
+    const fields = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`f${i}`, ''])); // all fit HPACK's table: one byte each
+    const responses = await Promise.all(Array.from({ length: 100 }, () => h2Request(session, { ':path': '/fields', ...fields })));
+    const expected = [':path', ':method', ':authority', ':scheme', ...Object.keys(fields)].join(','); // node:http2's order
+    for (const r of responses) expect([r.status, r.rstCode, r.text()]).toEqual([200, 0, expected]);
+    expect(h2Engine!.events.length).toBeGreaterThan(capacity); // the path that grows it ran
+  });
+
+  it('writes a response larger than the shared output buffer in one piece when the windows allow', async () => {
+    const wide = await h2Connect({ port, ca: pki.ca.rootPem, cert: client, settings: { initialWindowSize: 4 * 1024 * 1024 } });
+    try {
+      wide.setLocalWindowSize(4 * 1024 * 1024);
+      const r = await h2Request(wide, { ':path': '/large' });
+      expect([r.status, r.rstCode, r.body.length, sha(r.body)]).toEqual([200, 0, LARGE.length, sha(LARGE)]);
+    } finally {
+      wide.close();
+    }
   });
 
   it('answers a header block over the limit with 431 and keeps serving the connection', async () => {

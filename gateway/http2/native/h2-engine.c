@@ -30,13 +30,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/** What receive() reports, the first element of each event in its array. */
+/**
+ * What receive() reports: events are int32 runs in the Int32Array given to init(), each starting
+ * with its kind. Header names and values are not strings of their own: they are slices of the
+ * one latin1 string receive() returns, given as (start, nameLength, valueLength), the value
+ * following the name. A body chunk is a slice of the bytes given to receive(). So a read costs
+ * no JavaScript object but that string (measured: napi_set_element and a string per field took
+ * ~1.4 µs a request of 15.7).
+ */
 enum event_kind {
-  /** [HEADERS, streamId, flags, pairs, name0, value0, ...]: a header block, complete. */
+  /** [HEADERS, streamId, flags, fields, (start, nameLength, valueLength) * fields]: a header block, complete. */
   EV_HEADERS = 1,
-  /** [DATA, streamId, Buffer]: a copy of a DATA frame's payload (or part of it). */
+  /** [DATA, streamId, offset, length]: body bytes, at offset in the bytes given to receive(). */
   EV_DATA = 2,
-  /** [END_STREAM, streamId]: the peer ended its side with a DATA frame. */
+  /** [END_STREAM, streamId, 0]: the peer ended its side with a DATA frame. */
   EV_END_STREAM = 3,
   /** [CLOSE, streamId, code]: the stream is closed, by END_STREAM both ways (0) or a reset (its code). */
   EV_CLOSE = 4,
@@ -93,20 +100,22 @@ typedef struct field {
 
 typedef struct engine {
   nghttp2_session *session;
-  /** Set during receive(): where events go. Otherwise closes wait in `closed`. */
-  napi_env env;
-  napi_value events;
-  uint32_t event_count;
-  /** Closes that happened while no receive() was running (in pending()), for the next receive(). */
-  int32_t *closed;
-  size_t closed_count, closed_capacity;
+  /** Events not yet given to JavaScript (closes in pending() wait here for the next receive()). */
+  int32_t *events;
+  size_t event_count, event_capacity;
+  /** The header names and values of this receive()'s events, returned as one string. */
+  uint8_t *text;
+  size_t text_used, text_capacity;
+  /** The bytes receive() is feeding: DATA events are offsets in them. */
+  const uint8_t *input;
+  size_t input_length;
   /** The header block being received (one at a time: CONTINUATION frames cannot interleave). */
   uint8_t *header_bytes;
   size_t header_used, header_capacity, header_limit;
   field_t *fields;
   size_t field_count, field_capacity;
   int header_too_large;
-  /** pending()'s output, reused. */
+  /** pending()'s output when it outgrows the shared output buffer, reused. */
   uint8_t *out;
   size_t out_capacity;
   /** Strings of a respond()/sendTrailers() call, reused. */
@@ -130,32 +139,19 @@ static int grow(void **buffer, size_t *capacity, size_t needed, size_t item) {
   return 0;
 }
 
-static void push(engine_t *e, napi_value value) {
-  napi_set_element(e->env, e->events, e->event_count++, value);
+/** Room for `count` more event numbers; -1 without memory (the callback then fails the session). */
+static int reserve(engine_t *e, size_t count) {
+  return grow((void **)&e->events, &e->event_capacity, e->event_count + count, sizeof(int32_t));
 }
 
-static void push_int(engine_t *e, int32_t value) {
-  napi_value v;
-  napi_create_int32(e->env, value, &v);
-  push(e, v);
-}
-
-static void push_string(engine_t *e, const uint8_t *bytes, size_t length) {
-  napi_value v;
-  napi_create_string_latin1(e->env, (const char *)bytes, length, &v);
-  push(e, v);
-}
-
-static void push_close(engine_t *e, int32_t stream_id, uint32_t code) {
-  if (e->env != NULL) {
-    push_int(e, EV_CLOSE);
-    push_int(e, stream_id);
-    push_int(e, (int32_t)code);
-    return;
-  }
-  if (grow((void **)&e->closed, &e->closed_capacity, e->closed_count + 2, sizeof(int32_t)) < 0) return;
-  e->closed[e->closed_count++] = stream_id;
-  e->closed[e->closed_count++] = (int32_t)code;
+static int push3(engine_t *e, int32_t kind, int32_t a, int32_t b) {
+  if (reserve(e, 3) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  int32_t *at = e->events + e->event_count;
+  at[0] = kind;
+  at[1] = a;
+  at[2] = b;
+  e->event_count += 3;
+  return 0;
 }
 
 // ---- outbound bodies -------------------------------------------------------------------------
@@ -259,21 +255,30 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   return 0;
 }
 
-static void push_headers(engine_t *e, const nghttp2_frame *frame) {
+static int push_headers(engine_t *e, const nghttp2_frame *frame) {
   int flags = 0;
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) flags |= HEADERS_END_STREAM;
   if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) flags |= HEADERS_TRAILERS;
   if (e->header_too_large) flags |= HEADERS_TOO_LARGE;
-  size_t pairs = e->header_too_large ? 0 : e->field_count;
-  push_int(e, EV_HEADERS);
-  push_int(e, frame->hd.stream_id);
-  push_int(e, flags);
-  push_int(e, (int32_t)pairs);
-  for (size_t i = 0; i < pairs; i++) {
+  size_t fields = e->header_too_large ? 0 : e->field_count;
+  size_t bytes = e->header_too_large ? 0 : e->header_used;
+  if (reserve(e, 4 + 3 * fields) < 0 || grow((void **)&e->text, &e->text_capacity, e->text_used + bytes, 1) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  int32_t *at = e->events + e->event_count;
+  *at++ = EV_HEADERS;
+  *at++ = frame->hd.stream_id;
+  *at++ = flags;
+  *at++ = (int32_t)fields;
+  // The block's bytes are its fields in order, each name then value (on_header): copied whole.
+  memcpy(e->text + e->text_used, e->header_bytes, bytes);
+  for (size_t i = 0; i < fields; i++) {
     const field_t *f = &e->fields[i];
-    push_string(e, e->header_bytes + f->name, f->name_length);
-    push_string(e, e->header_bytes + f->value, f->value_length);
+    *at++ = (int32_t)(e->text_used + f->name);
+    *at++ = (int32_t)f->name_length;
+    *at++ = (int32_t)f->value_length;
   }
+  e->text_used += bytes;
+  e->event_count += 4 + 3 * fields;
+  return 0;
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
@@ -281,14 +286,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
   switch (frame->hd.type) {
   case NGHTTP2_HEADERS:
     e->counters[C_HEADER_BLOCKS]++;
-    push_headers(e, frame);
-    break;
+    return push_headers(e, frame);
   case NGHTTP2_DATA:
     if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) e->counters[C_EMPTY_DATA]++;
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-      push_int(e, EV_END_STREAM);
-      push_int(e, frame->hd.stream_id);
-    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) return push3(e, EV_END_STREAM, frame->hd.stream_id, 0);
     break;
   case NGHTTP2_SETTINGS:
     e->counters[C_SETTINGS]++;
@@ -300,21 +301,21 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     e->counters[C_RESETS]++;
     break;
   case NGHTTP2_GOAWAY:
-    push_int(e, EV_GOAWAY);
-    push_int(e, frame->goaway.last_stream_id);
-    push_int(e, (int32_t)frame->goaway.error_code);
-    break;
+    return push3(e, EV_GOAWAY, frame->goaway.last_stream_id, (int32_t)frame->goaway.error_code);
   }
   return 0;
 }
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t length, void *user_data) {
   engine_t *e = user_data;
-  napi_value buffer;
-  push_int(e, EV_DATA);
-  push_int(e, stream_id);
-  napi_create_buffer_copy(e->env, length, data, NULL, &buffer);
-  push(e, buffer);
+  // nghttp2_session_mem_recv passes DATA payloads as pointers into its input.
+  if (data < e->input || data + length > e->input + e->input_length || reserve(e, 4) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
+  int32_t *at = e->events + e->event_count;
+  at[0] = EV_DATA;
+  at[1] = stream_id;
+  at[2] = (int32_t)(data - e->input);
+  at[3] = (int32_t)length;
+  e->event_count += 4;
   return 0;
 }
 
@@ -322,8 +323,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
   engine_t *e = user_data;
   outbound_t *out = nghttp2_session_get_stream_user_data(session, stream_id);
   if (out != NULL) free_outbound(e, out);
-  push_close(e, stream_id, error_code);
-  return 0;
+  return push3(e, EV_CLOSE, stream_id, (int32_t)error_code);
 }
 
 static nghttp2_session_callbacks *callbacks;
@@ -340,16 +340,44 @@ static int make_callbacks(void) {
 
 // ---- Node-API --------------------------------------------------------------------------------
 
+/**
+ * Memory JavaScript and C share, per Node environment (a worker has its own): where receive()
+ * puts its events and pending() its output, so that neither makes an object per call.
+ */
+typedef struct shared {
+  int32_t *events; // [count, events...]
+  size_t event_capacity;
+  napi_ref events_ref;
+  uint8_t *output;
+  size_t output_capacity;
+  napi_ref output_ref;
+} shared_t;
+
+static void finalize_shared(napi_env env, void *data, void *hint) {
+  shared_t *shared = data;
+  if (shared->events_ref) napi_delete_reference(env, shared->events_ref);
+  if (shared->output_ref) napi_delete_reference(env, shared->output_ref);
+  free(shared);
+}
+
+static shared_t *shared_of(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
 static void destroy_engine(engine_t *e) {
   if (e->session != NULL) nghttp2_session_del(e->session); // calls no callbacks: outbounds freed below
   e->session = NULL;
   while (e->outbounds != NULL) free_outbound(e, e->outbounds);
-  free(e->closed);
+  free(e->events);
+  free(e->text);
   free(e->header_bytes);
   free(e->fields);
   free(e->out);
   free(e->scratch);
-  e->closed = NULL;
+  e->events = NULL;
+  e->text = NULL;
   e->header_bytes = NULL;
   e->fields = NULL;
   e->out = NULL;
@@ -478,6 +506,36 @@ static nghttp2_nv *copy_fields(const nghttp2_nv *nva, size_t count) {
   return copy;
 }
 
+/** Keeps `value` (a typed array or Buffer) alive in *ref, and where its bytes are. */
+static int hold(napi_env env, napi_value value, napi_ref *ref, void **data, size_t *bytes) {
+  napi_typedarray_type type;
+  size_t length;
+  if (napi_get_typedarray_info(env, value, &type, &length, data, NULL, NULL) != napi_ok) return -1;
+  *bytes = length * (type == napi_int32_array ? 4 : 1);
+  if (*ref) napi_delete_reference(env, *ref);
+  return napi_create_reference(env, value, 1, ref) == napi_ok ? 0 : -1;
+}
+
+/**
+ * init(events: Int32Array, output: Buffer): where receive() puts its events (events[0], their
+ * count) and pending() its output, for every session; init() again with larger ones when told.
+ */
+static napi_value init(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  shared_t *shared = shared_of(env);
+  void *events, *output;
+  size_t event_bytes, output_bytes;
+  if (argc < 2 || hold(env, argv[0], &shared->events_ref, &events, &event_bytes) < 0 || hold(env, argv[1], &shared->output_ref, &output, &output_bytes) < 0 || event_bytes < 64)
+    return throw_error(env, "h2-engine: init(events: Int32Array, output: Buffer)");
+  shared->events = events;
+  shared->event_capacity = event_bytes / 4;
+  shared->output = output;
+  shared->output_capacity = output_bytes;
+  return NULL;
+}
+
 /**
  * createServer(settings: number[]) -> session: a server session for a connection whose client
  * preface is still to come; `settings` are [id, value, ...] (SETTINGS parameters, RFC 9113 6.5.2),
@@ -523,36 +581,63 @@ static napi_value create_server(napi_env env, napi_callback_info info) {
 }
 
 /**
- * receive(session, bytes) -> events: feeds `bytes` to nghttp2 and returns what happened, as the
- * flat array enum event_kind describes (closes that happened since the last call come first).
- * After an EV_ERROR the session takes no more input.
+ * Gives the events not yet given to the shared array: events[0] is their count, or minus it
+ * when they do not fit (init() a larger one, then takeEvents()). Returns whether they fit.
+ */
+static bool deliver(napi_env env, engine_t *e) {
+  shared_t *shared = shared_of(env);
+  if (shared->events == NULL) return false;
+  if (e->event_count + 1 > shared->event_capacity) {
+    shared->events[0] = -(int32_t)e->event_count;
+    return false;
+  }
+  shared->events[0] = (int32_t)e->event_count;
+  memcpy(shared->events + 1, e->events, e->event_count * sizeof(int32_t));
+  e->event_count = 0;
+  return true;
+}
+
+/**
+ * receive(session, bytes) -> string | undefined: feeds `bytes` to nghttp2; what happened is in
+ * the shared events array (enum event_kind; closes since the last call first); the string holds
+ * the header names and values those events point into. After EV_ERROR nothing more is read.
  */
 static napi_value receive(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   engine_t *e;
   size_t argc = session_args(env, info, argv, 2, &e);
-  napi_value events;
-  napi_create_array(env, &events);
-  if (e == NULL) return events;
-  e->env = env;
-  e->events = events;
-  e->event_count = 0;
-  for (size_t i = 0; i < e->closed_count; i += 2) push_close(e, e->closed[i], (uint32_t)e->closed[i + 1]);
-  e->closed_count = 0;
+  napi_value result;
+  napi_get_undefined(env, &result);
+  if (e == NULL) {
+    shared_t *shared = shared_of(env);
+    if (shared->events != NULL) shared->events[0] = 0;
+    return result;
+  }
   void *data = NULL;
   size_t length = 0;
+  e->text_used = 0;
   if (argc >= 2 && !e->fatal && napi_get_buffer_info(env, argv[1], &data, &length) == napi_ok && length > 0) {
+    e->input = data;
+    e->input_length = length;
     ssize_t rv = nghttp2_session_mem_recv(e->session, data, length);
+    e->input = NULL;
     if (rv < 0) {
       e->fatal = 1;
-      push_int(e, EV_ERROR);
-      push_int(e, 0);
-      push_int(e, (int32_t)rv);
+      if (push3(e, EV_ERROR, 0, (int32_t)rv) < 0) e->event_count = 0; // no memory: pending() tells it is over
     }
   }
-  e->env = NULL;
-  e->events = NULL;
-  return events;
+  deliver(env, e);
+  if (e->text_used > 0) napi_create_string_latin1(env, (const char *)e->text, e->text_used, &result);
+  return result;
+}
+
+/** takeEvents(session): the events receive() could not fit, into the (now larger) shared array. */
+static napi_value take_events(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  engine_t *e;
+  session_args(env, info, argv, 1, &e);
+  if (e != NULL) deliver(env, e);
+  return NULL;
 }
 
 /** The stream's outbound, made when `create`; NULL when the stream is not open (or no memory). */
@@ -681,37 +766,42 @@ static napi_value goaway(napi_env env, napi_callback_info info) {
 }
 
 /**
- * pending(session) -> Buffer | undefined | null: every frame queued so far, serialized, to be
- * written to the socket; undefined when there is nothing to write; null when the session is over
- * (it wants neither to read nor to write: GOAWAY both ways done, or a fatal error): close the
- * connection once what was returned before is written.
+ * pending(session) -> number | Buffer: every frame queued so far, serialized, to be written to
+ * the socket: their length in the shared output buffer (0: nothing to write), or a Buffer of
+ * their own when they do not fit; -1 when the session is over (it wants neither to read nor to
+ * write: GOAWAY done, or a fatal error): close once what was returned before is written.
  */
 static napi_value pending(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   engine_t *e;
   session_args(env, info, argv, 1, &e);
-  napi_value result;
-  if (e == NULL) {
-    napi_get_null(env, &result);
-    return result;
-  }
-  size_t used = 0;
+  if (e == NULL) return int_value(env, -1);
+  shared_t *shared = shared_of(env);
+  uint8_t *into = shared->output;
+  size_t capacity = shared->output_capacity, used = 0;
   for (;;) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(e->session, &data);
-    if (n < 0) {
-      e->fatal = 1;
+    if (n <= 0) {
+      if (n < 0) e->fatal = 1;
       break;
     }
-    if (n == 0) break;
-    if (grow((void **)&e->out, &e->out_capacity, used + (size_t)n, 1) < 0) return throw_error(env, "h2-engine: out of memory");
-    memcpy(e->out + used, data, (size_t)n);
+    if (used + (size_t)n > capacity) { // more than the shared buffer holds: e->out, grown
+      if (grow((void **)&e->out, &e->out_capacity, used + (size_t)n, 1) < 0) return throw_error(env, "h2-engine: out of memory");
+      if (into != e->out) memcpy(e->out, into, used);
+      into = e->out;
+      capacity = e->out_capacity;
+    }
+    memcpy(into + used, data, (size_t)n);
     used += (size_t)n;
   }
-  if (used > 0) napi_create_buffer_copy(env, used, e->out, NULL, &result);
-  else if (e->fatal || (!nghttp2_session_want_read(e->session) && !nghttp2_session_want_write(e->session))) napi_get_null(env, &result);
-  else napi_get_undefined(env, &result);
-  return result;
+  if (into == e->out) {
+    napi_value buffer;
+    napi_create_buffer_copy(env, used, e->out, NULL, &buffer);
+    return buffer;
+  }
+  if (used == 0 && (e->fatal || (!nghttp2_session_want_read(e->session) && !nghttp2_session_want_write(e->session)))) return int_value(env, -1);
+  return int_value(env, (int32_t)used);
 }
 
 /** counters(session, into: Float64Array): fills enum counter's numbers. */
@@ -739,9 +829,13 @@ static napi_value destroy(napi_env env, napi_callback_info info) {
 
 static napi_value module_init(napi_env env, napi_value exports) {
   if (callbacks == NULL && make_callbacks() != 0) return throw_error(env, "h2-engine: out of memory");
+  shared_t *shared = calloc(1, sizeof *shared);
+  if (shared == NULL || napi_set_instance_data(env, shared, finalize_shared, NULL) != napi_ok) return throw_error(env, "h2-engine: out of memory");
   napi_property_descriptor methods[] = {
+      {"init", NULL, init, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createServer", NULL, create_server, NULL, NULL, NULL, napi_enumerable, NULL},
       {"receive", NULL, receive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"takeEvents", NULL, take_events, NULL, NULL, NULL, napi_enumerable, NULL},
       {"respond", NULL, respond, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendData", NULL, send_data, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendTrailers", NULL, send_trailers, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,19 +1,23 @@
-// The native HTTP/2 engine (h2-engine.c documents each call), typed, and the numbers its events
-// and counters use. Undefined when the addon was not built (no C compiler or no libnghttp2-dev).
+// The native HTTP/2 engine (h2-engine.c documents each call), typed; the numbers its events and
+// counters use; and the memory it shares with JavaScript (events in, output out), one per process
+// (per worker). Undefined when the addon was not built (no C compiler or no libnghttp2-dev).
+import { Buffer } from 'node:buffer';
 import { H2_ENGINE_ADDON, loadAddon } from '../../native/native-addons.js';
 
 /** A session handle: only the engine's calls look inside. */
 export type EngineSession = { readonly __brand: 'h2-engine session' };
 
-export interface H2Engine {
+export interface H2EngineAddon {
+  init(events: Int32Array, output: Buffer): void;
   createServer(settings: readonly number[]): EngineSession;
-  receive(session: EngineSession, bytes: Uint8Array): unknown[];
+  receive(session: EngineSession, bytes: Uint8Array): string | undefined;
+  takeEvents(session: EngineSession): void;
   respond(session: EngineSession, streamId: number, headers: readonly string[], body: Uint8Array | undefined, endStream: boolean): number;
   sendData(session: EngineSession, streamId: number, bytes: Uint8Array, endStream: boolean): number;
   sendTrailers(session: EngineSession, streamId: number, trailers: readonly string[]): number;
   reset(session: EngineSession, streamId: number, code: number): number;
   goaway(session: EngineSession, code: number): number;
-  pending(session: EngineSession): Buffer | undefined | null;
+  pending(session: EngineSession): number | Buffer;
   counters(session: EngineSession, into: Float64Array): void;
   destroy(session: EngineSession): void;
 }
@@ -27,4 +31,39 @@ export const COUNTER = { SETTINGS: 0, PINGS: 1, RESETS: 2, HEADER_BLOCKS: 3, EMP
 /** SETTINGS parameter ids (RFC 9113 6.5.2). */
 export const SETTING = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6 } as const;
 
-export const h2Engine: H2Engine | undefined = loadAddon<H2Engine>(H2_ENGINE_ADDON);
+/** Where receive() puts events ([count, ...]) at first: grown when a read brings more. */
+const FIRST_EVENT_CAPACITY = 16 * 1024;
+/** Output pending() returns in place; more comes as a Buffer of its own. */
+const OUTPUT_BYTES = 128 * 1024;
+
+/** The addon and the memory it shares with this process's JavaScript. */
+export class H2Engine {
+  #events = new Int32Array(FIRST_EVENT_CAPACITY);
+  readonly output = Buffer.allocUnsafeSlow(OUTPUT_BYTES);
+
+  constructor(readonly addon: H2EngineAddon) {
+    addon.init(this.#events, this.output);
+  }
+
+  /** What the last receive() brought: events[0] is their count (h2-engine.c, enum event_kind). */
+  get events(): Int32Array {
+    return this.#events;
+  }
+
+  /** Feeds a read to `session`; returns the string the events' header fields are slices of. */
+  receive(session: EngineSession, bytes: Uint8Array): string | undefined {
+    const text = this.addon.receive(session, bytes);
+    const count = this.#events[0]!;
+    if (count < 0) {
+      let capacity = this.#events.length;
+      while (capacity < 1 - count) capacity *= 2;
+      this.#events = new Int32Array(capacity);
+      this.addon.init(this.#events, this.output);
+      this.addon.takeEvents(session);
+    }
+    return text;
+  }
+}
+
+const addon = loadAddon<H2EngineAddon>(H2_ENGINE_ADDON);
+export const h2Engine: H2Engine | undefined = addon && new H2Engine(addon);

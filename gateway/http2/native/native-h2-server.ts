@@ -10,7 +10,7 @@
 import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import { SocketIo } from '../../net/socket-io.js';
-import { EVENT, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine } from './h2-engine.js';
+import { EVENT, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from './h2-engine.js';
 
 /** RST_STREAM / GOAWAY codes used here (RFC 9113 7). */
 const NO_ERROR = 0;
@@ -31,6 +31,7 @@ interface OpenRequest {
 
 export class NativeH2ServerSession {
   readonly #io: SocketIo;
+  readonly #addon: H2EngineAddon;
   readonly #session: EngineSession;
   readonly #open = new Map<number, OpenRequest>();
   /** Inside onData: answers made now leave with the read's flush. */
@@ -46,31 +47,32 @@ export class NativeH2ServerSession {
     private readonly onRequest: NativeH2RequestHandler,
     options: NativeH2ServerOptions,
   ) {
-    this.#session = engine.createServer([
+    const addon = (this.#addon = engine.addon);
+    this.#session = addon.createServer([
       SETTING.MAX_CONCURRENT_STREAMS, options.maxConcurrentStreams,
       SETTING.MAX_HEADER_LIST_SIZE, options.maxHeaderListBytes,
       SETTING.ENABLE_PUSH, 0,
     ]);
-    socket.once('close', () => engine.destroy(this.#session));
+    socket.once('close', () => addon.destroy(this.#session));
     this.#io = new SocketIo(socket, { onData: (chunk) => this.#onData(chunk), onEnd: () => this.#io.end() });
     this.#flush(); // our SETTINGS: the server's connection preface
   }
 
   /** Answers a stream: the head [':status', '200', name, value, ...] and the whole body. */
   respond(streamId: number, headers: readonly string[], body: Buffer | undefined): void {
-    this.engine.respond(this.#session, streamId, headers, body, true);
+    this.#addon.respond(this.#session, streamId, headers, body, true);
     this.#afterSubmit();
   }
 
   /** Ends a stream with RST_STREAM `code`. */
   reset(streamId: number, code: number): void {
-    this.engine.reset(this.#session, streamId, code);
+    this.#addon.reset(this.#session, streamId, code);
     this.#afterSubmit();
   }
 
   /** GOAWAY: the streams open now are finished, then the connection closes. */
   close(): void {
-    this.engine.goaway(this.#session, NO_ERROR);
+    this.#addon.goaway(this.#session, NO_ERROR);
     this.#ending = true;
     this.#afterSubmit();
   }
@@ -87,33 +89,42 @@ export class NativeH2ServerSession {
   };
 
   #onData(chunk: Buffer): void {
-    const events = this.engine.receive(this.#session, chunk);
+    const text = this.engine.receive(this.#session, chunk);
     this.#receiving = true;
     try {
-      this.#dispatch(events);
+      this.#dispatch(this.engine.events, text ?? '', chunk);
     } finally {
       this.#receiving = false;
     }
     this.#flush();
   }
 
-  #dispatch(events: unknown[]): void {
-    const count = events.length;
-    let i = 0;
-    while (i < count) {
-      const kind = events[i] as number;
-      const streamId = events[i + 1] as number;
+  /** The events of one read: `text` holds their header fields, `chunk` their body bytes. */
+  #dispatch(events: Int32Array, text: string, chunk: Buffer): void {
+    const end = 1 + events[0]!;
+    let i = 1;
+    while (i < end) {
+      const kind = events[i]!;
+      const streamId = events[i + 1]!;
       if (kind === EVENT.HEADERS) {
-        const flags = events[i + 2] as number;
-        const pairs = events[i + 3] as number;
-        this.#onHeaders(streamId, flags, events.slice(i + 4, i + 4 + 2 * pairs) as string[]);
-        i += 4 + 2 * pairs;
+        const fields = events[i + 3]!;
+        const headers = new Array<string>(2 * fields);
+        for (let f = 0, at = i + 4; f < fields; f++, at += 3) {
+          const start = events[at]!;
+          const valueStart = start + events[at + 1]!;
+          headers[2 * f] = text.slice(start, valueStart);
+          headers[2 * f + 1] = text.slice(valueStart, valueStart + events[at + 2]!);
+        }
+        this.#onHeaders(streamId, events[i + 2]!, headers);
+        i += 4 + 3 * fields;
       } else if (kind === EVENT.DATA) {
-        this.#open.get(streamId)?.chunks.push(events[i + 2] as Buffer);
-        i += 3;
+        const offset = events[i + 2]!;
+        // A copy: the read's bytes are the shared read buffer's.
+        this.#open.get(streamId)?.chunks.push(Buffer.from(chunk.subarray(offset, offset + events[i + 3]!)));
+        i += 4;
       } else if (kind === EVENT.END_STREAM) {
         this.#complete(streamId);
-        i += 2;
+        i += 3;
       } else if (kind === EVENT.CLOSE) {
         this.#open.delete(streamId);
         i += 3;
@@ -128,7 +139,7 @@ export class NativeH2ServerSession {
   #onHeaders(streamId: number, flags: number, headers: string[]): void {
     if (flags & HEADERS_FLAG.TOO_LARGE) {
       this.#open.delete(streamId);
-      this.engine.respond(this.#session, streamId, [':status', '431'], undefined, true);
+      this.#addon.respond(this.#session, streamId, [':status', '431'], undefined, true);
     } else if (flags & HEADERS_FLAG.TRAILERS) {
       this.#complete(streamId); // a request's trailers end it (they are not passed on here)
     } else if (flags & HEADERS_FLAG.END_STREAM) {
@@ -148,16 +159,17 @@ export class NativeH2ServerSession {
 
   #flush(): void {
     if (this.#finished) return;
-    const out = this.engine.pending(this.#session);
-    if (out === null) return this.#finish();
-    if (out === undefined) return;
-    if (!this.#io.write(out)) {
+    const out = this.#addon.pending(this.#session);
+    if (out === -1) return this.#finish();
+    if (out === 0) return;
+    // In the shared output buffer, a view will do: a TLS socket encrypts a write before it returns.
+    if (!this.#io.write(typeof out === 'number' ? this.engine.output.subarray(0, out) : out)) {
       // The socket is full: read nothing more (no more answers to queue) until it drains.
       this.#io.pause();
       this.#io.onDrain(() => this.#io.resume());
     }
     // Once ending, whether that was the last output is asked again (null: over).
-    if (this.#ending && this.engine.pending(this.#session) === null) this.#finish();
+    if (this.#ending && this.#addon.pending(this.#session) === -1) this.#finish();
   }
 
   /** The session is over: our side ends once what was written has left. */
