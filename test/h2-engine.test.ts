@@ -99,7 +99,7 @@ describe('native HTTP/2 server session', () => {
     expect(h2Engine!.events.length).toBeGreaterThan(capacity); // the path that grows it ran
   });
 
-  it('writes a response larger than the shared output buffer in one piece when the windows allow', async () => {
+  it('writes a response larger than the shared output buffer when the windows let it go at once', async () => {
     const wide = await h2Connect({ port, ca: pki.ca.rootPem, cert: client, settings: { initialWindowSize: 4 * 1024 * 1024 } });
     try {
       wide.setLocalWindowSize(4 * 1024 * 1024);

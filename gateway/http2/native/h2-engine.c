@@ -115,9 +115,12 @@ typedef struct engine {
   field_t *fields;
   size_t field_count, field_capacity;
   int header_too_large;
-  /** pending()'s output when it outgrows the shared output buffer, reused. */
+  /**
+   * A frame nghttp2 serialized that did not fit the shared output buffer: the next pending()
+   * starts with it. At most a frame (nghttp2 frames DATA at 16 KiB, and splits header blocks).
+   */
   uint8_t *out;
-  size_t out_capacity;
+  size_t out_used, out_capacity;
   /** Strings of a respond()/sendTrailers() call, reused. */
   char *scratch;
   size_t scratch_capacity;
@@ -765,20 +768,39 @@ static napi_value goaway(napi_env env, napi_callback_info info) {
   return int_value(env, nghttp2_submit_goaway(e->session, NGHTTP2_FLAG_NONE, last, code, NULL, 0));
 }
 
+/** Appends `length` bytes to the shared output, or keeps them for the next call when they do not fit. */
+static int put_output(engine_t *e, const shared_t *shared, size_t *used, const uint8_t *data, size_t length) {
+  if (*used + length <= shared->output_capacity) {
+    memcpy(shared->output + *used, data, length);
+    *used += length;
+    return 1;
+  }
+  if (grow((void **)&e->out, &e->out_capacity, length, 1) < 0) return -1;
+  memcpy(e->out, data, length);
+  e->out_used = length;
+  return 0;
+}
+
 /**
- * pending(session) -> number | Buffer: every frame queued so far, serialized, to be written to
- * the socket: their length in the shared output buffer (0: nothing to write), or a Buffer of
- * their own when they do not fit; -1 when the session is over (it wants neither to read nor to
- * write: GOAWAY done, or a fatal error): close once what was returned before is written.
+ * pending(session) -> number: frames queued so far, serialized into the shared output buffer, to
+ * be written to the socket before the next call: their length; 0 when there is nothing (more) to
+ * write; -1 when the session is over (it wants neither to read nor to write: GOAWAY done, or a
+ * fatal error): close once what was returned before is written. Call it until it returns 0 or
+ * -1: a call returns at most the shared buffer's size.
  */
 static napi_value pending(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   engine_t *e;
   session_args(env, info, argv, 1, &e);
-  if (e == NULL) return int_value(env, -1);
   shared_t *shared = shared_of(env);
-  uint8_t *into = shared->output;
-  size_t capacity = shared->output_capacity, used = 0;
+  if (e == NULL || shared->output == NULL) return int_value(env, -1);
+  size_t used = 0;
+  if (e->out_used > 0) {
+    size_t kept = e->out_used;
+    e->out_used = 0;
+    if (kept > shared->output_capacity) return throw_error(env, "h2-engine: a frame larger than the output buffer");
+    put_output(e, shared, &used, e->out, kept);
+  }
   for (;;) {
     const uint8_t *data;
     ssize_t n = nghttp2_session_mem_send(e->session, &data);
@@ -786,19 +808,9 @@ static napi_value pending(napi_env env, napi_callback_info info) {
       if (n < 0) e->fatal = 1;
       break;
     }
-    if (used + (size_t)n > capacity) { // more than the shared buffer holds: e->out, grown
-      if (grow((void **)&e->out, &e->out_capacity, used + (size_t)n, 1) < 0) return throw_error(env, "h2-engine: out of memory");
-      if (into != e->out) memcpy(e->out, into, used);
-      into = e->out;
-      capacity = e->out_capacity;
-    }
-    memcpy(into + used, data, (size_t)n);
-    used += (size_t)n;
-  }
-  if (into == e->out) {
-    napi_value buffer;
-    napi_create_buffer_copy(env, used, e->out, NULL, &buffer);
-    return buffer;
+    int put = put_output(e, shared, &used, data, (size_t)n);
+    if (put < 0) return throw_error(env, "h2-engine: out of memory");
+    if (put == 0) break; // full: the rest on the next call
   }
   if (used == 0 && (e->fatal || (!nghttp2_session_want_read(e->session) && !nghttp2_session_want_write(e->session)))) return int_value(env, -1);
   return int_value(env, (int32_t)used);

@@ -17,7 +17,7 @@ export interface H2EngineAddon {
   sendTrailers(session: EngineSession, streamId: number, trailers: readonly string[]): number;
   reset(session: EngineSession, streamId: number, code: number): number;
   goaway(session: EngineSession, code: number): number;
-  pending(session: EngineSession): number | Buffer;
+  pending(session: EngineSession): number;
   counters(session: EngineSession, into: Float64Array): void;
   destroy(session: EngineSession): void;
 }
@@ -33,7 +33,7 @@ export const SETTING = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_ST
 
 /** Where receive() puts events ([count, ...]) at first: grown when a read brings more. */
 const FIRST_EVENT_CAPACITY = 16 * 1024;
-/** Output pending() returns in place; more comes as a Buffer of its own. */
+/** What one pending() call can return: more waits for the next call. Above a frame (16 KiB). */
 const OUTPUT_BYTES = 128 * 1024;
 
 /** The addon and the memory it shares with this process's JavaScript. */

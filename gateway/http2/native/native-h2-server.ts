@@ -159,17 +159,18 @@ export class NativeH2ServerSession {
 
   #flush(): void {
     if (this.#finished) return;
-    const out = this.#addon.pending(this.#session);
-    if (out === -1) return this.#finish();
-    if (out === 0) return;
-    // In the shared output buffer, a view will do: a TLS socket encrypts a write before it returns.
-    if (!this.#io.write(typeof out === 'number' ? this.engine.output.subarray(0, out) : out)) {
+    let full = false;
+    // Until nghttp2 has nothing more (0) or the session is over (-1): bounded, as nothing is queued meanwhile.
+    for (let out = this.#addon.pending(this.#session); out !== 0; out = this.#addon.pending(this.#session)) {
+      if (out === -1) return this.#finish();
+      // In the shared output buffer, a view will do: a TLS socket encrypts a write before it returns.
+      if (!this.#io.write(this.engine.output.subarray(0, out))) full = true;
+    }
+    if (full) {
       // The socket is full: read nothing more (no more answers to queue) until it drains.
       this.#io.pause();
       this.#io.onDrain(() => this.#io.resume());
     }
-    // Once ending, whether that was the last output is asked again (null: over).
-    if (this.#ending && this.#addon.pending(this.#session) === -1) this.#finish();
   }
 
   /** The session is over: our side ends once what was written has left. */
