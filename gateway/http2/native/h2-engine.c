@@ -51,6 +51,12 @@ enum event_kind {
   EV_GOAWAY = 5,
   /** [ERROR, 0, nghttp2 error]: the connection is broken; flush pending() (a GOAWAY) and close. */
   EV_ERROR = 6,
+  /**
+   * [WRITABLE, streamId, 0]: the stream's queue, which a respond()/sendData() left at or above
+   * SEND_HIGH_WATER bytes, went below it as pending() framed it: the sender may go on. Reported
+   * by takeEvents() after pending() (or with the next receive()).
+   */
+  EV_WRITABLE = 7,
 };
 
 /** EV_HEADERS flags. */
@@ -67,11 +73,33 @@ enum counter {
   C_RESETS,        // RST_STREAM frames received
   C_HEADER_BLOCKS, // header blocks received
   C_EMPTY_DATA,    // DATA frames without payload or END_STREAM
+  C_INVALID,       // frames nghttp2 found invalid (answered with RST_STREAM or GOAWAY)
   C_COUNT,
 };
 
 /** A session's header list limit when SETTINGS_MAX_HEADER_LIST_SIZE is not given. */
 #define DEFAULT_HEADER_LIST_BYTES (64 * 1024)
+
+/**
+ * A stream's queued body bytes at or above which respond()/sendData() tell the sender to wait
+ * (they return what is queued) for EV_WRITABLE. Above a DATA frame (16 KiB), so a stream whose
+ * peer reads keeps a frame or more in hand between two pending() calls.
+ */
+#define SEND_HIGH_WATER (64 * 1024)
+
+/**
+ * Flood limits nghttp2 enforces (each ends the session with GOAWAY), as node:http2 sets them:
+ * acknowledgements (PING, SETTINGS) queued unwritten, entries per SETTINGS frame, RST_STREAM
+ * frames received (a token bucket: a burst, then a rate a second), CONTINUATION frames per
+ * header block.
+ */
+#define MAX_OUTBOUND_ACK 1000
+#define MAX_SETTINGS_ENTRIES 32
+#define RESET_BURST 1000
+#define RESET_RATE 33
+#define MAX_CONTINUATIONS 8
+// (Debian's 1.52 header has both later limits, backported; nghttp2's glitch rate limit, newer,
+// applies by its default where the runtime's nghttp2 has it.)
 
 /** Bytes queued for a stream's DATA frames, in sendData order. */
 typedef struct chunk {
@@ -84,6 +112,10 @@ typedef struct chunk {
 typedef struct outbound {
   struct outbound *prev, *next; // every outbound of the session, freed with it
   chunk_t *head, *tail;
+  /** Bytes in the chunks not yet framed. */
+  size_t queued;
+  /** The sender was told to wait (queued reached SEND_HIGH_WATER): EV_WRITABLE when it is below. */
+  int blocked;
   /** No more data will be queued: after the chunks come the trailers, or END_STREAM. */
   int ended;
   /** nghttp2 asked for data when there was none: resume_data() when some comes. */
@@ -192,12 +224,14 @@ static int append_chunk(outbound_t *out, const uint8_t *data, size_t length) {
   if (out->tail) out->tail->next = c;
   else out->head = c;
   out->tail = c;
+  out->queued += length;
   return 0;
 }
 
 /** nghttp2 asks for the next DATA frame's payload: what is queued, else wait (DEFERRED). */
 static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
   outbound_t *out = source->ptr;
+  engine_t *e = user_data;
   size_t n = 0;
   while (out->head != NULL && n < length) {
     chunk_t *c = out->head;
@@ -210,6 +244,11 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
       if (out->head == NULL) out->tail = NULL;
       free(c);
     }
+  }
+  out->queued -= n;
+  if (out->blocked && out->queued < SEND_HIGH_WATER) {
+    out->blocked = 0;
+    if (push3(e, EV_WRITABLE, stream_id, 0) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
   }
   if (out->head == NULL && out->ended) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -319,6 +358,15 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
   at[2] = (int32_t)(data - e->input);
   at[3] = (int32_t)length;
   e->event_count += 4;
+  // Flow control (sessions are made with no_auto_window_update): the connection's window is
+  // reopened as bytes arrive, so a stream whose reader is slow does not stall its siblings; the
+  // stream's only when TypeScript has handed them on (consume()). So what a connection holds is
+  // bounded by its streams' windows, one per stream, and each by its own reader.
+  return nghttp2_session_consume_connection(session, length) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code, void *user_data) {
+  ((engine_t *)user_data)->counters[C_INVALID]++;
   return 0;
 }
 
@@ -330,6 +378,18 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 }
 
 static nghttp2_session_callbacks *callbacks;
+/** Every session's options: flow control left to TypeScript, the flood limits. */
+static nghttp2_option *options;
+
+static int make_options(void) {
+  if (nghttp2_option_new(&options) != 0) return -1;
+  nghttp2_option_set_no_auto_window_update(options, 1);
+  nghttp2_option_set_max_outbound_ack(options, MAX_OUTBOUND_ACK);
+  nghttp2_option_set_max_settings(options, MAX_SETTINGS_ENTRIES);
+  nghttp2_option_set_stream_reset_rate_limit(options, RESET_BURST, RESET_RATE);
+  nghttp2_option_set_max_continuations(options, MAX_CONTINUATIONS);
+  return 0;
+}
 
 static int make_callbacks(void) {
   if (nghttp2_session_callbacks_new(&callbacks) != 0) return -1;
@@ -338,6 +398,7 @@ static int make_callbacks(void) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, on_invalid_frame);
   return 0;
 }
 
@@ -432,6 +493,14 @@ static bool stream_call(napi_env env, napi_callback_info info, size_t count, con
   else if (argc < count) *result = throw_error(env, usage);
   else napi_get_value_int32(env, c->argv[1], &c->stream_id);
   return c->e != NULL && argc >= count;
+}
+
+/** stream_call() for (session, streamId, number): the number in *value. */
+static bool stream_number_call(napi_env env, napi_callback_info info, const char *usage, call_t *c, uint32_t *value, napi_value *result) {
+  *value = 0;
+  if (!stream_call(env, info, 3, usage, c, result)) return false;
+  napi_get_value_uint32(env, c->argv[2], value);
+  return true;
 }
 
 static bool bool_arg(napi_env env, napi_value value) {
@@ -568,7 +637,7 @@ static napi_value create_server(napi_env env, napi_callback_info info) {
     entries[count++].value = value_number;
     if (id_number == NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) e->header_limit = value_number;
   }
-  if (nghttp2_session_server_new(&e->session, callbacks, e) != 0) {
+  if (nghttp2_session_server_new2(&e->session, callbacks, e, options) != 0) {
     free(e);
     return throw_error(env, "h2-engine: nghttp2_session_server_new failed");
   }
@@ -634,13 +703,39 @@ static napi_value receive(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/** takeEvents(session): the events receive() could not fit, into the (now larger) shared array. */
+/**
+ * takeEvents(session) -> number: the events not yet given (those receive() could not fit, now
+ * that the shared array is larger; those pending() produced: closes, EV_WRITABLE) into the shared
+ * array, as receive() gives them; returns events[0] (their count, negative when they do not fit).
+ */
 static napi_value take_events(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   engine_t *e;
   session_args(env, info, argv, 1, &e);
-  if (e != NULL) deliver(env, e);
-  return NULL;
+  shared_t *shared = shared_of(env);
+  if (shared->events == NULL) return int_value(env, 0);
+  if (e == NULL) shared->events[0] = 0;
+  else deliver(env, e);
+  return int_value(env, shared->events[0]);
+}
+
+/**
+ * consume(session, streamId, bytes) -> 0 | nghttp2 error: `bytes` of the stream's body that
+ * receive() reported have been handed on; nghttp2 reopens the stream's window (WINDOW_UPDATE
+ * once half of it is consumed). Body bytes never consumed hold the client back (flow control).
+ */
+static napi_value consume(napi_env env, napi_callback_info info) {
+  call_t c;
+  napi_value failed;
+  uint32_t bytes;
+  if (!stream_number_call(env, info, "h2-engine: consume(session, streamId, bytes)", &c, &bytes, &failed)) return failed;
+  return int_value(env, nghttp2_session_consume_stream(c.e->session, c.stream_id, bytes));
+}
+
+/** After queuing: what `out` holds (the sender waits for EV_WRITABLE when it is SEND_HIGH_WATER or more). */
+static napi_value queued_value(napi_env env, outbound_t *out) {
+  if (out->queued >= SEND_HIGH_WATER) out->blocked = 1;
+  return int_value(env, (int32_t)(out->queued > INT32_MAX ? INT32_MAX : out->queued));
 }
 
 /** The stream's outbound, made when `create`; NULL when the stream is not open (or no memory). */
@@ -660,9 +755,10 @@ static int queue_body(napi_env env, outbound_t *out, napi_value body) {
 }
 
 /**
- * respond(session, streamId, headers, body?, endStream) -> 0 | nghttp2 error: queues the response
- * head ([':status', '200', name, value, ...]) and `body`; with endStream false, more comes with
- * sendData()/sendTrailers(). Nothing is written until pending().
+ * respond(session, streamId, headers, body?, endStream) -> queued bytes | nghttp2 error (< 0):
+ * queues the response head ([':status', '200', name, value, ...]) and `body`; with endStream
+ * false, more comes with sendData()/sendTrailers(). Returns the body bytes queued for the stream,
+ * as sendData() does. Nothing is written until pending().
  */
 static napi_value respond(napi_env env, napi_callback_info info) {
   call_t c;
@@ -694,7 +790,7 @@ static napi_value respond(napi_env env, napi_callback_info info) {
     return int_value(env, rv);
   }
   nghttp2_session_set_stream_user_data(e->session, stream_id, out);
-  return int_value(env, 0);
+  return queued_value(env, out);
 }
 
 /** stream_call() for a stream whose response respond() left open; NULL as stream_call's false. */
@@ -714,8 +810,10 @@ static int resume(engine_t *e, outbound_t *out) {
 }
 
 /**
- * sendData(session, streamId, bytes, endStream) -> 0 | nghttp2 error: more body for a stream that
- * respond() left open (a copy is queued: `bytes` may be reused at once).
+ * sendData(session, streamId, bytes, endStream) -> queued bytes | nghttp2 error (< 0): more body
+ * for a stream that respond() left open (a copy is queued: `bytes` may be reused at once).
+ * Returns the stream's bytes still queued after this; at SEND_HIGH_WATER or more the sender
+ * should wait for EV_WRITABLE (nothing is refused: the sender is trusted to wait).
  */
 static napi_value send_data(napi_env env, napi_callback_info info) {
   call_t c;
@@ -724,7 +822,8 @@ static napi_value send_data(napi_env env, napi_callback_info info) {
   if (out == NULL) return failed;
   if (queue_body(env, out, c.argv[2]) < 0) return throw_error(env, "h2-engine: sendData: bytes must be a Buffer");
   out->ended = bool_arg(env, c.argv[3]);
-  return int_value(env, resume(c.e, out));
+  int rv = resume(c.e, out);
+  return rv < 0 ? int_value(env, rv) : queued_value(env, out);
 }
 
 /** sendTrailers(session, streamId, trailers) -> 0 | nghttp2 error: ends the stream with trailers after its data. */
@@ -743,13 +842,23 @@ static napi_value send_trailers(napi_env env, napi_callback_info info) {
   return int_value(env, resume(c.e, out));
 }
 
+/** informational(session, streamId, headers) -> 0 | nghttp2 error: a 1xx head ([':status', '100', ...]) before the response. */
+static napi_value informational(napi_env env, napi_callback_info info) {
+  call_t c;
+  napi_value failed;
+  if (!stream_call(env, info, 3, "h2-engine: informational(session, streamId, headers)", &c, &failed)) return failed;
+  nghttp2_nv *nva;
+  ssize_t pairs = read_fields(env, c.e, c.argv[2], &nva);
+  if (pairs < 0) return NULL;
+  return int_value(env, nghttp2_submit_headers(c.e->session, NGHTTP2_FLAG_NONE, c.stream_id, NULL, nva, (size_t)pairs, NULL));
+}
+
 /** reset(session, streamId, code) -> 0 | nghttp2 error: RST_STREAM. */
 static napi_value reset(napi_env env, napi_callback_info info) {
   call_t c;
   napi_value failed;
-  if (!stream_call(env, info, 3, "h2-engine: reset(session, streamId, code)", &c, &failed)) return failed;
-  uint32_t code = 0;
-  napi_get_value_uint32(env, c.argv[2], &code);
+  uint32_t code;
+  if (!stream_number_call(env, info, "h2-engine: reset(session, streamId, code)", &c, &code, &failed)) return failed;
   return int_value(env, nghttp2_submit_rst_stream(c.e->session, NGHTTP2_FLAG_NONE, c.stream_id, code));
 }
 
@@ -840,7 +949,7 @@ static napi_value destroy(napi_env env, napi_callback_info info) {
 }
 
 static napi_value module_init(napi_env env, napi_value exports) {
-  if (callbacks == NULL && make_callbacks() != 0) return throw_error(env, "h2-engine: out of memory");
+  if ((callbacks == NULL && make_callbacks() != 0) || (options == NULL && make_options() != 0)) return throw_error(env, "h2-engine: out of memory");
   shared_t *shared = calloc(1, sizeof *shared);
   if (shared == NULL || napi_set_instance_data(env, shared, finalize_shared, NULL) != napi_ok) return throw_error(env, "h2-engine: out of memory");
   napi_property_descriptor methods[] = {
@@ -848,6 +957,8 @@ static napi_value module_init(napi_env env, napi_value exports) {
       {"createServer", NULL, create_server, NULL, NULL, NULL, napi_enumerable, NULL},
       {"receive", NULL, receive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"takeEvents", NULL, take_events, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"consume", NULL, consume, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"informational", NULL, informational, NULL, NULL, NULL, napi_enumerable, NULL},
       {"respond", NULL, respond, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendData", NULL, send_data, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendTrailers", NULL, send_trailers, NULL, NULL, NULL, napi_enumerable, NULL},

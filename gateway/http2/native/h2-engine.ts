@@ -11,7 +11,9 @@ export interface H2EngineAddon {
   init(events: Int32Array, output: Buffer): void;
   createServer(settings: readonly number[]): EngineSession;
   receive(session: EngineSession, bytes: Uint8Array): string | undefined;
-  takeEvents(session: EngineSession): void;
+  takeEvents(session: EngineSession): number;
+  consume(session: EngineSession, streamId: number, bytes: number): number;
+  informational(session: EngineSession, streamId: number, headers: readonly string[]): number;
   respond(session: EngineSession, streamId: number, headers: readonly string[], body: Uint8Array | undefined, endStream: boolean): number;
   sendData(session: EngineSession, streamId: number, bytes: Uint8Array, endStream: boolean): number;
   sendTrailers(session: EngineSession, streamId: number, trailers: readonly string[]): number;
@@ -23,11 +25,15 @@ export interface H2EngineAddon {
 }
 
 /** h2-engine.c's enum event_kind. */
-export const EVENT = { HEADERS: 1, DATA: 2, END_STREAM: 3, CLOSE: 4, GOAWAY: 5, ERROR: 6 } as const;
+export const EVENT = { HEADERS: 1, DATA: 2, END_STREAM: 3, CLOSE: 4, GOAWAY: 5, ERROR: 6, WRITABLE: 7 } as const;
 /** EV_HEADERS flags. */
 export const HEADERS_FLAG = { END_STREAM: 1, TRAILERS: 2, TOO_LARGE: 4 } as const;
 /** counters() order (h2-engine.c's enum counter). */
-export const COUNTER = { SETTINGS: 0, PINGS: 1, RESETS: 2, HEADER_BLOCKS: 3, EMPTY_DATA: 4, COUNT: 5 } as const;
+export const COUNTER = { SETTINGS: 0, PINGS: 1, RESETS: 2, HEADER_BLOCKS: 3, EMPTY_DATA: 4, INVALID: 5, COUNT: 6 } as const;
+/** h2-engine.c's SEND_HIGH_WATER: respond()/sendData() returning this or more means wait for WRITABLE. */
+export const SEND_HIGH_WATER_BYTES = 64 * 1024;
+/** nghttp2's error codes (nghttp2.h) the gateway tells apart. */
+export const NGHTTP2_ERR = { FLOODED: -904, TOO_MANY_CONTINUATIONS: -905, BAD_CLIENT_MAGIC: -903 } as const;
 /** SETTINGS parameter ids (RFC 9113 6.5.2). */
 export const SETTING = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6 } as const;
 
@@ -53,15 +59,22 @@ export class H2Engine {
   /** Feeds a read to `session`; returns the string the events' header fields are slices of. */
   receive(session: EngineSession, bytes: Uint8Array): string | undefined {
     const text = this.addon.receive(session, bytes);
-    const count = this.#events[0]!;
-    if (count < 0) {
-      let capacity = this.#events.length;
-      while (capacity < 1 - count) capacity *= 2;
-      this.#events = new Int32Array(capacity);
-      this.addon.init(this.#events, this.output);
-      this.addon.takeEvents(session);
-    }
+    if (this.#events[0]! < 0) this.#grow(session);
     return text;
+  }
+
+  /** The events pending() produced (closes, WRITABLE) into `events`; returns their count. */
+  takeEvents(session: EngineSession): number {
+    if (this.addon.takeEvents(session) < 0) this.#grow(session);
+    return this.#events[0]!;
+  }
+
+  #grow(session: EngineSession): void {
+    let capacity = this.#events.length;
+    while (capacity < 1 - this.#events[0]!) capacity *= 2;
+    this.#events = new Int32Array(capacity);
+    this.addon.init(this.#events, this.output);
+    this.addon.takeEvents(session);
   }
 }
 

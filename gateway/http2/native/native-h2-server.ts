@@ -4,9 +4,8 @@
 // stream: a request is its stream id, its header fields as one flat array and its body, and a
 // stream with a body still to come holds one map entry until its end.
 // So far what bench/h2-engine-probe.ts measures against node:http2: whole requests in, whole
-// responses out. Flow control is nghttp2's automatic one (windows are reopened as data arrives);
-// streaming bodies in both directions, backpressure per stream and flood checks come with the
-// gateway integration.
+// responses out. Request bodies are taken whole: each stream's window is reopened (consume()) as
+// its data arrives. The gateway's session (client-session.ts) streams bodies both ways.
 import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import { SocketIo } from '../../net/socket-io.js';
@@ -119,8 +118,10 @@ export class NativeH2ServerSession {
         i += 4 + 3 * fields;
       } else if (kind === EVENT.DATA) {
         const offset = events[i + 2]!;
-        // A copy: the read's bytes are the shared read buffer's.
-        this.#open.get(streamId)?.chunks.push(Buffer.from(chunk.subarray(offset, offset + events[i + 3]!)));
+        const length = events[i + 3]!;
+        // A copy: the read's bytes are the shared read buffer's. Kept whole, so the window reopens at once.
+        this.#open.get(streamId)?.chunks.push(Buffer.from(chunk.subarray(offset, offset + length)));
+        this.#addon.consume(this.#session, streamId, length);
         i += 4;
       } else if (kind === EVENT.END_STREAM) {
         this.#complete(streamId);
