@@ -5,53 +5,25 @@
 // forbids never sent (and a header nghttp2 cannot carry resetting the stream rather than
 // throwing), destroy() resetting the stream only, and write() keeping to the client's backpressure.
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Http2ClientSession } from '../gateway/http2/client-session.js';
-import { h2Engine } from '../gateway/http2/native/h2-engine.js';
-import { engineSettings } from '../gateway/http2/session-options.js';
 import type { StreamResponse } from '../gateway/http2/stream-response.js';
 import { h2Connect, h2Request } from './support/h2-client.js';
+import { startH2SessionServer, type H2SessionServer } from './support/h2-session-server.js';
 import { waitFor } from './support/lifecycle-harness.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
-let pki: TestPki;
-let client: WrittenCert;
-let server: tls.Server;
-let port: number;
+let server: H2SessionServer;
 /** How the server answers the next stream: given the StreamResponse the session made for it. */
 let serve: (res: StreamResponse) => void;
 
 beforeAll(async () => {
-  expect(h2Engine, 'the addon is built by npm run build (needs libnghttp2-dev)').toBeDefined();
-  pki = await TestPki.create();
-  const cert = await pki.issue('server', { spiffeId: id('server'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('client', { spiffeId: id('client'), usage: 'client' });
-  const options = {
-    listener: 'test',
-    handler: (_req: unknown, res: unknown) => serve(res as StreamResponse),
-    headersMs: 0,
-    idleMs: 60_000,
-    bodyMs: 0,
-    settings: engineSettings({ maxConcurrentStreams: 100, maxHeaderBytes: 16 * 1024 }),
-    maxHeaderBytes: 16 * 1024,
-    onRefused: () => {},
-    onClosed: () => {},
-  };
-  server = tls.createServer({ cert: cert.chainPem, key: cert.keyPem, ca: pki.ca.rootPem, requestCert: true, ALPNProtocols: ['h2'] }, (socket) => {
-    new Http2ClientSession(socket, { identity: undefined, by: undefined, sni: undefined, alpn: 'h2', mtls: true }, options, h2Engine!);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  server = await startH2SessionServer((_req, res) => serve(res as StreamResponse));
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
-  pki?.cleanup();
+  await server?.close();
 });
 
-const connect = () => h2Connect({ port, ca: pki.ca.rootPem, cert: client });
+const connect = () => h2Connect({ port: server.port, ca: server.pki.ca.rootPem, cert: server.client });
 const text = (s: string) => Buffer.from(s);
 
 describe('StreamResponse', () => {

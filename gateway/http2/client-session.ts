@@ -73,6 +73,8 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
   #closedFor: Http2CloseReason | undefined;
   /** After an engine error: once what is queued is written, our side ends (the engine reads nothing more). */
   #endAfterFlush = false;
+  /** The client sent FIN: our side ends with the last stream. */
+  #readEnded = false;
   deadline: number;
 
   constructor(
@@ -250,6 +252,7 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
       if (flood !== undefined) return this.#closeFor(flood);
     }
     if (this.#streams.size > 0 || this.#finished) return;
+    if (this.#readEnded) return this.#finish();
     if (!this.#closing) this.deadline = Date.now() + this.options.idleMs;
     else if (this.deadline === 0) this.deadline = Date.now() + LINGER_MS;
   }
@@ -316,6 +319,7 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
   /** The client sent FIN: nothing more comes; the streams open now are answered, then our side ends. */
   readonly #onEnd = (): void => {
     this.#closing = true;
+    this.#readEnded = true;
     if (this.#streams.size === 0) this.#finish();
   };
 
