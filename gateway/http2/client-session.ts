@@ -33,7 +33,7 @@ import { COUNTER, EVENT, headerFields, HEADERS_FLAG, type EngineSession, type H2
 import { closeReasonOf, MAX_INVALID_FRAMES } from './session-errors.js';
 import type { Http2SessionOptions } from './session-options.js';
 import { StreamBody, type BodyOwner, type BodySource } from './stream-body.js';
-import { HEADER_LIST_TOO_LARGE, readStreamHead, type StreamHead, type StreamRefusal } from './stream-head.js';
+import { headerListTooLarge, readStreamHead, type StreamHead, type StreamRefusal } from './stream-head.js';
 import { H2_CODE, StreamResponse, type ResponseSink } from './stream-response.js';
 
 /** How long a connection we closed may wait for the client to close its side. */
@@ -226,7 +226,7 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     const opened = Date.now();
     this.#guard.streamOpened();
     if (!this.#closing) this.deadline = 0;
-    const head = flags & HEADERS_FLAG.TOO_LARGE ? HEADER_LIST_TOO_LARGE : readStreamHead(rawHeaders, this.options.maxHeaderBytes);
+    const head = flags & HEADERS_FLAG.TOO_LARGE ? headerListTooLarge((flags & HEADERS_FLAG.GRPC) !== 0) : readStreamHead(rawHeaders, this.options.maxHeaderBytes);
     const res = new StreamResponse(this, streamId, head.grpc, head.method === 'HEAD', head.trailers);
     const body = head.refusal !== undefined || flags & HEADERS_FLAG.END_STREAM ? null : new StreamBody(this, streamId, head.contentLength, this.options.bodyMs, res, this, head.expectContinue);
     this.#streams.set(streamId, { response: res, body, opened });
