@@ -69,6 +69,8 @@ enum event_kind {
 #define HEADERS_TRAILERS 2
 /** The block was larger than the session's header list limit: its fields are dropped (pairs 0). */
 #define HEADERS_TOO_LARGE 4
+/** With HEADERS_TOO_LARGE: the block said content-type application/grpc… (its refusal is a gRPC status). */
+#define HEADERS_GRPC 8
 
 /** counters(): numbers the flood checks in TypeScript read, in this order. */
 enum counter {
@@ -151,6 +153,8 @@ typedef struct engine {
   field_t *fields;
   size_t field_count, field_capacity;
   int header_too_large;
+  /** The block being received has content-type application/grpc… (kept when its fields are dropped). */
+  int header_grpc;
   /**
    * A frame nghttp2 serialized that did not fit the shared output buffer: the next pending()
    * starts with it. At most a frame (nghttp2 frames DATA at 16 KiB, and splits header blocks).
@@ -279,11 +283,13 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   e->header_used = 0;
   e->field_count = 0;
   e->header_too_large = 0;
+  e->header_grpc = 0;
   return 0;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t name_length, const uint8_t *value, size_t value_length, uint8_t flags, void *user_data) {
   engine_t *e = user_data;
+  if (name_length == 12 && value_length >= 16 && memcmp(name, "content-type", 12) == 0 && memcmp(value, "application/grpc", 16) == 0) e->header_grpc = 1;
   if (e->header_too_large) return 0;
   // RFC 9113 6.5.2: a field's size is its name and value plus 32.
   size_t used = e->header_used + name_length + value_length;
@@ -310,7 +316,7 @@ static int push_headers(engine_t *e, const nghttp2_frame *frame) {
   int flags = 0;
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) flags |= HEADERS_END_STREAM;
   if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) flags |= HEADERS_TRAILERS;
-  if (e->header_too_large) flags |= HEADERS_TOO_LARGE;
+  if (e->header_too_large) flags |= HEADERS_TOO_LARGE | (e->header_grpc ? HEADERS_GRPC : 0);
   size_t fields = e->header_too_large ? 0 : e->field_count;
   size_t bytes = e->header_too_large ? 0 : e->header_used;
   if (reserve(e, 4 + 3 * fields) < 0 || grow((void **)&e->text, &e->text_capacity, e->text_used + bytes, 1) < 0) return NGHTTP2_ERR_CALLBACK_FAILURE;
