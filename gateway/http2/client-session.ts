@@ -88,6 +88,7 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
     const addon = (this.#addon = engine.addon);
     this.#remote = socket.remoteAddress ?? '';
     this.#session = addon.createServer(options.settings);
+    socket.on('error', noop); // resets and the like: 'close' follows and cleans up
     socket.once('close', this.#onSocketClose);
     this.#io = new SocketIo(socket, { onData: (chunk) => this.#onData(chunk), onEnd: this.#onEnd });
     this.deadline = options.headersMs > 0 ? Date.now() + options.headersMs : 0;
@@ -396,3 +397,5 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function noop(): void {}
