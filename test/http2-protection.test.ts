@@ -171,6 +171,15 @@ describe('HTTP/2 floods are closed with GOAWAY, counted, with memory bounded', (
     expect(raw.frames.filter((f) => f.type === FRAME.PING && (f.flags & FLAG.ACK) !== 0).length).toBeGreaterThanOrEqual(500);
   });
 
+  it('invalid frames: more malformed requests than node:http2 tolerated (1000) close the connection, counted as invalid_frames', async () => {
+    const before = await closedCount('invalid_frames');
+    const raw = await open();
+    // An uppercase name: nghttp2 resets each stream (PROTOCOL_ERROR) and reports the frame invalid.
+    const malformed = (i: number) => frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, Buffer.concat([getRequest(`/bad/${i}`), headerBlock([['X-Upper', '1']])]));
+    await send(raw, Array.from({ length: 1100 }, (_, i) => malformed(i)), 100, 1);
+    await expectClosedFor(raw, 'invalid_frames', undefined, before);
+  });
+
   it('a client that sends a broken TLS record mid-connection: that connection is closed, the gateway goes on', async () => {
     const tcp = net.connect(port, '127.0.0.1');
     await new Promise<void>((resolve) => tcp.once('connect', () => resolve()));
