@@ -197,4 +197,27 @@ describe('gRPC refusals on the wire', () => {
       session.close();
     }
   });
+
+  it('a gRPC header list over limits.max_header_bytes (before the client acknowledged it) is refused trailers-only too', async () => {
+    const raw = await RawH2Connection.open({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
+    raw.ackSettings = false;
+    try {
+      const headers = headerBlock([
+        [':method', 'POST'],
+        [':scheme', 'https'],
+        [':path', '/big.Service/Call'],
+        [':authority', 'localhost'],
+        ['x-filler', 'f'.repeat(20_000)],
+        ['content-type', 'application/grpc'],
+        ['te', 'trailers'],
+      ]);
+      // Over two frames: a frame carries at most 16 KiB.
+      await raw.write(Buffer.concat([frame(FRAME.HEADERS, FLAG.END_STREAM, 1, headers.subarray(0, 15_000)), frame(FRAME.CONTINUATION, FLAG.END_HEADERS, 1, headers.subarray(15_000))]));
+      await waitFor('the answer', () => raw.frames.some((f) => f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0));
+      // One HEADERS frame ending the stream, no body: a gRPC status, not a JSON 431.
+      expect(raw.frames.filter((f) => f.streamId === 1).map((f) => [f.type, f.flags])).toEqual([[FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM]]);
+    } finally {
+      raw.close();
+    }
+  });
 });

@@ -6,6 +6,7 @@
 // logged, with the gateway's memory bounded; and the per-listener limits (concurrent streams,
 // header list size) hold.
 import http2 from 'node:http2';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
@@ -14,6 +15,7 @@ import { gatewayPerTest } from './support/gateway-per-test.js';
 import { h2Connect, h2Request, offeringH2 } from './support/h2-client.js';
 import { emptySettings, ERROR, FLAG, FRAME, frame, getRequest, headerBlock, ping, RawH2Connection, rstStream } from './support/h2-frames.js';
 import { captureLogs, metricValue, waitFor } from './support/lifecycle-harness.js';
+import { connectMtls } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
 import { id } from './support/test-pki.js';
 
@@ -167,6 +169,28 @@ describe('HTTP/2 floods are closed with GOAWAY, counted, with memory bounded', (
     expect(sent).toBeLessThanOrEqual(700);
     // Every PING until then was answered.
     expect(raw.frames.filter((f) => f.type === FRAME.PING && (f.flags & FLAG.ACK) !== 0).length).toBeGreaterThanOrEqual(500);
+  });
+
+  it('invalid frames: more malformed requests than node:http2 tolerated (1000) close the connection, counted as invalid_frames', async () => {
+    const before = await closedCount('invalid_frames');
+    const raw = await open();
+    // An uppercase name: nghttp2 resets each stream (PROTOCOL_ERROR) and reports the frame invalid.
+    const malformed = (i: number) => frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, Buffer.concat([getRequest(`/bad/${i}`), headerBlock([['X-Upper', '1']])]));
+    await send(raw, Array.from({ length: 1100 }, (_, i) => malformed(i)), 100, 1);
+    await expectClosedFor(raw, 'invalid_frames', undefined, before);
+  });
+
+  it('a client that sends a broken TLS record mid-connection: that connection is closed, the gateway goes on', async () => {
+    const tcp = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => tcp.once('connect', () => resolve()));
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend, socket: tcp, ALPNProtocols: ['h2'] });
+    socket.on('error', () => {});
+    expect(socket.alpnProtocol).toBe('h2');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // An application-data record whose bytes are not what the TLS session encrypted.
+    tcp.write(Buffer.concat([Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40]), Buffer.alloc(64, 0xab)]));
+    await closed;
+    expect((await h2Request(await h2Connect({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend }), { ':path': '/after-broken-record' })).status).toBe(200);
   });
 
   it('a client keeping to the rates is served: a few PINGs and SETTINGS, then a request', async () => {

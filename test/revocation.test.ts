@@ -7,12 +7,13 @@ import https from 'node:https';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { GatewayConfig, StaleCrlPolicy } from '../gateway/config/types.js';
+import type { GatewayConfig, Listener, StaleCrlPolicy } from '../gateway/config/types.js';
 import { createCrl, issueLeaf } from '../certs/dev-ca.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { normalizeSerial } from '../gateway/lifecycle/revocation.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
 import { captureLogs, metricValue, resumableRequest, runLoad, waitFor, writeAtomically } from './support/lifecycle-harness.js';
+import { h2Connect, h2Request, offeringH2 } from './support/h2-client.js';
 import { request } from './support/mtls-client.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
@@ -53,10 +54,11 @@ afterAll(async () => {
 
 const ca = () => pki.ca.rootPem;
 
-async function start(opts: { crl: string; upstreamCrl?: string; staleCrl?: StaleCrlPolicy; closeRevoked?: boolean; tickMs?: number; takeoverMs?: number }) {
+async function start(opts: { crl: string; upstreamCrl?: string; staleCrl?: StaleCrlPolicy; closeRevoked?: boolean; tickMs?: number; takeoverMs?: number; h2?: boolean }) {
+  const offering = opts.h2 ? offeringH2 : (listener: Listener) => listener;
   const base = gatewayConfig(
     [
-      terminateListener({
+      offering(terminateListener({
         cert: certs.server.certFile,
         key: certs.server.keyFile,
         trustBundle: pki.caFile,
@@ -65,7 +67,7 @@ async function start(opts: { crl: string; upstreamCrl?: string; staleCrl?: Stale
           terminateRoute('revoked-upstream', 'revoked-upstream', allow('spiffe://test.gatehouse/*'), { match: { pathPrefix: '/revoked-upstream' } }),
           terminateRoute('all', 'payments', allow('spiffe://test.gatehouse/*')),
         ],
-      }),
+      })),
     ],
     [
       mtlsUpstream({ name: 'payments', port: upstream.port, cert: certs.gatewayClient.certFile, key: certs.gatewayClient.keyFile, trustBundle: pki.caFile, expectId: id('payments') }),
@@ -123,6 +125,27 @@ describe('revoking a client certificate', () => {
     expect(Object.values(other.agent.freeSockets).flat()[0]).toBe(other.socket);
     doomed.agent.destroy();
     other.agent.destroy();
+  });
+
+  it('closes its HTTP/2 connection too (the session found by its socket), and leaves another HTTP/2 client alone', async () => {
+    const crl = await pki.writeCrl('live-h2.crl', []);
+    const { port } = await start({ crl, h2: true });
+    const doomed = await h2Connect({ port, ca: ca(), cert: certs.doomed });
+    const other = await h2Connect({ port, ca: ca(), cert: certs.frontend });
+    try {
+      expect((await h2Request(doomed, { ':path': '/before' })).status).toBe(200);
+      expect((await h2Request(other, { ':path': '/before' })).status).toBe(200);
+      const closed = new Promise<void>((resolve) => doomed.once('close', () => resolve()));
+      const closedBefore = await metricValue('gatehouse_revoked_connections_closed_total', { listener: 'public' });
+      writeAtomically(crl, fs.readFileSync(await pki.writeCrl('live-h2-next.crl', [certs.doomed]), 'utf8'));
+      await closed;
+      expect(await metricValue('gatehouse_revoked_connections_closed_total', { listener: 'public' })).toBe(closedBefore + 1);
+      expect(other.closed || other.destroyed).toBe(false);
+      expect((await h2Request(other, { ':path': '/after' })).status).toBe(200);
+    } finally {
+      doomed.destroy();
+      other.close();
+    }
   });
 
   it('refuses a revoked client that comes back on a resumed TLS session (which skips OpenSSL\'s CRL check)', async () => {

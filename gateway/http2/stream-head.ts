@@ -45,6 +45,15 @@ const HEADER_LIST_SIZE: StreamRefusal = Object.freeze({
   rule: 'header_list_size',
   message: 'the header list is larger than limits.max_header_bytes',
 });
+const tooLarge = (grpc: boolean): StreamHead =>
+  Object.freeze({ method: '', url: '', rawHeaders: [], grpc, contentLength: -1, timeoutMs: undefined, trailers: false, expectContinue: false, refusal: HEADER_LIST_SIZE });
+const TOO_LARGE = tooLarge(false);
+const TOO_LARGE_GRPC = tooLarge(true);
+
+/** The head of a stream whose header list the engine dropped for its size (sent before the client acknowledged the limit); a gRPC one is refused with a gRPC status. */
+export function headerListTooLarge(grpc: boolean): StreamHead {
+  return grpc ? TOO_LARGE_GRPC : TOO_LARGE;
+}
 const GRPC_TIMEOUT: StreamRefusal = Object.freeze({ status: 400, reason: 'bad_request', rule: 'grpc_timeout', message: 'grpc-timeout must be 1 to 8 digits and a unit (H, M, S, m, u, n)' });
 
 const COLON = 0x3a;

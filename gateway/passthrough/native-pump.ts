@@ -1,14 +1,12 @@
 // The passthrough relay's backend connect and byte pump in C (fd-relay/fd-relay.c), and the front
 // door's peek at a new connection's hello, when it was built: `npm install` compiles it where
-// there is a C compiler (fd-relay/build-addon.ts). Without it, or with GATEHOUSE_NATIVE_PUMP=off,
+// there is a C compiler (../native/build-addons.ts). Without it, or with GATEHOUSE_NATIVE_PUMP=off,
 // the front door reads every hello, and relays connect through Node's TCP handles and pump bytes
 // in TypeScript (relay-direction.ts), which behaves the same and costs more CPU per connection
 // (README, Benchmarks).
 import { Buffer } from 'node:buffer';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { log } from '../log.js';
+import { FD_RELAY_ADDON, loadAddon } from '../native/native-addons.js';
 import type { TcpHandle } from '../net/stream-handles.js';
 
 /** The addon's functions (fd-relay.c documents each). */
@@ -23,10 +21,6 @@ interface FdRelayAddon {
   tuneListener(listeningFd: number, deferSeconds: number): number;
 }
 
-/** Where `build-addon` puts the compiled addon, from the repository's root. */
-export const ADDON_PATH = 'gateway/passthrough/fd-relay/build/fd_relay.node';
-/** The repository's root, from this file in gateway/passthrough/ or in dist/gateway/passthrough/. */
-const ROOTS = ['../../', '../../../'];
 
 /** What peek() looks at: a ClientHello of the front door's default bound, record headers included, fits. */
 const PEEK_BYTES = 17 * 1024;
@@ -157,9 +151,8 @@ export class NativePump {
 function load(): NativePump | undefined {
   if (process.env.GATEHOUSE_NATIVE_PUMP === 'off') return undefined;
   try {
-    const file = ROOTS.map((root) => fileURLToPath(new URL(root + ADDON_PATH, import.meta.url))).find((f) => existsSync(f));
-    if (file === undefined) return undefined;
-    return new NativePump(createRequire(import.meta.url)(file) as FdRelayAddon);
+    const addon = loadAddon<FdRelayAddon>(FD_RELAY_ADDON);
+    return addon === undefined ? undefined : new NativePump(addon);
   } catch (err) {
     log.warn('native_pump_unavailable', { error: (err as Error).message });
     return undefined;
