@@ -43,7 +43,7 @@ export function servedAlpn(alpn: readonly string[]): string[] {
   if (h2Engine !== undefined || !alpn.includes('h2')) return [...alpn];
   if (!warned) {
     warned = true;
-    console.warn('gatehouse: the native HTTP/2 engine was not built (npm run build needs a C compiler and libnghttp2-dev): h2 is not offered');
+    console.warn('gatehouse: the native HTTP/2 engine was not built (npm run build needs a C compiler): h2 is not offered');
   }
   return alpn.filter((id) => id !== 'h2');
 }

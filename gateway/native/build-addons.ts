@@ -26,11 +26,10 @@ function build(spec: AddonSpec): void {
   const source = path.join(root, spec.source);
   const output = path.join(root, spec.output);
   if (process.platform !== 'linux') return skip(`it is built on Linux only, this is ${process.platform}`);
-  if (existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs) return;
+  const inputs = [source, ...(spec.headers ?? []).map((file) => path.join(root, file))];
+  if (existsSync(output) && inputs.every((file) => statSync(output).mtimeMs >= statSync(file).mtimeMs)) return;
   const headers = headerCandidates().find((dir) => existsSync(path.join(dir, 'node_api.h')) && existsSync(path.join(dir, 'uv.h')));
   if (headers === undefined) return skip(`no Node headers in ${headerCandidates().join(', ')}`);
-  const missing = (spec.requiredHeaders ?? []).filter((file) => !existsSync(file));
-  if (missing.length > 0) return skip(`no ${missing.join(', ')}`);
   const compiler = process.env.CC ?? 'cc';
   mkdirSync(path.dirname(output), { recursive: true });
   const partial = `${output}.${process.pid}`;

@@ -14,8 +14,8 @@ export interface AddonSpec {
   readonly output: string;
   /** What gatehouse does without it, for the build's warning. */
   readonly without: string;
-  /** Header directories beyond Node's (system headers of a library the addon calls). */
-  readonly requiredHeaders?: readonly string[];
+  /** The source's own headers, from the repository's root: a newer one rebuilds the addon too. */
+  readonly headers?: readonly string[];
 }
 
 export const FD_RELAY_ADDON: AddonSpec = {
@@ -30,7 +30,7 @@ export const H2_ENGINE_ADDON: AddonSpec = {
   source: 'gateway/http2/native/h2-engine.c',
   output: 'gateway/http2/native/build/h2_engine.node',
   without: 'terminate listeners do not offer h2 (HTTP/2 clients get HTTP/1.1)',
-  requiredHeaders: ['/usr/include/nghttp2/nghttp2.h'],
+  headers: ['gateway/http2/native/nghttp2-api.h'],
 };
 
 /** The repository's root, from this file in gateway/native/ or in dist/gateway/native/. */

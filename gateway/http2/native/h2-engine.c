@@ -9,13 +9,13 @@
 // queue frames, then takes all output with one pending() call and writes it to the socket. So a
 // socket read costs one call into C plus one per answer, and one for the output.
 //
-// nghttp2 itself: the header is Debian's (libnghttp2-dev, /usr/include/nghttp2), but the addon
-// does not link libnghttp2. Node is built with nghttp2 and its binary exports every nghttp2_*
-// symbol (nm -D --defined-only node | grep nghttp2_), so the addon's undefined nghttp2 symbols
-// bind to Node's own copy when Node loads it (a system Node linked to libnghttp2.so binds to that).
-// Debian's header is 1.52, older than the *2 APIs (mem_recv2, nghttp2_data_provider2,
-// submit_response2: 1.60), so this uses their predecessors, which later versions keep (Node 24
-// has 1.70: both exported). Node does not export nghttp2_version(), so the runtime's version is
+// nghttp2 itself: the addon does not link libnghttp2 and needs no nghttp2 package to build. Node
+// is built with nghttp2 and its binary exports every nghttp2_* symbol (nm -D --defined-only node |
+// grep nghttp2_), so the addon's undefined nghttp2 symbols bind to Node's own copy when Node loads
+// it (a system Node linked to libnghttp2.so binds to that). What it calls is declared in
+// nghttp2-api.h (held to nghttp2's own header by test/nghttp2-api.test.ts). It uses the APIs of
+// nghttp2 1.52 (Debian 12's), not the *2 ones of 1.60 (mem_recv2, nghttp2_data_provider2,
+// submit_response2), which later versions keep (Node 24 has 1.70: both exported). Node does not export nghttp2_version(), so the runtime's version is
 // Node's (process.versions.nghttp2). The addon is linked -z now: a symbol Node lacks fails the
 // load with an error naming it, rather than the process at the first call.
 //
@@ -24,7 +24,7 @@
 // opens streams differ (request() would be the client's respond()). Only the server is built.
 #define NAPI_VERSION 8
 #include <node_api.h>
-#include <nghttp2/nghttp2.h>
+#include "nghttp2-api.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 // The native HTTP/2 engine (h2-engine.c documents each call), typed; the numbers its events and
 // counters use; and the memory it shares with JavaScript (events in, output out), one per process
-// (per worker). Undefined when the addon was not built (no C compiler or no libnghttp2-dev).
+// (per worker). Undefined when the addon was not built (no C compiler).
 import { Buffer } from 'node:buffer';
 import { H2_ENGINE_ADDON, loadAddon } from '../../native/native-addons.js';
 
