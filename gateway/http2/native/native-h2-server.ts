@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import { SocketIo } from '../../net/socket-io.js';
-import { EVENT, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from './h2-engine.js';
+import { EVENT, HEADERS_FLAG, readHeaderFields, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from './h2-engine.js';
 
 /** RST_STREAM / GOAWAY codes used here (RFC 9113 7). */
 const NO_ERROR = 0;
@@ -107,14 +107,7 @@ export class NativeH2ServerSession {
       const streamId = events[i + 1]!;
       if (kind === EVENT.HEADERS) {
         const fields = events[i + 3]!;
-        const headers = new Array<string>(2 * fields);
-        for (let f = 0, at = i + 4; f < fields; f++, at += 3) {
-          const start = events[at]!;
-          const valueStart = start + events[at + 1]!;
-          headers[2 * f] = text.slice(start, valueStart);
-          headers[2 * f + 1] = text.slice(valueStart, valueStart + events[at + 2]!);
-        }
-        this.#onHeaders(streamId, events[i + 2]!, headers);
+        this.#onHeaders(streamId, events[i + 2]!, readHeaderFields(events, i + 4, fields, text));
         i += 4 + 3 * fields;
       } else if (kind === EVENT.DATA) {
         const offset = events[i + 2]!;
