@@ -189,7 +189,7 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
         // 1xx heads are not passed on; the final head follows.
         if (stream !== undefined && (flags & HEADERS_FLAG.INFORMATIONAL) === 0) {
           stream.onHeaders(flags, readHeaderFields(events, i + 4, fields, text));
-          this.#touched.push(stream);
+          this.#touch(stream);
         }
         i += 4 + 3 * fields;
       } else if (kind === EVENT.DATA) {
@@ -198,7 +198,7 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
           const offset = events[i + 2]!;
           // A view of the read: whoever keeps it past this call copies it (isReadBufferView).
           stream.onData(chunk.subarray(offset, offset + events[i + 3]!));
-          this.#touched.push(stream);
+          this.#touch(stream);
         }
         i += 4;
       } else if (kind === EVENT.END_STREAM) {
@@ -206,6 +206,9 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
         i += 3;
       } else if (kind === EVENT.CLOSE) {
         this.#streams.get(id)?.onClose(events[i + 2]!);
+        i += 3;
+      } else if (kind === EVENT.WRITABLE) {
+        this.#streams.get(id)?.onWritable();
         i += 3;
       } else if (kind === EVENT.SETTINGS) {
         this.#onSettings(events[i + 2]!);
@@ -219,6 +222,12 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
         i += 3;
       }
     }
+  }
+
+  #touch(stream: UpstreamH2Stream): void {
+    if (stream.touched) return;
+    stream.touched = true;
+    this.#touched.push(stream);
   }
 
   #onSettings(maxConcurrentStreams: number): void {
@@ -269,15 +278,14 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
         break;
       }
     }
-    this.#engine.takeEvents(this.#session);
-    if (this.#engine.events[0]! > 0) {
+    if (this.#engine.takeEvents(this.#session) > 0) {
       this.#receiving = true;
       try {
         this.#dispatch(this.#engine.events, '', EMPTY);
       } finally {
         this.#receiving = false;
       }
-      this.submitted(); // what those closes led to (a refused request sent again elsewhere queues nothing here, but a cancel may)
+      this.submitted(); // what those events led to (more body, a request run in a freed stream)
     }
   }
 

@@ -1,13 +1,14 @@
 // One exchange on an HTTP/2 upstream session, as one stream of the native engine: the request body
-// streamed with backpressure (while the engine holds more than a window's worth of it unsent, the
-// client's body is paused until the engine says the stream is writable), the response head handed
-// over as a flat header list, its body with flow control (bytes the client has not taken are not
-// consumed, so the upstream gets no window for more), its trailers with the end. Deadlines as on an
+// streamed with backpressure (while the engine holds SEND_HIGH_WATER_BYTES or more of it unsent,
+// the client's body is paused until the engine says the stream is writable), the response head
+// handed over as a flat header list, its body with flow control (bytes the client has not taken
+// are not consumed, so the upstream gets no stream window for more: the gateway holds at most a
+// window per stream), its trailers with the end. Deadlines as on an
 // HTTP/1.1 connection: the response-head clock runs only while the upstream is what we wait for,
 // the body clock between chunks; the session's pool checks them on its coarse tick. Cancelling
 // sends RST_STREAM(CANCEL), and never END_STREAM first.
 import type { Readable } from 'node:stream';
-import { HEADERS_FLAG, type EngineSession, type H2EngineAddon } from '../http2/native/h2-engine.js';
+import { HEADERS_FLAG, SEND_HIGH_WATER_BYTES, type EngineSession, type H2EngineAddon } from '../http2/native/h2-engine.js';
 import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamRequest } from './upstream-exchange.js';
 import type { SessionOwner } from './upstream-session.js';
 
@@ -47,6 +48,12 @@ export class UpstreamH2Stream {
   #sent = false;
   /** The stream is closed (or the session gone): nothing more is submitted for it. */
   #closed = false;
+  /** Response body bytes handed to the handler and not yet consumed (the upstream's window for more). */
+  #unconsumed = 0;
+  /** The handler took a chunk it could not pass on at once: consume nothing until it calls resume. */
+  #heldBack = false;
+  /** Got a head or data in the read being dispatched: the session calls readDone() once. */
+  touched = false;
   /** Absolute coarse time after which the current phase has timed out; 0 when none applies. */
   #deadline = 0;
   #deadlineCode: DeadlineCode = 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT';
@@ -115,7 +122,8 @@ export class UpstreamH2Stream {
     if (handler === undefined) return;
     const bodyMs = this.session.owner.bodyMs;
     if (bodyMs > 0) this.#deadline = this.session.owner.now + bodyMs;
-    handler.onData(chunk);
+    this.#unconsumed += chunk.length;
+    if (!handler.onData(chunk)) this.#heldBack = true;
   }
 
   /** The upstream ended the response. */
@@ -128,9 +136,18 @@ export class UpstreamH2Stream {
     // A request body still on its way goes on until the upstream closes the stream.
   }
 
-  /** Everything the read carried for this stream was delivered. */
+  /** Everything the read carried for this stream was delivered: the client took it, unless it held back. */
   readDone(): void {
+    this.touched = false;
     this.#handler?.onReadDone();
+    if (!this.#heldBack) this.#consume();
+  }
+
+  /** The engine framed our queued body below SEND_HIGH_WATER_BYTES: the client's body flows again. */
+  onWritable(): void {
+    if (this.#body === null) return;
+    this.#awaitHead(false); // the body waits for the client again
+    this.#body.resume();
   }
 
   /** The stream closed: by END_STREAM both ways (code 0) or a reset (its code). */
@@ -211,9 +228,12 @@ export class UpstreamH2Stream {
 
   readonly #onBodyData = (chunk: Buffer): void => {
     if (this.#closed || chunk.length === 0) return;
-    // The engine copies the bytes.
-    this.session.engine.sendData(this.session.session, this.id, chunk, false);
+    // The engine copies the bytes; it says how many wait for the upstream's window and the socket.
+    const queued = this.session.engine.sendData(this.session.session, this.id, chunk, false);
     this.session.submitted();
+    if (queued < SEND_HIGH_WATER_BYTES) return; // (negative: the stream is closing, its close follows)
+    this.#body!.pause();
+    this.#awaitHead(true); // the upstream is not taking the body
   };
 
   readonly #onBodyEnd = (): void => {
@@ -232,7 +252,21 @@ export class UpstreamH2Stream {
     this.#fail(err instanceof Error ? err : new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'client request body ended early'));
   };
 
-  readonly #resume = (): void => {};
+  /** Given to the handler: the client took what it held back. */
+  readonly #resume = (): void => {
+    if (!this.#heldBack) return;
+    this.#heldBack = false;
+    this.#consume();
+  };
+
+  /** Reopens the upstream's window by what the client took. */
+  #consume(): void {
+    const bytes = this.#unconsumed;
+    if (bytes === 0 || this.#closed) return;
+    this.#unconsumed = 0;
+    this.session.engine.consume(this.session.session, this.id, bytes);
+    this.session.submitted();
+  }
 
   #fail(err: Error): void {
     const handler = this.#handler;
