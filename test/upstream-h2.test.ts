@@ -23,7 +23,7 @@ import { UpstreamH2Stream } from '../gateway/upstream/upstream-h2-stream.js';
 import { allow, gatewayConfig, plainUpstream, terminateRoute } from './support/gateway-config.js';
 import { connectMtls } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
-import { expectHeldBack } from './support/stalled-reader.js';
+import { expectHeldBack, stalledReader } from './support/stalled-reader.js';
 import { startScriptedTlsUpstream, okResponse, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id, type WrittenCert } from './support/test-pki.js';
 
@@ -84,6 +84,18 @@ function answer(stream: ServerHttp2Stream, body: string): void {
   if (stream.destroyed || stream.closed) return;
   stream.respond({ ':status': 200, 'content-type': 'text/plain' });
   stream.end(body);
+}
+
+/** Answers 201 with the request body's length and hash, once it has all come. */
+function echoBody(stream: ServerHttp2Stream): void {
+  const parts: Buffer[] = [];
+  stream.on('data', (c: Buffer) => parts.push(c));
+  stream.on('end', () => {
+    if (stream.destroyed || stream.closed) return;
+    const body = Buffer.concat(parts);
+    stream.respond({ ':status': 201, 'content-type': 'application/json' });
+    stream.end(JSON.stringify({ length: body.length, sha: createHash('sha256').update(body).digest('hex') }));
+  });
 }
 
 /** An HTTP/2 frame as it came on the wire. */
@@ -199,6 +211,11 @@ const HOLD_MS = 1500;
 const HUGE = 96 * MB;
 const RESUMED = 16 * MB;
 let hugeWritten = 0;
+/** /echo/stall/* responses: bytes the upstream has written of each. */
+const STALL_BYTES = 32 * MB;
+const stallWritten = new Map<string, number>();
+/** The /echo/unread stream, which reads nothing of its request body. */
+let unread: ServerHttp2Stream | undefined;
 /** Records the frames of /recorder requests (h2c). */
 let recorder: Awaited<ReturnType<typeof startFrameRecorder>>;
 
@@ -237,6 +254,30 @@ beforeAll(async () => {
         stream.end();
       };
       pump();
+      return;
+    }
+    if (path.startsWith('/echo/stall/')) {
+      // STALL_BYTES, written as fast as the stream takes them; how far it got is in stallWritten.
+      stream.respond({ ':status': 200, 'content-length': String(STALL_BYTES) });
+      const chunk = Buffer.alloc(64 * 1024, 5);
+      stallWritten.set(path, 0);
+      const pump = (): void => {
+        while (stallWritten.get(path)! < STALL_BYTES && !stream.destroyed) {
+          stallWritten.set(path, stallWritten.get(path)! + chunk.length);
+          if (!stream.write(chunk)) return void stream.once('drain', pump);
+        }
+        stream.end();
+      };
+      pump();
+      return;
+    }
+    if (path.startsWith('/echo/unread')) {
+      unread = stream;
+      return void stream.pause(); // never reads the request body
+    }
+    if (path.startsWith('/echo/early-hints')) {
+      stream.additionalHeaders({ ':status': 103, link: '</style.css>; rel=preload' });
+      setTimeout(() => answer(stream, 'after early hints'), 20);
       return;
     }
     if (path.startsWith('/echo/big')) {
@@ -306,7 +347,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => h1only.listen(0, '127.0.0.1', resolve));
   noAlpn = await startScriptedTlsUpstream(certs.origin, ca, ({ socket }) => socket.write(okResponse('no alpn')));
   wrongId = await startH2Upstream(impostor, ca, (stream) => answer(stream, 'impostor'));
-  h2c = await startH2Upstream(certs.origin, ca, (stream) => answer(stream, 'h2c'), { plaintext: true });
+  h2c = await startH2Upstream(certs.origin, ca, (stream, headers) => (String(headers[':path']).startsWith('/h2c/echo') ? echoBody(stream) : answer(stream, 'h2c')), { plaintext: true });
   recorder = await startFrameRecorder();
   h1plain = http.createServer((_req, res) => res.end('plain h1'));
   await new Promise<void>((resolve) => h1plain.listen(0, '127.0.0.1', resolve));
@@ -665,6 +706,70 @@ describe('GOAWAY, refused streams and deadlines', () => {
     expect((await call('/slow/fast/after')).status).toBe(200);
     expect(slow.sessions.length).toBe(1);
     expect(slow.streams.find((s) => s.path === '/slow/never')?.rstCode).toBe(NGHTTP2_CANCEL);
+  });
+});
+
+describe('flow control and backpressure on the native engine', () => {
+  it("holds a slow reader's stream back without holding its siblings: the upstream stops, the gateway keeps little, another stream on the session flows", async () => {
+    const readers = await Promise.all([0, 1, 2].map((i) => stalledReader(gateway, port, { ca: certs.pki.ca.rootPem, cert: certs.frontend }, `/echo/stall/${i}`)));
+    try {
+      const stalledAt = [0, 1, 2].map((i) => stallWritten.get(`/echo/stall/${i}`)!);
+      // A sibling on the same session gets its 3 MB meanwhile: the connection's window is not held.
+      const sibling = await call('/echo/big');
+      expect([sibling.status, sibling.body.length]).toEqual([200, 3 * MB]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect([0, 1, 2].map((i) => stallWritten.get(`/echo/stall/${i}`)!)).toEqual(stalledAt);
+      for (const reader of readers) {
+        expect(reader.received).toBeGreaterThan(0);
+        expect(reader.gatewaySide!.writableLength).toBeLessThan(2 * MB);
+      }
+      // What the upstream wrote beyond what each reader took is what socket buffers and one stream
+      // window hold: far below what an unbounded gateway would take.
+      for (const written of stalledAt) expect(written).toBeLessThan(8 * MB);
+      // All four on one session.
+      const sessionOf = (path: string) => echo.streams.filter((s) => s.path === path).at(-1)!.session;
+      expect(new Set(['/echo/stall/0', '/echo/stall/1', '/echo/stall/2', '/echo/big'].map(sessionOf)).size).toBe(1);
+    } finally {
+      for (const reader of readers) reader.close();
+    }
+    // The gateway notices each reader left (its write fails) and cancels its stream.
+    for (const reader of readers) await waitFor(() => reader.gatewaySide!.destroyed || undefined);
+  }, 30_000);
+
+  it.each([
+    ['TLS', '/echo/bodies'],
+    ['h2c', '/h2c/echo'],
+  ])('carries 40 request bodies at once on one %s session, each whole', async (_kind, prefix) => {
+    const bodies = Array.from({ length: 40 }, (_, i) => Buffer.alloc(256 * 1024 + i, i + 1));
+    const replies = await Promise.all(bodies.map((body, i) => call(`${prefix}/${i}`, { method: 'POST', body })));
+    expect(replies.map((r) => r.status)).toEqual(bodies.map(() => 201));
+    expect(replies.map((r) => JSON.parse(r.body) as { length: number; sha: string }).map(({ length, sha }) => ({ length, sha }))).toEqual(bodies.map((b) => ({ length: b.length, sha: sha(b) })));
+  }, 30_000);
+
+  it('holds a client request body back while the upstream does not read it, instead of buffering it', async () => {
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
+    try {
+      const size = 16 * MB;
+      socket.write(`POST /echo/unread HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${size}\r\n\r\n`);
+      socket.write(Buffer.alloc(size, 'u'));
+      await waitFor(() => echo.streams.find((s) => s.path === '/echo/unread'));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const gatewaySide = [...gateway.listeners.get('public')!.terminate!.connections].find((c) => c.remotePort === socket.localPort);
+      expect(gatewaySide).toBeDefined();
+      // Read: an HTTP/2 stream window, the engine's high water mark and the request path's buffers.
+      expect(gatewaySide!.bytesRead).toBeLessThan(2 * MB);
+      expect(socket.writableLength).toBeGreaterThan(8 * MB);
+      // The upstream gives up on it: the client is answered (a paused gateway side would not see it leave).
+      unread!.close(NGHTTP2_INTERNAL_ERROR);
+      await waitFor(() => gatewaySide!.destroyed || undefined);
+    } finally {
+      socket.destroy();
+    }
+  }, 30_000);
+
+  it('passes the final response head on after an informational (103) one', async () => {
+    const reply = await call('/echo/early-hints');
+    expect([reply.status, reply.body]).toEqual([200, 'after early hints']);
   });
 });
 
