@@ -109,20 +109,35 @@ const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
+const WINDOW_UPDATE = 0x8;
 const END_STREAM = 0x1;
 
 /**
  * An h2c upstream that records every frame the gateway sends and answers nothing but SETTINGS: what
  * node:http2 would not show, such as whether a stream got END_STREAM before it was reset.
  */
-async function startFrameRecorder(): Promise<{ port: number; frames: Frame[]; connections: ReadonlySet<net.Socket>; close(): Promise<void> }> {
+async function startFrameRecorder(opts: { windowBytes?: number; readDelayMs?: number } = {}): Promise<{ port: number; frames: Frame[]; connections: ReadonlySet<net.Socket>; close(): Promise<void> }> {
   const frames: Frame[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
+    if (opts.windowBytes === undefined) {
+      socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
+    } else {
+      // Windows that let the gateway write far more than the socket buffers hold.
+      const initialWindow = Buffer.alloc(6);
+      initialWindow.writeUInt16BE(0x4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+      initialWindow.writeUInt32BE(opts.windowBytes, 2);
+      const increment = Buffer.alloc(4);
+      increment.writeUInt32BE(opts.windowBytes, 0);
+      socket.write(Buffer.concat([frame(SETTINGS, 0, 0, initialWindow), frame(WINDOW_UPDATE, 0, 0, increment)]));
+    }
+    if (opts.readDelayMs !== undefined) {
+      socket.pause();
+      setTimeout(() => socket.resume(), opts.readDelayMs);
+    }
     let pending = Buffer.alloc(0);
     let prefaceRead = false;
     socket.on('data', (chunk: Buffer) => {
@@ -218,6 +233,9 @@ const stallWritten = new Map<string, number>();
 let unread: ServerHttp2Stream | undefined;
 /** Records the frames of /recorder requests (h2c). */
 let recorder: Awaited<ReturnType<typeof startFrameRecorder>>;
+/** Records frames too, granting 64 MB windows and reading nothing for its first READ_DELAY_MS. */
+let lateReader: Awaited<ReturnType<typeof startFrameRecorder>>;
+const READ_DELAY_MS = 1000;
 
 beforeAll(async () => {
   certs = await ProxyCerts.issue();
@@ -349,6 +367,7 @@ beforeAll(async () => {
   wrongId = await startH2Upstream(impostor, ca, (stream) => answer(stream, 'impostor'));
   h2c = await startH2Upstream(certs.origin, ca, (stream, headers) => (String(headers[':path']).startsWith('/h2c/echo') ? echoBody(stream) : answer(stream, 'h2c')), { plaintext: true });
   recorder = await startFrameRecorder();
+  lateReader = await startFrameRecorder({ windowBytes: 64 * MB, readDelayMs: READ_DELAY_MS });
   h1plain = http.createServer((_req, res) => res.end('plain h1'));
   await new Promise<void>((resolve) => h1plain.listen(0, '127.0.0.1', resolve));
   const refusals = new Map<string, number>();
@@ -396,6 +415,7 @@ beforeAll(async () => {
     { ...plainUpstream('h2c', h2c.port), protocol: 'h2' },
     { ...plainUpstream('h2conh1', (h1plain.address() as AddressInfo).port), protocol: 'h2' },
     { ...plainUpstream('recorder', recorder.port), protocol: 'h2' },
+    { ...plainUpstream('latereader', lateReader.port), protocol: 'h2' },
     h2('refusing', refusing.port),
     h2('slow', slow.port, { timeouts: { connectMs: 2000, headersMs: DEADLINE_MS, idleMs: 30_000, bodyMs: 5000 } }),
     h2('bounded', bounded.port, { connections: 2 }),
@@ -415,6 +435,7 @@ afterAll(async () => {
   for (const u of [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow, bounded, idle]) await u?.close();
   await noAlpn?.close();
   await recorder?.close();
+  await lateReader?.close();
   for (const s of [h1only, h1plain]) {
     s?.closeAllConnections();
     await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
@@ -465,7 +486,7 @@ function failuresLogged(upstream: string): Array<Record<string, unknown>> {
 describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
   it('translates method, path, headers and both bodies (content-length and chunked) into streams', async () => {
     const body = Buffer.alloc(1 * MB + 17, 'x');
-    const sized = await call('/echo/sized?q=1', { method: 'POST', body, headers: { 'x-custom': 'kept', connection: 'keep-alive', 'keep-alive': 'timeout=5' } });
+    const sized = await call('/echo/sized?q=1', { method: 'POST', body, headers: { 'X-Custom': 'kept', connection: 'keep-alive', 'keep-alive': 'timeout=5' } });
     const chunked = await call('/echo/chunked', { method: 'PUT', body, chunked: true });
     for (const [reply, method, path] of [
       [sized, 'POST', '/echo/sized?q=1'],
@@ -478,7 +499,7 @@ describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
       const names = seen.headers.filter((_, i) => i % 2 === 0);
       const value = (name: string) => seen.headers[names.indexOf(name) * 2 + 1];
       expect([value(':method'), value(':path'), value(':scheme'), value(':authority')]).toEqual([method, path, 'https', 'localhost']);
-      // Nothing connection-specific: HTTP/2 forbids it, and Host is :authority.
+      // Nothing connection-specific: HTTP/2 forbids it, and Host is :authority. Names lowercase (X-Custom was sent).
       for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'host', 'upgrade', 'te']) expect(names).not.toContain(name);
       expect(names).toContain('x-forwarded-client-cert');
     }
@@ -767,6 +788,23 @@ describe('flow control and backpressure on the native engine', () => {
     }
   }, 30_000);
 
+  it('writes h2c output intact while the socket is full (the engine reuses its output buffer: plaintext writes copy it)', async () => {
+    const body = Buffer.alloc(32 * MB);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32BE(i, i); // every offset says where it is
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
+    try {
+      socket.write(`POST /latereader/bulk HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${body.length}\r\n\r\n`);
+      socket.write(body);
+      const received = () => lateReader.frames.filter((f) => f.type === DATA && f.stream === 1).reduce((n, f) => n + f.payload.length, 0);
+      for (let i = 0; i < 300 && received() < body.length && !lateReader.frames.some((f) => f.type === RST_STREAM); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      const sent = Buffer.concat(lateReader.frames.filter((f) => f.type === DATA && f.stream === 1).map((f) => f.payload));
+      expect(sent.length).toBe(body.length);
+      expect(sent.equals(body)).toBe(true);
+    } finally {
+      socket.destroy();
+    }
+  }, 30_000);
+
   it('passes the final response head on after an informational (103) one', async () => {
     const reply = await call('/echo/early-hints');
     expect([reply.status, reply.body]).toEqual([200, 'after early hints']);
@@ -778,7 +816,7 @@ describe('afterwards', () => {
     const clusters = [...gateway.clusters.values()];
     await waitFor(() => (clusters.every((c) => c.stats().h2Streams === 0) ? true : undefined));
     const upstreams = [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow, bounded, idle];
-    const openOnUpstreams = upstreams.reduce((n, u) => n + u.sessions.filter((s) => !s.destroyed).length, 0) + recorder.connections.size;
+    const openOnUpstreams = upstreams.reduce((n, u) => n + u.sessions.filter((s) => !s.destroyed).length, 0) + recorder.connections.size + lateReader.connections.size;
     expect(alive(UpstreamH2Stream)).toBe(0);
     expect(alive(UpstreamH2Session)).toBe(openOnUpstreams);
   });
