@@ -152,11 +152,7 @@ export class UpstreamH2Stream {
 
   /** The stream closed: by END_STREAM both ways (code 0) or a reset (its code). */
   onClose(code: number): void {
-    this.#closed = true;
-    this.#detachBody();
-    const handler = this.#handler;
-    this.#handler = undefined;
-    this.#deadline = 0;
+    const handler = this.#closeOut();
     let failure: Error | undefined;
     let refused = false;
     if (handler !== undefined) {
@@ -174,12 +170,17 @@ export class UpstreamH2Stream {
 
   /** The connection is gone: the handler, if still owed an outcome, gets `failure`. */
   onSessionClosed(failure: Error): void {
+    this.#closeOut()?.onError(failure);
+  }
+
+  /** The stream is gone: nothing more is sent or timed; the handler, if still owed an outcome. */
+  #closeOut(): UpstreamExchangeHandler | undefined {
     this.#closed = true;
     this.#detachBody();
     const handler = this.#handler;
     this.#handler = undefined;
     this.#deadline = 0;
-    handler?.onError(failure);
+    return handler;
   }
 
   // ---- internals ------------------------------------------------------------------------------

@@ -782,6 +782,14 @@ static int queue_body(napi_env env, outbound_t *out, napi_value body) {
   return append_chunk(out, data, length);
 }
 
+/** A head and its body argument (respond(), request()): the fields as read_fields(), and whether a body was given. */
+static ssize_t read_head(napi_env env, engine_t *e, napi_value headers, napi_value body, nghttp2_nv **nva, int *has_body) {
+  napi_valuetype type;
+  napi_typeof(env, body, &type);
+  *has_body = type != napi_undefined && type != napi_null;
+  return read_fields(env, e, headers, nva);
+}
+
 /**
  * respond(session, streamId, headers, body?, endStream) -> queued bytes | nghttp2 error (< 0):
  * queues the response head ([':status', '200', name, value, ...]) and `body`; with endStream
@@ -797,11 +805,9 @@ static napi_value respond(napi_env env, napi_callback_info info) {
   int32_t stream_id = c.stream_id;
   bool end_stream = bool_arg(env, argv[4]);
   nghttp2_nv *nva;
-  ssize_t pairs = read_fields(env, e, argv[2], &nva);
+  int has_body;
+  ssize_t pairs = read_head(env, e, argv[2], argv[3], &nva, &has_body);
   if (pairs < 0) return NULL;
-  napi_valuetype body_type;
-  napi_typeof(env, argv[3], &body_type);
-  int has_body = body_type != napi_undefined && body_type != napi_null;
   if (!has_body && end_stream) return int_value(env, nghttp2_submit_response(e->session, stream_id, nva, (size_t)pairs, NULL));
   if (outbound_of(e, stream_id) != NULL) return int_value(env, NGHTTP2_ERR_INVALID_STATE); // answered already
   if (nghttp2_session_find_stream(e->session, stream_id) == NULL) return int_value(env, NGHTTP2_ERR_STREAM_CLOSED);
@@ -943,11 +949,9 @@ static napi_value request(napi_env env, napi_callback_info info) {
   if (argc < 4 || !e->client) return throw_error(env, "h2-engine: request(clientSession, headers, body, endStream)");
   bool end_stream = bool_arg(env, argv[3]);
   nghttp2_nv *nva;
-  ssize_t pairs = read_fields(env, e, argv[1], &nva);
+  int has_body;
+  ssize_t pairs = read_head(env, e, argv[1], argv[2], &nva, &has_body);
   if (pairs < 0) return NULL;
-  napi_valuetype body_type;
-  napi_typeof(env, argv[2], &body_type);
-  int has_body = body_type != napi_undefined && body_type != napi_null;
   if (!has_body && end_stream) return int_value(env, nghttp2_submit_request(e->session, NULL, nva, (size_t)pairs, NULL, NULL));
   outbound_t *out = new_outbound(e, 0);
   if (out == NULL || queue_body(env, out, argv[2]) < 0) {
