@@ -233,6 +233,8 @@ const stallWritten = new Map<string, number>();
 let unread: ServerHttp2Stream | undefined;
 /** Records the frames of /recorder requests (h2c). */
 let recorder: Awaited<ReturnType<typeof startFrameRecorder>>;
+/** h2c: answers a request's HEADERS with a DATA frame on stream 0, which breaks the protocol. */
+let broken: net.Server;
 /** Records frames too, granting 64 MB windows and reading nothing for its first READ_DELAY_MS. */
 let lateReader: Awaited<ReturnType<typeof startFrameRecorder>>;
 const READ_DELAY_MS = 1000;
@@ -368,6 +370,17 @@ beforeAll(async () => {
   h2c = await startH2Upstream(certs.origin, ca, (stream, headers) => (String(headers[':path']).startsWith('/h2c/echo') ? echoBody(stream) : answer(stream, 'h2c')), { plaintext: true });
   recorder = await startFrameRecorder();
   lateReader = await startFrameRecorder({ windowBytes: 64 * MB, readDelayMs: READ_DELAY_MS });
+  broken = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
+    let seen = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      // The client preface (24 bytes), its SETTINGS, then a request's HEADERS: answer with garbage.
+      if (seen.length > 24 && seen.subarray(24).includes(Buffer.from([HEADERS]))) socket.write(frame(DATA, 0, 0, Buffer.from('no stream')));
+    });
+  });
+  await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
   h1plain = http.createServer((_req, res) => res.end('plain h1'));
   await new Promise<void>((resolve) => h1plain.listen(0, '127.0.0.1', resolve));
   const refusals = new Map<string, number>();
@@ -416,6 +429,7 @@ beforeAll(async () => {
     { ...plainUpstream('h2conh1', (h1plain.address() as AddressInfo).port), protocol: 'h2' },
     { ...plainUpstream('recorder', recorder.port), protocol: 'h2' },
     { ...plainUpstream('latereader', lateReader.port), protocol: 'h2' },
+    { ...plainUpstream('broken', (broken.address() as AddressInfo).port), protocol: 'h2' },
     h2('refusing', refusing.port),
     h2('slow', slow.port, { timeouts: { connectMs: 2000, headersMs: DEADLINE_MS, idleMs: 30_000, bodyMs: 5000 } }),
     h2('bounded', bounded.port, { connections: 2 }),
@@ -436,6 +450,7 @@ afterAll(async () => {
   await noAlpn?.close();
   await recorder?.close();
   await lateReader?.close();
+  await new Promise((resolve) => broken?.close(resolve));
   for (const s of [h1only, h1plain]) {
     s?.closeAllConnections();
     await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
@@ -804,6 +819,12 @@ describe('flow control and backpressure on the native engine', () => {
       socket.destroy();
     }
   }, 30_000);
+
+  it('answers 502 upstream_protocol_error, logged, when the upstream breaks the HTTP/2 protocol', async () => {
+    const reply = await call('/broken/x');
+    expect([reply.status, JSON.parse(reply.body).reason]).toEqual([502, 'upstream_protocol_error']);
+    expect(failuresLogged('broken').at(-1)).toMatchObject({ reason: 'upstream_protocol_error' });
+  });
 
   it('passes the final response head on after an informational (103) one', async () => {
     const reply = await call('/echo/early-hints');

@@ -42,6 +42,8 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
   /** Set by GOAWAY: streams above it were not processed. */
   #lastStreamId = -1;
   #opened = false;
+  /** nghttp2 took no new stream: like after a GOAWAY, the session finishes its streams and closes. */
+  #exhausted = false;
   #closed = false;
   /** Until the first SETTINGS: called once with the session or why not. */
   #pendingOpen: SessionOpened | undefined;
@@ -91,7 +93,7 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
   }
 
   get hasRoom(): boolean {
-    return this.#streams.size < this.#limit && this.#lastStreamId === -1 && !this.#closed && !this.#finished;
+    return this.#streams.size < this.#limit && this.#lastStreamId === -1 && !this.#exhausted && !this.#closed && !this.#finished;
   }
 
   get streams(): number {
@@ -109,8 +111,11 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
     const hasBody = request.body !== null;
     const id = this.#addon.request(this.#session, h2RequestHeaders(request, this.#scheme, this.#authority), undefined, !hasBody);
     if (id < 0) {
-      // nghttp2 would not take it (no stream ids left, or the session is failing).
-      handler.onError(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', `upstream session took no new stream (nghttp2 error ${id})`));
+      // nghttp2 takes no new stream (its stream ids ran out, or the session is failing): nothing
+      // was sent, so the request goes to another session, and this one takes no more.
+      this.#exhausted = true;
+      this.owner.goingAway(this);
+      this.owner.refused(request, handler, new UpstreamProtocolError('GATEHOUSE_UPSTREAM_REFUSED', `upstream session took no new stream (nghttp2 error ${id})`));
       return;
     }
     this.#streams.set(id, exchange);
@@ -123,6 +128,12 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
   }
 
   close(): void {
+    if (!this.#closed && !this.#finished) {
+      // A GOAWAY first, as node:http2 sent (written at once: the connection is idle or given up), then the socket.
+      this.#finished = true;
+      this.#addon.goaway(this.#session, H2_ERROR.NO_ERROR);
+      if (!this.#blocked) this.#writePending();
+    }
     this.socket.destroy();
   }
 
@@ -151,6 +162,7 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
   streamClosed(exchange: UpstreamH2Stream, handler: UpstreamExchangeHandler | undefined, failure: Error | undefined, refused: boolean): void {
     this.#streams.delete(exchange.id);
     this.owner.released(this);
+    if (this.#exhausted && this.#streams.size === 0) this.close();
     if (handler === undefined || failure === undefined) return;
     // Sent again only without a body: one that was read cannot be sent whole again.
     if (refused && exchange.request.body === null) this.owner.refused(exchange.request, handler, failure);
@@ -260,15 +272,26 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
   /** Writes what the engine framed; then the closes that framing caused (a reset sent, a request refused after a GOAWAY). */
   #flush(): void {
     if (this.#finished || this.#closed || this.#blocked) return;
+    const over = this.#writePending();
+    if (this.#engine.takeEvents(this.#session) > 0) {
+      this.#receiving = true;
+      try {
+        this.#dispatch(this.#engine.events, '', EMPTY);
+      } finally {
+        this.#receiving = false;
+      }
+      if (!over) this.submitted(); // what those events led to (more body, a request run in a freed stream)
+    }
+    if (over) this.#finish();
+  }
+
+  /** Writes frames until nghttp2 has no more or the socket is full; true when the session is over. */
+  #writePending(): boolean {
     const addon = this.#addon;
     const output = this.#engine.output;
     // Until nghttp2 has nothing more (0) or the session is over (-1): bounded, as nothing is queued meanwhile.
     for (let out = addon.pending(this.#session); out !== 0; out = addon.pending(this.#session)) {
-      if (out === -1) {
-        this.#finished = true;
-        this.#io.end();
-        break;
-      }
+      if (out === -1) return true;
       // In the shared output buffer: a TLS socket encrypts a write before it returns, a TCP one may not.
       const bytes = this.#copyOutput ? Buffer.from(output.subarray(0, out)) : output.subarray(0, out);
       if (!this.#io.write(bytes)) {
@@ -278,15 +301,23 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
         break;
       }
     }
-    if (this.#engine.takeEvents(this.#session) > 0) {
-      this.#receiving = true;
-      try {
-        this.#dispatch(this.#engine.events, '', EMPTY);
-      } finally {
-        this.#receiving = false;
-      }
-      this.submitted(); // what those events led to (more body, a request run in a freed stream)
-    }
+    return false;
+  }
+
+  /**
+   * The engine is done with the session (GOAWAY both ways and no stream left, or the upstream
+   * broke the protocol): streams still open fail now, as the upstream may keep the socket open.
+   */
+  #finish(): void {
+    this.#finished = true;
+    this.#io.end();
+    if (this.#streams.size === 0) return;
+    // nghttp2 ends a session with streams open only when the upstream broke the protocol (a peer's
+    // GOAWAY lets the streams it names finish first).
+    const failure = this.#socketError ?? new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `upstream ${this.#authority} broke the HTTP/2 protocol: nghttp2 ended the session`);
+    for (const stream of [...this.#streams.values()]) stream.onSessionClosed(failure);
+    this.#streams.clear();
+    this.owner.released(this);
   }
 
   readonly #onDrain = (): void => {
