@@ -7,7 +7,7 @@ import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { EVENT, h2Engine, HEADERS_FLAG, readHeaderFields, SETTING } from '../gateway/http2/native/h2-engine.js';
+import { EVENT, h2Engine, headerFields, HEADERS_FLAG, SETTING } from '../gateway/http2/native/h2-engine.js';
 import { waitFor } from './support/lifecycle-harness.js';
 import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
@@ -54,7 +54,7 @@ it('opens streams, reports SETTINGS with the stream limit, a 1xx head flagged, t
     for (let i = 1; i < 1 + e[0]!; ) {
       const kind = e[i]!;
       if (kind === EVENT.HEADERS) {
-        events.push({ kind, id: e[i + 1]!, value: e[i + 2]!, headers: readHeaderFields(e, i + 4, e[i + 3]!, text) });
+        events.push({ kind, id: e[i + 1]!, value: e[i + 2]!, headers: headerFields(e, i, text) });
         i += 4 + 3 * e[i + 3]!;
       } else if (kind === EVENT.DATA) {
         events.push({ kind, id: e[i + 1]!, value: 0, data: bytes.toString('latin1', e[i + 2]!, e[i + 2]! + e[i + 3]!) });

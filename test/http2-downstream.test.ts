@@ -21,6 +21,7 @@ import { ERROR, FLAG, FRAME, frame, getRequest, headerBlock, RawH2Connection } f
 import { metricValue, waitFor } from './support/lifecycle-harness.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
 import { startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
+import { pumpHugeResponse } from './support/huge-response.js';
 import { id } from './support/test-pki.js';
 
 const MB = 1024 * 1024;
@@ -80,20 +81,7 @@ beforeAll(async () => {
       };
       pump();
     } else if (req.url === '/bodies/huge') {
-      // 64 MB, written only as fast as the gateway takes it.
-      const chunk = Buffer.alloc(64 * 1024, 'x');
-      let left = 1024;
-      res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      const pump = () => {
-        while (left > 0) {
-          left--;
-          hugeWritten += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      pump();
-      res.on('close', () => (left = 0));
+      pumpHugeResponse(res, (bytes) => (hugeWritten += bytes));
     } else {
       res.writeHead(404).end();
     }

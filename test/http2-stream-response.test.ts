@@ -1,51 +1,34 @@
-// StreamResponse, the response to one HTTP/2 stream, driven directly on a real node:http2 TLS
-// server and read by a node:http2 client: trailers after a streamed body when the client takes
-// them (and with a whole response in hand whatever it said), a clean end without them, HEAD and
-// 204 without a body or a reset, the headers HTTP/2 forbids never sent (and a header node:http2
-// refuses resetting the stream rather than throwing), destroy() resetting the stream only, and
-// write() keeping to the client's backpressure.
-import http2, { type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+// StreamResponse, the response to one HTTP/2 stream, driven directly on a real TLS server served
+// by the gateway's HTTP/2 session (the native engine) and read by a node:http2 client: trailers
+// after a streamed body when the client takes them (and with a whole response in hand whatever it
+// said), a clean end without them, HEAD and 204 without a body or a reset, the headers HTTP/2
+// forbids never sent (and a header nghttp2 cannot carry resetting the stream rather than
+// throwing), destroy() resetting the stream only, and write() keeping to the client's backpressure.
+import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StreamResponse } from '../gateway/http2/stream-response.js';
+import type { StreamResponse } from '../gateway/http2/stream-response.js';
 import { h2Connect, h2Request } from './support/h2-client.js';
+import { startH2SessionServer, type H2SessionServer } from './support/h2-session-server.js';
 import { waitFor } from './support/lifecycle-harness.js';
-import { id, TestPki, type WrittenCert } from './support/test-pki.js';
 
-let pki: TestPki;
-let client: WrittenCert;
-let server: http2.Http2SecureServer;
-let port: number;
-/** How the server answers the next stream: given a StreamResponse made for it. */
-let serve: (stream: ServerHttp2Stream) => void;
+let server: H2SessionServer;
+/** How the server answers the next stream: given the StreamResponse the session made for it. */
+let serve: (res: StreamResponse) => void;
 
 beforeAll(async () => {
-  pki = await TestPki.create();
-  const cert = await pki.issue('server', { spiffeId: id('server'), dnsNames: ['localhost'], usage: 'server' });
-  client = await pki.issue('client', { spiffeId: id('client'), usage: 'client' });
-  server = http2.createSecureServer({ cert: cert.chainPem, key: cert.keyPem, ca: pki.ca.rootPem, requestCert: true });
-  server.on('stream', (stream) => {
-    stream.on('error', () => {});
-    serve(stream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
+  server = await startH2SessionServer((_req, res) => serve(res as StreamResponse));
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
-  pki?.cleanup();
+  await server?.close();
 });
 
-const connect = () => h2Connect({ port, ca: pki.ca.rootPem, cert: client });
-/** node:http2 before Node 24 completes a stream's writes into nghttp2 whatever the client's window: its 'drain' comes early. */
-const NODE_24 = Number(process.versions.node.split('.')[0]) >= 24;
+const connect = () => h2Connect({ port: server.port, ca: server.pki.ca.rootPem, cert: server.client });
 const text = (s: string) => Buffer.from(s);
 
 describe('StreamResponse', () => {
   it('sends trailers after a streamed body when the client takes them (te: trailers)', async () => {
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, true);
+    serve = (res) => {
       res.writeHead(200, 'OK', ['content-type', 'text/plain']);
       res.write(text('a'));
       setTimeout(() => {
@@ -66,8 +49,7 @@ describe('StreamResponse', () => {
   });
 
   it('sends the trailers of a response it has whole, whatever the client said', async () => {
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, false);
+    serve = (res) => {
       res.writeHead(200, 'OK', []);
       res.end(text('body'), ['x-t', '1']);
     };
@@ -82,8 +64,7 @@ describe('StreamResponse', () => {
   });
 
   it('ends a streamed response cleanly when the client did not ask for trailers (they are dropped)', async () => {
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, false);
+    serve = (res) => {
       res.writeHead(200, 'OK', []);
       res.write(text('a'));
       setTimeout(() => res.end(text('b'), ['x-t', '1']), 20);
@@ -105,8 +86,7 @@ describe('StreamResponse', () => {
     ['a 304', false, 304],
   ])('answers %s with the head alone: body bytes dropped, no reset', async (_what, head, status) => {
     let wrote: boolean | undefined;
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, head, false);
+    serve = (res) => {
       res.writeHead(status, '', ['content-length', '5']);
       wrote = res.write(text('hello'));
       res.end(text('!'));
@@ -123,9 +103,8 @@ describe('StreamResponse', () => {
     }
   });
 
-  it('never sends the headers HTTP/2 forbids, and resets the stream for a header node:http2 refuses instead of throwing', async () => {
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, false);
+  it('never sends the headers HTTP/2 forbids, and resets the stream for a header nghttp2 cannot carry instead of throwing', async () => {
+    serve = (res) => {
       const forbidden = ['connection', 'close', 'keep-alive', '1', 'proxy-connection', 'x', 'transfer-encoding', 'chunked', 'te', 'gzip', 'upgrade', 'h2c', 'http2-settings', 'x'];
       res.writeHead(200, 'OK', [...forbidden, ':path', '/', 'x-ok', '1']);
       res.end(text('ok'));
@@ -136,8 +115,7 @@ describe('StreamResponse', () => {
       expect(r.headers['x-ok']).toBe('1');
       for (const name of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'upgrade', 'http2-settings', ':path']) expect(r.headers[name]).toBeUndefined();
       let threw: unknown;
-      serve = (stream) => {
-        const res = new StreamResponse(stream, false, false, false);
+      serve = (res) => {
         try {
           res.writeHead(200, 'OK', ['bad name', 'x']);
           res.end(text('never'));
@@ -154,8 +132,7 @@ describe('StreamResponse', () => {
   });
 
   it('destroy() resets its stream (RST_STREAM INTERNAL_ERROR) and nothing else', async () => {
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, false);
+    serve = (res) => {
       res.writeHead(200, 'OK', []);
       res.write(text('part'));
       setTimeout(() => res.destroy(new Error('upstream went away')), 20);
@@ -164,8 +141,7 @@ describe('StreamResponse', () => {
     try {
       const r = await h2Request(session);
       expect(r.rstCode).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      serve = (stream) => {
-        const res = new StreamResponse(stream, false, false, false);
+      serve = (res) => {
         res.writeHead(200, 'OK', []);
         res.end(text('next'));
       };
@@ -175,18 +151,21 @@ describe('StreamResponse', () => {
     }
   });
 
-  it.skipIf(!NODE_24)('write() returns false when the client stops reading, and onDrain fires when it reads again', async () => {
-    let full = false;
-    let drained = false;
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, false);
-      res.writeHead(200, 'OK', []);
-      const chunk = Buffer.alloc(16 * 1024, 'x');
-      for (let i = 0; i < 1000 && !full; i++) full = !res.write(chunk);
-      res.onDrain(() => {
-        drained = true;
-        res.end();
-      });
+  it('write() returns false when the client stops reading, onDrain stops coming, and fires again when it reads', async () => {
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    let written = 0;
+    let drains = 0;
+    let finish = false;
+    serve = (res) => {
+      // A writer that waits for every drain, as the upstream side does; it ends once told to.
+      const pump = (): void => {
+        for (let i = 0; i < 1000; i++) {
+          if (finish) return res.end();
+          written += chunk.length;
+          if (!res.write(chunk)) return res.onDrain(() => (drains++, pump()));
+        }
+      };
+      pump();
     };
     const session = await connect();
     try {
@@ -194,11 +173,17 @@ describe('StreamResponse', () => {
       stream.on('error', () => {});
       const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
       stream.pause();
-      await waitFor('the gateway side to be full', () => full);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(drained).toBe(false);
+      // The client's windows take what they take; then the writer waits, drains stop coming.
+      await waitFor('the writer to wait', () => written > 0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const [writtenThen, drainsThen] = [written, drains];
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect([written, drains]).toEqual([writtenThen, drainsThen]);
+      // At most the client's stream window (64 KiB) and the engine's high-water mark (64 KiB), and a chunk.
+      expect(written).toBeLessThanOrEqual(64 * 1024 + 64 * 1024 + chunk.length);
+      finish = true;
       stream.resume();
-      await waitFor('drain', () => drained);
+      await waitFor('drain', () => drains > drainsThen);
       await closed;
       expect(stream.rstCode).toBe(0);
     } finally {
@@ -208,8 +193,7 @@ describe('StreamResponse', () => {
 
   it('lets a drain listener pending when the response ends go at once: the upstream it paused is not left paused', async () => {
     let called = false;
-    serve = (stream) => {
-      const res = new StreamResponse(stream, false, false, false);
+    serve = (res) => {
       res.writeHead(200, 'OK', []);
       const chunk = Buffer.alloc(16 * 1024, 'x');
       for (let i = 0; i < 1000 && res.write(chunk); i++);

@@ -1,6 +1,6 @@
 // The HTTP/2 session's pure parts, as scenario tables: grpc-timeout values, the gRPC status each
 // of the gateway's refusals becomes and how its message is encoded, an HTTP/2 request head as the
-// request path reads it, the flood guard's counts, the close reason of node:http2's errors, and
+// request path reads it, the flood guard's counts, the close reason of the engine's errors, and
 // the listener keys in YAML (tls.alpn, limits) with their problems at file, line and field.
 import { describe, expect, it } from 'vitest';
 import { embeddedDefaultYaml } from '../gateway/config/embedded-default.js';
@@ -148,17 +148,16 @@ describe('the flood guard', () => {
   });
 });
 
-describe("node:http2's errors as close reasons", () => {
-  const error = (code: string, errno?: number) => Object.assign(new Error(code), { code, errno });
+describe("the engine's errors as close reasons", () => {
+  // nghttp2's codes (nghttp2.h), as the engine reports them (EV_ERROR).
   it.each([
-    [error('ERR_HTTP2_ERROR', -905), 'continuation_flood'],
-    [error('ERR_HTTP2_ERROR', -904), 'frame_flood'],
-    [error('ERR_HTTP2_ERROR', -505), 'protocol_error'],
-    [error('ERR_HTTP2_TOO_MANY_INVALID_FRAMES'), 'invalid_frames'],
-    [error('ERR_HTTP2_SESSION_ERROR'), undefined], // the client's own GOAWAY with an error code
-    [error('ECONNRESET'), undefined],
-  ])('%s → %s', (err, reason) => {
-    expect(closeReasonOf(err, new FloodGuard())).toBe(reason);
+    [-905, 'continuation_flood'], // NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+    [-904, 'frame_flood'], // NGHTTP2_ERR_FLOODED, with no PING or SETTINGS seen this second
+    [-505, 'protocol_error'], // NGHTTP2_ERR_PROTO
+    [-510, 'protocol_error'], // NGHTTP2_ERR_STREAM_CLOSED
+    [-903, 'protocol_error'], // NGHTTP2_ERR_BAD_CLIENT_MAGIC
+  ])('%s → %s', (code, reason) => {
+    expect(closeReasonOf(code, new FloodGuard())).toBe(reason);
   });
 });
 

@@ -1,18 +1,17 @@
-// What ended an HTTP/2 client connection from inside node:http2, as a close reason (reasons.ts):
-// nghttp2's own flood and protocol checks end the session with an 'error' (and a GOAWAY); the
-// client's own GOAWAY with an error code, or its socket going away, are not the gateway closing it.
+// What ended an HTTP/2 client connection from inside the engine, as a close reason (reasons.ts):
+// nghttp2's own flood and protocol checks report an error (h2-engine.c's EV_ERROR) with
+// nghttp2's code, and the session ends with a GOAWAY; the frames nghttp2 refused are counted, and
+// too many of them end the connection as node:http2 ended it.
 import type { Http2CloseReason } from '../reasons.js';
 import type { FloodGuard } from './flood-guard.js';
+import { NGHTTP2_ERR } from './native/h2-engine.js';
 
-/** nghttp2's error codes (nghttp2.h), as node:http2 reports them in `errno`. */
-const NGHTTP2_ERR_FLOODED = -904;
-const NGHTTP2_ERR_TOO_MANY_CONTINUATIONS = -905;
+/** Invalid frames a connection may send (node:http2's maxSessionInvalidFrames). */
+export const MAX_INVALID_FRAMES = 1000;
 
-/** The reason the session ended with `err`, or undefined when the gateway did not end it for the client's frames. */
-export function closeReasonOf(err: Error & { code?: string; errno?: number }, guard: FloodGuard): Http2CloseReason | undefined {
-  if (err.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') return 'invalid_frames';
-  if (err.code !== 'ERR_HTTP2_ERROR') return undefined; // a socket error, the client's GOAWAY, …
-  if (err.errno === NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) return 'continuation_flood';
-  if (err.errno === NGHTTP2_ERR_FLOODED) return guard.floodedBy();
+/** The reason nghttp2 ended the session with `code` (an nghttp2 error, < 0). */
+export function closeReasonOf(code: number, guard: FloodGuard): Http2CloseReason {
+  if (code === NGHTTP2_ERR.TOO_MANY_CONTINUATIONS) return 'continuation_flood';
+  if (code === NGHTTP2_ERR.FLOODED) return guard.floodedBy();
   return 'protocol_error';
 }

@@ -1,10 +1,10 @@
 // What every HTTP/2 connection of one terminate listener shares, made once per listener: the
-// request handler, timeouts and counters, and node:http2's session options (the SETTINGS we send
-// and the limits nghttp2 enforces).
-import type { ServerSessionOptions } from 'node:http2';
+// request handler, timeouts and counters, and the SETTINGS the engine sends (the limits nghttp2
+// and the session enforce).
 import type { ListenerLimits } from '../config/types.js';
 import type { Http2CloseReason } from '../reasons.js';
 import type { RequestHandler } from '../session/downstream-request.js';
+import { h2Engine, SETTING } from './native/h2-engine.js';
 
 export interface Http2SessionOptions {
   readonly listener: string;
@@ -15,7 +15,8 @@ export interface Http2SessionOptions {
   readonly idleMs: number;
   /** Between body bytes while the body's reader waits for them (timeouts.request_body; 0: none). */
   readonly bodyMs: number;
-  readonly node: ServerSessionOptions;
+  /** The engine's SETTINGS, [id, value, …] (engineSettings). */
+  readonly settings: readonly number[];
   /** limits.max_header_bytes, also for the streams a client sends before it acknowledged our SETTINGS. */
   readonly maxHeaderBytes: number;
   /** A request answered without the request handler (malformed, past its deadline), for metrics. */
@@ -24,19 +25,25 @@ export interface Http2SessionOptions {
   readonly onClosed: (reason: Http2CloseReason, fields: Record<string, unknown>) => void;
 }
 
-/** node:http2 options for a listener's limits (limits.max_concurrent_streams, limits.max_header_bytes). */
-export function nodeSessionOptions(limits: ListenerLimits): ServerSessionOptions {
-  const options: ServerSessionOptions & { strictSingleValueFields: boolean } = {
-    settings: {
-      // nghttp2 refuses streams beyond it (RST_STREAM REFUSED_STREAM) before they cost anything here.
-      maxConcurrentStreams: limits.maxConcurrentStreams,
-      // node:http2 resets a stream whose header list is larger (RST_STREAM ENHANCE_YOUR_CALM), once
-      // the client has acknowledged it; stream-head.ts answers 431 to those before.
-      maxHeaderListSize: limits.maxHeaderBytes,
-      enablePush: false,
-    },
-    // An upstream's repeated single-value header (two Content-Types) is passed on, not thrown on.
-    strictSingleValueFields: false,
-  };
-  return options;
+/** The SETTINGS for a listener's limits (limits.max_concurrent_streams, limits.max_header_bytes). */
+export function engineSettings(limits: ListenerLimits): readonly number[] {
+  return Object.freeze([
+    // nghttp2 refuses streams beyond it (RST_STREAM REFUSED_STREAM) before they cost anything here.
+    SETTING.MAX_CONCURRENT_STREAMS, limits.maxConcurrentStreams,
+    // A larger header list is answered 431 before the client acknowledged it, reset (ENHANCE_YOUR_CALM) after.
+    SETTING.MAX_HEADER_LIST_SIZE, limits.maxHeaderBytes,
+    SETTING.ENABLE_PUSH, 0,
+  ]);
+}
+
+let warned = false;
+
+/** The ALPN ids a listener offers: without the engine (not built: no C compiler or nghttp2 headers) h2 is not offered. */
+export function servedAlpn(alpn: readonly string[]): string[] {
+  if (h2Engine !== undefined || !alpn.includes('h2')) return [...alpn];
+  if (!warned) {
+    warned = true;
+    console.warn('gatehouse: the native HTTP/2 engine was not built (npm run build needs a C compiler and libnghttp2-dev): h2 is not offered');
+  }
+  return alpn.filter((id) => id !== 'h2');
 }

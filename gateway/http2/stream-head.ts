@@ -45,6 +45,18 @@ const HEADER_LIST_SIZE: StreamRefusal = Object.freeze({
   rule: 'header_list_size',
   message: 'the header list is larger than limits.max_header_bytes',
 });
+/** The head of a stream whose header list the engine dropped for its size (sent before the client acknowledged the limit). */
+export const HEADER_LIST_TOO_LARGE: StreamHead = Object.freeze({
+  method: '',
+  url: '',
+  rawHeaders: [],
+  grpc: false,
+  contentLength: -1,
+  timeoutMs: undefined,
+  trailers: false,
+  expectContinue: false,
+  refusal: HEADER_LIST_SIZE,
+});
 const GRPC_TIMEOUT: StreamRefusal = Object.freeze({ status: 400, reason: 'bad_request', rule: 'grpc_timeout', message: 'grpc-timeout must be 1 to 8 digits and a unit (H, M, S, m, u, n)' });
 
 const COLON = 0x3a;

@@ -29,7 +29,7 @@ export const H2_ENGINE_ADDON: AddonSpec = {
   title: 'the native HTTP/2 engine',
   source: 'gateway/http2/native/h2-engine.c',
   output: 'gateway/http2/native/build/h2_engine.node',
-  without: 'HTTP/2 runs on node:http2 only',
+  without: 'terminate listeners do not offer h2 (HTTP/2 clients get HTTP/1.1)',
   requiredHeaders: ['/usr/include/nghttp2/nghttp2.h'],
 };
 

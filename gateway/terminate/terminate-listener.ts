@@ -27,7 +27,7 @@ import { clientRefusal, refusalDetail, verificationReason } from './client-admis
 import type { CompiledRoute } from './compiled-route.js';
 import { PLAINTEXT_CONNECTION, type ConnectionContext } from '../session/connection-context.js';
 import type { DownstreamSession } from '../session/downstream-session.js';
-import { nodeSessionOptions } from '../http2/session-options.js';
+import { engineSettings, servedAlpn } from '../http2/session-options.js';
 import { LISTENER_LIMITS_DEFAULT } from '../config/types.js';
 import { serveDownstream, type DownstreamOptions } from './serve-downstream.js';
 import { handshakeFailureReason, verificationCode } from './handshake-failure.js';
@@ -93,7 +93,7 @@ export class TerminateListener {
         headersMs: timeouts.requestHeadersMs,
         idleMs: timeouts.idleMs,
         bodyMs: timeouts.requestBodyMs,
-        node: nodeSessionOptions(limits),
+        settings: engineSettings(limits),
         maxHeaderBytes: limits.maxHeaderBytes,
         onRefused,
         onClosed: (reason, fields) => {
@@ -114,7 +114,7 @@ export class TerminateListener {
       rejectUnauthorized: listener.tls?.clientAuth.trustDomains === undefined,
       SNICallback: this.#selectBySni,
       handshakeTimeout: timeouts.handshakeMs,
-      ALPNProtocols: (listener.tls?.alpn as string[] | undefined) ?? ['h2', 'http/1.1'],
+      ALPNProtocols: servedAlpn(listener.tls?.alpn ?? ['h2', 'http/1.1']),
     });
     this.#useSniWhereThereIsAChoice();
     this.server.on('secureConnection', (socket: TLSSocket) => {

@@ -10,7 +10,7 @@
 // again when it has no body.
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
-import { EVENT, HEADERS_FLAG, readHeaderFields, SETTING, h2Engine, type EngineSession, type H2Engine, type H2EngineAddon } from '../http2/native/h2-engine.js';
+import { EVENT, headerFields, HEADERS_FLAG, SETTING, h2Engine, type EngineSession, type H2Engine, type H2EngineAddon } from '../http2/native/h2-engine.js';
 import { SocketIo } from '../net/socket-io.js';
 import { h2RequestHeaders } from './h2-request-head.js';
 import { UpstreamConnectResetError, UpstreamConnectTimeoutError } from './upstream-connector.js';
@@ -200,7 +200,7 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
         const stream = this.#streams.get(id);
         // 1xx heads are not passed on; the final head follows.
         if (stream !== undefined && (flags & HEADERS_FLAG.INFORMATIONAL) === 0) {
-          stream.onHeaders(flags, readHeaderFields(events, i + 4, fields, text));
+          stream.onHeaders(flags, headerFields(events, i, text));
           this.#touch(stream);
         }
         i += 4 + 3 * fields;

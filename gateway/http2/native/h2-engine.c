@@ -49,7 +49,11 @@ enum event_kind {
   EV_CLOSE = 4,
   /** [GOAWAY, lastStreamId, code]: the peer will open no more streams; those above lastStreamId were not processed. */
   EV_GOAWAY = 5,
-  /** [ERROR, 0, nghttp2 error]: the connection is broken; flush pending() (a GOAWAY) and close. */
+  /**
+   * [ERROR, 0, nghttp2 error]: the connection is broken (receive() failed), or the peer sent a
+   * frame nghttp2 refused that node:http2 would end the session for: flush pending() (a GOAWAY)
+   * and close.
+   */
   EV_ERROR = 6,
   /**
    * [WRITABLE, streamId, 0]: the stream's queue, which a respond()/sendData() left at or above
@@ -167,6 +171,8 @@ typedef struct engine {
   int client;
   /** The first digit of the block's :status ('1': informational), 0 without one (client role). */
   char status_class;
+  /** The peer acknowledged our SETTINGS: its header blocks are held to our limit by resets from then on. */
+  int settings_acked;
 } engine_t;
 
 // ---- small helpers ---------------------------------------------------------------------------
@@ -311,6 +317,9 @@ static int client_block_flags(const engine_t *e);
 static int push_settings(engine_t *e);
 
 static int push_headers(engine_t *e, const nghttp2_frame *frame) {
+  // Over the limit the peer has acknowledged: reset (ENHANCE_YOUR_CALM, as node:http2 does), unseen
+  // by TypeScript. Before that the peer could not know the limit: TypeScript answers 431.
+  if (e->header_too_large && e->settings_acked) return nghttp2_submit_rst_stream(e->session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_ENHANCE_YOUR_CALM) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
   int flags = 0;
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) flags |= HEADERS_END_STREAM;
   if (e->client) flags |= client_block_flags(e);
@@ -350,6 +359,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
   case NGHTTP2_SETTINGS:
     e->counters[C_SETTINGS]++;
     if (e->client && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) return push_settings(e);
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK) e->settings_acked = 1;
     break;
   case NGHTTP2_PING:
     e->counters[C_PINGS]++;
@@ -380,8 +390,15 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
   return nghttp2_session_consume_connection(session, length) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
+/**
+ * A frame nghttp2 refused. The errors node:http2 ends the session for (fatal ones, a protocol
+ * error, a frame on a closed stream) are reported as EV_ERROR with their code, the session to be
+ * closed once pending() has written what nghttp2 queued (its GOAWAY, when it sent one).
+ */
 static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int lib_error_code, void *user_data) {
-  ((engine_t *)user_data)->counters[C_INVALID]++;
+  engine_t *e = user_data;
+  e->counters[C_INVALID]++;
+  if (nghttp2_is_fatal(lib_error_code) || lib_error_code == NGHTTP2_ERR_PROTO || lib_error_code == NGHTTP2_ERR_STREAM_CLOSED) return push3(e, EV_ERROR, 0, lib_error_code);
   return 0;
 }
 
@@ -524,10 +541,13 @@ static bool bool_arg(napi_env env, napi_value value) {
   return result;
 }
 
+/** read_fields(): a name or value HTTP/2 cannot carry (no exception pending: the call returns NGHTTP2_ERR_INVALID_ARGUMENT). */
+#define FIELDS_INVALID (-2)
+
 /**
  * Reads a JS array of strings [name0, value0, ...] into nghttp2 name-value pairs. The strings go
  * to the engine's scratch buffer (latin1), which stays valid until the next call; nghttp2 copies
- * them when a frame is submitted. Returns the pair count, or -1 (an exception is pending).
+ * them when a frame is submitted. Returns the pair count, FIELDS_INVALID, or -1 (an exception is pending).
  */
 static ssize_t read_fields(napi_env env, engine_t *e, napi_value array, nghttp2_nv **nva_out) {
   uint32_t length = 0;
@@ -568,6 +588,9 @@ static ssize_t read_fields(napi_env env, engine_t *e, napi_value array, nghttp2_
     nva[p].name = (uint8_t *)e->scratch + (uintptr_t)nva[p].name;
     nva[p].value = (uint8_t *)e->scratch + (uintptr_t)nva[p].value;
     nva[p].flags = NGHTTP2_NV_FLAG_NONE;
+    // nghttp2 sends what it is given: a name that is no lowercase token, or a value with CR, LF
+    // or NUL, would reach the peer as a malformed message (node:http2 throws on them).
+    if (!nghttp2_check_header_name(nva[p].name, nva[p].namelen) || !nghttp2_check_header_value(nva[p].value, nva[p].valuelen)) return FIELDS_INVALID;
   }
   *nva_out = nva;
   return (ssize_t)pairs;
@@ -807,7 +830,7 @@ static napi_value respond(napi_env env, napi_callback_info info) {
   nghttp2_nv *nva;
   int has_body;
   ssize_t pairs = read_head(env, e, argv[2], argv[3], &nva, &has_body);
-  if (pairs < 0) return NULL;
+  if (pairs < 0) return pairs == FIELDS_INVALID ? int_value(env, NGHTTP2_ERR_INVALID_ARGUMENT) : NULL;
   if (!has_body && end_stream) return int_value(env, nghttp2_submit_response(e->session, stream_id, nva, (size_t)pairs, NULL));
   if (outbound_of(e, stream_id) != NULL) return int_value(env, NGHTTP2_ERR_INVALID_STATE); // answered already
   if (nghttp2_session_find_stream(e->session, stream_id) == NULL) return int_value(env, NGHTTP2_ERR_STREAM_CLOSED);
@@ -868,7 +891,7 @@ static napi_value send_trailers(napi_env env, napi_callback_info info) {
   if (out == NULL) return failed;
   nghttp2_nv *nva;
   ssize_t pairs = read_fields(env, c.e, c.argv[2], &nva);
-  if (pairs < 0) return NULL;
+  if (pairs < 0) return pairs == FIELDS_INVALID ? int_value(env, NGHTTP2_ERR_INVALID_ARGUMENT) : NULL;
   out->trailers = copy_fields(nva, (size_t)pairs);
   if (out->trailers == NULL) return throw_error(env, "h2-engine: out of memory");
   out->trailer_count = (size_t)pairs;
@@ -883,7 +906,7 @@ static napi_value informational(napi_env env, napi_callback_info info) {
   if (!stream_call(env, info, 3, "h2-engine: informational(session, streamId, headers)", &c, &failed)) return failed;
   nghttp2_nv *nva;
   ssize_t pairs = read_fields(env, c.e, c.argv[2], &nva);
-  if (pairs < 0) return NULL;
+  if (pairs < 0) return pairs == FIELDS_INVALID ? int_value(env, NGHTTP2_ERR_INVALID_ARGUMENT) : NULL;
   return int_value(env, nghttp2_submit_headers(c.e->session, NGHTTP2_FLAG_NONE, c.stream_id, NULL, nva, (size_t)pairs, NULL));
 }
 
@@ -935,7 +958,8 @@ static napi_value create_client(napi_env env, napi_callback_info info) {
 }
 
 /**
- * request(session, headers, body?, endStream) -> streamId | nghttp2 error (negative): queues a
+ * request(session, headers, body?, endStream) -> streamId | nghttp2 error (negative; INVALID_ARGUMENT: a
+ * field HTTP/2 cannot carry): queues a
  * request head ([':method', 'GET', ':scheme', ..., name, value, ...]) and `body`; with endStream
  * false, more comes with sendData()/sendTrailers(). Beyond the peer's stream limit nghttp2 holds
  * the HEADERS until a stream closes. A request that cannot be sent (a GOAWAY came) closes with
@@ -951,7 +975,7 @@ static napi_value request(napi_env env, napi_callback_info info) {
   nghttp2_nv *nva;
   int has_body;
   ssize_t pairs = read_head(env, e, argv[1], argv[2], &nva, &has_body);
-  if (pairs < 0) return NULL;
+  if (pairs < 0) return pairs == FIELDS_INVALID ? int_value(env, NGHTTP2_ERR_INVALID_ARGUMENT) : NULL;
   if (!has_body && end_stream) return int_value(env, nghttp2_submit_request(e->session, NULL, nva, (size_t)pairs, NULL, NULL));
   outbound_t *out = new_outbound(e, 0);
   if (out == NULL || queue_body(env, out, argv[2]) < 0) {

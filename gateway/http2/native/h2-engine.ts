@@ -40,6 +40,19 @@ export const NGHTTP2_ERR = { FLOODED: -904, TOO_MANY_CONTINUATIONS: -905, BAD_CL
 /** SETTINGS parameter ids (RFC 9113 6.5.2). */
 export const SETTING = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6 } as const;
 
+/** The header fields of the HEADERS event at `i` ([HEADERS, id, flags, count, (start, nameLength, valueLength) * count]), as [name, value, …]. */
+export function headerFields(events: Int32Array, i: number, text: string): string[] {
+  const count = events[i + 3]!;
+  const fields = new Array<string>(2 * count);
+  for (let f = 0, at = i + 4; f < count; f++, at += 3) {
+    const start = events[at]!;
+    const valueStart = start + events[at + 1]!;
+    fields[2 * f] = text.slice(start, valueStart);
+    fields[2 * f + 1] = text.slice(valueStart, valueStart + events[at + 2]!);
+  }
+  return fields;
+}
+
 /** Where receive() puts events ([count, ...]) at first: grown when a read brings more. */
 const FIRST_EVENT_CAPACITY = 16 * 1024;
 /** What one pending() call can return: more waits for the next call. Above a frame (16 KiB). */
@@ -79,21 +92,6 @@ export class H2Engine {
     this.addon.init(this.#events, this.output);
     this.addon.takeEvents(session);
   }
-}
-
-/**
- * A HEADERS event's fields as [name, value, ...]: `fields` (start, nameLength, valueLength)
- * triples from events[at], slices of the read's `text`.
- */
-export function readHeaderFields(events: Int32Array, at: number, fields: number, text: string): string[] {
-  const headers = new Array<string>(2 * fields);
-  for (let f = 0; f < fields; f++, at += 3) {
-    const start = events[at]!;
-    const valueStart = start + events[at + 1]!;
-    headers[2 * f] = text.slice(start, valueStart);
-    headers[2 * f + 1] = text.slice(valueStart, valueStart + events[at + 2]!);
-  }
-  return headers;
 }
 
 const addon = loadAddon<H2EngineAddon>(H2_ENGINE_ADDON);

@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import { SocketIo } from '../../net/socket-io.js';
-import { EVENT, HEADERS_FLAG, readHeaderFields, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from './h2-engine.js';
+import { EVENT, headerFields, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from './h2-engine.js';
 
 /** RST_STREAM / GOAWAY codes used here (RFC 9113 7). */
 const NO_ERROR = 0;
@@ -106,9 +106,8 @@ export class NativeH2ServerSession {
       const kind = events[i]!;
       const streamId = events[i + 1]!;
       if (kind === EVENT.HEADERS) {
-        const fields = events[i + 3]!;
-        this.#onHeaders(streamId, events[i + 2]!, readHeaderFields(events, i + 4, fields, text));
-        i += 4 + 3 * fields;
+        this.#onHeaders(streamId, events[i + 2]!, headerFields(events, i, text));
+        i += 4 + 3 * events[i + 3]!;
       } else if (kind === EVENT.DATA) {
         const offset = events[i + 2]!;
         const length = events[i + 3]!;
