@@ -1,8 +1,8 @@
 // A request head as HTTP/2 request headers (RFC 9113 §8.3): the pseudo-headers, then the header
 // list without what HTTP/2 forbids (connection-specific headers, §8.2.2) or carries elsewhere
 // (Host: :authority). A gRPC request carries `te: trailers`, which gRPC requires of every request
-// (and the request path drops as hop-by-hop). nghttp2 lowercases the names as it copies them
-// (HTTP/2 requires lowercase, §8.2.1).
+// (and the request path drops as hop-by-hop). Names go lowercase, as HTTP/2 requires (§8.2.1):
+// an HTTP/1.1 client's keep their case, and the engine refuses a name that is not a lowercase token.
 import { HeaderNameTable } from '../message/header-name-table.js';
 import type { RequestHead } from '../message/request-head.js';
 
@@ -38,7 +38,7 @@ export function h2RequestHeaders(head: RequestHead, scheme: 'https' | 'http', de
     } else if (kind === Kind.ContentType) {
       grpc = value.startsWith('application/grpc');
     }
-    list.push(name, value);
+    list.push(name.toLowerCase(), value);
   }
   if (grpc && !te) list.push('te', 'trailers');
   return list;

@@ -19,6 +19,8 @@ import { H2_ERROR, UpstreamH2Stream, type StreamSession } from './upstream-h2-st
 import type { MultiplexedSession, MultiplexedSessionOwner } from './upstream-session.js';
 import type { SessionOpened, SessionOptions } from './open-upstream-session.js';
 
+/** nghttp2's error for arguments it refuses (nghttp2.h). */
+const NGHTTP2_ERR_INVALID_ARGUMENT = -501;
 /** Response header lists beyond this are refused (node:http2's default limit, which we had). */
 const MAX_HEADER_LIST_BYTES = 64 * 1024;
 /** Our SETTINGS: no server push, and the header list limit. */
@@ -110,6 +112,11 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
     }
     const hasBody = request.body !== null;
     const id = this.#addon.request(this.#session, h2RequestHeaders(request, this.#scheme, this.#authority), undefined, !hasBody);
+    if (id === NGHTTP2_ERR_INVALID_ARGUMENT) {
+      // A head HTTP/2 cannot carry (a field the engine refuses): nothing was sent.
+      handler.onError(new Error(`request head not sendable over HTTP/2 to ${this.#authority} (nghttp2 error ${id})`));
+      return;
+    }
     if (id < 0) {
       // nghttp2 takes no new stream (its stream ids ran out, or the session is failing): nothing
       // was sent, so the request goes to another session, and this one takes no more.
