@@ -23,7 +23,7 @@ import { UpstreamH2Stream } from '../gateway/upstream/upstream-h2-stream.js';
 import { allow, gatewayConfig, plainUpstream, terminateRoute } from './support/gateway-config.js';
 import { connectMtls } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
-import { expectHeldBack } from './support/stalled-reader.js';
+import { expectHeldBack, stalledReader } from './support/stalled-reader.js';
 import { startScriptedTlsUpstream, okResponse, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id, type WrittenCert } from './support/test-pki.js';
 
@@ -86,6 +86,18 @@ function answer(stream: ServerHttp2Stream, body: string): void {
   stream.end(body);
 }
 
+/** Answers 201 with the request body's length and hash, once it has all come. */
+function echoBody(stream: ServerHttp2Stream): void {
+  const parts: Buffer[] = [];
+  stream.on('data', (c: Buffer) => parts.push(c));
+  stream.on('end', () => {
+    if (stream.destroyed || stream.closed) return;
+    const body = Buffer.concat(parts);
+    stream.respond({ ':status': 201, 'content-type': 'application/json' });
+    stream.end(JSON.stringify({ length: body.length, sha: createHash('sha256').update(body).digest('hex') }));
+  });
+}
+
 /** An HTTP/2 frame as it came on the wire. */
 interface Frame {
   type: number;
@@ -97,20 +109,35 @@ const DATA = 0x0;
 const HEADERS = 0x1;
 const RST_STREAM = 0x3;
 const SETTINGS = 0x4;
+const WINDOW_UPDATE = 0x8;
 const END_STREAM = 0x1;
 
 /**
  * An h2c upstream that records every frame the gateway sends and answers nothing but SETTINGS: what
  * node:http2 would not show, such as whether a stream got END_STREAM before it was reset.
  */
-async function startFrameRecorder(): Promise<{ port: number; frames: Frame[]; connections: ReadonlySet<net.Socket>; close(): Promise<void> }> {
+async function startFrameRecorder(opts: { windowBytes?: number; readDelayMs?: number } = {}): Promise<{ port: number; frames: Frame[]; connections: ReadonlySet<net.Socket>; close(): Promise<void> }> {
   const frames: Frame[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
+    if (opts.windowBytes === undefined) {
+      socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
+    } else {
+      // Windows that let the gateway write far more than the socket buffers hold.
+      const initialWindow = Buffer.alloc(6);
+      initialWindow.writeUInt16BE(0x4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+      initialWindow.writeUInt32BE(opts.windowBytes, 2);
+      const increment = Buffer.alloc(4);
+      increment.writeUInt32BE(opts.windowBytes, 0);
+      socket.write(Buffer.concat([frame(SETTINGS, 0, 0, initialWindow), frame(WINDOW_UPDATE, 0, 0, increment)]));
+    }
+    if (opts.readDelayMs !== undefined) {
+      socket.pause();
+      setTimeout(() => socket.resume(), opts.readDelayMs);
+    }
     let pending = Buffer.alloc(0);
     let prefaceRead = false;
     socket.on('data', (chunk: Buffer) => {
@@ -199,8 +226,18 @@ const HOLD_MS = 1500;
 const HUGE = 96 * MB;
 const RESUMED = 16 * MB;
 let hugeWritten = 0;
+/** /echo/stall/* responses: bytes the upstream has written of each. */
+const STALL_BYTES = 32 * MB;
+const stallWritten = new Map<string, number>();
+/** The /echo/unread stream, which reads nothing of its request body. */
+let unread: ServerHttp2Stream | undefined;
 /** Records the frames of /recorder requests (h2c). */
 let recorder: Awaited<ReturnType<typeof startFrameRecorder>>;
+/** h2c: answers a request's HEADERS with a DATA frame on stream 0, which breaks the protocol. */
+let broken: net.Server;
+/** Records frames too, granting 64 MB windows and reading nothing for its first READ_DELAY_MS. */
+let lateReader: Awaited<ReturnType<typeof startFrameRecorder>>;
+const READ_DELAY_MS = 1000;
 
 beforeAll(async () => {
   certs = await ProxyCerts.issue();
@@ -237,6 +274,30 @@ beforeAll(async () => {
         stream.end();
       };
       pump();
+      return;
+    }
+    if (path.startsWith('/echo/stall/')) {
+      // STALL_BYTES, written as fast as the stream takes them; how far it got is in stallWritten.
+      stream.respond({ ':status': 200, 'content-length': String(STALL_BYTES) });
+      const chunk = Buffer.alloc(64 * 1024, 5);
+      stallWritten.set(path, 0);
+      const pump = (): void => {
+        while (stallWritten.get(path)! < STALL_BYTES && !stream.destroyed) {
+          stallWritten.set(path, stallWritten.get(path)! + chunk.length);
+          if (!stream.write(chunk)) return void stream.once('drain', pump);
+        }
+        stream.end();
+      };
+      pump();
+      return;
+    }
+    if (path.startsWith('/echo/unread')) {
+      unread = stream;
+      return void stream.pause(); // never reads the request body
+    }
+    if (path.startsWith('/echo/early-hints')) {
+      stream.additionalHeaders({ ':status': 103, link: '</style.css>; rel=preload' });
+      setTimeout(() => answer(stream, 'after early hints'), 20);
       return;
     }
     if (path.startsWith('/echo/big')) {
@@ -306,8 +367,20 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => h1only.listen(0, '127.0.0.1', resolve));
   noAlpn = await startScriptedTlsUpstream(certs.origin, ca, ({ socket }) => socket.write(okResponse('no alpn')));
   wrongId = await startH2Upstream(impostor, ca, (stream) => answer(stream, 'impostor'));
-  h2c = await startH2Upstream(certs.origin, ca, (stream) => answer(stream, 'h2c'), { plaintext: true });
+  h2c = await startH2Upstream(certs.origin, ca, (stream, headers) => (String(headers[':path']).startsWith('/h2c/echo') ? echoBody(stream) : answer(stream, 'h2c')), { plaintext: true });
   recorder = await startFrameRecorder();
+  lateReader = await startFrameRecorder({ windowBytes: 64 * MB, readDelayMs: READ_DELAY_MS });
+  broken = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write(frame(SETTINGS, 0, 0, Buffer.alloc(0)));
+    let seen = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      // The client preface (24 bytes), its SETTINGS, then a request's HEADERS: answer with garbage.
+      if (seen.length > 24 && seen.subarray(24).includes(Buffer.from([HEADERS]))) socket.write(frame(DATA, 0, 0, Buffer.from('no stream')));
+    });
+  });
+  await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
   h1plain = http.createServer((_req, res) => res.end('plain h1'));
   await new Promise<void>((resolve) => h1plain.listen(0, '127.0.0.1', resolve));
   const refusals = new Map<string, number>();
@@ -355,6 +428,8 @@ beforeAll(async () => {
     { ...plainUpstream('h2c', h2c.port), protocol: 'h2' },
     { ...plainUpstream('h2conh1', (h1plain.address() as AddressInfo).port), protocol: 'h2' },
     { ...plainUpstream('recorder', recorder.port), protocol: 'h2' },
+    { ...plainUpstream('latereader', lateReader.port), protocol: 'h2' },
+    { ...plainUpstream('broken', (broken.address() as AddressInfo).port), protocol: 'h2' },
     h2('refusing', refusing.port),
     h2('slow', slow.port, { timeouts: { connectMs: 2000, headersMs: DEADLINE_MS, idleMs: 30_000, bodyMs: 5000 } }),
     h2('bounded', bounded.port, { connections: 2 }),
@@ -374,6 +449,8 @@ afterAll(async () => {
   for (const u of [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow, bounded, idle]) await u?.close();
   await noAlpn?.close();
   await recorder?.close();
+  await lateReader?.close();
+  await new Promise((resolve) => broken?.close(resolve));
   for (const s of [h1only, h1plain]) {
     s?.closeAllConnections();
     await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));
@@ -424,7 +501,7 @@ function failuresLogged(upstream: string): Array<Record<string, unknown>> {
 describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
   it('translates method, path, headers and both bodies (content-length and chunked) into streams', async () => {
     const body = Buffer.alloc(1 * MB + 17, 'x');
-    const sized = await call('/echo/sized?q=1', { method: 'POST', body, headers: { 'x-custom': 'kept', connection: 'keep-alive', 'keep-alive': 'timeout=5' } });
+    const sized = await call('/echo/sized?q=1', { method: 'POST', body, headers: { 'X-Custom': 'kept', connection: 'keep-alive', 'keep-alive': 'timeout=5' } });
     const chunked = await call('/echo/chunked', { method: 'PUT', body, chunked: true });
     for (const [reply, method, path] of [
       [sized, 'POST', '/echo/sized?q=1'],
@@ -437,7 +514,7 @@ describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
       const names = seen.headers.filter((_, i) => i % 2 === 0);
       const value = (name: string) => seen.headers[names.indexOf(name) * 2 + 1];
       expect([value(':method'), value(':path'), value(':scheme'), value(':authority')]).toEqual([method, path, 'https', 'localhost']);
-      // Nothing connection-specific: HTTP/2 forbids it, and Host is :authority.
+      // Nothing connection-specific: HTTP/2 forbids it, and Host is :authority. Names lowercase (X-Custom was sent).
       for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'host', 'upgrade', 'te']) expect(names).not.toContain(name);
       expect(names).toContain('x-forwarded-client-cert');
     }
@@ -668,12 +745,99 @@ describe('GOAWAY, refused streams and deadlines', () => {
   });
 });
 
+describe('flow control and backpressure on the native engine', () => {
+  it("holds a slow reader's stream back without holding its siblings: the upstream stops, the gateway keeps little, another stream on the session flows", async () => {
+    const readers = await Promise.all([0, 1, 2].map((i) => stalledReader(gateway, port, { ca: certs.pki.ca.rootPem, cert: certs.frontend }, `/echo/stall/${i}`)));
+    try {
+      const stalledAt = [0, 1, 2].map((i) => stallWritten.get(`/echo/stall/${i}`)!);
+      // A sibling on the same session gets its 3 MB meanwhile: the connection's window is not held.
+      const sibling = await call('/echo/big');
+      expect([sibling.status, sibling.body.length]).toEqual([200, 3 * MB]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect([0, 1, 2].map((i) => stallWritten.get(`/echo/stall/${i}`)!)).toEqual(stalledAt);
+      for (const reader of readers) {
+        expect(reader.received).toBeGreaterThan(0);
+        expect(reader.gatewaySide!.writableLength).toBeLessThan(2 * MB);
+      }
+      // What the upstream wrote beyond what each reader took is what socket buffers and one stream
+      // window hold: far below what an unbounded gateway would take.
+      for (const written of stalledAt) expect(written).toBeLessThan(8 * MB);
+      // All four on one session.
+      const sessionOf = (path: string) => echo.streams.filter((s) => s.path === path).at(-1)!.session;
+      expect(new Set(['/echo/stall/0', '/echo/stall/1', '/echo/stall/2', '/echo/big'].map(sessionOf)).size).toBe(1);
+    } finally {
+      for (const reader of readers) reader.close();
+    }
+    // The gateway notices each reader left (its write fails) and cancels its stream.
+    for (const reader of readers) await waitFor(() => reader.gatewaySide!.destroyed || undefined);
+  }, 30_000);
+
+  it.each([
+    ['TLS', '/echo/bodies'],
+    ['h2c', '/h2c/echo'],
+  ])('carries 40 request bodies at once on one %s session, each whole', async (_kind, prefix) => {
+    const bodies = Array.from({ length: 40 }, (_, i) => Buffer.alloc(256 * 1024 + i, i + 1));
+    const replies = await Promise.all(bodies.map((body, i) => call(`${prefix}/${i}`, { method: 'POST', body })));
+    expect(replies.map((r) => r.status)).toEqual(bodies.map(() => 201));
+    expect(replies.map((r) => JSON.parse(r.body) as { length: number; sha: string }).map(({ length, sha }) => ({ length, sha }))).toEqual(bodies.map((b) => ({ length: b.length, sha: sha(b) })));
+  }, 30_000);
+
+  it('holds a client request body back while the upstream does not read it, instead of buffering it', async () => {
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
+    try {
+      const size = 16 * MB;
+      socket.write(`POST /echo/unread HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${size}\r\n\r\n`);
+      socket.write(Buffer.alloc(size, 'u'));
+      await waitFor(() => echo.streams.find((s) => s.path === '/echo/unread'));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const gatewaySide = [...gateway.listeners.get('public')!.terminate!.connections].find((c) => c.remotePort === socket.localPort);
+      expect(gatewaySide).toBeDefined();
+      // Read: an HTTP/2 stream window, the engine's high water mark and the request path's buffers.
+      expect(gatewaySide!.bytesRead).toBeLessThan(2 * MB);
+      expect(socket.writableLength).toBeGreaterThan(8 * MB);
+      // The upstream gives up on it: the client is answered (a paused gateway side would not see it leave).
+      unread!.close(NGHTTP2_INTERNAL_ERROR);
+      await waitFor(() => gatewaySide!.destroyed || undefined);
+    } finally {
+      socket.destroy();
+    }
+  }, 30_000);
+
+  it('writes h2c output intact while the socket is full (the engine reuses its output buffer: plaintext writes copy it)', async () => {
+    const body = Buffer.alloc(32 * MB);
+    for (let i = 0; i < body.length; i += 4) body.writeUInt32BE(i, i); // every offset says where it is
+    const socket = await connectMtls({ port, ca: certs.pki.ca.rootPem, cert: certs.frontend });
+    try {
+      socket.write(`POST /latereader/bulk HTTP/1.1\r\nhost: localhost\r\ncontent-length: ${body.length}\r\n\r\n`);
+      socket.write(body);
+      const received = () => lateReader.frames.filter((f) => f.type === DATA && f.stream === 1).reduce((n, f) => n + f.payload.length, 0);
+      for (let i = 0; i < 300 && received() < body.length && !lateReader.frames.some((f) => f.type === RST_STREAM); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      const sent = Buffer.concat(lateReader.frames.filter((f) => f.type === DATA && f.stream === 1).map((f) => f.payload));
+      expect(sent.length).toBe(body.length);
+      expect(sent.equals(body)).toBe(true);
+    } finally {
+      socket.destroy();
+    }
+  }, 30_000);
+
+  it('answers 502 upstream_protocol_error, logged, when the upstream breaks the HTTP/2 protocol', async () => {
+    const reply = await call('/broken/x');
+    expect([reply.status, JSON.parse(reply.body).reason]).toEqual([502, 'upstream_protocol_error']);
+    expect(failuresLogged('broken').at(-1)).toMatchObject({ reason: 'upstream_protocol_error' });
+  });
+
+  it('passes the final response head on after an informational (103) one', async () => {
+    const reply = await call('/echo/early-hints');
+    expect([reply.status, reply.body]).toEqual([200, 'after early hints']);
+  });
+});
+
 describe('afterwards', () => {
   it('leaves no stream object alive, and no session object beyond the sessions upstreams still hold open', async () => {
     const clusters = [...gateway.clusters.values()];
     await waitFor(() => (clusters.every((c) => c.stats().h2Streams === 0) ? true : undefined));
     const upstreams = [echo, many, limited, goaway, closing, both, wrongId, h2c, refusing, slow, bounded, idle];
-    const openOnUpstreams = upstreams.reduce((n, u) => n + u.sessions.filter((s) => !s.destroyed).length, 0) + recorder.connections.size;
+    const openOnUpstreams = upstreams.reduce((n, u) => n + u.sessions.filter((s) => !s.destroyed).length, 0) + recorder.connections.size + lateReader.connections.size;
     expect(alive(UpstreamH2Stream)).toBe(0);
     expect(alive(UpstreamH2Session)).toBe(openOnUpstreams);
   });

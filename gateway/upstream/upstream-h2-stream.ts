@@ -1,38 +1,34 @@
-// One exchange on an HTTP/2 upstream session, as one stream: the request body streamed with
-// backpressure (a write the stream does not take pauses the client's body until it drains), the
-// response head handed over as a flat header list, its body with flow control (a chunk the client
-// cannot take now pauses the stream, so nghttp2 stops granting the upstream window), its trailers
-// with the end. Deadlines as on an HTTP/1.1 connection: the response-head clock runs only while
-// the upstream is what we wait for, the body clock between chunks; the session's pool checks them
-// on its coarse tick. Cancelling sends RST_STREAM(CANCEL), and never END_STREAM first.
-import http2, { type ClientHttp2Stream } from 'node:http2';
-import { addAbortSignal, Readable } from 'node:stream';
+// One exchange on an HTTP/2 upstream session, as one stream of the native engine: the request body
+// streamed with backpressure (while the engine holds SEND_HIGH_WATER_BYTES or more of it unsent,
+// the client's body is paused until the engine says the stream is writable), the response head
+// handed over as a flat header list, its body with flow control (bytes the client has not taken
+// are not consumed, so the upstream gets no stream window for more: the gateway holds at most a
+// window per stream), its trailers with the end. Deadlines as on an
+// HTTP/1.1 connection: the response-head clock runs only while the upstream is what we wait for,
+// the body clock between chunks; the session's pool checks them on its coarse tick. Cancelling
+// sends RST_STREAM(CANCEL), and never END_STREAM first.
+import type { Readable } from 'node:stream';
+import { HEADERS_FLAG, SEND_HIGH_WATER_BYTES, type EngineSession, type H2EngineAddon } from '../http2/native/h2-engine.js';
 import { UpstreamProtocolError, type UpstreamExchangeHandler, type UpstreamRequest } from './upstream-exchange.js';
 import type { SessionOwner } from './upstream-session.js';
 
-const { NGHTTP2_NO_ERROR } = http2.constants;
+/** RST_STREAM / GOAWAY error codes used here (RFC 9113 7). */
+export const H2_ERROR = { NO_ERROR: 0, INTERNAL_ERROR: 2, REFUSED_STREAM: 7, CANCEL: 8 } as const;
 const COLON = 58;
-
-/**
- * What a stream is destroyed with to cancel it. stream.close(CANCEL) would first end our side
- * (END_STREAM), so an upstream would read a request body cut short as complete; destroyed, the
- * stream sends RST_STREAM alone, with CANCEL for an AbortError (Node's own, made here through
- * public API: an aborted signal's error) and INTERNAL_ERROR for anything else.
- */
-const CANCELLED: Error = (() => {
-  const probe = new Readable({ read() {} });
-  probe.on('error', () => {});
-  addAbortSignal(AbortSignal.abort(), probe);
-  return probe.errored ?? new Error('cancelled');
-})();
+const STATUS = ':status';
+const EMPTY = Buffer.alloc(0);
 
 type DeadlineCode = 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT' | 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT';
 
-/** What a stream tells its session. */
+/** What a stream needs from its session. */
 export interface StreamSession {
   readonly owner: SessionOwner;
-  /** Whether the upstream can have acted on `stream` (it closed without a response). */
-  unprocessed(stream: ClientHttp2Stream): boolean;
+  readonly engine: H2EngineAddon;
+  readonly session: EngineSession;
+  /** The stream queued frames (data, a reset, a window update): the session writes them soon. */
+  submitted(): void;
+  /** Whether the upstream can have acted on stream `id`, closed with `code` without a response. */
+  unprocessed(id: number, code: number): boolean;
   /**
    * The stream is closed. `failure` is set when its handler is still owed an outcome: `refused`
    * when the upstream did not process it.
@@ -41,16 +37,26 @@ export interface StreamSession {
 }
 
 export class UpstreamH2Stream {
+  /** The stream id, once the request is submitted. */
+  id = 0;
   /** Until the response has ended, the request failed, or the client cancelled. */
   #handler: UpstreamExchangeHandler | undefined;
-  #stream: ClientHttp2Stream | undefined;
   #body: Readable | null = null;
   #responded = false;
   #trailers: string[] | undefined;
+  /** Our side is over: END_STREAM queued, or a reset. */
+  #sent = false;
+  /** The stream is closed (or the session gone): nothing more is submitted for it. */
+  #closed = false;
+  /** Response body bytes handed to the handler and not yet consumed (the upstream's window for more). */
+  #unconsumed = 0;
+  /** The handler took a chunk it could not pass on at once: consume nothing until it calls resume. */
+  #heldBack = false;
+  /** Got a head or data in the read being dispatched: the session calls readDone() once. */
+  touched = false;
   /** Absolute coarse time after which the current phase has timed out; 0 when none applies. */
   #deadline = 0;
   #deadlineCode: DeadlineCode = 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT';
-  #error: Error | undefined;
 
   constructor(
     private readonly session: StreamSession,
@@ -65,16 +71,11 @@ export class UpstreamH2Stream {
     return this.#handler === undefined;
   }
 
-  /** Runs the exchange on `stream`, just opened with the request head. */
-  start(stream: ClientHttp2Stream): void {
-    this.#stream = stream;
-    stream.on('response', this.#onResponse);
-    stream.on('data', this.#onData);
-    stream.on('trailers', this.#onTrailers);
-    stream.on('end', this.#onEnd);
-    stream.on('error', this.#onError);
-    stream.on('close', this.#onClose);
+  /** Runs the exchange on stream `id`, just submitted with the request head. */
+  start(id: number): void {
+    this.id = id;
     const body = this.request.body;
+    this.#sent = body === null;
     this.#setDeadline(body === null ? this.session.owner.headersMs : 0, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
     if (body !== null) this.#streamBody(body);
   }
@@ -92,8 +93,97 @@ export class UpstreamH2Stream {
     this.#handler = undefined;
     this.#deadline = 0;
     this.#detachBody();
-    this.#stream?.destroy(CANCELLED);
+    this.#reset(H2_ERROR.CANCEL);
   };
+
+  // ---- events from the session ---------------------------------------------------------------
+
+  /** A final response head, or trailers. */
+  onHeaders(flags: number, fields: string[]): void {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    if ((flags & HEADERS_FLAG.TOO_LARGE) !== 0) {
+      this.#fail(new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', 'upstream response header list too large'));
+      return;
+    }
+    if ((flags & HEADERS_FLAG.TRAILERS) !== 0) {
+      this.#trailers = withoutPseudoHeaders(fields);
+    } else {
+      this.#responded = true;
+      this.#setDeadline(this.session.owner.bodyMs, 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT');
+      handler.onHeaders(statusOf(fields), withoutPseudoHeaders(fields), this.#resume, '');
+    }
+    if ((flags & HEADERS_FLAG.END_STREAM) !== 0) this.onEnd();
+  }
+
+  /** A response body chunk: a view of the read, valid during this call. */
+  onData(chunk: Buffer): void {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    const bodyMs = this.session.owner.bodyMs;
+    if (bodyMs > 0) this.#deadline = this.session.owner.now + bodyMs;
+    this.#unconsumed += chunk.length;
+    if (!handler.onData(chunk)) this.#heldBack = true;
+  }
+
+  /** The upstream ended the response. */
+  onEnd(): void {
+    const handler = this.#handler;
+    if (handler === undefined || !this.#responded) return;
+    this.#handler = undefined;
+    this.#deadline = 0;
+    handler.onComplete(this.#trailers);
+    // A request body still on its way goes on until the upstream closes the stream.
+  }
+
+  /** Everything the read carried for this stream was delivered: the client took it, unless it held back. */
+  readDone(): void {
+    this.touched = false;
+    this.#handler?.onReadDone();
+    if (!this.#heldBack) this.#consume();
+  }
+
+  /** The engine framed our queued body below SEND_HIGH_WATER_BYTES: the client's body flows again. */
+  onWritable(): void {
+    if (this.#body === null) return;
+    this.#awaitHead(false); // the body waits for the client again
+    this.#body.resume();
+  }
+
+  /** The stream closed: by END_STREAM both ways (code 0) or a reset (its code). */
+  onClose(code: number): void {
+    const handler = this.#closeOut();
+    let failure: Error | undefined;
+    let refused = false;
+    if (handler !== undefined) {
+      if (!this.#responded && this.session.unprocessed(this.id, code)) {
+        refused = true;
+        failure = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_REFUSED', `upstream refused the stream unprocessed (${code === H2_ERROR.REFUSED_STREAM ? 'REFUSED_STREAM' : 'GOAWAY'})`);
+      } else if (code !== H2_ERROR.NO_ERROR) {
+        failure = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_STREAM_RESET', `upstream stream failed: reset with code ${code}`);
+      } else {
+        failure = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'upstream closed the stream before the response ended');
+      }
+    }
+    this.session.streamClosed(this, handler, failure, refused);
+  }
+
+  /** The connection is gone: the handler, if still owed an outcome, gets `failure`. */
+  onSessionClosed(failure: Error): void {
+    this.#closeOut()?.onError(failure);
+  }
+
+  /** The stream is gone: nothing more is sent or timed; the handler, if still owed an outcome. */
+  #closeOut(): UpstreamExchangeHandler | undefined {
+    this.#closed = true;
+    this.#detachBody();
+    const handler = this.#handler;
+    this.#handler = undefined;
+    this.#deadline = 0;
+    return handler;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
 
   #setDeadline(ms: number, code: DeadlineCode): void {
     // A disabled (0) timeout never fires; the pool's tick may run up to one tick late.
@@ -105,6 +195,13 @@ export class UpstreamH2Stream {
   #awaitHead(upstreamsTurn: boolean): void {
     if (this.#responded || this.#handler === undefined) return;
     this.#setDeadline(upstreamsTurn ? this.session.owner.headersMs : 0, 'GATEHOUSE_UPSTREAM_HEADERS_TIMEOUT');
+  }
+
+  #reset(code: number): void {
+    if (this.#closed || this.id === 0) return;
+    this.#sent = true;
+    this.session.engine.reset(this.session.session, this.id, code);
+    this.session.submitted();
   }
 
   #streamBody(body: Readable): void {
@@ -128,25 +225,25 @@ export class UpstreamH2Stream {
     body.removeListener('end', this.#onBodyEnd);
     body.removeListener('error', this.#onBodyError);
     body.removeListener('close', this.#onBodyError);
-    this.#stream?.removeListener('drain', this.#onDrain);
   }
 
   readonly #onBodyData = (chunk: Buffer): void => {
-    if (this.#stream!.write(chunk)) return;
+    if (this.#closed || chunk.length === 0) return;
+    // The engine copies the bytes; it says how many wait for the upstream's window and the socket.
+    const queued = this.session.engine.sendData(this.session.session, this.id, chunk, false);
+    this.session.submitted();
+    if (queued < SEND_HIGH_WATER_BYTES) return; // (negative: the stream is closing, its close follows)
     this.#body!.pause();
-    this.#stream!.once('drain', this.#onDrain);
     this.#awaitHead(true); // the upstream is not taking the body
-  };
-
-  readonly #onDrain = (): void => {
-    if (this.#body === null) return;
-    this.#awaitHead(false); // the body waits for the client again
-    this.#body.resume();
   };
 
   readonly #onBodyEnd = (): void => {
     this.#detachBody();
-    this.#stream!.end();
+    if (!this.#closed && !this.#sent) {
+      this.#sent = true;
+      this.session.engine.sendData(this.session.session, this.id, EMPTY, true);
+      this.session.submitted();
+    }
     this.#awaitHead(true);
   };
 
@@ -156,78 +253,36 @@ export class UpstreamH2Stream {
     this.#fail(err instanceof Error ? err : new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'client request body ended early'));
   };
 
+  /** Given to the handler: the client took what it held back. */
   readonly #resume = (): void => {
-    this.#stream?.resume();
+    if (!this.#heldBack) return;
+    this.#heldBack = false;
+    this.#consume();
   };
 
-  readonly #readDone = (): void => {
-    this.#handler?.onReadDone();
-  };
-
-  readonly #onResponse = (headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, _flags: number, raw: string[]): void => {
-    const handler = this.#handler;
-    if (handler === undefined) return;
-    this.#responded = true;
-    this.#setDeadline(this.session.owner.bodyMs, 'GATEHOUSE_UPSTREAM_BODY_TIMEOUT');
-    handler.onHeaders(headers[':status'] ?? 0, withoutPseudoHeaders(raw), this.#resume, '');
-    // Body bytes that came in the same read join the head in one write to the client.
-    if (this.#handler === handler) queueMicrotask(this.#readDone);
-  };
-
-  readonly #onData = (chunk: Buffer): void => {
-    const handler = this.#handler;
-    if (handler === undefined) return;
-    const bodyMs = this.session.owner.bodyMs;
-    if (bodyMs > 0) this.#deadline = this.session.owner.now + bodyMs;
-    if (!handler.onData(chunk)) this.#stream!.pause();
-  };
-
-  readonly #onTrailers = (_trailers: http2.IncomingHttpHeaders, _flags: number, raw: string[]): void => {
-    this.#trailers = withoutPseudoHeaders(raw);
-  };
-
-  readonly #onEnd = (): void => {
-    const handler = this.#handler;
-    if (handler === undefined || !this.#responded) return;
-    this.#handler = undefined;
-    this.#deadline = 0;
-    handler.onComplete(this.#trailers);
-    // A request body still on its way goes on until the upstream closes the stream.
-  };
-
-  readonly #onError = (err: Error): void => {
-    this.#error = err; // reported when the stream closes
-  };
-
-  readonly #onClose = (): void => {
-    const stream = this.#stream!;
-    this.#detachBody();
-    const handler = this.#handler;
-    this.#handler = undefined;
-    this.#deadline = 0;
-    let failure: Error | undefined;
-    let refused = false;
-    if (handler !== undefined) {
-      if (!this.#responded && this.session.unprocessed(stream)) {
-        refused = true;
-        failure = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_REFUSED', `upstream refused the stream unprocessed (${this.#error?.message ?? 'GOAWAY'})`);
-      } else if (stream.rstCode !== NGHTTP2_NO_ERROR || this.#error !== undefined) {
-        failure = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_STREAM_RESET', `upstream stream failed: ${this.#error?.message ?? `reset with code ${stream.rstCode}`}`);
-      } else {
-        failure = new UpstreamProtocolError('GATEHOUSE_UPSTREAM_CLOSED', 'upstream closed the stream before the response ended');
-      }
-    }
-    this.session.streamClosed(this, handler, failure, refused);
-  };
+  /** Reopens the upstream's window by what the client took. */
+  #consume(): void {
+    const bytes = this.#unconsumed;
+    if (bytes === 0 || this.#closed) return;
+    this.#unconsumed = 0;
+    this.session.engine.consume(this.session.session, this.id, bytes);
+    this.session.submitted();
+  }
 
   #fail(err: Error): void {
     const handler = this.#handler;
     this.#handler = undefined;
     this.#deadline = 0;
     this.#detachBody();
-    this.#stream?.destroy(CANCELLED);
+    this.#reset(H2_ERROR.CANCEL);
     handler?.onError(err);
   }
+}
+
+/** The :status of a response head (0 when missing: nghttp2's HTTP checks make that impossible). */
+function statusOf(fields: readonly string[]): number {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === STATUS) return Number(fields[i + 1]);
+  return 0;
 }
 
 /** A received header list without its pseudo-headers (:status). */

@@ -19,9 +19,9 @@
 // Node's (process.versions.nghttp2). The addon is linked -z now: a symbol Node lacks fails the
 // load with an error naming it, rather than the process at the first call.
 //
-// Roles: a session is a server (a client's connection) or, later, a client (an upstream
-// connection); the events and the submit calls are the same for both, only creation and who
-// opens streams differ (request() would be the client's respond()). Only the server is built.
+// Roles: a session is a server (a client's connection) or a client (an upstream connection);
+// the events and the submit calls are the same for both, only creation and who opens streams
+// differ (request() is the client's respond()).
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include "nghttp2-api.h"
@@ -61,6 +61,8 @@ enum event_kind {
    * by takeEvents() after pending() (or with the next receive()).
    */
   EV_WRITABLE = 7,
+  /** [SETTINGS, 0, maxConcurrentStreams]: (client role) the peer's SETTINGS, applied; its stream limit (INT32_MAX: none). */
+  EV_SETTINGS = 8,
 };
 
 /** EV_HEADERS flags. */
@@ -71,6 +73,8 @@ enum event_kind {
 #define HEADERS_TOO_LARGE 4
 /** With HEADERS_TOO_LARGE: the block said content-type application/grpc… (its refusal is a gRPC status). */
 #define HEADERS_GRPC 8
+/** (Client role) an informational (1xx) response head: the final one follows. */
+#define HEADERS_INFORMATIONAL 16
 
 /** counters(): numbers the flood checks in TypeScript read, in this order. */
 enum counter {
@@ -167,6 +171,10 @@ typedef struct engine {
   outbound_t *outbounds;
   double counters[C_COUNT];
   int fatal;
+  /** A client session (an upstream connection): it opens the streams, blocks are told apart by :status. */
+  int client;
+  /** The first digit of the block's :status ('1': informational), 0 without one (client role). */
+  char status_class;
   /** The peer acknowledged our SETTINGS: its header blocks are held to our limit by resets from then on. */
   int settings_acked;
 } engine_t;
@@ -284,12 +292,14 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
   e->field_count = 0;
   e->header_too_large = 0;
   e->header_grpc = 0;
+  e->status_class = 0;
   return 0;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t name_length, const uint8_t *value, size_t value_length, uint8_t flags, void *user_data) {
   engine_t *e = user_data;
   if (name_length == 12 && value_length >= 16 && memcmp(name, "content-type", 12) == 0 && memcmp(value, "application/grpc", 16) == 0) e->header_grpc = 1;
+  if (name_length == 7 && value_length > 0 && memcmp(name, ":status", 7) == 0) e->status_class = (char)value[0];
   if (e->header_too_large) return 0;
   // RFC 9113 6.5.2: a field's size is its name and value plus 32.
   size_t used = e->header_used + name_length + value_length;
@@ -309,13 +319,17 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
   return 0;
 }
 
+static int client_block_flags(const engine_t *e);
+static int push_settings(engine_t *e);
+
 static int push_headers(engine_t *e, const nghttp2_frame *frame) {
   // Over the limit the peer has acknowledged: reset (ENHANCE_YOUR_CALM, as node:http2 does), unseen
   // by TypeScript. Before that the peer could not know the limit: TypeScript answers 431.
   if (e->header_too_large && e->settings_acked) return nghttp2_submit_rst_stream(e->session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_ENHANCE_YOUR_CALM) == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
   int flags = 0;
   if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) flags |= HEADERS_END_STREAM;
-  if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) flags |= HEADERS_TRAILERS;
+  if (e->client) flags |= client_block_flags(e);
+  else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) flags |= HEADERS_TRAILERS;
   if (e->header_too_large) flags |= HEADERS_TOO_LARGE | (e->header_grpc ? HEADERS_GRPC : 0);
   size_t fields = e->header_too_large ? 0 : e->field_count;
   size_t bytes = e->header_too_large ? 0 : e->header_used;
@@ -350,6 +364,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     break;
   case NGHTTP2_SETTINGS:
     e->counters[C_SETTINGS]++;
+    if (e->client && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) return push_settings(e);
     if (frame->hd.flags & NGHTTP2_FLAG_ACK) e->settings_acked = 1;
     break;
   case NGHTTP2_PING:
@@ -638,12 +653,12 @@ static napi_value init(napi_env env, napi_callback_info info) {
 }
 
 /**
- * createServer(settings: number[]) -> session: a server session for a connection whose client
- * preface is still to come; `settings` are [id, value, ...] (SETTINGS parameters, RFC 9113 6.5.2),
- * sent as the server's preface by the first pending(). SETTINGS_MAX_HEADER_LIST_SIZE (6) also
- * bounds what receive() keeps of a header block (beyond it: HEADERS_TOO_LARGE).
+ * A session of either role: `settings` are [id, value, ...] (SETTINGS parameters, RFC 9113
+ * 6.5.2), sent by the first pending() (a client's after its connection preface).
+ * SETTINGS_MAX_HEADER_LIST_SIZE (6) also bounds what receive() keeps of a header block (beyond
+ * it: HEADERS_TOO_LARGE).
  */
-static napi_value create_server(napi_env env, napi_callback_info info) {
+static napi_value create_session(napi_env env, napi_callback_info info, int client) {
   napi_value argv[1];
   size_t argc = 1;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -655,6 +670,7 @@ static napi_value create_server(napi_env env, napi_callback_info info) {
   engine_t *e = calloc(1, sizeof *e);
   if (e == NULL) return throw_error(env, "h2-engine: out of memory");
   e->header_limit = DEFAULT_HEADER_LIST_BYTES;
+  e->client = client;
   for (uint32_t i = 0; i < length; i += 2) {
     napi_value id, value;
     uint32_t id_number = 0, value_number = 0;
@@ -666,9 +682,10 @@ static napi_value create_server(napi_env env, napi_callback_info info) {
     entries[count++].value = value_number;
     if (id_number == NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) e->header_limit = value_number;
   }
-  if (nghttp2_session_server_new2(&e->session, callbacks, e, options) != 0) {
+  int made = client ? nghttp2_session_client_new2(&e->session, callbacks, e, options) : nghttp2_session_server_new2(&e->session, callbacks, e, options);
+  if (made != 0) {
     free(e);
-    return throw_error(env, "h2-engine: nghttp2_session_server_new failed");
+    return throw_error(env, "h2-engine: nghttp2_session_new failed");
   }
   int rv = nghttp2_submit_settings(e->session, NGHTTP2_FLAG_NONE, entries, count);
   if (rv != 0) {
@@ -679,6 +696,11 @@ static napi_value create_server(napi_env env, napi_callback_info info) {
   napi_value handle;
   napi_create_external(env, e, finalize_engine, NULL, &handle);
   return handle;
+}
+
+/** createServer(settings: number[]) -> session: a server session for a connection whose client preface is still to come. */
+static napi_value create_server(napi_env env, napi_callback_info info) {
+  return create_session(env, info, 0);
 }
 
 /**
@@ -767,9 +789,15 @@ static napi_value queued_value(napi_env env, outbound_t *out) {
   return int_value(env, (int32_t)(out->queued > INT32_MAX ? INT32_MAX : out->queued));
 }
 
-/** The stream's outbound, made when `create`; NULL when the stream is not open (or no memory). */
+/**
+ * The stream's outbound; NULL when it has none. A client's request waits in nghttp2's queue
+ * without a stream object (so without user data) until its HEADERS go out: found in the list.
+ */
 static outbound_t *outbound_of(engine_t *e, int32_t stream_id) {
-  return nghttp2_session_get_stream_user_data(e->session, stream_id);
+  outbound_t *out = nghttp2_session_get_stream_user_data(e->session, stream_id);
+  if (out != NULL || !e->client) return out;
+  for (out = e->outbounds; out != NULL && out->stream_id != stream_id; out = out->next) {}
+  return out;
 }
 
 /** Queues `body` (a Buffer, or undefined for none) on `out`; -1 when it is not a Buffer. */
@@ -781,6 +809,14 @@ static int queue_body(napi_env env, outbound_t *out, napi_value body) {
   size_t length;
   if (napi_get_buffer_info(env, body, &data, &length) != napi_ok) return -1;
   return append_chunk(out, data, length);
+}
+
+/** A head and its body argument (respond(), request()): the fields as read_fields(), and whether a body was given. */
+static ssize_t read_head(napi_env env, engine_t *e, napi_value headers, napi_value body, nghttp2_nv **nva, int *has_body) {
+  napi_valuetype type;
+  napi_typeof(env, body, &type);
+  *has_body = type != napi_undefined && type != napi_null;
+  return read_fields(env, e, headers, nva);
 }
 
 /**
@@ -798,11 +834,9 @@ static napi_value respond(napi_env env, napi_callback_info info) {
   int32_t stream_id = c.stream_id;
   bool end_stream = bool_arg(env, argv[4]);
   nghttp2_nv *nva;
-  ssize_t pairs = read_fields(env, e, argv[2], &nva);
+  int has_body;
+  ssize_t pairs = read_head(env, e, argv[2], argv[3], &nva, &has_body);
   if (pairs < 0) return pairs == FIELDS_INVALID ? int_value(env, NGHTTP2_ERR_INVALID_ARGUMENT) : NULL;
-  napi_valuetype body_type;
-  napi_typeof(env, argv[3], &body_type);
-  int has_body = body_type != napi_undefined && body_type != napi_null;
   if (!has_body && end_stream) return int_value(env, nghttp2_submit_response(e->session, stream_id, nva, (size_t)pairs, NULL));
   if (outbound_of(e, stream_id) != NULL) return int_value(env, NGHTTP2_ERR_INVALID_STATE); // answered already
   if (nghttp2_session_find_stream(e->session, stream_id) == NULL) return int_value(env, NGHTTP2_ERR_STREAM_CLOSED);
@@ -906,6 +940,64 @@ static napi_value goaway(napi_env env, napi_callback_info info) {
   return int_value(env, nghttp2_submit_goaway(e->session, NGHTTP2_FLAG_NONE, last, code, NULL, 0));
 }
 
+// ---- client role -----------------------------------------------------------------------------
+// An upstream connection: we open the streams (request() is the server's respond()), the peer
+// answers with a head (after any 1xx heads), DATA and maybe trailers. Told apart by :status, not
+// by nghttp2's header category (a final head after a 1xx one comes as NGHTTP2_HCAT_HEADERS):
+// nghttp2's HTTP checks guarantee a response head has :status and trailers have none.
+
+/** EV_HEADERS flags of a client's block: a head (maybe informational) or, without :status, trailers. */
+static int client_block_flags(const engine_t *e) {
+  if (e->status_class == 0) return HEADERS_TRAILERS;
+  return e->status_class == '1' ? HEADERS_INFORMATIONAL : 0;
+}
+
+/** EV_SETTINGS with the peer's stream limit, now applied (nghttp2 holds requests beyond it). */
+static int push_settings(engine_t *e) {
+  uint32_t max = nghttp2_session_get_remote_settings(e->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return push3(e, EV_SETTINGS, 0, max > INT32_MAX ? INT32_MAX : (int32_t)max);
+}
+
+/** createClient(settings: number[]) -> session: a client session; the first pending() has the connection preface. */
+static napi_value create_client(napi_env env, napi_callback_info info) {
+  return create_session(env, info, 1);
+}
+
+/**
+ * request(session, headers, body?, endStream) -> streamId | nghttp2 error (negative; INVALID_ARGUMENT: a
+ * field HTTP/2 cannot carry): queues a
+ * request head ([':method', 'GET', ':scheme', ..., name, value, ...]) and `body`; with endStream
+ * false, more comes with sendData()/sendTrailers(). Beyond the peer's stream limit nghttp2 holds
+ * the HEADERS until a stream closes. A request that cannot be sent (a GOAWAY came) closes with
+ * REFUSED_STREAM: an EV_CLOSE that takeEvents() gives after pending().
+ */
+static napi_value request(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  engine_t *e;
+  size_t argc = session_args(env, info, argv, 4, &e);
+  if (e == NULL) return int_value(env, NGHTTP2_ERR_INVALID_STATE);
+  if (argc < 4 || !e->client) return throw_error(env, "h2-engine: request(clientSession, headers, body, endStream)");
+  bool end_stream = bool_arg(env, argv[3]);
+  nghttp2_nv *nva;
+  int has_body;
+  ssize_t pairs = read_head(env, e, argv[1], argv[2], &nva, &has_body);
+  if (pairs < 0) return pairs == FIELDS_INVALID ? int_value(env, NGHTTP2_ERR_INVALID_ARGUMENT) : NULL;
+  if (!has_body && end_stream) return int_value(env, nghttp2_submit_request(e->session, NULL, nva, (size_t)pairs, NULL, NULL));
+  outbound_t *out = new_outbound(e, 0);
+  if (out == NULL || queue_body(env, out, argv[2]) < 0) {
+    if (out) free_outbound(e, out);
+    return throw_error(env, "h2-engine: request: body must be a Buffer (or undefined)");
+  }
+  out->ended = end_stream;
+  nghttp2_data_provider provider = {.source = {.ptr = out}, .read_callback = read_body};
+  int32_t stream_id = nghttp2_submit_request(e->session, NULL, nva, (size_t)pairs, &provider, out);
+  if (stream_id < 0) free_outbound(e, out);
+  else out->stream_id = stream_id;
+  return int_value(env, stream_id);
+}
+
+// ---- end of the client role ------------------------------------------------------------------
+
 /** Appends `length` bytes to the shared output, or keeps them for the next call when they do not fit. */
 static int put_output(engine_t *e, const shared_t *shared, size_t *used, const uint8_t *data, size_t length) {
   if (*used + length <= shared->output_capacity) {
@@ -984,6 +1076,8 @@ static napi_value module_init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"init", NULL, init, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createServer", NULL, create_server, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"createClient", NULL, create_client, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"request", NULL, request, NULL, NULL, NULL, napi_enumerable, NULL},
       {"receive", NULL, receive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"takeEvents", NULL, take_events, NULL, NULL, NULL, napi_enumerable, NULL},
       {"consume", NULL, consume, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -10,6 +10,9 @@ export type EngineSession = { readonly __brand: 'h2-engine session' };
 export interface H2EngineAddon {
   init(events: Int32Array, output: Buffer): void;
   createServer(settings: readonly number[]): EngineSession;
+  createClient(settings: readonly number[]): EngineSession;
+  /** A client's new stream: its id, or a negative nghttp2 error. */
+  request(session: EngineSession, headers: readonly string[], body: Uint8Array | undefined, endStream: boolean): number;
   receive(session: EngineSession, bytes: Uint8Array): string | undefined;
   takeEvents(session: EngineSession): number;
   consume(session: EngineSession, streamId: number, bytes: number): number;
@@ -25,9 +28,9 @@ export interface H2EngineAddon {
 }
 
 /** h2-engine.c's enum event_kind. */
-export const EVENT = { HEADERS: 1, DATA: 2, END_STREAM: 3, CLOSE: 4, GOAWAY: 5, ERROR: 6, WRITABLE: 7 } as const;
+export const EVENT = { HEADERS: 1, DATA: 2, END_STREAM: 3, CLOSE: 4, GOAWAY: 5, ERROR: 6, WRITABLE: 7, SETTINGS: 8 } as const;
 /** EV_HEADERS flags. */
-export const HEADERS_FLAG = { END_STREAM: 1, TRAILERS: 2, TOO_LARGE: 4, GRPC: 8 } as const;
+export const HEADERS_FLAG = { END_STREAM: 1, TRAILERS: 2, TOO_LARGE: 4, GRPC: 8, INFORMATIONAL: 16 } as const;
 /** counters() order (h2-engine.c's enum counter). */
 export const COUNTER = { SETTINGS: 0, PINGS: 1, RESETS: 2, HEADER_BLOCKS: 3, EMPTY_DATA: 4, INVALID: 5, COUNT: 6 } as const;
 /** h2-engine.c's SEND_HIGH_WATER: respond()/sendData() returning this or more means wait for WRITABLE. */
