@@ -16,7 +16,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { h2Engine } from '../gateway/http2/native/h2-engine.js';
-import { NativeH2ServerSession } from '../gateway/http2/native/native-h2-server.js';
+import { NativeH2ServerSession } from './h2-engine-server.js';
 import { mintBenchPki } from './certificates.js';
 import { CORES, HOST, WORK_DIR } from './layout.js';
 import { runH2load, h2Problem, type H2Report } from './load/h2load.js';

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2Engine } from '../gateway/http2/native/h2-engine.js';
-import { NativeH2ServerSession } from '../gateway/http2/native/native-h2-server.js';
+import { NativeH2ServerSession } from '../bench/h2-engine-server.js';
 import { run } from './support/front-door-harness.js';
 import { h2Connect, h2Request } from './support/h2-client.js';
 import { FLAG, FRAME, frame, getRequest, headerBlock, RawH2Connection } from './support/h2-frames.js';

@@ -1,15 +1,13 @@
-// A client's HTTP/2 connection served by the native engine (h2-engine.c) over SocketIo: each read
-// goes to the engine in one call, whose events (complete header blocks, body chunks, ends,
-// closes) are dispatched here, and what the answers queued leaves in one write. No object per
-// stream: a request is its stream id, its header fields as one flat array and its body, and a
-// stream with a body still to come holds one map entry until its end.
-// So far what bench/h2-engine-probe.ts measures against node:http2: whole requests in, whole
-// responses out. Request bodies are taken whole: each stream's window is reopened (consume()) as
-// its data arrives. The gateway's session (client-session.ts) streams bodies both ways.
+// The smallest HTTP/2 server on the native engine (h2-engine.c) over SocketIo, for measuring the
+// engine alone (h2-engine-probe.ts, against node:http2) and testing it without the gateway
+// (test/h2-engine.test.ts): whole requests in, whole responses out. Each read goes to the engine in
+// one call, whose events are dispatched here, and what the answers queued leaves in one write.
+// Request bodies are taken whole: each stream's window is reopened (consume()) as its data arrives.
+// The gateway's own session (gateway/http2/client-session.ts) streams bodies both ways.
 import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
-import { SocketIo } from '../../net/socket-io.js';
-import { EVENT, headerFields, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from './h2-engine.js';
+import { SocketIo } from '../gateway/net/socket-io.js';
+import { EVENT, headerFields, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from '../gateway/http2/native/h2-engine.js';
 
 /** RST_STREAM / GOAWAY codes used here (RFC 9113 7). */
 const NO_ERROR = 0;
