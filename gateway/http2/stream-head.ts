@@ -1,5 +1,5 @@
 // An HTTP/2 request's head as the request path reads it (DownstreamRequest), from the header list
-// node:http2 hands over: pseudo-headers taken out, :authority given as `host` (RFC 9113 §8.3.1: it
+// the engine hands over (h2-engine.c: the block's fields in order, as nghttp2 decoded them): pseudo-headers taken out, :authority given as `host` (RFC 9113 §8.3.1: it
 // stands for Host; a Host field that agrees with it is dropped, one that does not stays and the
 // request path's Host check refuses the pair), cookie fields joined into one (§8.2.3, as an
 // HTTP/1.1 upstream needs), and what the session needs itself: gRPC or not, grpc-timeout, the
@@ -61,9 +61,9 @@ const COLON = 0x3a;
 const FIELD_OVERHEAD = 32;
 
 /**
- * The head of a request stream from node:http2's raw header list (names lowercase, as nghttp2
- * requires). node:http2 holds header lists to SETTINGS_MAX_HEADER_LIST_SIZE only once the client
- * has acknowledged our SETTINGS; `maxHeaderBytes` holds the streams it sent before that too.
+ * The head of a request stream from its flat header list (names lowercase, as nghttp2 requires).
+ * The engine holds header lists to SETTINGS_MAX_HEADER_LIST_SIZE only once the client has
+ * acknowledged our SETTINGS; `maxHeaderBytes` holds the streams it sent before that too.
  */
 export function readStreamHead(raw: readonly string[], maxHeaderBytes: number): StreamHead {
   let method = '';
