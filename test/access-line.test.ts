@@ -38,3 +38,27 @@ describe('access line', () => {
     expect(connectionFields({})).toBe('');
   });
 });
+
+describe('access log writer', () => {
+  it('writes every line once and intact while several batches are in flight (batch buffers are reused only once written)', async () => {
+    const { AccessLogWriter } = await import('../gateway/access-log/access-log-writer.js');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'access-writer-'));
+    try {
+      const file = path.join(dir, 'access.log');
+      const writer = new AccessLogWriter(file);
+      // ~1.3 MB: about twenty 64 KiB batches handed to the stream before any write completes.
+      const lines = Array.from({ length: 6000 }, (_, i) => `{"n":${i},"pad":"${'x'.repeat(200)}","id":"${i.toString(36)}"}`);
+      for (const line of lines) writer.write(line);
+      await new Promise((resolve) => setImmediate(resolve)); // some writes complete, their buffers return
+      const more = lines.map((l) => l.replace('"pad"', '"again"'));
+      for (const line of more) writer.write(line);
+      await writer.close();
+      expect(fs.readFileSync(file, 'utf8').split('\n')).toEqual([...lines, ...more, '']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

