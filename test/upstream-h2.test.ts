@@ -612,6 +612,8 @@ describe('HTTP/1.1 clients to an HTTP/2 upstream', () => {
 describe('HTTP/2 upstream sessions carry many streams', () => {
   it(`carries ${HELD} requests at once on two sessions of 100 streams`, async () => {
     const replies = await Promise.all(Array.from({ length: HELD }, (_, i) => call(`/many/${i}`)));
+    // The failed ones themselves (the first few), should this ever fail: one such run has been seen.
+    expect(replies.filter((r) => !(r.status === 200 && r.body === 'many')).slice(0, 3)).toEqual([]);
     expect(replies.filter((r) => r.status === 200 && r.body === 'many').length).toBe(HELD);
     expect(many.sessions.length).toBe(2);
     expect([0, 1].map((s) => many.streams.filter((x) => x.session === s).length)).toEqual([100, 100]);
