@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer';
 import type { TLSSocket } from 'node:tls';
 import { SocketIo } from '../gateway/net/socket-io.js';
-import { EVENT, headerFields, HEADERS_FLAG, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from '../gateway/http2/native/h2-engine.js';
+import { EVENT, headerFields, HEADERS_FLAG, nextEvent, SETTING, type EngineSession, type H2Engine, type H2EngineAddon } from '../gateway/http2/native/h2-engine.js';
 
 /** RST_STREAM / GOAWAY codes used here (RFC 9113 7). */
 const NO_ERROR = 0;
@@ -103,26 +103,23 @@ export class NativeH2ServerSession {
     while (i < end) {
       const kind = events[i]!;
       const streamId = events[i + 1]!;
+      const at = i;
+      i = nextEvent(events, i);
       if (kind === EVENT.HEADERS) {
-        this.#onHeaders(streamId, events[i + 2]!, headerFields(events, i, text));
-        i += 4 + 3 * events[i + 3]!;
+        this.#onHeaders(streamId, events[at + 2]!, headerFields(events, at, text));
       } else if (kind === EVENT.DATA) {
-        const offset = events[i + 2]!;
-        const length = events[i + 3]!;
+        const offset = events[at + 2]!;
+        const length = events[at + 3]!;
         // A copy: the read's bytes are the shared read buffer's. Kept whole, so the window reopens at once.
         this.#open.get(streamId)?.chunks.push(Buffer.from(chunk.subarray(offset, offset + length)));
         this.#addon.consume(this.#session, streamId, length);
-        i += 4;
       } else if (kind === EVENT.END_STREAM) {
         this.#complete(streamId);
-        i += 3;
       } else if (kind === EVENT.CLOSE) {
         this.#open.delete(streamId);
-        i += 3;
       } else {
         // GOAWAY (the session finishes once its streams have), ERROR (it is over: pending() says so).
         this.#ending = true;
-        i += 3;
       }
     }
   }

@@ -29,7 +29,7 @@ import type { DownstreamRequest, RequestBodyError } from '../session/downstream-
 import type { DownstreamSession } from '../session/downstream-session.js';
 import { sendError } from '../session/error-response.js';
 import { FloodGuard } from './flood-guard.js';
-import { COUNTER, EVENT, headerFields, HEADERS_FLAG, type EngineSession, type H2Engine, type H2EngineAddon } from './native/h2-engine.js';
+import { COUNTER, EVENT, headerFields, HEADERS_FLAG, nextEvent, type EngineSession, type H2Engine, type H2EngineAddon } from './native/h2-engine.js';
 import { closeReasonOf, MAX_INVALID_FRAMES } from './session-errors.js';
 import type { Http2SessionOptions } from './session-options.js';
 import { StreamBody, type BodyOwner, type BodySource } from './stream-body.js';
@@ -194,23 +194,22 @@ export class Http2ClientSession implements DownstreamSession, HasDeadline, BodyO
       while (i < end) {
         const kind = events[i]!;
         const streamId = events[i + 1]!;
+        const at = i;
+        i = nextEvent(events, i);
         if (kind === EVENT.HEADERS) {
-          const flags = events[i + 2]!;
-          const headers = headerFields(events, i, text);
-          i += 4 + 3 * events[i + 3]!;
+          const flags = events[at + 2]!;
+          const headers = headerFields(events, at, text);
           if (flags & HEADERS_FLAG.TRAILERS) this.#bodyEnded(streamId); // a request's trailers end it (they are not passed on)
           else this.#onStream(streamId, flags, headers);
         } else if (kind === EVENT.DATA) {
-          const offset = events[i + 2]!;
-          const length = events[i + 3]!;
-          i += 4;
+          const offset = events[at + 2]!;
+          const length = events[at + 3]!;
           const body = this.#streams.get(streamId)?.body;
           // A copy: the read's bytes are the shared read buffer's.
           if (body != null && chunk !== undefined) body.receive(Buffer.from(chunk.subarray(offset, offset + length)));
           else this.consume(streamId, length); // nobody reads it (refused, answered): dropped
         } else {
-          const value = events[i + 2]!;
-          i += 3;
+          const value = events[at + 2]!;
           if (kind === EVENT.END_STREAM) this.#bodyEnded(streamId);
           else if (kind === EVENT.CLOSE) this.#streamClosed(streamId);
           else if (kind === EVENT.WRITABLE) this.#streams.get(streamId)?.response.writable();

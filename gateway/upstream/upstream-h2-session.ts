@@ -10,7 +10,7 @@
 // again when it has no body.
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
-import { EVENT, headerFields, HEADERS_FLAG, SETTING, h2Engine, type EngineSession, type H2Engine, type H2EngineAddon } from '../http2/native/h2-engine.js';
+import { EVENT, headerFields, HEADERS_FLAG, nextEvent, SETTING, h2Engine, type EngineSession, type H2Engine, type H2EngineAddon } from '../http2/native/h2-engine.js';
 import { SocketIo } from '../net/socket-io.js';
 import { h2RequestHeaders } from './h2-request-head.js';
 import { UpstreamConnectResetError, UpstreamConnectTimeoutError } from './upstream-connector.js';
@@ -201,44 +201,37 @@ export class UpstreamH2Session implements MultiplexedSession, StreamSession {
     while (i < end) {
       const kind = events[i]!;
       const id = events[i + 1]!;
+      const at = i;
+      i = nextEvent(events, i);
       if (kind === EVENT.HEADERS) {
-        const flags = events[i + 2]!;
-        const fields = events[i + 3]!;
+        const flags = events[at + 2]!;
         const stream = this.#streams.get(id);
         // 1xx heads are not passed on; the final head follows.
         if (stream !== undefined && (flags & HEADERS_FLAG.INFORMATIONAL) === 0) {
-          stream.onHeaders(flags, headerFields(events, i, text));
+          stream.onHeaders(flags, headerFields(events, at, text));
           this.#touch(stream);
         }
-        i += 4 + 3 * fields;
       } else if (kind === EVENT.DATA) {
         const stream = this.#streams.get(id);
         if (stream !== undefined) {
-          const offset = events[i + 2]!;
+          const offset = events[at + 2]!;
           // A view of the read: whoever keeps it past this call copies it (isReadBufferView).
-          stream.onData(chunk.subarray(offset, offset + events[i + 3]!));
+          stream.onData(chunk.subarray(offset, offset + events[at + 3]!));
           this.#touch(stream);
         }
-        i += 4;
       } else if (kind === EVENT.END_STREAM) {
         this.#streams.get(id)?.onEnd();
-        i += 3;
       } else if (kind === EVENT.CLOSE) {
-        this.#streams.get(id)?.onClose(events[i + 2]!);
-        i += 3;
+        this.#streams.get(id)?.onClose(events[at + 2]!);
       } else if (kind === EVENT.WRITABLE) {
         this.#streams.get(id)?.onWritable();
-        i += 3;
       } else if (kind === EVENT.SETTINGS) {
-        this.#onSettings(events[i + 2]!);
-        i += 3;
+        this.#onSettings(events[at + 2]!);
       } else if (kind === EVENT.GOAWAY) {
         this.#onGoaway(id);
-        i += 3;
       } else {
         // ERROR: the upstream broke the protocol; nghttp2 queued a GOAWAY, pending() says it is over.
-        this.#socketError ??= new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `upstream ${this.#authority} broke the HTTP/2 protocol (nghttp2 error ${events[i + 2]!})`);
-        i += 3;
+        this.#socketError ??= new UpstreamProtocolError('GATEHOUSE_UPSTREAM_BAD_RESPONSE', `upstream ${this.#authority} broke the HTTP/2 protocol (nghttp2 error ${events[at + 2]!})`);
       }
     }
   }

@@ -41,6 +41,13 @@ export const NGHTTP2_ERR = { FLOODED: -904, TOO_MANY_CONTINUATIONS: -905, BAD_CL
 export const SETTING = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5, MAX_HEADER_LIST_SIZE: 6 } as const;
 
 /** The header fields of the HEADERS event at `i` ([HEADERS, id, flags, count, (start, nameLength, valueLength) * count]), as [name, value, …]. */
+/** Where the event after the one at `i` begins (h2-engine.c, enum event_kind: HEADERS carries its fields, DATA an offset and length, the others one value). */
+export function nextEvent(events: Int32Array, i: number): number {
+  const kind = events[i]!;
+  if (kind === EVENT.HEADERS) return i + 4 + 3 * events[i + 3]!;
+  return kind === EVENT.DATA ? i + 4 : i + 3;
+}
+
 export function headerFields(events: Int32Array, i: number, text: string): string[] {
   const count = events[i + 3]!;
   const fields = new Array<string>(2 * count);
