@@ -350,7 +350,10 @@ describe('SIGUSR2 hands the session ticket keys over', () => {
     let said = '';
     pipe.on('data', (c) => (said += c)).on('error', () => {});
     send(pipe);
-    await until('the gateway to serve', () => readPid(pidFile));
+    await until('the gateway to serve', () => {
+      if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}: ${out}`);
+      return readPid(pidFile);
+    });
     expect(await readyz(ports.adminPort)).toBe(200);
     expect(out).toMatch(/"event":"ticket_keys_not_handed_over"/);
     expect(out).toMatch(problem);

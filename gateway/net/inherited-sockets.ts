@@ -94,8 +94,9 @@ export function settleInheritance(): void {
   state.left.clear();
   const ready = state.ready;
   state.ready = undefined;
-  if (state.readySocket !== undefined) {
-    state.readySocket.end('ready\n');
+  const socket = state.readySocket;
+  if (socket !== undefined) {
+    socket.end('ready\n', () => socket.destroy()); // its reading side is paused: it would never end by itself
     return;
   }
   if (ready === undefined) return;
