@@ -333,6 +333,7 @@ describe('SIGUSR2 hands the session ticket keys over', () => {
   it.each([
     ['a line that is no key', (pipe: net.Socket) => pipe.write(`{"ticket_key":"${'ab'.repeat(47)}","age_ms":5}\n`), /"problem":"ticket_key: hex key has 94 digits, expected 96"/, true],
     ['a pipe closed with no line', (pipe: net.Socket) => pipe.end(), /"problem":"the ready pipe closed after 0 bytes, before a line end"/, false],
+    ['a pipe nobody writes on', () => {}, /"problem":"nothing on the ready pipe within 5000 ms"/, true],
   ])('a next generation that cannot read the keys (%s) starts on fresh keys and says so', async (_name, send, problem, saysReady) => {
     const ports = await writeTerminateConfig({ file: path.join(fixture.pki.dir, 'tickets-broken.yaml'), sessionTickets: '  enabled: true\n', server: fixture.server, caFile: fixture.pki.caFile, allowId: id('frontend'), originPort: fixture.originPort });
     const pidFile = path.join(fixture.pki.dir, 'tickets-broken.pid');
