@@ -1,11 +1,14 @@
 // Session ticket keys: the key file format (hex or base64 of exactly 48 bytes, one line), the key
 // source (generated and rotated; or read from the file, followed when it changes, the last good key
 // kept when it turns bad), and a running gateway taking new keys: old tickets fall back to a full
-// handshake, new ones resume, and a certificate reload afterwards keeps the current keys.
+// handshake, new ones resume, and a certificate reload afterwards keeps the current keys. A key
+// handed over by the generation before a restart: kept and rotated on its schedule, unless a key
+// file or disabled tickets say otherwise; the line it travels on, refused without quoting it.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
+import { parseTicketKeysLine, ticketKeysLine } from '../gateway/runtime/handed-ticket-keys.js';
 import { TicketKeySource, parseTicketKey } from '../gateway/runtime/ticket-keys.js';
 import { allow, gatewayConfig, mtlsUpstream, terminateListener, terminateRoute } from './support/gateway-config.js';
 import { TestPki, id, type WrittenCert } from './support/test-pki.js';
@@ -89,10 +92,65 @@ describe('TicketKeySource', () => {
     }
   });
 
+  it('goes on with a handed-over key and rotates it when the generation before would have', async () => {
+    const handed = { key: randomBytes(48), ageMs: 900 };
+    const source = new TicketKeySource({ enabled: true, rotateMs: 1000 }, { handed });
+    try {
+      expect(source.current.equals(handed.key)).toBe(true);
+      const age = source.handOver()!;
+      expect(age.key.equals(handed.key)).toBe(true);
+      expect(age.ageMs).toBeGreaterThanOrEqual(900);
+      expect(age.ageMs).toBeLessThan(1000);
+      const startedAt = Date.now();
+      await until('the rotation due 100 ms after start', () => !source.current.equals(handed.key), 700);
+      expect(Date.now() - startedAt).toBeLessThan(700); // not a whole period: the key's age counts
+      expect(source.handOver()!.ageMs).toBeLessThan(500); // and the new key's age starts at 0
+    } finally {
+      source.close();
+    }
+  });
+
+  it('takes no handed-over key with a key file (the file wins) or with tickets disabled, and hands none over disabled', () => {
+    const file = `${pki.dir}/wins.key`;
+    const fromFile = randomBytes(48);
+    fs.writeFileSync(file, fromFile.toString('hex'));
+    const handed = { key: randomBytes(48), ageMs: 0 };
+    const withFile = new TicketKeySource({ enabled: true, rotateMs: 1000, keyFile: file }, { handed });
+    const disabled = new TicketKeySource({ enabled: false, rotateMs: 1000 }, { handed });
+    try {
+      expect(withFile.current.equals(fromFile)).toBe(true);
+      expect(disabled.current.equals(handed.key)).toBe(false);
+      expect(disabled.handOver()).toBeUndefined();
+      expect(ticketKeysLine(disabled.handOver())).toBeUndefined();
+    } finally {
+      withFile.close();
+      disabled.close();
+    }
+  });
+
   it('refuses to start with an unusable key file, naming the field and file', () => {
     const file = `${pki.dir}/short.key`;
     fs.writeFileSync(file, randomBytes(16).toString('hex'));
     expect(() => new TicketKeySource({ enabled: true, rotateMs: 1000, keyFile: file })).toThrow(`session_tickets.key_file: ${file}: hex key has 32 digits, expected 96`);
+  });
+});
+
+describe('the line a handover passes the key on', () => {
+  const key = randomBytes(48);
+  it('carries the key and its age', () => {
+    const parsed = parseTicketKeysLine(ticketKeysLine({ key, ageMs: 1234 })!);
+    expect(parsed.ok && parsed.key.key.equals(key) && parsed.key.ageMs).toBe(1234);
+  });
+
+  it.each([
+    ['not JSON, unquoted', `ticket_key=${key.toString('hex')}`, 'not JSON'],
+    ['not an object', '42', 'not a JSON object'],
+    ['no key', '{"age_ms":1}', 'ticket_key: not a string'],
+    ['a short key, unquoted', `{"ticket_key":"${key.toString('hex').slice(2)}","age_ms":1}`, 'ticket_key: hex key has 94 digits, expected 96'],
+    ['a negative age', `{"ticket_key":"${key.toString('hex')}","age_ms":-1}`, 'age_ms: not a whole number of milliseconds'],
+  ])('refuses %s', (_name, line, problem) => {
+    const parsed = parseTicketKeysLine(line);
+    expect(parsed).toEqual({ ok: false, problem });
   });
 });
 

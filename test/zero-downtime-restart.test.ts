@@ -4,17 +4,21 @@
 // would) through 20 configuration reloads and 5 restarts, with no failed request. A new generation
 // that cannot start changes nothing. A worker restarted after a crash listens on the socket its
 // primary holds for it. A second `gatehouse start` on the same ports without a handover is still
-// refused (test/workers.test.ts).
-import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+// refused (test/workers.test.ts). A TLS session ticket issued before a restart resumes after it
+// (the keys go over the ready pipe), on one process and on workers, unless the new configuration
+// names a key file; a pipe that gives no key leaves the new generation on fresh keys, serving.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import type net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { alive, cliFixture, freePort, killByPidFile, readPid, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
+import { alive, CLI, cliFixture, freePort, killByPidFile, readPid, startCli, writeTerminateConfig, type CliFixture, type CliGateway } from './support/gatehouse-cli.js';
 import { openConversation, rawRequest, type Conversation, type RawConnectionOptions } from './support/raw-https.js';
 import { id } from './support/test-pki.js';
+import { handshake } from './support/tls-session.js';
 
 const SLOW_MS = 2_000;
 const children = new Set<ChildProcess>();
@@ -277,6 +281,88 @@ describe('sockets held by the primary', () => {
     expect(listeningSockets([g.port])).toBe('');
     await expect(rawRequest(options(g.port), GET('/'))).rejects.toThrow(/ECONNREFUSED/);
   }, 30_000);
+});
+
+describe('SIGUSR2 hands the session ticket keys over', () => {
+  /** A full handshake on the gateway at `port`: the ticket it issues. */
+  const ticket = async (port: number) => (await handshake({ port, ca: fixture.pki.ca.rootPem, cert: fixture.client })).session!;
+  const resumes = async (port: number, session: Buffer) => (await handshake({ port, ca: fixture.pki.ca.rootPem, cert: fixture.client, session, ticketWaitMs: 20 })).reused;
+  /** What other local processes can read of a process: its command line and environment. */
+  const visible = (pid: number) => ['cmdline', 'environ'].map((f) => fs.readFileSync(`/proc/${pid}/${f}`, 'latin1')).join('\n');
+
+  it('one process: a ticket issued before the restart resumes on the next generation; no key on its command line or in its environment', async () => {
+    const { g, pidFile } = await start('tickets-one', 1);
+    const session = await ticket(g.port);
+    expect(await resumes(g.port, session)).toBe(true);
+    const next = await restart(pidFile);
+    expect(await resumes(g.port, session)).toBe(true);
+    expect(g.output()).toContain('"ticket_keys_handed_over"');
+    expect(g.output()).not.toContain('"ticket_keys_not_handed_over"');
+    // The serving process and the one that started it (which relaunched it under its OpenSSL configuration).
+    const starter = Number(fs.readFileSync(`/proc/${next}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    expect(visible(starter)).toContain('GATEHOUSE_INHERITED');
+    for (const pid of [next, starter]) expect(visible(pid)).not.toMatch(/ticket_key|[0-9a-f]{96}/i);
+  }, 60_000);
+
+  it('two workers: the ticket resumes on both workers of the next generation', async () => {
+    const { g, pidFile } = await start('tickets-workers', 2);
+    const session = await ticket(g.port);
+    await restart(pidFile);
+    // The kernel spreads connections over the workers by source port: 16 reach both but for 2 in 65,536.
+    const reused: boolean[] = [];
+    for (let i = 0; i < 16; i++) reused.push(await resumes(g.port, session));
+    expect(reused).toEqual(Array(16).fill(true));
+    const workers = (await fetch(`http://127.0.0.1:${g.adminPort}/workers`).then((r) => r.json())) as { resumed: number }[];
+    expect(workers).toHaveLength(2);
+    for (const w of workers) expect(w.resumed).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('a key_file in the new configuration wins: the old ticket gets a full handshake, the file key\'s tickets resume', async () => {
+    const { g, file, pidFile } = await start('tickets-key-file', 1);
+    const session = await ticket(g.port);
+    const keyFile = path.join(fixture.pki.dir, 'tickets-key-file.key');
+    fs.writeFileSync(keyFile, randomBytes(48).toString('hex'), { mode: 0o600 });
+    const text = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, text.replace('session_tickets:\n', `session_tickets:\n  key_file: ${keyFile}\n`));
+    await restart(pidFile);
+    expect(await resumes(g.port, session)).toBe(false);
+    expect(await resumes(g.port, await ticket(g.port))).toBe(true);
+    expect(g.output()).not.toMatch(/"ticket_keys_(not_)?handed_over"/); // not even read
+  }, 60_000);
+
+  it.each([
+    ['a line that is no key', (pipe: net.Socket) => pipe.write(`{"ticket_key":"${'ab'.repeat(47)}","age_ms":5}\n`), /"problem":"ticket_key: hex key has 94 digits, expected 96"/, true],
+    ['a pipe closed with no line', (pipe: net.Socket) => pipe.end(), /"problem":"the ready pipe closed after 0 bytes, before a line end"/, false],
+    ['a pipe nobody writes on', () => {}, /"problem":"nothing on the ready pipe within 5000 ms"/, true],
+  ])('a next generation that cannot read the keys (%s) starts on fresh keys and says so', async (_name, send, problem, saysReady) => {
+    const ports = await writeTerminateConfig({ file: path.join(fixture.pki.dir, 'tickets-broken.yaml'), sessionTickets: '  enabled: true\n', server: fixture.server, caFile: fixture.pki.caFile, allowId: id('frontend'), originPort: fixture.originPort });
+    const pidFile = path.join(fixture.pki.dir, 'tickets-broken.pid');
+    fs.rmSync(pidFile, { force: true }); // the case before's, its process killed
+    pidFiles.add(pidFile);
+    // As a generation before would start it, with the ready pipe on descriptor 3 saying keys follow there.
+    const child = spawn(process.execPath, [CLI, 'start', '--config', ports.file, '--pid-file', pidFile], {
+      env: { ...process.env, GATEHOUSE_LOG: 'info', GATEHOUSE_INHERITED: JSON.stringify({ sockets: {}, ready: 3, served: [], handed: true }) },
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let out = '';
+    child.stderr!.on('data', (c) => (out += c));
+    const pipe = child.stdio[3] as net.Socket;
+    let said = '';
+    pipe.on('data', (c) => (said += c)).on('error', () => {});
+    send(pipe);
+    await until('the gateway to serve', () => {
+      if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}: ${out}`);
+      return readPid(pidFile);
+    });
+    expect(await readyz(ports.adminPort)).toBe(200);
+    expect(out).toMatch(/"event":"ticket_keys_not_handed_over"/);
+    expect(out).toMatch(problem);
+    expect(out).not.toContain('ab'.repeat(47));
+    // Fresh keys work: a ticket of this generation resumes on it.
+    expect(await resumes(ports.port, await ticket(ports.port))).toBe(true);
+    if (saysReady) await until('"ready" on the pipe', () => said === 'ready\n');
+  }, 60_000);
 });
 
 /** The active configuration's hash as /config_dump says it (undefined while the admin address changes hands). */

@@ -17,6 +17,7 @@ import { pumpName } from '../passthrough/native-pump.js';
 import { ConfigReloader, type ConfigSource } from '../runtime/config-reloader.js';
 import { reloadProblems, startGateway, type RunningGateway } from '../runtime/gateway.js';
 import { drainGateway } from '../runtime/graceful-drain.js';
+import { receiveTicketKeys, ticketKeysLine } from '../runtime/handed-ticket-keys.js';
 import { socketsToPass, startNextGeneration } from '../runtime/handover.js';
 import { PidFile } from '../runtime/pid-file.js';
 import { addressKey, settleInheritance } from '../net/inherited-sockets.js';
@@ -121,10 +122,13 @@ export async function main(argv: string[]): Promise<number> {
   // Bound late: the admin server starts with the gateway, the reloader needs the running gateway.
   const adminSources = { json: { '/config_dump': async () => reloader.dump() }, actions: { '/reload': () => reloadOn('admin'), '/drain': drainOn } };
   try {
-    keys = new TicketKeySource(result.config.sessionTickets);
+    // The next generation of a handover goes on with the keys of the one before (workers included).
+    keys = new TicketKeySource(result.config.sessionTickets, { handed: await receiveTicketKeys(result.config.sessionTickets) });
     if (workers === 1) {
-      const gateway = await startGateway(result.config, { ticketKeys: keys.current, adminSources });
+      const startedWith = keys.current;
+      const gateway = await startGateway(result.config, { ticketKeys: startedWith, adminSources });
       keys.onChange((key) => gateway.setTicketKeys(key));
+      if (keys.current !== startedWith) gateway.setTicketKeys(keys.current); // rotated while the gateway started (a handed key past its time)
       running = gateway;
       reloader = new ConfigReloader(source, { text, config: result.config }, async (config) => [{ pid: process.pid, problems: await reloadProblems(gateway, config) }]);
     } else {
@@ -186,7 +190,7 @@ export async function main(argv: string[]): Promise<number> {
     handingOver = true;
     const served = [...sockets.keys(), ...reloader.config.listeners.map((l) => addressKey(l.address))];
     log.info('handover_started', { pid: process.pid, addresses: sockets.size, sockets: [...sockets.values()].flat().length });
-    const outcome = await startNextGeneration(sockets, [...new Set(served)]);
+    const outcome = await startNextGeneration(sockets, [...new Set(served)], ticketKeysLine(keys.handOver()));
     handingOver = false;
     if (!outcome.ok) {
       log.error('handover_failed', { pid: process.pid, problem: outcome.problem, note: 'this gatehouse goes on serving' });

@@ -5,7 +5,9 @@
 // SO_REUSEPORT sockets resets the connections queued on it, measured at about 5 per handover under
 // load, where passing the socket itself lost none (docs/operations.md). Which descriptor is which
 // address travels in one environment variable, read once and removed, so that the processes this
-// one starts do not believe they have the descriptors too.
+// one starts do not believe they have the descriptors too. What a handover passes besides sockets
+// (session ticket keys: secrets) travels on the ready pipe, never in the environment, which
+// /proc/PID/environ shows.
 import { formatAddress } from '../config/config-values.js';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -19,6 +21,8 @@ export interface Inheritance {
   readonly ready?: number;
   /** A handover: every address the generation before serves, passed or not. */
   readonly served?: readonly string[];
+  /** A handover: the generation before writes one line on the ready pipe for this one (readHanded). */
+  readonly handed?: boolean;
 }
 
 export const addressKey = formatAddress;
@@ -44,6 +48,9 @@ interface Taken {
   /** Descriptors not taken yet, by address. */
   readonly left: Map<string, number[]>;
   ready: number | undefined;
+  /** The ready pipe as a socket, once readHanded has read from it: "ready" then goes this way. */
+  readySocket?: net.Socket;
+  handed?: Promise<HandedLine>;
 }
 
 let taken: Taken | null | undefined;
@@ -87,12 +94,59 @@ export function settleInheritance(): void {
   state.left.clear();
   const ready = state.ready;
   state.ready = undefined;
+  const socket = state.readySocket;
+  if (socket !== undefined) {
+    socket.end('ready\n', () => socket.destroy()); // its reading side is paused: it would never end by itself
+    return;
+  }
   if (ready === undefined) return;
   try {
     fs.writeSync(ready, 'ready\n');
   } finally {
     closeQuietly(ready);
   }
+}
+
+export type HandedLine = { readonly ok: true; readonly line: string } | { readonly ok: false; readonly problem: string };
+
+/** Longer than one line of state needs; what goes beyond is not what a gatehouse writes. */
+const HANDED_MAX_BYTES = 4096;
+
+/**
+ * The line the generation before wrote on the ready pipe for this one, read once (later calls get
+ * the same answer); undefined when it hands nothing over. It writes as it starts this process, so
+ * the line is there long before `timeoutMs`; a closed pipe, a timeout or more than a line is a
+ * problem, whose text never quotes what was read (it may hold a key).
+ */
+export function readHanded(timeoutMs: number): Promise<HandedLine> | undefined {
+  const state = given();
+  if (state === null || !state.inheritance.handed || state.ready === undefined) return undefined;
+  if (state.handed !== undefined) return state.handed;
+  // A socket of its own over the descriptor (a socketpair end): it reads without blocking the process,
+  // and owns the descriptor from now on.
+  const socket = new net.Socket({ fd: state.ready, readable: true, writable: true });
+  socket.unref(); // a gatehouse that fails to start still exits
+  state.readySocket = socket;
+  state.handed = new Promise<HandedLine>((resolve) => {
+    let text = '';
+    const done = (result: HandedLine) => {
+      clearTimeout(timer);
+      socket.off('data', onData).off('end', onEnd).pause();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end !== -1) done(end === text.length - 1 ? { ok: true, line: text.slice(0, end) } : { ok: false, problem: 'more than one line on the ready pipe' });
+      else if (text.length > HANDED_MAX_BYTES) done({ ok: false, problem: `no line end within ${HANDED_MAX_BYTES} bytes on the ready pipe` });
+    };
+    const onEnd = () => done({ ok: false, problem: `the ready pipe closed after ${text.length} bytes, before a line end` });
+    const timer = setTimeout(() => done({ ok: false, problem: `nothing on the ready pipe within ${timeoutMs} ms` }), timeoutMs);
+    socket.on('data', onData).once('end', onEnd);
+    // The generation before gone: settleInheritance's "ready" has nobody to tell either.
+    socket.on('error', (err) => done({ ok: false, problem: `ready pipe: ${err.message}` }));
+  });
+  return state.handed;
 }
 
 /** Listens `server` on a descriptor this process inherited: a socket bound, perhaps listening already, in another process. */

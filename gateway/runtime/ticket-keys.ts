@@ -6,6 +6,9 @@
 // Node's setTicketKeys holds exactly one key set, so a rotation invalidates the tickets issued
 // before it: those clients fall back to a full handshake (not an error). Key material is never logged.
 //
+// A handover (SIGUSR2, handover.ts) gives the next generation the current key and its age: without
+// a key file it goes on with that key, and rotates it when this process would have.
+//
 // Key file format: one line holding the 48 bytes as 96 hex digits or as base64 (64 characters);
 // surrounding whitespace and a trailing newline are ignored. `openssl rand -hex 48 > ticket.key`.
 import { randomBytes } from 'node:crypto';
@@ -44,18 +47,28 @@ export function readTicketKeyFile(file: string): TicketKeyParse {
   return parseTicketKey(text);
 }
 
+/** A key in use elsewhere (the generation before a handover) and how long it has been in use there. */
+export interface AgedTicketKey {
+  readonly key: Buffer;
+  readonly ageMs: number;
+}
+
 export interface TicketKeySourceOptions {
   /** File watcher timings (tests shorten them). */
   debounceMs?: number;
   pollMs?: number;
+  /** The generation before's key: used instead of a fresh one unless a key file is configured (the file wins). */
+  handed?: AgedTicketKey;
 }
 
 /** The current key and its changes: generated and rotated, or read from the key file and followed. */
 export class TicketKeySource {
   #key: Buffer;
+  /** When the current key came into use (performance.now(), here or in the generation before). */
+  #since = performance.now();
   #generation = 0;
   readonly #listeners = new Set<(key: Buffer) => void>();
-  readonly #timer: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | undefined;
   readonly #watcher: FileWatcher | undefined;
 
   /** Throws with `session_tickets.key_file: FILE: problem` when the key file is unusable at start. */
@@ -70,12 +83,19 @@ export class TicketKeySource {
       this.#key = read.key;
       this.#watcher = new FileWatcher([file], () => this.#reloadFile(file), { debounceMs: options.debounceMs ?? 150, pollMs: options.pollMs ?? 10_000 });
     } else {
-      this.#key = randomBytes(TICKET_KEY_BYTES);
-      if (config.enabled && config.rotateMs > 0) {
-        this.#timer = setInterval(() => this.#set(randomBytes(TICKET_KEY_BYTES), 'rotated'), config.rotateMs);
-        this.#timer.unref();
-      }
+      const handed = config.enabled ? options.handed : undefined;
+      this.#key = handed?.key ?? randomBytes(TICKET_KEY_BYTES);
+      if (handed) this.#since -= handed.ageMs;
+      if (config.enabled && config.rotateMs > 0) this.#rotateIn(config.rotateMs - (handed?.ageMs ?? 0));
     }
+  }
+
+  #rotateIn(ms: number): void {
+    this.#timer = setTimeout(() => {
+      this.#set(randomBytes(TICKET_KEY_BYTES), 'rotated');
+      if (this.#timer !== undefined) this.#rotateIn(this.config.rotateMs); // unless a listener closed this source
+    }, Math.max(0, ms));
+    this.#timer.unref();
   }
 
   get current(): Buffer {
@@ -85,6 +105,11 @@ export class TicketKeySource {
   /** Counts changes since start (logged instead of the key). */
   get generation(): number {
     return this.#generation;
+  }
+
+  /** What the next generation of a handover needs to go on with this key; undefined with tickets disabled. */
+  handOver(): AgedTicketKey | undefined {
+    return this.config.enabled ? { key: this.#key, ageMs: Math.round(performance.now() - this.#since) } : undefined;
   }
 
   onChange(listener: (key: Buffer) => void): () => void {
@@ -104,13 +129,15 @@ export class TicketKeySource {
 
   #set(key: Buffer, why: string): void {
     this.#key = key;
+    this.#since = performance.now();
     this.#generation++;
     log.info('ticket_keys_changed', { why, generation: this.#generation, note: 'tickets issued before now fall back to a full handshake' });
     for (const listener of this.#listeners) listener(key);
   }
 
   close(): void {
-    clearInterval(this.#timer);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#watcher?.close();
     this.#listeners.clear();
   }
