@@ -1,8 +1,8 @@
-// One access log line: a JSON object with a fixed set of fields, in a fixed order, built as one
-// string; absent fields are left out. The time is that of the line, ISO 8601 in UTC. Lines are
-// written for every request, so the fields a connection's requests share (protocol, identity, TLS,
-// remote address) are rendered once per connection (`connectionFields`), names from the
-// configuration are quoted once, and other strings are escaped only when they need it.
+// One access log line: a JSON object with a fixed set of fields, in a fixed order, absent fields
+// left out, written as bytes into the log's batch (line-bytes.ts). The time is that of the line,
+// ISO 8601 in UTC. Lines are written for every request, so the fields a connection's requests share
+// (protocol, identity, TLS, remote address) are rendered once per connection (`connectionFields`).
+import { LineBytes } from './line-bytes.js';
 
 /** What every line of one connection says alike, rendered once: `connectionFields`. */
 export interface ConnectionFacts {
@@ -41,76 +41,68 @@ export interface AccessEntry {
   readonly connection: string;
 }
 
-/** '000' … '999': milliseconds and fractions without padStart or toFixed. */
-const THREE_DIGITS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'));
-
 let lastSecond = -1;
 let secondPrefix = '';
 
-/** ISO 8601 time of `ms`, with the part up to the second cached: many lines share a second. */
-function isoTime(ms: number): string {
+/** `"2026-12-05T03:04:05` of `ms`, cached: many lines share a second. */
+function isoSecond(ms: number): string {
   const second = Math.floor(ms / 1000);
   if (second !== lastSecond) {
     lastSecond = second;
-    secondPrefix = new Date(second * 1000).toISOString().slice(0, 19);
+    secondPrefix = `"${new Date(second * 1000).toISOString().slice(0, 19)}`;
   }
-  return `${secondPrefix}.${THREE_DIGITS[ms - second * 1000]}Z`;
+  return secondPrefix;
 }
 
-/** Milliseconds with three decimals, as a JSON number. */
-function millis(ms: number): string {
-  const micros = Math.round(ms * 1000);
-  const whole = Math.floor(micros / 1000);
-  return `${whole}.${THREE_DIGITS[micros - whole * 1000]}`;
-}
-
-/** A JSON string: printable ASCII without '"' or '\' needs no escaping; anything else goes through JSON.stringify. */
-export function jsonString(value: string): string {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(value);
-  }
-  return `"${value}"`;
-}
-
-/** Names from the configuration (listeners, routes, upstreams, endpoints) and methods: few, quoted once. */
-const quotedNames = new Map<string, string>();
-const MAX_QUOTED_NAMES = 4096;
-
-function quotedName(name: string): string {
-  let quoted = quotedNames.get(name);
-  if (quoted === undefined) {
-    quoted = jsonString(name);
-    if (quotedNames.size < MAX_QUOTED_NAMES) quotedNames.set(name, quoted);
-  }
-  return quoted;
-}
-
-/** The connection's part of its lines, beginning with a comma (or empty). */
+/** The connection's part of its lines, beginning with a comma (or empty); once per connection. */
 export function connectionFields(c: ConnectionFacts): string {
   let fields = '';
-  if (c.protocol !== undefined) fields += `,"protocol":${jsonString(c.protocol)}`;
-  if (c.identity !== undefined) fields += `,"identity":${jsonString(c.identity)}`;
-  if (c.tlsVersion !== undefined) fields += `,"tls_version":${jsonString(c.tlsVersion)}`;
+  if (c.protocol !== undefined) fields += `,"protocol":${JSON.stringify(c.protocol)}`;
+  if (c.identity !== undefined) fields += `,"identity":${JSON.stringify(c.identity)}`;
+  if (c.tlsVersion !== undefined) fields += `,"tls_version":${JSON.stringify(c.tlsVersion)}`;
   if (c.resumed !== undefined) fields += `,"resumed":${c.resumed}`;
-  if (c.sni !== undefined) fields += `,"sni":${jsonString(c.sni)}`;
-  if (c.remote !== undefined) fields += `,"remote":${jsonString(c.remote)}`;
+  if (c.sni !== undefined) fields += `,"sni":${JSON.stringify(c.sni)}`;
+  if (c.remote !== undefined) fields += `,"remote":${JSON.stringify(c.remote)}`;
   return fields;
 }
 
-export function accessLine(e: AccessEntry, nowMs = Date.now()): string {
-  let line = `{"time":"${isoTime(nowMs)}","kind":"${e.kind}","listener":${quotedName(e.listener)}`;
-  if (e.route !== undefined) line += `,"route":${quotedName(e.route)}`;
-  if (e.method !== undefined) line += `,"method":${quotedName(e.method)}`;
-  if (e.path !== undefined) line += `,"path":${jsonString(e.path)}`;
-  if (e.status !== undefined) line += `,"status":${e.status}`;
-  if (e.reason !== undefined) line += `,"reason":${quotedName(e.reason)}`;
-  line += `,"duration_ms":${millis(e.durationMs)}`;
-  if (e.upstream !== undefined) line += `,"upstream":${quotedName(e.upstream)}`;
-  if (e.endpoint !== undefined) line += `,"endpoint":${quotedName(e.endpoint)}`;
-  if (e.upstreamMs !== undefined) line += `,"upstream_ms":${millis(e.upstreamMs)}`;
-  if (e.attempts !== undefined) line += `,"attempts":${e.attempts}`;
-  line += `,"bytes_in":${e.bytesIn},"bytes_out":${e.bytesOut}`;
-  if (e.requestId !== undefined) line += `,"request_id":${jsonString(e.requestId)}`;
-  return line + e.connection + '}';
+/** Most bytes the line of `e` takes (its newline not included). */
+export function accessLineBound(e: AccessEntry): number {
+  // Keys, punctuation, the time and numbers stay under 400 bytes; strings at most 6 bytes per unit.
+  return (
+    400 +
+    LineBytes.bound(e.listener) +
+    LineBytes.bound(e.route) +
+    LineBytes.bound(e.method) +
+    LineBytes.bound(e.path) +
+    LineBytes.bound(e.reason) +
+    LineBytes.bound(e.upstream) +
+    LineBytes.bound(e.endpoint) +
+    LineBytes.bound(e.requestId) +
+    e.connection.length * 3
+  );
+}
+
+/** The line of `e`, written into `out` (which has room for `accessLineBound(e)` bytes). */
+export function writeAccessLine(out: LineBytes, e: AccessEntry, nowMs = Date.now()): void {
+  out.raw('{"time":');
+  out.raw(isoSecond(nowMs));
+  out.fraction(nowMs % 1000);
+  out.raw(e.kind === 'request' ? 'Z","kind":"request","listener":' : 'Z","kind":"relay","listener":');
+  out.string(e.listener);
+  out.stringField(',"route":', e.route);
+  out.stringField(',"method":', e.method);
+  out.stringField(',"path":', e.path);
+  out.intField(',"status":', e.status);
+  out.stringField(',"reason":', e.reason);
+  out.millisField(',"duration_ms":', e.durationMs);
+  out.stringField(',"upstream":', e.upstream);
+  out.stringField(',"endpoint":', e.endpoint);
+  out.millisField(',"upstream_ms":', e.upstreamMs);
+  out.intField(',"attempts":', e.attempts);
+  out.intField(',"bytes_in":', e.bytesIn);
+  out.intField(',"bytes_out":', e.bytesOut);
+  out.stringField(',"request_id":', e.requestId);
+  out.raw(e.connection);
+  out.raw('}');
 }

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AccessLogConfig } from '../config/types.js';
 import type { DownstreamRequest } from '../session/downstream-request.js';
-import { accessLine, connectionFields } from './access-line.js';
+import { type AccessEntry, accessLineBound, connectionFields, writeAccessLine } from './access-line.js';
 import { AccessLogWriter } from './access-log-writer.js';
 
 export class AccessLog {
@@ -18,7 +18,15 @@ export class AccessLog {
   start(listener: string, req: DownstreamRequest, path: string, requestId: string): RequestLog | undefined {
     const sample = this.config.sample;
     if (sample < 1 && Math.random() >= sample) return undefined;
-    return new RequestLog(this.writer, listener, req, path, requestId);
+    return new RequestLog(this, listener, req, path, requestId);
+  }
+
+  /** One line for `e`, unless the destination is behind (then it is dropped and counted). */
+  write(e: AccessEntry): void {
+    const out = this.writer.line(accessLineBound(e));
+    if (out === undefined) return;
+    writeAccessLine(out, e);
+    this.writer.commit();
   }
 
   close(): Promise<void> {
@@ -37,7 +45,7 @@ export class RequestLog {
   #done = false;
 
   constructor(
-    private readonly writer: AccessLogWriter,
+    private readonly log: AccessLog,
     private readonly listener: string,
     private readonly req: DownstreamRequest,
     private readonly path: string,
@@ -50,26 +58,24 @@ export class RequestLog {
     if (this.#done) return;
     this.#done = true;
     const { req } = this;
-    this.writer.write(
-      accessLine({
-        kind: 'request',
-        listener: this.listener,
-        route: this.route,
-        method: req.method,
-        path: this.path,
-        status,
-        reason,
-        durationMs: performance.now() - this.#started,
-        upstream: this.upstream,
-        endpoint: this.endpoint,
-        upstreamMs: this.upstreamMs,
-        attempts: this.attempts,
-        bytesIn: req.body?.received ?? 0,
-        bytesOut,
-        requestId: this.requestId,
-        connection: requestConnectionFields(req),
-      }),
-    );
+    this.log.write({
+      kind: 'request',
+      listener: this.listener,
+      route: this.route,
+      method: req.method,
+      path: this.path,
+      status,
+      reason,
+      durationMs: performance.now() - this.#started,
+      upstream: this.upstream,
+      endpoint: this.endpoint,
+      upstreamMs: this.upstreamMs,
+      attempts: this.attempts,
+      bytesIn: req.body?.received ?? 0,
+      bytesOut,
+      requestId: this.requestId,
+      connection: requestConnectionFields(req),
+    });
   }
 }
 

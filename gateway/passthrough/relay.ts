@@ -21,7 +21,7 @@ import { proxyHeader } from './proxy-protocol.js';
 import { DIAL_GONE, nativePump, type PumpOwner } from './native-pump.js';
 import { LARGE_READ_BYTES } from './read-buffers.js';
 import { RelayDirection, type DirectionEvents } from './relay-direction.js';
-import { accessLine, connectionFields } from '../access-log/access-line.js';
+import { connectionFields } from '../access-log/access-line.js';
 import { formatAddress } from '../config/config-values.js';
 import type { AccessLog } from '../access-log/access-log.js';
 
@@ -375,20 +375,18 @@ class Relay implements Expirable, DirectionEvents, PumpOwner, RelayTotals {
     this.#bytes?.close();
     const accessLog = this.#options.accessLog;
     if (accessLog !== undefined) {
-      accessLog.writer.write(
-        accessLine({
-          kind: 'relay',
-          listener: this.#target.listener,
-          route: this.#target.route,
-          upstream: this.#target.backend.name,
-          endpoint: this.#endpoint >= 0 ? formatAddress(this.#target.backend.endpoints[this.#endpoint]!) : undefined,
-          reason: wasConnecting ? 'not_connected' : undefined,
-          durationMs: Date.now() - this.#startedAt,
-          bytesIn: this.toBackendBytes(),
-          bytesOut: this.toClientBytes(),
-          connection: connectionFields({ sni: this.#options.sni }),
-        }),
-      );
+      accessLog.write({
+        kind: 'relay',
+        listener: this.#target.listener,
+        route: this.#target.route,
+        upstream: this.#target.backend.name,
+        endpoint: this.#endpoint >= 0 ? formatAddress(this.#target.backend.endpoints[this.#endpoint]!) : undefined,
+        reason: wasConnecting ? 'not_connected' : undefined,
+        durationMs: Date.now() - this.#startedAt,
+        bytesIn: this.toBackendBytes(),
+        bytesOut: this.toClientBytes(),
+        connection: connectionFields({ sni: this.#options.sni }),
+      });
     }
     if (!wasConnecting && log.enabled('debug')) {
       log.debug('passthrough_closed', {
