@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRootCa, issueLeaf } from '../certs/dev-ca.js';
 import { formatAddress } from '../gateway/config/config-values.js';
 import { formatProblem, loadConfigFile } from '../gateway/config/load-config.js';
-import { freePort, killByPidFile, startCli, stopCli } from './support/gatehouse-cli.js';
+import { freePortRun, killByPidFile, startCli, stopCli } from './support/gatehouse-cli.js';
 import {
   configPathOf,
   containerOf,
@@ -165,9 +165,11 @@ describe('deploy/kubernetes', () => {
   it("gatehouse on the mounted layout answers the kubelet's probes, refuses POST /reload without the Secret's token, applies a ConfigMap update, and drains within the grace period", async () => {
     const { config } = podConfigOf(manifests);
     const container = containerIn(manifests);
-    // The pod's ports, moved to free ones (the suite runs beside a demo on 8443 and 9901).
-    const moved = new Map<number, number>();
-    for (const a of [config.admin.address, ...config.listeners.map((l) => l.address)]) moved.set(a.port, await freePort());
+    // The pod's ports, moved to free ones (the suite runs beside a demo on 8443 and 9901), below the
+    // ephemeral range: 0.0.0.0 cannot bind a port that an outgoing connection holds on any address.
+    const podPorts = [...new Set([config.admin.address.port, ...config.listeners.map((l) => l.address.port)])];
+    const base = await freePortRun(podPorts.length);
+    const moved = new Map(podPorts.map((port, i) => [port, base + i]));
     const movePorts = (text: string) =>
       [config.admin.address, ...config.listeners.map((l) => l.address)].reduce((t, a) => t.replaceAll(formatAddress(a), formatAddress({ ...a, port: moved.get(a.port)! })), text);
     const { configFile } = mountUnder(copy(), 'serving', movePorts);
