@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { setLogLevel } from '../gateway/log.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { freePort } from './support/gatehouse-cli.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { request, type TestResponse } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { holdRefusedPort, type RefusedPort } from './support/refused-port.js';
 import { okResponse, startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id, type WrittenCert } from './support/test-pki.js';
 
@@ -20,6 +20,7 @@ let certs: ProxyCerts;
 let outsider: WrittenCert;
 let upstream: ScriptedTlsUpstream;
 let gateway: RunningGateway;
+let dead: RefusedPort;
 let port: number;
 let logFile: string;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -28,8 +29,8 @@ beforeAll(async () => {
   certs = await ProxyCerts.issue();
   outsider = await certs.pki.issue('outsider', { spiffeId: id('outsider'), usage: 'client' });
   upstream = await startScriptedTlsUpstream(certs.origin, certs.pki.ca.rootPem, ({ socket, path: p }) => socket.write(okResponse(`hello ${p}`)));
-  const deadPort = await freePort();
-  const upstreams: Upstream[] = [certs.upstream('live', upstream.port), certs.upstream('dead', deadPort)];
+  dead = await holdRefusedPort();
+  const upstreams: Upstream[] = [certs.upstream('live', upstream.port), certs.upstream('dead', dead.port)];
   const routes = [
     terminateRoute('dead', 'dead', allow(id('frontend')), { match: { pathPrefix: '/dead' } }),
     terminateRoute('trusting', 'live', allow(id('frontend')), { match: { pathPrefix: '/trusting' }, trustRequestId: true }),
@@ -44,6 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close();
   await upstream?.close();
+  await dead?.close();
   certs?.pki.cleanup();
 });
 

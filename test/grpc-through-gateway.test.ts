@@ -17,12 +17,13 @@ import { callGrpc } from '../gateway/demo/grpc-call.js';
 import { GRPC_STATUS } from '../gateway/grpc/grpc-wire.js';
 import { encodeHealthCheckRequest, HEALTH_CHECK_PATH } from '../gateway/demo/health-messages.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { CLI, freePort, runCommand } from './support/gatehouse-cli.js';
+import { CLI, runCommand } from './support/gatehouse-cli.js';
 import { gatewaySpeaksH2, parseH2Probe } from './support/gateway-h2-probe.js';
 import { grpcCallScenarios, nextCalls } from './support/grpc-call-scenarios.js';
 import { ECHO_PATHS, grpcClient, startStallingUpstream, startTestGrpcServer, type StallingUpstream, type TestGrpcClient, type TestGrpcServer } from './support/grpc-peers.js';
 import type { ClientCert } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { holdRefusedPort, type RefusedPort } from './support/refused-port.js';
 import { id, type WrittenCert } from './support/test-pki.js';
 
 /** What scheduling on a busy 2-core machine may add to a deadline, a cancel or a reset. */
@@ -120,6 +121,7 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
   let server: TestGrpcServer;
   let stalling: StallingUpstream;
   let demo: DemoUpstream;
+  let down: RefusedPort;
   let gateway: RunningGateway;
   let port: number;
   let lenientPort: number;
@@ -134,7 +136,7 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
     server = await startTestGrpcServer(tls);
     stalling = await startStallingUpstream(tls);
     demo = await startDemoUpstream({ certPem: certs.origin.chainPem, keyPem: certs.origin.keyPem, caPem: certs.pki.ca.rootPem });
-    const parsed = parseConfig(gatewayYaml({ grpc: server.port, stalling: stalling.port, down: await freePort(), demo: demo.port }), 'grpc-gateway.yaml', certs.pki.dir);
+    const parsed = parseConfig(gatewayYaml({ grpc: server.port, stalling: stalling.port, down: (down = await holdRefusedPort()).port, demo: demo.port }), 'grpc-gateway.yaml', certs.pki.dir);
     if (!parsed.ok) throw new Error(parsed.problems.map(formatProblem).join('\n'));
     // Listeners on ports the kernel picks (YAML takes no port 0).
     const listeners = parsed.config.listeners.map((l) => ({ ...l, address: { ...l.address, port: 0 } }));
@@ -164,6 +166,7 @@ describe.skipIf(!gatewaySpeaksH2)('gRPC through the gateway (HTTP/2 to clients a
     await server?.close();
     await stalling?.close();
     await demo?.close();
+    await down?.close();
     certs?.pki.cleanup();
   });
 

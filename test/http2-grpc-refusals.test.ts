@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { startDemoUpstream, type DemoUpstream } from '../gateway/demo/demo-upstream.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { closedPort } from './support/front-door-harness.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { h2Connect, offeringH2 } from './support/h2-client.js';
 import { FLAG, FRAME, frame, headerBlock, RawH2Connection } from './support/h2-frames.js';
 import { metricValue, waitFor } from './support/lifecycle-harness.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { holdRefusedPort, type RefusedPort } from './support/refused-port.js';
 import { startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id } from './support/test-pki.js';
 
@@ -24,6 +24,7 @@ let gateway: RunningGateway;
 let port: number;
 let echo: DemoUpstream;
 let scripted: ScriptedTlsUpstream;
+let down: RefusedPort;
 let client: grpc.Client;
 
 /** A gRPC message frame (uncompressed, 4-byte length, then the bytes). */
@@ -67,7 +68,7 @@ beforeAll(async () => {
       [listener],
       [
         auto(certs.upstream('echo', echo.port)),
-        auto(certs.upstream('down', await closedPort())),
+        auto(certs.upstream('down', (down = await holdRefusedPort()).port)),
         auto(certs.upstream('scripted', scripted.port)),
         // An upstream that takes too long for the gateway's own headers timeout.
         { ...silent, timeouts: { ...silent.timeouts, headersMs: 400 } },
@@ -86,6 +87,7 @@ afterAll(async () => {
   await gateway?.close();
   await echo?.close();
   await scripted?.close();
+  await down?.close();
   certs?.pki.cleanup();
 });
 

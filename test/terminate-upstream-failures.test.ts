@@ -5,10 +5,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../gateway/config/types.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { freePort } from './support/gatehouse-cli.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { connectMtls, request } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { holdRefusedPort, type RefusedPort } from './support/refused-port.js';
 import { okResponse, startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id } from './support/test-pki.js';
 
@@ -23,7 +23,7 @@ let certs: ProxyCerts;
 let gateway: RunningGateway;
 let port: number;
 const upstreams: Record<'live' | 'silent' | 'stalledAfterHead' | 'stalledMidBody' | 'trickling' | 'limited', ScriptedTlsUpstream> = {} as never;
-let deadPort: number;
+let dead: RefusedPort;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -48,11 +48,11 @@ beforeAll(async () => {
   upstreams.limited = await startScriptedTlsUpstream(origin, ca, ({ socket, path }) => {
     setTimeout(() => socket.write(okResponse(`held ${path}`)), HOLD_MS);
   });
-  deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
+  dead = await holdRefusedPort();
 
   const timeouts = (headersMs: number, bodyMs: number): Upstream['timeouts'] => ({ connectMs: 2000, headersMs, idleMs: 30_000, bodyMs });
   const upstreamList: Upstream[] = [
-    certs.upstream('failover', 0, { ports: [deadPort, upstreams.live.port] }),
+    certs.upstream('failover', 0, { ports: [dead.port, upstreams.live.port] }),
     { ...certs.upstream('silent', upstreams.silent.port), timeouts: timeouts(HEADERS_TIMEOUT_MS, 30_000) },
     { ...certs.upstream('stalledAfterHead', upstreams.stalledAfterHead.port), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
     { ...certs.upstream('stalledMidBody', upstreams.stalledMidBody.port), timeouts: timeouts(30_000, BODY_TIMEOUT_MS) },
@@ -67,6 +67,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close();
   for (const upstream of Object.values(upstreams)) await upstream.close();
+  await dead?.close();
   certs?.pki.cleanup();
 });
 

@@ -413,10 +413,15 @@ beforeAll(async () => {
   });
 
   const h2 = (name: string, upstreamPort: number, extra: Partial<Upstream> = {}): Upstream => ({ ...certs.upstream(name, upstreamPort), protocol: 'h2', ...extra });
+  // many and limited answer nothing until the last request of the burst has come, each on a new mTLS
+  // connection: the first stream waits as long as the burst takes to arrive, which grows with the
+  // machine's load (over 5 s on a busy 2-core machine: 504 upstream_headers_timeout). The test's
+  // own bounds (the client's 20 s, the test's 60 s) are the limit there, not the 5 s default.
+  const holding: Partial<Upstream> = { timeouts: { connectMs: 10_000, headersMs: 30_000, idleMs: 30_000, bodyMs: 5000 } };
   const upstreams: Upstream[] = [
     h2('echo', echo.port),
-    h2('many', many.port),
-    h2('limited', limited.port, { connections: 8 }),
+    h2('many', many.port, holding),
+    h2('limited', limited.port, { connections: 8, ...holding }),
     // One connection: a session after GOAWAY must not count against it.
     h2('goaway', goaway.port, { connections: 1 }),
     h2('closing', closing.port),

@@ -11,10 +11,10 @@ import type { Upstream } from '../gateway/config/types.js';
 import { setLogLevel, setLogSink, type LogSink } from '../gateway/log.js';
 import { registry } from '../gateway/metrics/registry.js';
 import { startGateway, type RunningGateway } from '../gateway/runtime/gateway.js';
-import { freePort } from './support/gatehouse-cli.js';
 import { allow, gatewayConfig, terminateRoute } from './support/gateway-config.js';
 import { request } from './support/mtls-client.js';
 import { listenerPort, ProxyCerts } from './support/proxy-parties.js';
+import { holdRefusedPort, type RefusedPort } from './support/refused-port.js';
 import { okResponse, startScriptedTlsUpstream, type ScriptedTlsUpstream } from './support/scripted-tls-upstream.js';
 import { id } from './support/test-pki.js';
 
@@ -60,7 +60,7 @@ async function startResettingEndpoint(): Promise<ResettingEndpoint> {
   };
   return endpoint;
 }
-let deadPort: number;
+let dead: RefusedPort;
 let previousSink: LogSink;
 const logged: Array<Record<string, unknown>> = [];
 
@@ -83,14 +83,14 @@ beforeAll(async () => {
     if (flaky.requests.length % 3 === 0) socket.write(okResponse(`flaky ${path}`));
     else socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy');
   });
-  deadPort = await freePort(); // free a moment ago: nothing listens there, connecting is refused
+  dead = await holdRefusedPort();
   resetting = await startResettingEndpoint();
   resettingAlone = await startResettingEndpoint();
   resettingPair = [await startResettingEndpoint(), await startResettingEndpoint()];
   const outliers = (maxEjectionPercent: number) => ({ consecutiveFailures: FAILURES_TO_EJECT, baseEjectionMs: BASE_EJECTION_MS, maxEjectionPercent });
   const upstreams: Upstream[] = [
     // Ejection off: every first attempt on the dead endpoint is made, and failed over.
-    { ...certs.upstream('twoEndpoints', 0, { ports: [deadPort, live.port] }), outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 0 } },
+    { ...certs.upstream('twoEndpoints', 0, { ports: [dead.port, live.port] }), outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 0 } },
     { ...certs.upstream('slowSingle', slow.port, { connections: 1 }), limits: { maxPending: MAX_PENDING } },
     { ...certs.upstream('ejecting', 0, { ports: [resetting.port, live.port] }), outlierDetection: outliers(50) },
     { ...certs.upstream('panicking', 0, { ports: [resettingAlone.port] }), outlierDetection: outliers(100) },
@@ -113,6 +113,7 @@ afterAll(async () => {
   setLogLevel('silent');
   await gateway?.close();
   await live?.close();
+  await dead?.close();
   await slow?.close();
   await lagging?.close();
   await unavailable?.close();

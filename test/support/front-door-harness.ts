@@ -116,14 +116,6 @@ export async function rawBackend(reply?: (socket: net.Socket) => void): Promise<
   return { received, connections, port: await listen(server), close: closer(server, sockets) };
 }
 
-/** A port that refuses connections: bound once, then closed. */
-export async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  const port = await listen(server);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 export interface TlsResult {
   socket: tls.TLSSocket;
   /** SHA-256 fingerprint of the certificate the client was shown. */

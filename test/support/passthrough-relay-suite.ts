@@ -13,7 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Backend } from '../../gateway/config/types.js';
 import type { FrontDoor, FrontDoorOptions } from '../../gateway/listener/front-door.js';
-import { OpenResources, backend, closedPort, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './front-door-harness.js';
+import { OpenResources, backend, frontDoorListener, passthroughRoute, rawBackend, rawExchange, run, tlsBackend, tlsClient, type Closable } from './front-door-harness.js';
+import { holdRefusedPort } from './refused-port.js';
 import { metricValue, waitFor } from './lifecycle-harness.js';
 import { id, TestPki, type WrittenCert } from './test-pki.js';
 
@@ -149,7 +150,7 @@ describe('ALPN in the match', () => {
 describe('endpoints and balancing', () => {
   test('a down endpoint fails over to the next one; the failure is counted per endpoint', async () => {
     const a = await keep(tlsBackend({ name: 'a', cert: serverA, ca: pki.ca.rootPem }));
-    const down = await closedPort();
+    const { port: down } = await keep(holdRefusedPort());
     const pool: Backend = backend('failover', [down, a.port], { balance: 'round_robin' });
     const door = await frontDoor({ listener: frontDoorListener([passthroughRoute('fo', 'failover', { default: true })], { name: 'failover-edge' }), backends: [pool] });
     const failuresBefore = await metricValue('gatehouse_backend_connect_failures_total', { backend: 'failover', endpoint: `127.0.0.1:${down}`, reason: 'upstream_unavailable' });
@@ -164,7 +165,7 @@ describe('endpoints and balancing', () => {
   });
 
   test('when every endpoint is down the client is closed after one attempt per endpoint', async () => {
-    const ports = [await closedPort(), await closedPort(), await closedPort()];
+    const ports = [(await keep(holdRefusedPort())).port, (await keep(holdRefusedPort())).port, (await keep(holdRefusedPort())).port];
     const door = await frontDoor({ listener: frontDoorListener([passthroughRoute('dead', 'dead', { default: true })], { name: 'dead-edge' }), backends: [backend('dead', ports)] });
     const attempts = () => Promise.all(ports.map((p) => metricValue('gatehouse_backend_connect_failures_total', { backend: 'dead', endpoint: `127.0.0.1:${p}` }))).then((v) => v.reduce((a, b) => a + b, 0));
     const ended = await rawExchange(door.address().port, HELLO);
