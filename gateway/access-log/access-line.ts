@@ -44,12 +44,12 @@ export interface AccessEntry {
 let lastSecond = -1;
 let secondPrefix = '';
 
-/** `"2026-12-05T03:04:05` of `ms`, cached: many lines share a second. */
-function isoSecond(ms: number): string {
+/** A line's beginning up to the second of `ms` (`{"time":"2026-12-05T03:04:05`), cached: many lines share a second. */
+function lineUpToSecond(ms: number): string {
   const second = Math.floor(ms / 1000);
   if (second !== lastSecond) {
     lastSecond = second;
-    secondPrefix = `"${new Date(second * 1000).toISOString().slice(0, 19)}`;
+    secondPrefix = `{"time":"${new Date(second * 1000).toISOString().slice(0, 19)}`;
   }
   return secondPrefix;
 }
@@ -85,8 +85,7 @@ export function accessLineBound(e: AccessEntry): number {
 
 /** The line of `e`, written into `out` (which has room for `accessLineBound(e)` bytes). */
 export function writeAccessLine(out: LineBytes, e: AccessEntry, nowMs = Date.now()): void {
-  out.raw('{"time":');
-  out.raw(isoSecond(nowMs));
+  out.raw(lineUpToSecond(nowMs));
   out.fraction(nowMs % 1000);
   out.raw(e.kind === 'request' ? 'Z","kind":"request","listener":' : 'Z","kind":"relay","listener":');
   out.string(e.listener);

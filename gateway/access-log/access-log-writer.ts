@@ -33,6 +33,8 @@ export class AccessLogWriter {
   /** Bytes handed to the stream and not yet written by it, plus the batch. */
   #waiting = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Where the next line is written, once `line` has made room for it. */
+  readonly #out = new LineBytes();
 
   constructor(readonly path: string) {
     if (path === 'stdout') this.#stream = process.stdout;
@@ -41,9 +43,6 @@ export class AccessLogWriter {
     this.#ownsStream = path !== 'stdout' && path !== 'stderr';
     this.#stream.on('error', () => {}); // a closed pipe must not take the gateway down
   }
-
-  /** Where the next line is written, once `line` has made room for it. */
-  readonly #out = new LineBytes();
 
   /** Room for a line of at most `bound` bytes, to be written into and then `commit`ted; undefined
    * when the line is dropped (the destination is behind). */

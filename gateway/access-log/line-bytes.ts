@@ -2,7 +2,7 @@
 // a line, none flattened, none encoded again. Building a line as a string and encoding it into the
 // batch cost about as much as the rest of the log together (scenario 1, per CPU-second: 0.93-0.96
 // with the string built and not written, 0.91 written). The caller reserves room first
-// (`LineBytes.bound`); nothing here checks the end of the buffer.
+// (access-line.ts `accessLineBound`, from `LineBytes.bound`); nothing here checks the end of the buffer.
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
